@@ -1,0 +1,227 @@
+"""Numba kernels, each beside a plain NumPy reference with the same signature.
+
+Every kernel ``k`` comes in two versions:
+
+* ``k_reference`` — the formula written with NumPy, the readable definition;
+* ``k_numba`` — the same computation as explicit loops, compiled with ``numba.njit(cache=True)``.
+  The loops are an ordinary Python function (``_k_loops``) wrapped by ``njit``, so with
+  ``NUMBA_DISABLE_JIT=1`` they run as plain Python and can be checked line by line.
+
+``k`` itself (no suffix) is the version the package uses; it is the faster of the two as measured by
+``benchmarks/bench_kernels.py`` on a 2-core machine (numbers in ``benchmarks/README.md``). BLAS wins the
+matrix products; fused loops win where they avoid temporaries (masks, in-place updates).
+``KERNELS`` lists every pair, and the test suite checks each fast version against its reference.
+
+Serial Numba only: a ``parallel=True`` kernel next to a threaded BLAS oversubscribes the two cores.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+
+def _jit(fn):
+    return njit(cache=True, fastmath=False, nogil=True)(fn)
+
+
+# --- matrix product out = A @ B.T (a layer: Z = H @ W.T) ----------------------------------------------
+
+def matmul_nt_reference(A: np.ndarray, B: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out = A @ B.T`` for ``A: (n, k)``, ``B: (m, k)``, ``out: (n, m)``."""
+    return np.matmul(A, B.T, out=out)
+
+
+def _matmul_nt_loops(A, B, out):
+    n, k = A.shape
+    m = B.shape[0]
+    for r in range(n):
+        for c in range(m):
+            acc = 0.0
+            for j in range(k):
+                acc += A[r, j] * B[c, j]
+            out[r, c] = acc
+    return out
+
+
+matmul_nt_numba = _jit(_matmul_nt_loops)
+
+
+# --- ReLU forward: out = max(Z, 0) ---------------------------------------------------------------------
+
+def relu_reference(Z: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out = max(Z, 0)`` elementwise (the tie ``Z = 0`` gives 0 either way)."""
+    return np.maximum(Z, 0, out=out)
+
+
+def _relu_loops(Z, out):
+    a = Z.reshape(-1)
+    b = out.reshape(-1)
+    for i in range(a.size):
+        b[i] = a[i] if a[i] > 0 else 0.0
+    return out
+
+
+relu_numba = _jit(_relu_loops)
+
+
+# --- ReLU backward / jet masking: out = G ⊙ [Z > 0] ------------------------------------------------------
+
+def relu_mask_reference(G: np.ndarray, Z: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out = G ⊙ [Z > 0]``: the tie rule of spherenet — a unit with ``Z == 0`` is *inactive*.
+
+    The same rule serves the backward pass (``dZ = dH ⊙ [Z > 0]``) and the jets (``H_k = [Z_0 > 0] ⊙ Z_k``).
+    ``G`` may hold several stacked blocks of ``Z``'s shape (``G: (r n, m)`` for ``Z: (n, m)``).
+    """
+    r = G.shape[0] // max(Z.shape[0], 1)
+    mask = np.tile(Z > 0, (r, 1))
+    return np.multiply(G, mask, out=out)
+
+
+def _relu_mask_loops(G, Z, out):
+    n, m = Z.shape
+    blocks = G.shape[0] // max(n, 1)
+    for b in range(blocks):
+        for i in range(n):
+            for j in range(m):
+                out[b * n + i, j] = G[b * n + i, j] if Z[i, j] > 0 else 0.0
+    return out
+
+
+relu_mask_numba = _jit(_relu_mask_loops)
+
+
+# --- exp-map update in place: W <- W cos t + mu V sin t ------------------------------------------------
+
+def curve_update_reference(W: np.ndarray, V: np.ndarray, mu: float, t: float) -> np.ndarray:
+    """In place ``W <- W cos t + mu V sin t`` (one step along the update curve); returns ``W``."""
+    W *= np.cos(t)
+    W += (mu * np.sin(t)) * V
+    return W
+
+
+def _curve_update_loops(W, V, mu, t):
+    c = math.cos(t)
+    s = mu * math.sin(t)
+    w = W.reshape(-1)
+    v = V.reshape(-1)
+    for i in range(w.size):
+        w[i] = c * w[i] + s * v[i]
+    return W
+
+
+curve_update_numba = _jit(_curve_update_loops)
+
+
+# --- the versions the package uses ---------------------------------------------------------------------
+
+matmul_nt = matmul_nt_reference          # BLAS: 1.4-14x faster than the loops (benchmarks/README.md)
+relu = relu_numba                        # one pass, no temporaries
+relu_mask = relu_mask_numba              # one pass, no boolean temporary, no tiling
+curve_update = curve_update_numba
+
+KERNELS = {
+    "matmul_nt": (matmul_nt_reference, matmul_nt_numba),
+    "relu": (relu_reference, relu_numba),
+    "relu_mask": (relu_mask_reference, relu_mask_numba),
+    "curve_update": (curve_update_reference, curve_update_numba),
+}
+
+
+# --- jets: the Cauchy sums of a layer's input along the update curve (METHOD.md §6) -------------------
+
+def curve_cauchy_reference(Z0: np.ndarray, Zs: np.ndarray, cos: np.ndarray, sin: np.ndarray,
+                           out: np.ndarray) -> np.ndarray:
+    """The two stacked Cauchy sums a layer's jet needs, with the ReLU of the layer below applied first.
+
+    ``Z0: (n, d)`` and ``Zs: (r n, d)``: the jet ``Z_0, Z_1..Z_r`` of the pre-activation below (``Z_k`` in
+    row block ``k-1``); ``cos, sin: (r+1,)`` the curve's coefficients. With ``H_k = [Z_0 > 0] ⊙ Z_k``
+    (the tie rule of ``relu_mask``) it writes, for ``k = 1..r`` into row block ``k-1`` of ``out: (r n, 2d)``::
+
+        A_k = sum_{j<=k} cos_j H_{k-j}   (columns :d)        B_k = sum_{j<=k} sin_j H_{k-j}   (columns d:)
+    """
+    n, d = Z0.shape
+    r = cos.shape[0] - 1
+    H = [relu_reference(Z0, np.empty_like(Z0))]
+    H += [relu_mask_reference(Zs[(k - 1) * n:k * n], Z0, np.empty_like(Z0)) for k in range(1, r + 1)]
+    for k in range(1, r + 1):
+        rows = slice((k - 1) * n, k * n)
+        out[rows, :d] = sum(cos[j] * H[k - j] for j in range(k + 1))
+        out[rows, d:] = sum(sin[j] * H[k - j] for j in range(k + 1))
+    return out
+
+
+def _curve_cauchy_loops(Z0, Zs, cos, sin, out):
+    n, d = Z0.shape
+    r = cos.shape[0] - 1
+    h = np.empty(r + 1, dtype=Z0.dtype)
+    for i in range(n):
+        for c in range(d):
+            if Z0[i, c] > 0:                      # active: H_k = Z_k for every k
+                h[0] = Z0[i, c]
+                for k in range(1, r + 1):
+                    h[k] = Zs[(k - 1) * n + i, c]
+                for k in range(1, r + 1):
+                    a = 0.0
+                    b = 0.0
+                    for j in range(k + 1):        # cos_j = 0 for odd j, sin_j = 0 for even j
+                        if j % 2 == 0:
+                            a += cos[j] * h[k - j]
+                        else:
+                            b += sin[j] * h[k - j]
+                    out[(k - 1) * n + i, c] = a
+                    out[(k - 1) * n + i, d + c] = b
+            else:                                 # inactive (incl. the tie Z_0 == 0): H_k = 0
+                for k in range(1, r + 1):
+                    out[(k - 1) * n + i, c] = 0.0
+                    out[(k - 1) * n + i, d + c] = 0.0
+    return out
+
+
+curve_cauchy_numba = _jit(_curve_cauchy_loops)
+
+
+# --- jets: the loss coefficients J_k = 1/(2N) sum_{j<=k} <E_j, E_{k-j}> -----------------------------------
+
+def loss_cauchy_reference(E0: np.ndarray, Fs: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out[k] = 1/(2N) sum_{j<=k} <E_j, E_{k-j}>`` for ``k = 0..r``, accumulated in float64.
+
+    ``E0 = F_0 - Y: (N, m)``; ``Fs: (r N, m)`` stacks ``E_k = F_k`` (``k >= 1``) in row blocks; ``out: (r+1,)``.
+    """
+    n = E0.shape[0]
+    r = out.shape[0] - 1
+    E = np.concatenate([E0, Fs]).astype(np.float64).reshape(r + 1, -1)
+    gram = E @ E.T                                       # gram[j, l] = <E_j, E_l>
+    for k in range(r + 1):
+        out[k] = sum(gram[j, k - j] for j in range(k + 1)) / (2 * n)
+    return out
+
+
+def _loss_cauchy_loops(E0, Fs, out):
+    n, m = E0.shape
+    r = out.shape[0] - 1
+    e = np.empty(r + 1, dtype=np.float64)
+    acc = np.zeros(r + 1, dtype=np.float64)
+    for i in range(n):
+        for c in range(m):
+            e[0] = E0[i, c]
+            for k in range(1, r + 1):
+                e[k] = Fs[(k - 1) * n + i, c]
+            for k in range(r + 1):
+                s = 0.0
+                for j in range(k + 1):
+                    s += e[j] * e[k - j]
+                acc[k] += s
+    for k in range(r + 1):
+        out[k] = acc[k] / (2 * n)
+    return out
+
+
+loss_cauchy_numba = _jit(_loss_cauchy_loops)
+
+curve_cauchy = curve_cauchy_numba        # fused mask + Cauchy sums, skips inactive units (bench_jets.py)
+loss_cauchy = loss_cauchy_numba          # no float64 copy of the stacked errors (bench_jets.py)
+
+KERNELS["curve_cauchy"] = (curve_cauchy_reference, curve_cauchy_numba)
+KERNELS["loss_cauchy"] = (loss_cauchy_reference, loss_cauchy_numba)

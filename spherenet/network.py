@@ -1,0 +1,292 @@
+"""The normalised bias-free ReLU MLP, its loss, and the hand-written backward pass (METHOD.md §1–3).
+
+    f(x; W) = W_L σ(W_{L-1} σ( ... σ(W_1 x)))        σ(z) = max(0, z),  linear output
+
+Samples are rows: ``X: (N, d_0)``, layer ``i`` computes ``Z_i = H_{i-1} @ W_i.T`` with ``H_0 = X`` and
+``H_i = σ(Z_i)``; ``W_i: (d_i, d_{i-1})`` lies on the Frobenius sphere of radius ``mu_i``.
+
+Tie rule (shared with the jets): a unit with pre-activation exactly 0 is inactive, ``σ'(0) = 0``.
+
+Functions without a leading underscore validate their input; the training loop validates once and then
+calls the unchecked ``_``-versions on its hot path.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import kernels, sphere
+from ._checks import (as_float_matrix, check_choice, check_data, check_weights, finite_float,
+                      positive_int)
+
+RADIUS_RULES = ("unit", "agd", "fan")
+
+
+def radii_for(widths, radius="unit") -> np.ndarray:
+    """Radii ``mu_i`` for layers of ``widths = [d_0, ..., d_L]``.
+
+    ``radius`` is a positive number (all layers), a sequence of L positive numbers, or a rule:
+    ``"unit"``: ``mu_i = 1`` (the paper); ``"agd"``: ``mu_i = sqrt(d_i/d_{i-1})``;
+    ``"fan"``: ``mu_i = sqrt(d_i d_{i-1})/3`` (both seen in the authors' code).
+    """
+    widths = check_widths(widths)
+    L = len(widths) - 1
+    d_out, d_in = np.array(widths[1:], float), np.array(widths[:-1], float)
+    if isinstance(radius, str):
+        rule = check_choice("radius rule", radius, RADIUS_RULES)
+        return {"unit": np.ones(L), "agd": np.sqrt(d_out / d_in), "fan": np.sqrt(d_out * d_in) / 3}[rule]
+    if np.ndim(radius) == 0:
+        return np.full(L, finite_float("radius", radius, positive=True))
+    radii = [finite_float(f"radius[{i}]", r, positive=True) for i, r in enumerate(radius)]
+    if len(radii) != L:
+        raise ValueError(f"radius has {len(radii)} entries but the network has {L} weight matrices")
+    return np.array(radii)
+
+
+def check_widths(widths) -> tuple[int, ...]:
+    """Validate ``widths = [d_0, ..., d_L]``: at least two positive integers."""
+    if isinstance(widths, (str, bytes)) or not hasattr(widths, "__len__"):
+        raise TypeError(f"widths must be a sequence of positive integers, got {widths!r}")
+    if len(widths) < 2:
+        raise ValueError(f"widths needs at least 2 entries (input and output), got {list(widths)}")
+    return tuple(positive_int(f"widths[{i}]", int(w) if isinstance(w, np.integer) else w)
+                 for i, w in enumerate(widths))
+
+
+def glorot_sphere_init(widths, radii, rng: np.random.Generator) -> list[np.ndarray]:
+    """Glorot-uniform ``U(-a, a)``, ``a = sqrt(6/(d_i + d_{i-1}))``, then ``W_i <- mu_i W_i/||W_i||_F``."""
+    weights = []
+    for d_in, d_out, mu in zip(widths[:-1], widths[1:], radii):
+        a = np.sqrt(6.0 / (d_in + d_out))
+        weights.append(sphere.project(rng.uniform(-a, a, size=(d_out, d_in)), mu))
+    return weights
+
+
+# --- forward, loss, backward -----------------------------------------------------------------------------
+
+@dataclass
+class ForwardCache:
+    """Everything the backward pass and the jets reuse from one forward pass.
+
+    ``Z[i]``: pre-activation of layer i+1, ``(N, d_{i+1})``; ``H[i]``: its input, ``H[0] = X``;
+    ``F = Z[-1]``: the network output ``(N, d_L)``.
+    """
+    H: list
+    Z: list
+
+    @property
+    def F(self) -> np.ndarray:
+        return self.Z[-1]
+
+
+def _forward_cache(weights, X) -> ForwardCache:
+    """``Z_i = H_{i-1} @ W_i.T``, ``H_i = max(Z_i, 0)``, linear output; keeps every ``Z_i`` and ``H_i``."""
+    H, Z = [X], []
+    for i, W in enumerate(weights):
+        z = kernels.matmul_nt(H[-1], W, np.empty((X.shape[0], W.shape[0]), dtype=X.dtype))
+        Z.append(z)
+        if i < len(weights) - 1:
+            H.append(kernels.relu(z, np.empty_like(z)))
+    return ForwardCache(H, Z)
+
+
+def _loss_from_output(F, Y) -> float:
+    """``J = 1/(2N) sum_n ||f(x_n) - y_n||^2`` (accumulated in float64)."""
+    E = (F - Y).astype(np.float64, copy=False)
+    return float(np.vdot(E, E)) / (2 * F.shape[0])
+
+
+def _backward(weights, cache: ForwardCache, Y) -> tuple[float, list]:
+    """Loss and Euclidean gradients by reverse accumulation.
+
+    ``dZ_L = (F - Y)/N``; for ``i = L..1``: ``∇_i J = dZ_i^T H_{i-1}``, ``dZ_{i-1} = (dZ_i W_i) ⊙ [Z_{i-1} > 0]``.
+    """
+    J = _loss_from_output(cache.F, Y)
+    dZ = (cache.F - Y) / Y.shape[0]
+    grads = [None] * len(weights)
+    for i in range(len(weights) - 1, -1, -1):
+        grads[i] = dZ.T @ cache.H[i]
+        if i:
+            dH = dZ @ weights[i]
+            dZ = kernels.relu_mask(dH, cache.Z[i - 1], dH)
+    return J, grads
+
+
+def _loss(weights, X, Y) -> float:
+    return _loss_from_output(_forward_cache(weights, X).F, Y)
+
+
+def _checked(weights, X, Y=None):
+    weights = check_weights(weights)
+    dtype = weights[0].dtype
+    if Y is None:
+        return weights, as_float_matrix("X", X, weights[0].shape[1], dtype), None
+    X, Y = check_data(X, Y, weights[0].shape[1], weights[-1].shape[0], dtype)
+    return weights, X, Y
+
+
+def forward(weights, X) -> np.ndarray:
+    """Network output ``f(X): (N, d_L)`` for ``X: (N, d_0)``."""
+    weights, X, _ = _checked(weights, X)
+    return _forward_cache(weights, X).F
+
+
+def forward_cache(weights, X) -> ForwardCache:
+    """Forward pass keeping every layer's pre-activation and input (for the backward pass and jets)."""
+    weights, X, _ = _checked(weights, X)
+    return _forward_cache(weights, X)
+
+
+def loss(weights, X, Y) -> float:
+    """``J(W) = 1/(2N) sum_n ||f(x_n) - y_n||^2``."""
+    weights, X, Y = _checked(weights, X, Y)
+    return _loss(weights, X, Y)
+
+
+def loss_and_grad(weights, X, Y) -> tuple[float, list]:
+    """``(J, grads)`` with ``grads[i] = ∇_{W_i} J`` (Euclidean), by the hand-written backward pass."""
+    weights, X, Y = _checked(weights, X, Y)
+    return _backward(weights, _forward_cache(weights, X), Y)
+
+
+# --- the direction data both algorithms use ----------------------------------------------------------------
+
+@dataclass
+class Direction:
+    """Per-layer search direction and the scalars built from it (METHOD.md §3, §5).
+
+    ``V[i] = -grad_i/||grad_i||_F`` with ``grad_i = Proj_{W_i}(∇_i J)`` (``||V_i||_F = 1``, ``<W_i, V_i> = 0``),
+    or 0 for a layer whose Riemannian gradient vanishes; ``rgrad_norms[i] = ||grad_i||_F``;
+    ``beta = sum_i mu_i ||grad_i||_F = -φ'(0)``; ``inner_wg[i] = <W_i, ∇_i J>``; ``alpha = sum_i <W_i, ∇_i J>``.
+    """
+    V: list
+    rgrad_norms: np.ndarray
+    inner_wg: np.ndarray
+    beta: float
+    alpha: float
+
+    @property
+    def zero_layers(self) -> list[int]:
+        """Layers whose Riemannian gradient is zero (their ``V_i = 0``)."""
+        return [i for i, n in enumerate(self.rgrad_norms) if n == 0.0]
+
+
+# A Riemannian gradient within this many rounding units of ∇J's size is rounding noise, not a direction.
+_ZERO_RGRAD = 64 * np.finfo(np.float64).eps
+
+
+def _direction(weights, grads, radii) -> Direction:
+    V, norms, wg = [], [], []
+    for W, G, mu in zip(weights, grads, radii):
+        w_g = sphere.inner(W, G)
+        g = sphere.rgrad(W, G, mu)
+        n = sphere.fro(g)
+        if not n > _ZERO_RGRAD * sphere.fro(G):
+            n, g = 0.0, np.zeros_like(G)
+        V.append(g / -n if n else g)
+        norms.append(n)
+        wg.append(w_g)
+    norms, wg = np.array(norms), np.array(wg)
+    return Direction(V, norms, wg, float(np.dot(radii, norms)), float(wg.sum()))
+
+
+def direction(weights, grads, radii) -> Direction:
+    """Search direction and scalars from the Euclidean gradients ``grads`` at ``weights``.
+
+    ``V_i = -grad_i/||grad_i||``, ``beta = sum_i mu_i ||grad_i||``, ``alpha = sum_i <W_i, ∇_i J>``.
+    A layer's Riemannian gradient counts as zero (``V_i = 0``) when ``||grad_i|| <= 64 eps ||∇_i J||``: below
+    that it is rounding noise and normalising it would give an arbitrary direction.
+    """
+    weights = check_weights(weights)
+    grads = check_weights(grads)
+    radii = np.asarray(radii, dtype=float)
+    if len(grads) != len(weights) or len(radii) != len(weights):
+        raise ValueError(f"weights, grads and radii must have one entry per layer: "
+                         f"{len(weights)}, {len(grads)}, {len(radii)}")
+    for i, (W, G) in enumerate(zip(weights, grads)):
+        if W.shape != G.shape:
+            raise ValueError(f"grads[{i}] has shape {G.shape}, weights[{i}] has {W.shape}")
+    return _direction(weights, grads, radii)
+
+
+# --- the network object -----------------------------------------------------------------------------------
+
+class NormalisedMLP:
+    """Bias-free ReLU MLP with ``||W_i||_F = radii[i]`` for every layer.
+
+    ``widths = [d_0, ..., d_L]``; ``radius``: a number, a sequence of L numbers, or ``"unit"``/``"agd"``/``"fan"``
+    (see :func:`radii_for`); ``seed``: seed or ``np.random.Generator`` for the Glorot-uniform initialisation.
+    Attributes: ``weights`` (list of ``(d_i, d_{i-1})`` arrays), ``radii`` (length L), ``widths``.
+    """
+
+    def __init__(self, widths, radius="unit", seed=None, dtype=np.float64):
+        self.widths = check_widths(widths)
+        self.radii = radii_for(self.widths, radius)
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        # Sample and project in float64, then cast: float32 nets start from the same point.
+        self.weights = [W.astype(dtype) for W in glorot_sphere_init(self.widths, self.radii, rng)]
+
+    @property
+    def depth(self) -> int:
+        """L, the number of weight matrices."""
+        return len(self.weights)
+
+    @property
+    def dtype(self):
+        return self.weights[0].dtype
+
+    def forward(self, X) -> np.ndarray:
+        """Output ``f(X): (N, d_L)`` for ``X: (N, d_0)``."""
+        return forward(self.weights, X)
+
+    __call__ = forward
+
+    def loss(self, X, Y) -> float:
+        """``J = 1/(2N) sum ||f(x_n) - y_n||^2``."""
+        return loss(self.weights, X, Y)
+
+    def loss_and_grad(self, X, Y):
+        """``(J, [∇_{W_i} J])``."""
+        return loss_and_grad(self.weights, X, Y)
+
+    def spectral_norm_product(self) -> float:
+        """``P_op = prod_i ||W_i||_2``: a bound on the network's l2 -> l2 Lipschitz constant."""
+        return float(np.prod([np.linalg.norm(W.astype(np.float64), 2) for W in self.weights]))
+
+    def lipschitz_bound(self) -> float:
+        """``prod_i mu_i >= prod_i ||W_i||_2 >= Lip(f)``; holds at every iterate (updates stay on spheres)."""
+        return float(np.prod(self.radii))
+
+    def norm_drift(self) -> float:
+        """``max_i | ||W_i||_F - mu_i |`` (relative to ``mu_i``)."""
+        return max(abs(sphere.fro(W.astype(np.float64)) - mu) / mu for W, mu in zip(self.weights, self.radii))
+
+    def copy(self) -> "NormalisedMLP":
+        new = object.__new__(NormalisedMLP)
+        new.widths, new.radii = self.widths, self.radii.copy()
+        new.weights = [W.copy() for W in self.weights]
+        return new
+
+    @classmethod
+    def from_weights(cls, weights, radii=None) -> "NormalisedMLP":
+        """A network with the given weights; ``radii`` defaults to their Frobenius norms, else must match them."""
+        weights = check_weights(weights)
+        norms = np.array([sphere.fro(W.astype(np.float64)) for W in weights])
+        radii = norms if radii is None else np.array(
+            [finite_float(f"radii[{i}]", r, positive=True) for i, r in enumerate(radii)])
+        for i, W in enumerate(weights):
+            reason = sphere.check_point(W.astype(np.float64), radii[i], rtol=1e-6 if W.dtype == np.float32
+                                        else 1e-10)
+            if reason:
+                raise ValueError(f"weights[{i}] is not on its sphere: {reason}")
+        new = object.__new__(cls)
+        new.widths = (weights[0].shape[1],) + tuple(W.shape[0] for W in weights)
+        new.radii, new.weights = radii, [W.copy() for W in weights]
+        return new
+
+    def __repr__(self) -> str:
+        return f"NormalisedMLP(widths={list(self.widths)}, radii={self.radii.round(6).tolist()}, dtype={self.dtype})"

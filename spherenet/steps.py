@@ -1,0 +1,98 @@
+"""What every step-size rule shares: the iterate it sees, the step it returns, and the 1-D loss along
+the update curve.
+
+A step rule is a callable ``rule(it: Iterate) -> Step`` with a ``name``. It looks at the 1-D function
+
+    φ(t) = J(Γ(t)),   Γ_i(t) = W_i cos t + mu_i V_i sin t   (one angle t for every layer)
+
+and picks the angle ``tau``; the training loop then moves every layer to ``Γ_i(tau)``. Rules live in
+``spherenet.taylor`` (Algorithm 1 and its order-r extension) and ``spherenet.mm`` (Algorithm 2).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import sphere
+from .network import Direction, ForwardCache, _forward_cache, _loss_from_output
+
+
+@dataclass
+class Iterate:
+    """The state a step rule sees at one iteration (nothing in it may be modified by the rule).
+
+    ``weights[i]: (d_i, d_{i-1})`` on the sphere of radius ``radii[i]``; ``X: (N, d_0)``, ``Y: (N, d_L)``
+    (the batch this step is taken on); ``cache``: the forward pass at ``weights``; ``loss = J(weights)``;
+    ``grads[i] = ∇_{W_i} J``; ``direction``: ``V_i``, ``beta``, ``alpha``; ``loss_prev``: the loss accepted at
+    the previous iteration (``J(W^(0))`` at the first), which Algorithm 1's backtracking compares against.
+    """
+    weights: list
+    radii: np.ndarray
+    X: np.ndarray
+    Y: np.ndarray
+    cache: ForwardCache
+    loss: float
+    grads: list
+    direction: Direction
+    loss_prev: float
+
+
+@dataclass
+class Step:
+    """A rule's decision. ``tau``: the angle taken (0 = stay).
+
+    ``weights_new``/``cache_new``/``loss_new``: ``Γ(tau)``, the forward pass there and ``J(Γ(tau))`` when the rule
+    evaluated them (the loop reuses them as the next iteration's forward pass), else ``None``.
+    ``predicted``: the rule's model of ``φ(tau) - φ(0)``; ``halvings``: backtracking halvings;
+    ``flags``: degenerate cases met, by name (see ``FLAGS``); ``info``: rule-specific scalars or arrays
+    (e.g. ``kappa``, model coefficients), recorded in the history.
+    """
+    tau: float
+    weights_new: list | None = None
+    cache_new: ForwardCache | None = None
+    loss_new: float | None = None
+    predicted: float = float("nan")
+    halvings: int = 0
+    flags: tuple = ()
+    info: dict = field(default_factory=dict)
+
+
+FLAGS = {
+    "stationary": "beta = 0: every Riemannian gradient vanishes; the step is tau = 0",
+    "zero-layer": "some layer's Riemannian gradient is zero; that layer does not move (V_i = 0)",
+    "clipped": "the model's step was longer than eps (or curvature <= 0); tau = eps before backtracking",
+    "kappa-nonpositive": "the model's curvature kappa <= 0 (no Newton step)",
+    "kappa-nonfinite": "the model's curvature is not finite; tau = eps before backtracking",
+    "backtracking-cap": "backtracking hit its cap of halvings without decrease; tau = 0 for this iteration",
+    "interval-end": "the 1-D minimiser ended at an end of its search interval",
+}
+
+
+def weights_along(it: Iterate, t: float) -> list:
+    """``[Γ_i(t)] = [W_i cos t + mu_i V_i sin t]``: the point at angle ``t`` on the update curve."""
+    return [sphere.curve(W, V, mu, t) for W, V, mu in zip(it.weights, it.direction.V, it.radii)]
+
+
+def loss_along(it: Iterate, t: float) -> tuple[float, list, ForwardCache]:
+    """``φ(t) = J(Γ(t))`` with the weights and the forward pass it was computed from."""
+    weights = weights_along(it, t)
+    cache = _forward_cache(weights, it.X)
+    return _loss_from_output(cache.F, it.Y), weights, cache
+
+
+def backtrack(it: Iterate, tau: float, max_halvings: int = 30) -> Step:
+    """Algorithm 1, step 5: while ``J(Γ(tau)) > J_prev``: ``tau <- tau/2``.
+
+    The authors' loop has no cap; here at most ``max_halvings`` halvings are tried (``tau`` shrinks by up to
+    ``2^-30 ≈ 1e-9``). A non-finite ``J(Γ(tau))`` counts as no decrease. If the cap is reached the step is
+    ``tau = 0`` (stay) and the flag ``"backtracking-cap"`` is set.
+    """
+    if tau == 0:
+        return Step(0.0, it.weights, it.cache, it.loss)
+    for halvings in range(max_halvings + 1):
+        J, weights, cache = loss_along(it, tau)
+        if J <= it.loss_prev:
+            return Step(tau, weights, cache, J, halvings=halvings)
+        tau /= 2
+    return Step(0.0, it.weights, it.cache, it.loss, halvings=max_halvings, flags=("backtracking-cap",))

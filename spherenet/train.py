@@ -1,0 +1,215 @@
+"""The training loop shared by every step rule, and the per-iteration history it records.
+
+One iteration (full batch by default):
+
+    ∇_i J (backward on the cached forward) -> V_i, beta -> rule picks tau -> W_i <- Γ_i(tau)
+
+The forward pass at the new weights is reused as the next iteration's forward pass. The loop never
+re-projects the weights: they stay on their spheres because the update curve does.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ._checks import check_data, positive_int
+from .network import NormalisedMLP, _backward, _direction, _forward_cache, _loss_from_output
+from .steps import Iterate, weights_along
+
+
+def _taylor(order=2, **options):
+    from .taylor import TaylorStep
+    return TaylorStep(order=order, **options)
+
+
+def _mm(variant):
+    def make(**options):
+        from .mm import MajorantStep
+        return MajorantStep(variant=variant, **options)
+    return make
+
+
+def _mm_closed(**options):
+    from .mm import ClosedFormStep
+    return ClosedFormStep(**options)
+
+
+RULES = {
+    "taylor": _taylor,                  # Algorithm 1 (order 2) and its order-r extension
+    "mm": _mm("spectral"),              # Algorithm 2, the paper's majorant
+    "mm-frobenius": _mm("frobenius"),
+    "mm-telescoping": _mm("telescoping"),
+    "mm-closed": _mm_closed,
+}
+
+
+def make_rule(name: str, **options):
+    """The step rule called ``name`` (one of ``RULES``), built with ``options`` (e.g. ``order=4``)."""
+    if name not in RULES:
+        raise ValueError(f"unknown method {name!r}; choose one of: {', '.join(RULES)}")
+    return RULES[name](**options)
+
+
+@dataclass
+class History:
+    """What the loop records. Losses have ``iterations + 1`` entries (entry 0: at initialisation);
+    per-step arrays have one entry per iteration taken.
+
+    ``tau``: the angle taken; ``beta = -φ'(0)``; ``predicted``: the rule's model of ``J_new - J``;
+    ``actual``: the true ``J_new - J`` (on the step's batch); ``halvings``: backtracking halvings;
+    ``drift``: ``max_i | ||W_i||_F - mu_i | / mu_i`` after the step; ``seconds``: cumulative training time
+    (test-loss evaluation excluded); ``flags``: degenerate cases met (see ``spherenet.steps.FLAGS``);
+    ``info``: the rule's extra scalars per step (e.g. ``kappa``), one list per key;
+    ``stop_reason``: why the loop ended early, or ``""``.
+    """
+    method: str
+    loss_train: list = field(default_factory=list)
+    loss_test: list = field(default_factory=list)
+    tau: list = field(default_factory=list)
+    beta: list = field(default_factory=list)
+    predicted: list = field(default_factory=list)
+    actual: list = field(default_factory=list)
+    halvings: list = field(default_factory=list)
+    drift: list = field(default_factory=list)
+    seconds: list = field(default_factory=list)
+    flags: list = field(default_factory=list)
+    info: dict = field(default_factory=dict)
+    stop_reason: str = ""
+
+    @property
+    def iterations(self) -> int:
+        return len(self.tau)
+
+    def record_info(self, info: dict) -> None:
+        for key, value in info.items():
+            if np.ndim(value) == 0:
+                self.info.setdefault(key, []).append(float(value))
+
+    def as_dict(self) -> dict:
+        """Plain lists and numbers, ready for ``json.dump`` (non-finite floats become ``None``)."""
+        return _json_safe(asdict(self))
+
+
+def _json_safe(value):
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _drift(weights, radii) -> float:
+    return max(abs(math.sqrt(float(np.vdot(W, W.astype(np.float64)))) - mu) / mu for W, mu in zip(weights, radii))
+
+
+class _Batches:
+    """Full batch (``batch_size=None``), or mini-batches drawn without replacement, epoch by epoch."""
+
+    def __init__(self, X, Y, batch_size, rng):
+        self.X, self.Y, self.size, self.rng = X, Y, batch_size, rng
+        self.order, self.pos = np.empty(0, dtype=np.intp), 0
+
+    @property
+    def full(self) -> bool:
+        return self.size is None or self.size >= len(self.X)
+
+    def next(self):
+        if self.full:
+            return self.X, self.Y
+        if self.pos + self.size > len(self.order):
+            self.order, self.pos = self.rng.permutation(len(self.X)), 0
+        idx = np.sort(self.order[self.pos:self.pos + self.size])
+        self.pos += self.size
+        return self.X[idx], self.Y[idx]
+
+
+def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test=None, Y_test=None,
+          batch_size: int | None = None, seed=0, callback=None, **rule_options) -> History:
+    """Train ``net`` in place by ``iterations`` steps of ``rule`` and return the :class:`History`.
+
+    ``rule``: a name from ``RULES`` (built with ``rule_options``, e.g. ``order=4``) or a step-rule object.
+    ``batch_size``: ``None`` for full batch (the paper); otherwise mini-batches drawn with ``seed``, and each
+    step's backtracking compares against the loss on its own batch. ``callback(k, history)`` is called after
+    every iteration (progress bars). Stops early, with ``history.stop_reason`` set and the last good
+    weights kept, when the full-batch Riemannian gradient vanishes or the loss becomes non-finite.
+    """
+    X, Y = check_data(X, Y, net.widths[0], net.widths[-1], net.dtype)
+    has_test = X_test is not None or Y_test is not None
+    if has_test:
+        if X_test is None or Y_test is None:
+            raise ValueError("give both X_test and Y_test, or neither")
+        X_test, Y_test = check_data(X_test, Y_test, net.widths[0], net.widths[-1], net.dtype,
+                                    names=("X_test", "Y_test"))
+    iterations = positive_int("iterations", iterations, minimum=0)
+    if batch_size is not None:
+        batch_size = positive_int("batch_size", batch_size)
+    if isinstance(rule, str):
+        rule = make_rule(rule, **rule_options)
+    elif rule_options:
+        raise TypeError(f"options {sorted(rule_options)} only apply when the rule is given by name")
+    batches = _Batches(X, Y, batch_size, np.random.default_rng(seed))
+
+    weights, radii = [W.copy() for W in net.weights], net.radii
+    history = History(getattr(rule, "name", type(rule).__name__))
+    history.loss_train.append(_loss_from_output(_forward_cache(weights, X).F, Y))
+    if has_test:
+        history.loss_test.append(_loss_from_output(_forward_cache(weights, X_test).F, Y_test))
+
+    Xb, Yb = batches.next()
+    cache = _forward_cache(weights, Xb)
+    J_prev = history.loss_train[0]
+    elapsed = 0.0
+    for k in range(iterations):
+        start = time.perf_counter()
+        J, grads = _backward(weights, cache, Yb)
+        it = Iterate(weights, radii, Xb, Yb, cache, J, grads, _direction(weights, grads, radii),
+                     J_prev if batches.full else J)
+        step = rule(it)
+        new_weights = step.weights_new if step.weights_new is not None else (
+            weights_along(it, step.tau) if step.tau else weights)
+        new_cache = step.cache_new if step.cache_new is not None else _forward_cache(new_weights, Xb)
+        J_new = step.loss_new if step.loss_new is not None else _loss_from_output(new_cache.F, Yb)
+        if not math.isfinite(J_new):
+            history.stop_reason = (f"iteration {k + 1}: the loss became non-finite ({J_new}) at tau = "
+                                   f"{step.tau!r}; stopped and kept the last good weights")
+            break
+        weights, cache = new_weights, new_cache
+        if not batches.full:
+            Xb, Yb = batches.next()
+            cache = _forward_cache(weights, Xb)
+        elapsed += time.perf_counter() - start
+        J_train = J_new if batches.full else _loss_from_output(_forward_cache(weights, X).F, Y)
+        J_prev = J_new
+        _record(history, step, it, J_new - J, J_train, weights, radii, elapsed)
+        if has_test:
+            history.loss_test.append(_loss_from_output(_forward_cache(weights, X_test).F, Y_test))
+        if callback is not None:
+            callback(k + 1, history)
+        if "stationary" in step.flags and batches.full:
+            history.stop_reason = f"iteration {k + 1}: stationary point (beta = 0); nothing left to descend"
+            break
+    net.weights = weights
+    return history
+
+
+def _record(history: History, step, it: Iterate, actual, J_train, weights, radii, elapsed) -> None:
+    flags = list(step.flags)
+    if it.direction.zero_layers and "zero-layer" not in flags:
+        flags.append("zero-layer")
+    history.loss_train.append(J_train)
+    history.tau.append(float(step.tau))
+    history.beta.append(it.direction.beta)
+    history.predicted.append(float(step.predicted))
+    history.actual.append(float(actual))
+    history.halvings.append(int(step.halvings))
+    history.drift.append(_drift(weights, radii))
+    history.seconds.append(elapsed)
+    history.flags.append(flags)
+    history.record_info(step.info)

@@ -1,0 +1,100 @@
+"""Every Numba kernel equals its NumPy reference, on random shapes and on the edge cases (1x1, empty).
+
+CI runs this file a second time with NUMBA_DISABLE_JIT=1, so the loop bodies are also checked as plain
+Python.
+"""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from spherenet import kernels
+
+from .strategies import seeds
+
+sizes = st.integers(0, 12)
+
+
+def _pair(name):
+    return kernels.KERNELS[name]
+
+
+def _rand(rng, *shape):
+    A = rng.normal(size=shape)
+    A[rng.random(shape) < 0.2] = 0.0                # exact zeros exercise the ReLU tie rule
+    return A
+
+
+def test_every_kernel_is_listed_with_a_reference():
+    assert set(kernels.KERNELS) >= {"matmul_nt", "relu", "relu_mask", "curve_update"}
+    for name, (ref, fast) in kernels.KERNELS.items():
+        assert ref.__name__.endswith("_reference"), name
+        assert getattr(kernels, name) in (ref, fast)
+
+
+@given(sizes, sizes, st.integers(1, 12), seeds)
+def test_matmul_nt(n, m, k, seed):
+    rng = np.random.default_rng(seed)
+    A, B = _rand(rng, n, k), _rand(rng, m, k)
+    ref, fast = _pair("matmul_nt")
+    expected = A @ B.T
+    for fn in (ref, fast):
+        np.testing.assert_allclose(fn(A, B, np.empty((n, m))), expected, rtol=1e-12, atol=1e-14)
+
+
+@given(sizes, sizes, seeds)
+def test_relu(n, m, seed):
+    Z = _rand(np.random.default_rng(seed), n, m)
+    ref, fast = _pair("relu")
+    expected = np.where(Z > 0, Z, 0.0)
+    for fn in (ref, fast):
+        out = fn(Z, np.empty_like(Z))
+        np.testing.assert_array_equal(out, expected)
+        assert not np.signbit(out).any()
+
+
+@given(sizes, sizes, st.integers(1, 4), seeds)
+def test_relu_mask_on_stacked_blocks(n, m, blocks, seed):
+    rng = np.random.default_rng(seed)
+    Z, G = _rand(rng, n, m), _rand(rng, blocks * n, m)
+    ref, fast = _pair("relu_mask")
+    expected = np.vstack([g * (Z > 0) for g in np.split(G, blocks)])
+    for fn in (ref, fast):
+        np.testing.assert_array_equal(fn(G, Z, np.empty_like(G)), expected)
+    in_place = G.copy()
+    fast(in_place, Z, in_place)
+    np.testing.assert_array_equal(in_place, expected)
+
+
+def test_relu_mask_tie_rule_is_inactive_at_zero():
+    Z = np.array([[0.0, -0.0, 1e-300, -1e-300]])
+    for fn in kernels.KERNELS["relu_mask"]:
+        np.testing.assert_array_equal(fn(np.ones((1, 4)), Z, np.empty((1, 4))), [[0, 0, 1, 0]])
+
+
+@given(sizes, sizes, st.floats(1e-3, 1e3), st.floats(-10, 10), seeds)
+def test_curve_update(n, m, mu, t, seed):
+    rng = np.random.default_rng(seed)
+    W, V = rng.normal(size=(n, m)), rng.normal(size=(n, m))
+    expected = W * np.cos(t) + mu * V * np.sin(t)
+    for fn in _pair("curve_update"):
+        W2 = W.copy()
+        assert fn(W2, V, mu, t) is W2
+        np.testing.assert_allclose(W2, expected, rtol=1e-12, atol=1e-12 * mu)
+
+
+def test_float32_kernels_keep_float32():
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(3, 4)).astype(np.float32)
+    for name in ("relu",):
+        for fn in kernels.KERNELS[name]:
+            assert fn(Z, np.empty_like(Z)).dtype == np.float32
+
+
+@pytest.mark.parametrize("name", ["relu", "relu_mask", "curve_update"])
+def test_one_by_one(name):
+    ref, fast = kernels.KERNELS[name]
+    args = {"relu": lambda: (np.array([[-2.0]]), np.empty((1, 1))),
+            "relu_mask": lambda: (np.array([[3.0]]), np.array([[0.5]]), np.empty((1, 1))),
+            "curve_update": lambda: (np.array([[1.0]]), np.array([[2.0]]), 1.5, 0.3)}[name]
+    np.testing.assert_allclose(fast(*args()), ref(*args()), rtol=1e-15)

@@ -1,0 +1,195 @@
+"""The normalised MLP: initialisation, forward, the hand-written gradient, the direction data, bad input."""
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+import spherenet as sn
+from spherenet import sphere
+
+from .strategies import problems, seeds, unit_rows
+
+
+def tie_margin(net, X):
+    """Smallest |pre-activation| of any hidden unit: perturbations below it cross no ReLU kink."""
+    Z = sn.forward_cache(net.weights, X).Z[:-1]
+    return min((np.abs(z).min() for z in Z), default=np.inf)
+
+
+def safe_step(net, X, U):
+    """A finite-difference step that moves no hidden pre-activation across 0 (each layer's change is
+    bounded by h ||U_i|| ||H_{i-1}|| plus what reaches it from below; a factor 10 covers the chain)."""
+    scale = max(np.linalg.norm(u) for u in U) * max(1.0, np.linalg.norm(X, axis=1).max())
+    return min(1e-5, tie_margin(net, X) / (10 * scale * 2 ** len(U)))
+
+
+@given(problems(), seeds)
+def test_gradient_matches_central_differences(problem, seed):
+    net, X, Y = problem
+    rng = np.random.default_rng(seed)
+    U = [rng.normal(size=W.shape) for W in net.weights]
+    h = safe_step(net, X, U)
+    assume(h > 1e-9)
+    J, grads = net.loss_and_grad(X, Y)
+    jp = sn.loss([W + h * u for W, u in zip(net.weights, U)], X, Y)
+    jm = sn.loss([W - h * u for W, u in zip(net.weights, U)], X, Y)
+    fd = (jp - jm) / (2 * h)
+    exact = sum(np.vdot(g, u) for g, u in zip(grads, U))
+    # Central differences err by O(h^2 J''') plus rounding eps*J/h.
+    assert exact == pytest.approx(fd, rel=1e-7, abs=1e-9 * (J + 1) / h * 1e-6 + 1e-12)
+
+
+@given(problems())
+def test_forward_matches_a_plain_loop(problem):
+    net, X, _ = problem
+    out = []
+    for x in X:
+        h = x
+        for i, W in enumerate(net.weights):
+            h = W @ h
+            if i < len(net.weights) - 1:
+                h = np.array([max(v, 0.0) for v in h])
+        out.append(h)
+    np.testing.assert_allclose(net.forward(X), np.array(out), rtol=1e-13, atol=1e-15)
+
+
+@given(problems())
+def test_inner_w_grad_is_the_same_for_every_layer(problem):
+    """f is 1-homogeneous in each W_i, so <W_i, ∇_i J> = <f, f - y>/N for every layer."""
+    net, X, Y = problem
+    _, grads = net.loss_and_grad(X, Y)
+    d = sn.direction(net.weights, grads, net.radii)
+    F = net.forward(X)
+    expected = np.vdot(F, F - Y) / len(X)
+    np.testing.assert_allclose(d.inner_wg, expected, rtol=1e-10, atol=1e-14)
+    assert d.alpha == pytest.approx(len(net.weights) * expected, rel=1e-10, abs=1e-13)
+
+
+@given(problems())
+def test_direction_is_unit_tangent_and_beta_is_minus_the_slope(problem):
+    net, X, Y = problem
+    J, grads = net.loss_and_grad(X, Y)
+    d = sn.direction(net.weights, grads, net.radii)
+    for W, V, mu, n in zip(net.weights, d.V, net.radii, d.rgrad_norms):
+        if n:
+            assert np.linalg.norm(V) == pytest.approx(1.0, rel=1e-14)
+            assert sphere.check_tangent(W, V, mu, rtol=1e-13) is None
+    assert d.beta == pytest.approx(sum(mu * n for mu, n in zip(net.radii, d.rgrad_norms)), rel=1e-14)
+    h = min(1e-6, safe_step(net, X, [mu * V for mu, V in zip(net.radii, d.V)]))
+    assume(h > 1e-9 and d.beta > 1e-8)
+    phi = lambda t: sn.loss([sphere.curve(W, V, mu, t) for W, V, mu in zip(net.weights, d.V, net.radii)], X, Y)
+    slope = (phi(h) - phi(-h)) / (2 * h)
+    assert slope == pytest.approx(-d.beta, rel=1e-6, abs=1e-10 * (J + 1) / h * 1e-6)
+
+
+def test_zero_gradient_layer_gets_zero_direction():
+    net = sn.NormalisedMLP([2, 3, 1], seed=0)
+    grads = [np.zeros((3, 2)), 2.0 * net.weights[1]]       # second: parallel to W, so grad_2 = 0
+    d = sn.direction(net.weights, grads, net.radii)
+    assert d.zero_layers == [0, 1]
+    assert d.beta == 0.0
+    assert all(not V.any() for V in d.V)
+
+
+@given(st.lists(st.integers(1, 30), min_size=2, max_size=6), seeds,
+       st.sampled_from(["unit", "agd", "fan", 0.5, 3.0]))
+def test_initialisation_is_on_the_spheres_and_deterministic(widths, seed, radius):
+    net = sn.NormalisedMLP(widths, radius=radius, seed=seed)
+    again = sn.NormalisedMLP(widths, radius=radius, seed=seed)
+    assert len(net.radii) == len(widths) - 1
+    for i, (W, W2, mu) in enumerate(zip(net.weights, again.weights, net.radii)):
+        assert W.shape == (widths[i + 1], widths[i])
+        assert np.linalg.norm(W) == pytest.approx(mu, rel=1e-14)
+        np.testing.assert_array_equal(W, W2)
+    assert net.spectral_norm_product() <= net.lipschitz_bound() * (1 + 1e-12)
+
+
+def test_radius_rules():
+    w = [4, 16, 2]
+    np.testing.assert_allclose(sn.radii_for(w, "unit"), [1, 1])
+    np.testing.assert_allclose(sn.radii_for(w, "agd"), [2, np.sqrt(1 / 8)])
+    np.testing.assert_allclose(sn.radii_for(w, "fan"), [8 / 3, np.sqrt(32) / 3])
+    np.testing.assert_allclose(sn.radii_for(w, [1, 2]), [1, 2])
+
+
+def test_glorot_bound_before_projection():
+    """With mu equal to the pre-projection norm, the entries keep the U(-a, a) law: check the range."""
+    rng = np.random.default_rng(0)
+    W = sn.network.glorot_sphere_init([200, 300], [1.0], rng)[0]
+    raw = np.random.default_rng(0).uniform(-np.sqrt(6 / 500), np.sqrt(6 / 500), size=(300, 200))
+    np.testing.assert_allclose(W, raw / np.linalg.norm(raw), rtol=1e-14)
+
+
+def test_float32_network_runs_in_float32():
+    net = sn.NormalisedMLP([3, 4, 2], seed=1, dtype=np.float32)
+    X = unit_rows(np.random.default_rng(0), 5, 3).astype(np.float32)
+    assert net.forward(X).dtype == np.float32
+    J, grads = net.loss_and_grad(X, np.zeros((5, 2), np.float32))
+    assert grads[0].dtype == np.float32 and np.isfinite(J)
+
+
+def test_from_weights_round_trip_and_refusal():
+    net = sn.NormalisedMLP([3, 5, 2], radius="agd", seed=3)
+    again = sn.NormalisedMLP.from_weights(net.weights, net.radii)
+    np.testing.assert_array_equal(again.weights[1], net.weights[1])
+    assert again.widths == net.widths
+    with pytest.raises(ValueError, match=r"weights\[0\] is not on its sphere"):
+        sn.NormalisedMLP.from_weights([2 * net.weights[0], net.weights[1]], net.radii)
+
+
+@pytest.mark.parametrize("widths, error, match", [
+    ([3], ValueError, "at least 2"),
+    ([3, 0, 2], ValueError, r"widths\[1\] must be >= 1"),
+    ([3, -1], ValueError, r"widths\[1\]"),
+    ([3, 2.5], TypeError, r"widths\[1\] must be an integer"),
+    ("3-2", TypeError, "widths"),
+])
+def test_bad_widths(widths, error, match):
+    with pytest.raises(error, match=match):
+        sn.NormalisedMLP(widths)
+
+
+@pytest.mark.parametrize("radius, error, match", [
+    (0.0, ValueError, "radius must be > 0"),
+    (-1.0, ValueError, "radius must be > 0"),
+    (np.inf, ValueError, "radius must be finite"),
+    (np.nan, ValueError, "radius must be finite"),
+    ([1.0], ValueError, "radius has 1 entries"),
+    ([1.0, 0.0], ValueError, r"radius\[1\] must be > 0"),
+    ("huge", ValueError, "unknown radius rule"),
+])
+def test_bad_radius(radius, error, match):
+    with pytest.raises(error, match=match):
+        sn.NormalisedMLP([2, 3, 1], radius=radius)
+
+
+def test_bad_data_is_refused_with_the_argument_named():
+    net = sn.NormalisedMLP([3, 4, 2], seed=0)
+    X, Y = np.ones((5, 3)), np.zeros((5, 2))
+    cases = [
+        (np.ones((5, 4)), Y, ValueError, "X has 4 columns, expected 3"),
+        (X, np.zeros((5, 3)), ValueError, "Y has 3 columns, expected 2"),
+        (X, np.zeros((4, 2)), ValueError, "X has 5 rows but Y has 4"),
+        (np.ones(3), Y, ValueError, "X must be 2-D"),
+        (np.ones((0, 3)), np.zeros((0, 2)), ValueError, "X is empty"),
+        (np.where(np.eye(5, 3) > 0, np.nan, 1.0), Y, ValueError, r"X contains a non-finite value \(nan\) at index \(0, 0\)"),
+        (X, np.full((5, 2), np.inf), ValueError, "Y contains a non-finite value"),
+        (X.astype(str), Y, TypeError, "X must hold real numbers"),
+        (X + 0j, Y, TypeError, "X must be real"),
+        (None, Y, TypeError, "X must be a 2-D array"),
+    ]
+    for Xb, Yb, error, match in cases:
+        with pytest.raises(error, match=match):
+            net.loss_and_grad(Xb, Yb)
+
+
+def test_bad_weights_are_refused():
+    X = np.ones((2, 3))
+    with pytest.raises(ValueError, match=r"weights\[1\] contains a non-finite"):
+        sn.forward([np.ones((4, 3)), np.full((2, 4), np.nan)], X)
+    with pytest.raises(ValueError, match=r"weights\[1\] has shape \(2, 5\)"):
+        sn.forward([np.ones((4, 3)), np.ones((2, 5))], X)
+    with pytest.raises(TypeError, match="non-empty list"):
+        sn.forward([], X)
+    with pytest.raises(ValueError, match=r"grads\[0\] has shape"):
+        sn.direction([np.ones((4, 3))], [np.ones((3, 4))], [1.0])

@@ -1,0 +1,108 @@
+"""Geometry of the Frobenius sphere: the properties METHOD.md §3 states, checked on random points."""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from spherenet import sphere
+
+from .strategies import angles, seeds, sphere_points, unit_tangents
+
+
+@given(sphere_points(), st.floats(1e-3, 1e3))
+def test_project_lands_on_sphere_and_is_idempotent(point, mu):
+    W, _ = point
+    P = sphere.project(3.7 * W, mu)
+    assert np.linalg.norm(P) == pytest.approx(mu, rel=1e-14)
+    np.testing.assert_allclose(sphere.project(P, mu), P, rtol=1e-14, atol=0)
+
+
+@given(sphere_points(), seeds)
+def test_tangent_projection_is_orthogonal_and_idempotent(point, seed):
+    W, mu = point
+    Z = np.random.default_rng(seed).normal(size=W.shape) * mu
+    T = sphere.project_tangent(W, Z, mu)
+    assert abs(np.vdot(W, T)) <= 1e-14 * mu * np.linalg.norm(Z)
+    np.testing.assert_allclose(sphere.project_tangent(W, T, mu), T, atol=1e-14 * np.linalg.norm(Z))
+
+
+@given(sphere_points(), seeds)
+def test_rgrad_norm_identity(point, seed):
+    W, mu = point
+    G = np.random.default_rng(seed).normal(size=W.shape)
+    direct = np.linalg.norm(sphere.rgrad(W, G, mu))
+    # The identity takes a square root of a cancelling difference: its error is ~sqrt(eps) ||G||.
+    assert sphere.rgrad_norm(W, G, mu) == pytest.approx(direct, rel=1e-9, abs=1e-7 * np.linalg.norm(G))
+
+
+@given(unit_tangents(), angles)
+def test_curve_stays_on_sphere(tangent, t):
+    W, V, mu = tangent
+    assert np.linalg.norm(sphere.curve(W, V, mu, t)) == pytest.approx(mu, rel=1e-14)
+
+
+@given(unit_tangents(), seeds)
+def test_ten_thousand_curve_steps_keep_the_norm_without_reprojection(tangent, seed):
+    W, _, mu = tangent
+    rng = np.random.default_rng(seed)
+    for t in rng.uniform(0, np.pi / 6, size=10_000):
+        xi = sphere.project_tangent(W, rng.normal(size=W.shape), mu)
+        W = sphere.curve(W, V=xi / np.linalg.norm(xi), mu=mu, t=t)
+    assert abs(np.linalg.norm(W) - mu) <= 1e-12 * mu
+
+
+@given(unit_tangents(), st.floats(0.0, np.pi * (1 - 1e-6)))
+def test_distance_along_curve_is_mu_t(tangent, t):
+    W, V, mu = tangent
+    # arccos loses half the digits near t = 0 and t = pi; the tolerance is that conditioning.
+    assert sphere.dist(W, sphere.curve(W, V, mu, t), mu) == pytest.approx(mu * t, rel=1e-7, abs=3e-8 * mu)
+
+
+@given(unit_tangents(), st.floats(0.0, 50.0))
+def test_exp_map_of_scaled_unit_tangent_is_the_curve(tangent, t):
+    W, V, mu = tangent
+    np.testing.assert_allclose(sphere.exp_map(W, mu * t * V, mu), sphere.curve(W, V, mu, t),
+                               atol=1e-12 * mu * max(1, t))
+
+
+def test_exp_map_at_zero_is_identity():
+    W = np.array([[0.6, 0.8]])
+    np.testing.assert_array_equal(sphere.exp_map(W, np.zeros_like(W), 1.0), W)
+
+
+@given(unit_tangents())
+def test_exp_and_retraction_agree_to_second_order(tangent):
+    W, V, mu = tangent
+    hs = np.array([1e-2, 5e-3, 2.5e-3, 1.25e-3])
+    err = [np.linalg.norm(sphere.exp_map(W, h * mu * V, mu) - sphere.retract(W, h * mu * V, mu)) for h in hs]
+    slope = np.polyfit(np.log(hs), np.log(err), 1)[0]
+    assert 2.8 < slope < 3.2
+
+
+def test_curve_displacement_is_chord():
+    W = np.array([[1.0, 0.0]]) * 2
+    V = np.array([[0.0, 1.0]])
+    for t in (0.1, 1.0, 3.0):
+        assert np.linalg.norm(sphere.curve(W, V, 2.0, t) - W) == pytest.approx(2 * 2 * np.sin(t / 2))
+
+
+def test_transport_gives_a_tangent_at_the_new_point():
+    rng = np.random.default_rng(0)
+    W = sphere.project(rng.normal(size=(4, 3)), 1.5)
+    xi = sphere.project_tangent(W, rng.normal(size=W.shape), 1.5)
+    W2 = sphere.exp_map(W, 0.3 * xi, 1.5)
+    assert sphere.check_tangent(W2, sphere.transport(W2, xi, 1.5), 1.5, rtol=1e-13) is None
+
+
+def test_check_point_and_check_tangent_explain_failures():
+    W = np.array([[3.0, 4.0]])
+    assert sphere.check_point(W, 5.0) is None
+    assert "differs from the radius" in sphere.check_point(W, 1.0)
+    assert "non-finite" in sphere.check_point(np.array([[np.nan, 1.0]]), 1.0)
+    assert "not orthogonal" in sphere.check_tangent(W, np.array([[1.0, 0.0]]), 5.0)
+    assert "shapes differ" in sphere.check_tangent(W, np.zeros((2, 1)), 5.0)
+
+
+def test_project_refuses_zero_matrix():
+    with pytest.raises(ValueError, match="zero"):
+        sphere.project(np.zeros((2, 2)), 1.0)
