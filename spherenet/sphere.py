@@ -5,6 +5,8 @@ product's operations are these applied layer by layer. Inner product ``<A, B> = 
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -28,10 +30,10 @@ def project(W: np.ndarray, mu: float) -> np.ndarray:
 
 def project_tangent(W: np.ndarray, Z: np.ndarray, mu: float) -> np.ndarray:
     """Tangent projection at ``W``: ``Proj_W(Z) = Z - <W, Z>/mu^2 W``, so ``<W, Proj_W(Z)> = 0``."""
-    T = Z - (inner(W, Z) / mu**2) * W
+    T = Z - (inner(W, Z) / float(mu) ** 2) * W
     # Second pass ("twice is enough"): when Z is nearly parallel to W, one pass leaves <W, T> at
     # eps ||Z||, large relative to ||T||; normalising T would then carry it off the tangent space.
-    return T - (inner(W, T) / mu**2) * W
+    return T - (inner(W, T) / float(mu) ** 2) * W
 
 
 def rgrad(W: np.ndarray, G: np.ndarray, mu: float) -> np.ndarray:
@@ -53,14 +55,15 @@ def curve(W: np.ndarray, V: np.ndarray, mu: float, t: float) -> np.ndarray:
     It is the geodesic through ``W`` with initial velocity ``mu V``; ``t`` is the rotation angle, so
     ``||Gamma(t)||_F = mu`` for every ``t`` and ``dist(W, Gamma(t)) = mu t`` for ``0 <= t <= pi``.
     """
-    return np.cos(t) * W + (mu * np.sin(t)) * V
+    # Python floats (not NumPy scalars) keep a float32 W in float32.
+    return math.cos(t) * W + (float(mu) * math.sin(t)) * V
 
 
 def exp_map(W: np.ndarray, xi: np.ndarray, mu: float) -> np.ndarray:
     """Exponential map ``Exp_W(xi) = cos(||xi||/mu) W + mu sin(||xi||/mu) xi/||xi||`` for a tangent ``xi``."""
     theta = fro(xi) / mu
     # mu sin(theta)/||xi|| = sin(theta)/theta, written with np.sinc so xi = 0 needs no special case.
-    return np.cos(theta) * W + np.sinc(theta / np.pi) * xi
+    return math.cos(theta) * W + float(np.sinc(theta / np.pi)) * xi
 
 
 def retract(W: np.ndarray, xi: np.ndarray, mu: float) -> np.ndarray:
