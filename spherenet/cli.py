@@ -1,0 +1,215 @@
+"""The ``spherenet`` command: train, reproduce the paper's experiments, redraw figures, run checks.
+
+Errors in what the user gave (options, files, data) end the command with one line on stderr and exit
+status 2; no traceback, and no partial result under the final file names.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .experiments import DATA_SOURCES, METHODS, load_problem, parse_widths, run, settings_for
+from .results import read_json, save_arrays, write_json
+
+
+class UsageError(Exception):
+    """A mistake in the command line or the files it names (reported in one line, exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line on stderr (``--help`` still shows the usage)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="spherenet", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"spherenet {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train one network and write result.json + weights.npz")
+    t.add_argument("--data", choices=DATA_SOURCES, default="sim", help="data source (default: the simulator)")
+    t.add_argument("--data-path", help="file or folder of real flight logs (for neural-lander / neural-fly)")
+    t.add_argument("--data-seed", type=int, default=0, help="seed of the simulator or of the 80/20 split")
+    t.add_argument("--samples", type=int, default=30000, help="simulator samples (train + test)")
+    t.add_argument("--widths", default="12-25-30-15-3", help="layer widths, e.g. 12-25-30-15-3")
+    t.add_argument("--method", choices=METHODS, default="taylor", metavar="{" + ",".join(METHODS) + "}",
+                   help="step rule (taylor = Algorithm 1, mm = Algorithm 2) or a baseline optimiser")
+    t.add_argument("--order", type=int, default=2, help="jet order of the taylor method (2 = the paper)")
+    t.add_argument("--iterations", type=int, default=200)
+    t.add_argument("--batch-size", type=int, default=None, help="mini-batch size (default: full batch)")
+    t.add_argument("--seed", type=int, default=0, help="seed of the initialisation (and mini-batches)")
+    t.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    t.add_argument("--out", default="results/train", help="output folder (default: results/train)")
+
+    r = sub.add_parser("reproduce", help="the paper's Experiment 1 or 2, with figures")
+    r.add_argument("experiment", choices=("exp1", "exp2"))
+    r.add_argument("--quick", action="store_true", help="small settings (a minute), not the paper's")
+    r.add_argument("--seeds", type=int, default=None, help="number of seeds (default: 40, quick: fewer)")
+    r.add_argument("--samples", type=int, default=None, help="simulator samples (default: 30000, quick: fewer)")
+    r.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
+    r.add_argument("--out", default=None, help="output folder (default: results/<experiment>)")
+    r.add_argument("--figures", default=None, help="figure folder (default: <out>/figures)")
+
+    pl = sub.add_parser("plot", help="redraw the figures of a train or reproduce output folder")
+    pl.add_argument("folder")
+    pl.add_argument("--figures", default=None, help="figure folder (default: <folder>/figures)")
+
+    c = sub.add_parser("check", help="verify gradients, jets, norms and the majorant on a random problem")
+    c.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def _progress_bar(total: int, label: str):
+    """A progress callback that prints at most ~20 lines to stderr."""
+    step = max(total // 20, 1)
+    start = time.perf_counter()
+
+    def report(done, *rest):
+        if done % step == 0 or done == total:
+            print(f"  {label} {done}/{total}  ({time.perf_counter() - start:.1f} s)", file=sys.stderr, flush=True)
+    return report
+
+
+def cmd_train(args) -> int:
+    if args.data == "sim" and args.data_path:
+        raise UsageError("--data-path only applies to --data neural-lander or neural-fly")
+    if args.data_path and not Path(args.data_path).exists():
+        raise UsageError(f"--data-path {args.data_path}: no such file or folder")
+    settings = settings_for(data=args.data, data_path=args.data_path, data_seed=args.data_seed,
+                            n_samples=args.samples, widths=parse_widths(args.widths), method=args.method,
+                            order=args.order, iterations=args.iterations, seed=args.seed, dtype=args.dtype,
+                            batch_size=args.batch_size)
+    if args.method != "taylor" and args.order != 2:
+        raise UsageError("--order only applies to --method taylor")
+    load_problem(settings["data"], settings["data_path"], settings["data_seed"], settings["n_samples"])
+    print(f"spherenet train: {args.method} on {args.data}, widths {args.widths}, {args.iterations} iterations,"
+          f" seed {args.seed}, {args.dtype}", file=sys.stderr)
+    record, arrays = run(settings, progress=_progress_bar(args.iterations, "iteration"))
+    out = Path(args.out)
+    save_arrays(out / "weights.npz", **arrays)
+    write_json(out / "result.json", record)
+    _summary(record)
+    from .plots.experiments import training_figure
+    training_figure(record, out / "figures" / "training.png")
+    print(f"wrote {out / 'result.json'}, {out / 'weights.npz'}, {out / 'figures' / 'training.png'}")
+    return 0
+
+
+def _summary(r: dict) -> None:
+    lines = [f"method {r['method']}  widths {'-'.join(map(str, r['widths']))}  seed {r['seed']}  "
+             f"n_train {r['n_train']}  n_test {r['n_test']}",
+             f"loss J: {r['loss_train'][0]:.4g} -> {r['loss_train'][-1]:.4g} (train), "
+             f"{r['loss_test'][-1]:.4g} (test)",
+             f"RMSE [N]: train {_fmt(r['rmse_train'])}, test {_fmt(r['rmse_test'])}",
+             f"time: {r['seconds']:.2f} s ({1e3 * r['seconds_per_iteration']:.2f} ms/iteration)"]
+    if r["tau"]:
+        lines.append(f"step tau: first {r['tau'][0]:.3g}, last {r['tau'][-1]:.3g}")
+    if r["max_norm_drift"] is not None:
+        lines.append(f"max norm drift |‖W_i‖ - mu_i|/mu_i: {r['max_norm_drift']:.2g};  "
+                     f"Lipschitz bound prod mu_i = {r['lipschitz_bound']:.4g}")
+    if r["stop_reason"]:
+        lines.append(f"stopped early: {r['stop_reason']}")
+    print("\n".join(lines))
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None else f"{x:.4f}"
+
+
+def cmd_reproduce(args) -> int:
+    from .experiments import default_executor
+    from .reproduce import reproduce
+    out = Path(args.out or f"results/{args.experiment}")
+    for name in ("seeds", "samples", "workers"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name} must be >= 1, got {value}")
+    start = time.perf_counter()
+    executor = default_executor(args.workers)
+    try:
+        summary = reproduce(args.experiment, out, quick=args.quick, seeds=args.seeds, n_samples=args.samples,
+                            executor=executor,
+                            progress=lambda done, total, _: print(f"  run {done}/{total}", file=sys.stderr,
+                                                                  flush=True))
+    finally:
+        executor.shutdown(cancel_futures=True)
+    summary["wall_seconds"] = time.perf_counter() - start
+    write_json(out / "summary.json", summary)
+    figures = _draw(out, args.figures)
+    _print_experiment(summary)
+    print(f"wrote {out / 'summary.json'} and {len(figures)} figure(s) in {Path(figures[0]).parent}")
+    return 0
+
+
+def _print_experiment(s: dict) -> None:
+    if s["experiment"] == "exp1":
+        for method, name in (("taylor", "Algorithm 1 (taylor)"), ("mm", "Algorithm 2 (mm)")):
+            m = s[method]
+            J = m["loss_train"]["mean"]
+            tau = m["tau"]["mean"]
+            marks = [k for k in (1, 10, 50, 100, 200, 1000, 3000) if k < len(J)]
+            print(f"{name}, {m['seeds']} seeds: mean train J " + ", ".join(f"{J[k]:.3g} (it {k})" for k in marks))
+            print(f"  mean tau " + ", ".join(f"{tau[k - 1]:.3g} (it {k})" for k in marks)
+                  + f";  test RMSE {m['rmse_test']['mean'][0]:.3f} ± {m['rmse_test']['std'][0]:.3f} N")
+    else:
+        print("mean test RMSE [N] (rows: depth L, columns: hidden width " + " ".join(map(str, s["hidden"])) + ")")
+        for L, row in zip(s["depths"], s["rmse_test"]["mean"]):
+            print(f"  L={L:<3d}" + " ".join(f"{v:6.3f}" for v in row))
+        print(f"total training time {s['total_run_seconds']:.1f} s; wall clock {s['wall_seconds']:.1f} s")
+
+
+def _draw(folder: Path, figures=None) -> list:
+    from .plots import experiments as figs
+    figures = Path(figures) if figures else folder / "figures"
+    if (folder / "summary.json").is_file():
+        s = read_json(folder / "summary.json")
+        draw = figs.exp1_figures if s.get("experiment") == "exp1" else figs.exp2_figures
+        return draw(s, figures)
+    if (folder / "result.json").is_file():
+        return [figs.training_figure(read_json(folder / "result.json"), figures / "training.png")]
+    raise UsageError(f"{folder}: no summary.json or result.json to plot")
+
+
+def cmd_plot(args) -> int:
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: no such folder")
+    for path in _draw(folder, args.figures):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_check(args) -> int:
+    from .verify import run_checks
+    ok = run_checks(seed=args.seed, out=sys.stdout)
+    return 0 if ok else 1
+
+
+COMMANDS = {"train": cmd_train, "reproduce": cmd_reproduce, "plot": cmd_plot, "check": cmd_check}
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (UsageError, ValueError, TypeError, FileNotFoundError, NotADirectoryError, PermissionError) as err:
+        if os.environ.get("SPHERENET_DEBUG"):
+            raise
+        print(f"spherenet {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"spherenet {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:                  # e.g. `spherenet check | head -1`: the reader left
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

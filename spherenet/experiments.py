@@ -1,0 +1,196 @@
+"""Runs and sweeps: one training run from data to a result record, and the paper's two experiments.
+
+A *run* is a plain dict of settings (``method, widths, seed, iterations, ...``); :func:`run` turns it into a
+result record (a JSON-ready dict) plus the trained weights. A *sweep* maps :func:`run` over many settings on
+any ``concurrent.futures.Executor`` — a local process pool by default; a ``dask.distributed.Client``'s
+``get_executor()`` or a Ray ``ActorPool``-backed executor runs the same sweep on a cluster — and streams
+every finished run to ``out/runs/<key>.json``, so an interrupted sweep resumes without redoing finished runs.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+import os
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+
+from ._checks import check_choice, positive_int
+from .network import NormalisedMLP, check_widths
+from .results import read_json, save_arrays, write_json
+from .train import RULES, train
+
+SPHERE_METHODS = tuple(RULES)                       # taylor, mm, mm-frobenius, mm-telescoping, mm-closed
+BASELINE_METHODS = ("sgd", "adam", "rsgd", "agd")
+METHODS = SPHERE_METHODS + BASELINE_METHODS
+DATA_SOURCES = ("sim", "neural-lander", "neural-fly")
+
+DEFAULTS = dict(data="sim", data_path=None, data_seed=0, n_samples=30000, widths=(12, 25, 30, 15, 3),
+                method="taylor", order=2, iterations=200, seed=0, dtype="float64", batch_size=None)
+
+
+def parse_widths(text: str) -> tuple[int, ...]:
+    """``"12-25-30-15-3"`` -> ``(12, 25, 30, 15, 3)``."""
+    try:
+        widths = [int(part) for part in str(text).split("-")]
+    except ValueError:
+        raise ValueError(f"widths {text!r}: expected integers joined by '-', e.g. 12-25-30-15-3") from None
+    return check_widths(widths)
+
+
+@functools.lru_cache(maxsize=4)
+def load_problem(data="sim", data_path=None, data_seed=0, n_samples=30000, test_fraction=0.2):
+    """``(train, test)`` FlightData. ``sim``: the simulator's default problem (waypoint flights to train,
+    figure-8 flights to test); real logs: a seeded random 80/20 split (the paper's)."""
+    from . import data as sd
+    check_choice("data source", data, DATA_SOURCES)
+    if data == "sim":
+        if data_path is not None:
+            raise ValueError("--data-path only applies to --data neural-lander or neural-fly")
+        return sd.default_problem(seed=data_seed, n_samples=n_samples, test_fraction=test_fraction)
+    if data_path is None:
+        raise ValueError(f"--data {data} needs --data-path (the file or folder you downloaded)")
+    loader = sd.load_neural_lander if data == "neural-lander" else sd.load_neural_fly
+    return sd.random_split(loader(data_path), test_fraction=test_fraction, seed=data_seed)
+
+
+def scaled_arrays(train, test, net: NormalisedMLP, dtype=np.float64):
+    """The paper's scaling (METHOD.md §2) fitted on ``train`` with ``P_op`` of ``net`` at initialisation."""
+    from .data import PaperScaling
+    scaling = PaperScaling.fit(train.X, train.Y, net.spectral_norm_product())
+    arrays = [scaling.transform_inputs(train.X), scaling.transform_targets(train.Y),
+              scaling.transform_inputs(test.X), scaling.transform_targets(test.Y)]
+    return [a.astype(dtype) for a in arrays], scaling
+
+
+def settings_for(**overrides) -> dict:
+    """A complete, validated run description (``DEFAULTS`` updated by ``overrides``)."""
+    unknown = set(overrides) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown run setting(s): {', '.join(sorted(unknown))}")
+    s = {**DEFAULTS, **overrides}
+    s["widths"] = list(check_widths(s["widths"]))
+    check_choice("method", s["method"], METHODS)
+    check_choice("data source", s["data"], DATA_SOURCES)
+    check_choice("dtype", s["dtype"], ("float64", "float32"))
+    positive_int("iterations", s["iterations"], minimum=0)
+    positive_int("order", s["order"], minimum=1)
+    positive_int("n_samples", s["n_samples"], minimum=2)
+    if s["widths"][0] != 12 or s["widths"][-1] != 3:
+        raise ValueError(f"widths {s['widths']}: the quadrotor problem maps 12 inputs to 3 outputs")
+    return s
+
+
+def run(settings: dict, progress=None) -> tuple[dict, dict]:
+    """Train once as ``settings`` say; return the result record and the trained parameters as named
+    arrays (``W0, W1, ..., radii`` for the sphere methods; a baseline's own names otherwise)."""
+    s = settings_for(**settings)
+    train_data, test_data = load_problem(s["data"], s["data_path"], s["data_seed"], s["n_samples"])
+    dtype = np.dtype(s["dtype"]).type
+    net = NormalisedMLP(s["widths"], seed=s["seed"], dtype=dtype)
+    (X, Y, Xt, Yt), scaling = scaled_arrays(train_data, test_data, net, dtype)
+    if s["method"] in BASELINE_METHODS:
+        arrays, history, extra = _run_baseline(s, net, X, Y, Xt, Yt, progress)
+    else:
+        options = {"order": s["order"]} if s["method"] == "taylor" else {}
+        history = train(net, X, Y, s["method"], s["iterations"], Xt, Yt, batch_size=s["batch_size"],
+                        seed=s["seed"], callback=progress, **options)
+        arrays = {**{f"W{i}": W for i, W in enumerate(net.weights)}, "radii": net.radii}
+        extra = {}
+    record = _record(s, history, scaling, len(X), len(Xt), net)
+    record.update(extra)
+    return record, arrays
+
+
+def _run_baseline(s, net, X, Y, Xt, Yt, progress):
+    from . import baselines
+    predictor, history, table = baselines.run_baseline(
+        s["method"], s["widths"], X, Y, Xt, Yt, iterations=s["iterations"], seed=s["seed"],
+        batch_size=s["batch_size"])
+    extra = {"lr": predictor.lr, **({"tuning": table} if table is not None else {})}
+    names = [f"{kind}{i}" for i in range(len(s["widths"]) - 1) for kind in ("Wb" if predictor.biased else "W")]
+    return dict(zip(names, predictor.params)), history, extra
+
+
+def _record(s, history, scaling, n_train, n_test, net) -> dict:
+    h = history.as_dict()
+    seconds = history.seconds[-1] if history.seconds else 0.0
+    loss_train, loss_test = history.loss_train[-1], history.loss_test[-1]
+    return {
+        **{k: s[k] for k in ("method", "widths", "seed", "iterations", "dtype", "order", "data", "data_seed",
+                             "batch_size")},
+        "n_train": n_train, "n_test": n_test,
+        "rmse_train": _finite_or_none(scaling.rmse_newtons(loss_train)),
+        "rmse_test": _finite_or_none(scaling.rmse_newtons(loss_test)),
+        "loss_train": h["loss_train"], "loss_test": h["loss_test"],
+        "tau": h["tau"] if s["method"] in SPHERE_METHODS else [],           # optimisers without an angle
+        "beta": h["beta"],
+        "halvings": h["halvings"], "flags": h["flags"], "info": h["info"], "stop_reason": history.stop_reason,
+        "iterations_done": len(history.loss_train) - 1,
+        "seconds": seconds, "seconds_per_iteration": seconds / max(len(history.loss_train) - 1, 1),
+        "max_norm_drift": max(h["drift"], default=0.0) if s["method"] in SPHERE_METHODS + ("rsgd",) else None,
+        "lipschitz_bound": net.lipschitz_bound() if s["method"] in SPHERE_METHODS + ("rsgd",) else None,
+        "scaling": scaling.to_dict(),
+    }
+
+
+def _finite_or_none(x):
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+# --- sweeps ---------------------------------------------------------------------------------------------
+
+def run_key(settings: dict) -> str:
+    """A stable file name for a run: readable fields plus a hash of the full settings."""
+    s = settings_for(**settings)
+    digest = hashlib.sha256(json.dumps(s, sort_keys=True).encode()).hexdigest()[:10]
+    return f"{s['method']}_{'-'.join(map(str, s['widths']))}_seed{s['seed']}_{digest}"
+
+
+def _run_and_save(settings: dict, out_dir: str) -> dict:
+    record, arrays = run(settings)
+    key = run_key(settings)
+    save_arrays(Path(out_dir) / "runs" / f"{key}.npz", **arrays)
+    write_json(Path(out_dir) / "runs" / f"{key}.json", record)    # written last: marks the run finished
+    return record
+
+
+def _limit_threads() -> None:
+    """In a pool worker: one BLAS thread, so workers x threads does not oversubscribe the cores."""
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(1)
+
+
+def default_executor(max_workers: int | None = None) -> Executor:
+    """A local process pool, one single-threaded worker per core."""
+    return ProcessPoolExecutor(max_workers=max_workers or os.cpu_count() or 1, initializer=_limit_threads)
+
+
+def sweep(settings_list, out_dir, executor: Executor | None = None, progress=None) -> list[dict]:
+    """Run every settings dict not already finished in ``out_dir/runs``; return all records in input order.
+
+    Finished runs are recognised by their result file and never redone. ``progress(done, total, record)``
+    is called as runs finish. With ``executor=None`` a :func:`default_executor` is made and shut down here.
+    """
+    settings_list = [settings_for(**s) for s in settings_list]
+    keys = [run_key(s) for s in settings_list]
+    runs_dir = Path(out_dir) / "runs"
+    records = {k: read_json(runs_dir / f"{k}.json") for k in keys if (runs_dir / f"{k}.json").is_file()}
+    todo = [(k, s) for k, s in zip(keys, settings_list) if k not in records]
+    if todo:
+        own = executor is None
+        executor = executor or default_executor()
+        try:
+            futures = {executor.submit(_run_and_save, s, str(out_dir)): k for k, s in todo}
+            for future in as_completed(futures):
+                records[futures[future]] = future.result()
+                if progress:
+                    progress(len(records), len(keys), records[futures[future]])
+        finally:
+            if own:
+                executor.shutdown(cancel_futures=True)
+    return [records[k] for k in keys]
+

@@ -1,0 +1,141 @@
+"""The `spherenet` command: every subcommand in quick mode, checked by the files it writes; bad input
+ends with one line on stderr, exit status 2, and no result file."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from spherenet.cli import main
+from spherenet.results import load_arrays
+
+SMALL = ["--samples", "1500"]
+
+
+def _read(path):
+    return json.loads(path.read_text())
+
+
+def test_train_writes_result_weights_and_figure(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--iterations", "8", *SMALL, "--seed", "3", "--out", str(out)]) == 0
+    r = _read(out / "result.json")
+    for key in ("method", "widths", "seed", "iterations", "dtype", "n_train", "n_test", "rmse_train", "rmse_test",
+                "loss_train", "loss_test", "tau", "seconds", "seconds_per_iteration", "max_norm_drift"):
+        assert key in r, key
+    assert (r["method"], r["widths"], r["seed"], r["iterations"]) == ("taylor", [12, 25, 30, 15, 3], 3, 8)
+    assert r["n_train"] + r["n_test"] == 1500
+    assert len(r["loss_train"]) == 9 and len(r["tau"]) == 8
+    assert all(b <= a for a, b in zip(r["loss_train"], r["loss_train"][1:]))      # Algorithm 1 is monotone
+    assert all(0 <= t <= np.pi / 6 for t in r["tau"])
+    assert r["max_norm_drift"] < 1e-12
+    assert r["rmse_train"] == pytest.approx(np.sqrt(2 * r["loss_train"][-1]) * r["scaling"]["y_max"]
+                                            / r["scaling"]["p_op"], rel=1e-12)
+    arrays = load_arrays(out / "weights.npz")
+    assert [arrays[f"W{i}"].shape for i in range(4)] == [(25, 12), (30, 25), (15, 30), (3, 15)]
+    for i in range(4):
+        assert np.linalg.norm(arrays[f"W{i}"]) == pytest.approx(arrays["radii"][i], rel=1e-12)
+    assert (out / "figures" / "training.png").stat().st_size > 10_000
+    assert "RMSE [N]" in capsys.readouterr().out
+
+
+def test_train_baseline_has_no_tau_and_reports_its_tuning(tmp_path):
+    out = tmp_path / "adam"
+    assert main(["train", "--method", "adam", "--iterations", "4", *SMALL, "--out", str(out)]) == 0
+    r = _read(out / "result.json")
+    assert r["tau"] == [] and r["method"] == "adam"
+    assert r["lr"] in [row["lr"] for row in r["tuning"]]
+    assert len(r["tuning"]) >= 4 and r["max_norm_drift"] is None
+    assert "b0" in load_arrays(out / "weights.npz")
+
+
+def test_train_mm_and_float32(tmp_path):
+    out = tmp_path / "mm"
+    assert main(["train", "--method", "mm", "--iterations", "5", "--dtype", "float32", *SMALL, "--out",
+                 str(out)]) == 0
+    r = _read(out / "result.json")
+    assert r["dtype"] == "float32" and len(r["tau"]) == 5 and all(0 <= t <= np.pi for t in r["tau"])
+    assert load_arrays(out / "weights.npz")["W0"].dtype == np.float32
+
+
+def test_reproduce_exp1_quick_and_plot(tmp_path):
+    out = tmp_path / "exp1"
+    assert main(["reproduce", "exp1", "--quick", "--seeds", "1", "--samples", "1500", "--workers", "1",
+                 "--out", str(out)]) == 0
+    s = _read(out / "summary.json")
+    assert s["experiment"] == "exp1" and s["quick"] is True
+    taylor, mm = s["taylor"], s["mm"]
+    assert taylor["seeds"] == mm["seeds"] == 1
+    assert len(taylor["loss_train"]["mean"]) == s["config"]["taylor_iterations"] + 1
+    assert len(mm["tau"]["mean"]) == s["config"]["mm_iterations"]
+    # The paper's qualitative finding: Algorithm 2's first steps are far shorter than Algorithm 1's.
+    assert mm["tau"]["mean"][0] < taylor["tau"]["mean"][0] / 10
+    assert len(list((out / "runs").glob("*.json"))) == 2
+    figure = out / "figures" / "exp1.png"
+    assert figure.stat().st_size > 10_000
+    figure.unlink()
+    assert main(["plot", str(out)]) == 0
+    assert figure.is_file()
+
+
+def test_reproduce_exp2_quick(tmp_path):
+    out = tmp_path / "exp2"
+    assert main(["reproduce", "exp2", "--quick", "--seeds", "1", "--samples", "1500", "--workers", "2",
+                 "--out", str(out)]) == 0
+    s = _read(out / "summary.json")
+    grid = np.array(s["rmse_test"]["mean"])
+    assert grid.shape == (len(s["depths"]), len(s["hidden"])) and np.isfinite(grid).all()
+    assert s["total_run_seconds"] > 0
+    assert (out / "figures" / "exp2.png").is_file()
+
+
+def test_check_passes_and_says_so(capsys):
+    assert main(["check", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "verdict: all checks passed" in out and out.count("[ok]") == 4
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--method", "newton"], "invalid choice: 'newton'"),
+    (["train", "--widths", "12-x-3"], "widths '12-x-3': expected integers"),
+    (["train", "--widths", "12-0-3"], r"widths[1] must be >= 1"),
+    (["train", "--widths", "10-5-3"], "maps 12 inputs to 3 outputs"),
+    (["train", "--iterations", "-1"], "iterations must be >= 0"),
+    (["train", "--data", "neural-fly"], "needs --data-path"),
+    (["train", "--data", "neural-lander", "--data-path", "/no/such/file.csv"], "no such file or folder"),
+    (["train", "--order", "4", "--method", "mm"], "--order only applies"),
+    (["reproduce", "exp3"], "invalid choice: 'exp3'"),
+    (["reproduce", "exp1", "--seeds", "0"], "--seeds must be >= 1"),
+    (["plot", "/no/such/folder"], "no such folder"),
+])
+def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) if argv[-1] in ("newton", "exp3") else _no_raise():
+        code = main([*argv, *(["--out", str(out)] if argv[0] in ("train", "reproduce") else [])])
+        assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not (out / "result.json").exists()
+
+
+class _no_raise:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_malformed_data_file_is_refused_with_file_and_line(tmp_path):
+    bad = tmp_path / "log.csv"
+    header = "t,z,vx,vy,vz,qx,qy,qz,qw,u1,u2,u3,u4,fax,fay,faz\n"
+    bad.write_text(header + "0," + ",".join(["1.0"] * 14) + ",oops\n")
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "spherenet", "train", "--data", "neural-lander", "--data-path",
+                           str(bad), "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    err = proc.stderr.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert f"{bad}:2: column 'faz': not a number" in err
+    assert not out.exists() or not any(out.iterdir())
