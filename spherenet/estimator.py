@@ -1,0 +1,389 @@
+"""``SphereNetRegressor``: the whole pipeline (the paper's scaling, a normalised MLP, an automatic step
+rule) behind the scikit-learn estimator conventions, without depending on scikit-learn.
+
+    est = SphereNetRegressor(hidden=(25, 30, 15), method="taylor", iterations=200).fit(X, y)
+    est.predict(X_new)          # raw units (newtons for the quadrotor data)
+    est.score(X_new, y_new)     # R², uniform average over outputs
+
+Conventions followed: the constructor stores its arguments untouched (validated in ``fit``); fitted state
+lives in attributes ending in ``_``; ``get_params``/``set_params`` read ``__init__``'s signature; ``fit``
+returns ``self``; using a method that needs a fitted model before ``fit`` raises :class:`NotFittedError`.
+
+Rule for zero-norm inputs: the paper's scaling maps every sample ``x -> x / ||x||_2``, which is undefined
+for ``x = 0`` (and, with ``standardize=True``, for a sample equal to the training mean). Such a row is
+bad input in ``fit`` and in ``predict`` alike: ValueError naming ``X`` and the first offending row, never
+a NaN prediction. An all-zero target set is refused in ``fit`` for the same reason (``y_max = 0``), and
+so is ``standardize=True`` with a single training sample (it standardises to 0).
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import numbers
+
+import numpy as np
+import scipy.sparse
+
+from ._checks import as_float_matrix, check_choice, positive_int
+from .data.scaling import PaperScaling
+from .network import NormalisedMLP
+from .results import load_weights, save_weights
+from .train import RULES, History, train
+
+_FORMAT = 1
+
+
+class NotFittedError(ValueError, AttributeError):
+    """A method that needs a fitted model was called before ``fit``.
+
+    Derives from ``ValueError`` and ``AttributeError``, like scikit-learn's ``NotFittedError``. When
+    scikit-learn is installed the error raised is ALSO an instance of ``sklearn.exceptions.NotFittedError``
+    (its checks test for that class exactly), so either ``except`` clause catches it.
+    """
+
+
+@functools.cache
+def _not_fitted_error() -> type:
+    try:
+        from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+    except ImportError:
+        return NotFittedError
+    return type("NotFittedError", (NotFittedError, SklearnNotFittedError), {"__module__": __name__})
+
+
+class SphereNetRegressor:
+    """Normalised bias-free ReLU MLP regressor trained with the paper's automatic step sizes.
+
+    Parameters (stored as given; validated when ``fit`` runs)
+    ----------
+    hidden : sequence of int, default (25, 30, 15)
+        Hidden widths; the network is ``[n_features, *hidden, n_outputs]`` (``()`` gives one linear layer).
+    method : str, default "taylor"
+        Step rule, one of ``spherenet.train.RULES``: "taylor" (Algorithm 1), "mm" (Algorithm 2),
+        "mm-frobenius", "mm-telescoping", "mm-closed".
+    order : int, default 2
+        Order of the Taylor model; used by ``method="taylor"`` only, ignored by the others.
+    iterations : int, default 200
+        Training iterations (>= 0); training stops earlier at a stationary point or a non-finite loss
+        (see ``history_.stop_reason``).
+    radius : "unit" | "agd" | "fan" | float | sequence of float, default "unit"
+        Sphere radii ``mu_i`` (``spherenet.network.radii_for``).
+    batch_size : int or None, default None
+        None: full batch (the paper); else mini-batches of this size.
+    standardize : bool, default False
+        Standardise every feature with the training mean/std before ``x / ||x||`` (NOT in the paper).
+    dtype : "float64" | "float32", default "float64"
+        Precision of the network and of training; scaling and predictions are float64.
+    random_state : int >= 0 or None, default 0
+        Seed of the initialisation and of the mini-batch order. None draws a fresh seed from the OS;
+        the seed used is kept in ``seed_`` so such a fit can be repeated.
+    verbose : bool, default False
+        Print the loss about ten times during training.
+
+    Fitted attributes
+    -----------------
+    net_ : NormalisedMLP             the trained network (on scaled data)
+    scaling_ : PaperScaling          the paper's scaling fitted on the training data with the initial P_op
+    history_ : spherenet.train.History   everything the training loop recorded
+    n_features_in_ : int             input width
+    n_outputs_ : int                 output width (1 for a 1-D ``y``; ``predict`` then returns 1-D)
+    n_iter_ : int                    iterations actually taken
+    seed_ : int                      the seed used
+    lipschitz_bound_ : float         ``L = prod_i ||W_i||_2 * y_max / P_op`` [output units]
+
+    ``lipschitz_bound_`` bounds the Lipschitz constant of ``u -> predict`` where ``u`` is the NORMALISED
+    input (``u = x/||x||``, after standardisation if on): the network is ``prod_i ||W_i||_2``-Lipschitz
+    (<= ``prod_i mu_i``) and the inverse target scaling multiplies by ``y_max / P_op``. It is not a bound in
+    raw inputs, because ``x -> x/||x||`` is unbounded near 0; on raw inputs with ``||x|| >= r`` (no
+    standardisation) ``x -> x/||x||`` is ``1/r``-Lipschitz (``r x/||x||`` is the metric projection onto the
+    ball of radius r), so ``lipschitz_bound_ / r`` bounds the raw map there.
+    """
+
+    def __init__(self, hidden=(25, 30, 15), method="taylor", order=2, iterations=200, radius="unit",
+                 batch_size=None, standardize=False, dtype="float64", random_state=0, verbose=False):
+        self.hidden = hidden
+        self.method = method
+        self.order = order
+        self.iterations = iterations
+        self.radius = radius
+        self.batch_size = batch_size
+        self.standardize = standardize
+        self.dtype = dtype
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # --- parameters -------------------------------------------------------------------------------------
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        params = inspect.signature(cls.__init__).parameters.values()
+        return sorted(p.name for p in params if p.name != "self" and p.kind != p.VAR_KEYWORD)
+
+    def get_params(self, deep: bool = True) -> dict:
+        """The constructor parameters as a dict (``deep`` is accepted for compatibility: no parameter is
+        itself an estimator). ``type(est)(**est.get_params())`` is an unfitted copy."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params) -> "SphereNetRegressor":
+        """Set constructor parameters by name (no validation until ``fit``); returns ``self``."""
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}; valid parameters: "
+                                 f"{', '.join(valid)}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
+        changed = [f"{name}={getattr(self, name)!r}" for name in defaults
+                   if name != "self" and not _same(getattr(self, name), defaults[name])]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def _checked_params(self) -> dict:
+        if isinstance(self.hidden, (str, bytes)) or not hasattr(self.hidden, "__iter__"):
+            raise TypeError(f"hidden must be a sequence of positive integers, got {self.hidden!r}")
+        method = check_choice("method", self.method, tuple(RULES))
+        if self.batch_size is not None:
+            positive_int("batch_size", self.batch_size)
+        if not isinstance(self.standardize, (bool, np.bool_)):
+            raise TypeError(f"standardize must be True or False, got {self.standardize!r}")
+        try:
+            dtype = None if self.dtype is None else np.dtype(self.dtype)  # np.dtype(None) would be float64
+        except TypeError:
+            dtype = None
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        seed = self.random_state
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy)
+        return {"hidden": tuple(positive_int(f"hidden[{i}]", h) for i, h in enumerate(self.hidden)),
+                "options": {"order": positive_int("order", self.order)} if method == "taylor" else {},
+                "iterations": positive_int("iterations", self.iterations, minimum=0),
+                "dtype": dtype, "seed": positive_int("random_state", seed, minimum=0)}
+
+    # --- fit / predict / score --------------------------------------------------------------------------
+
+    def fit(self, X, y) -> "SphereNetRegressor":
+        """Fit the scaling and train the network on raw ``X: (N, d)`` and ``y: (N,)`` or ``(N, m)``."""
+        p = self._checked_params()
+        X = _as_matrix("X", X)
+        Y, y_1d = _as_targets(y)
+        if X.shape[0] != Y.shape[0]:
+            raise ValueError(f"X has {X.shape[0]} rows but y has {Y.shape[0]}: one target per sample")
+        if self.standardize and X.shape[0] == 1:
+            raise ValueError("standardize=True needs at least 2 samples: with n_samples=1 the sample "
+                             "standardises to the zero vector, where x / ||x|| is undefined")
+        net = NormalisedMLP([X.shape[1], *p["hidden"], Y.shape[1]], self.radius, p["seed"], p["dtype"])
+        scaling = PaperScaling.fit(X, Y, net.spectral_norm_product(), standardize=bool(self.standardize))
+        Xs, Ys = scaling.transform_inputs(X), scaling.transform_targets(Y)
+        callback = _progress(p["iterations"]) if self.verbose else None
+        history = train(net, Xs.astype(p["dtype"]), Ys.astype(p["dtype"]), rule=self.method,
+                        iterations=p["iterations"], batch_size=self.batch_size, seed=p["seed"],
+                        callback=callback, **p["options"])
+        if self.verbose and history.stop_reason:
+            print(f"[SphereNetRegressor] {history.stop_reason}")
+        self._set_fitted(net, scaling, history, y_1d, p["seed"])
+        return self
+
+    def _set_fitted(self, net, scaling, history, y_1d, seed) -> None:
+        self.net_, self.scaling_, self.history_ = net, scaling, history
+        self.n_features_in_, self.n_outputs_ = scaling.n_features, scaling.n_targets
+        self.n_iter_, self.seed_ = history.iterations, seed
+        self.lipschitz_bound_ = net.spectral_norm_product() * scaling.y_max / scaling.p_op
+        self._y_1d = y_1d
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "net_"):
+            raise _not_fitted_error()(f"This {type(self).__name__} instance is not fitted yet: call 'fit' "
+                                      f"with training data before using this estimator.")
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "net_")
+
+    def predict(self, X) -> np.ndarray:
+        """Predictions in raw target units: ``inverse_targets(f(transform_inputs(X)))``; ``(N,)`` if
+        ``fit`` saw a 1-D ``y``, else ``(N, m)``."""
+        self._check_fitted()
+        X = _as_matrix("X", X, self.n_features_in_)
+        Xs = self.scaling_.transform_inputs(X).astype(self.net_.dtype)
+        F = self.scaling_.inverse_targets(self.net_.forward(Xs))
+        return F[:, 0] if self._y_1d else F
+
+    def _targets_for(self, X, y):
+        F = self.predict(X)
+        Y = _as_targets(y)[0]
+        if Y.shape[0] != F.shape[0]:
+            raise ValueError(f"X has {F.shape[0]} rows but y has {Y.shape[0]}: one target per sample")
+        if Y.shape[1] != self.n_outputs_:
+            raise ValueError(f"y has {Y.shape[1]} outputs, expected {self.n_outputs_}")
+        return F.reshape(Y.shape), Y
+
+    def score(self, X, y) -> float:
+        """Coefficient of determination ``R² = 1 - SS_res/SS_tot`` per output, averaged uniformly.
+
+        ``SS_res = sum_n (y_n - f_n)²``, ``SS_tot = sum_n (y_n - mean(y))²``. A constant output
+        (``SS_tot = 0``, e.g. a single sample) scores 1.0 if predicted exactly, else 0.0 (scikit-learn's
+        ``force_finite`` rule).
+        """
+        F, Y = self._targets_for(X, y)
+        ss_res = np.sum((Y - F) ** 2, axis=0)
+        ss_tot = np.sum((Y - Y.mean(axis=0)) ** 2, axis=0)
+        nonzero = ss_tot > 0
+        r2 = np.where(nonzero, 1.0 - ss_res / np.where(nonzero, ss_tot, 1.0), np.where(ss_res > 0, 0.0, 1.0))
+        return float(r2.mean())
+
+    def rmse(self, X, y) -> float:
+        """``sqrt(1/N sum_n ||f(x_n) - y_n||²)`` in raw target units (RMS of the error-vector norm)."""
+        F, Y = self._targets_for(X, y)
+        return float(np.sqrt(np.sum((F - Y) ** 2) / Y.shape[0]))
+
+    # --- persistence ------------------------------------------------------------------------------------
+
+    def save(self, path):
+        """Write the fitted model to a checksummed ``.npz`` (weights, radii, and JSON strings for the
+        parameters, the scaling, the history and the other fitted attributes); returns the path."""
+        self._check_fitted()
+        state = {"kind": type(self).__name__, "format": _FORMAT, "y_1d": self._y_1d, "seed": self.seed_}
+        return save_weights(path, self.net_.weights, self.net_.radii,
+                            params=_json_str(_encode(self.get_params())),
+                            scaling=_json_str(self.scaling_.to_dict()),
+                            history=_json_str(self.history_.as_dict()), state=_json_str(state))
+
+    @classmethod
+    def load(cls, path) -> "SphereNetRegressor":
+        """The estimator :meth:`save` wrote; a damaged or edited file is refused (checksum)."""
+        weights, radii, extra = load_weights(path)
+        try:
+            state, params, scaling, history = (json.loads(str(extra[k]))
+                                               for k in ("state", "params", "scaling", "history"))
+        except KeyError as err:
+            raise ValueError(f"{path}: not a {cls.__name__} file (missing {err.args[0]!r})") from None
+        if state.get("kind") != cls.__name__ or state.get("format") != _FORMAT:
+            raise ValueError(f"{path}: not a {cls.__name__} file of format {_FORMAT}")
+        est = cls(**_decode(params))
+        est._set_fitted(NormalisedMLP.from_weights(weights, radii), PaperScaling.from_dict(scaling),
+                        _history_from_dict(history), bool(state["y_1d"]), state["seed"])
+        return est
+
+    def __sklearn_tags__(self):
+        """Tags for scikit-learn's checks (imported only when scikit-learn asks)."""
+        from sklearn.utils import InputTags, RegressorTags, Tags, TargetTags
+        return Tags(estimator_type="regressor", target_tags=TargetTags(required=True, multi_output=True),
+                    regressor_tags=RegressorTags(), input_tags=InputTags())
+
+
+# --- input validation --------------------------------------------------------------------------------------
+
+def _as_array(name: str, value) -> np.ndarray:
+    """``value`` as a real NumPy array: lists and object arrays of numbers are converted; sparse, complex,
+    string and other non-numeric input is refused naming ``name``."""
+    if value is None:
+        raise ValueError(f"{name} is required: this estimator requires y to be passed, but the target y is None"
+                         if name == "y" else f"{name} is required, got None")
+    if scipy.sparse.issparse(value):
+        raise TypeError(f"{name}: sparse input is not supported; pass a dense array ({name}.toarray())")
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be an array of numbers, got {type(value).__name__}")
+    try:
+        arr = np.asarray(value)
+    except ValueError as err:
+        raise ValueError(f"{name} is not a rectangular array of numbers ({err})") from None
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise ValueError(f"{name}: Complex data not supported (dtype {arr.dtype}); pass real numbers")
+    if arr.dtype == object:
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"{name} must hold real numbers ({err})") from None
+    if np.issubdtype(arr.dtype, np.floating) and arr.size and not np.isfinite(arr).all():
+        where = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+        raise ValueError(f"{name} contains NaN or inf ({arr[where]} at index {where})")
+    return arr
+
+
+def _as_matrix(name: str, value, n_features: int | None = None) -> np.ndarray:
+    arr = _as_array(name, value)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (samples as rows), got shape {arr.shape}. Reshape your data: "
+                         f"{name}.reshape(-1, 1) for one feature, {name}.reshape(1, -1) for one sample")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name} has 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required.")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise ValueError(f"{name} has {arr.shape[1]} features, but SphereNetRegressor is expecting "
+                         f"{n_features} features as input")
+    return as_float_matrix(name, arr)
+
+
+def _as_targets(y) -> tuple[np.ndarray, bool]:
+    """``(Y (N, m), y_was_1d)``."""
+    arr = _as_array("y", y)
+    if arr.ndim not in (1, 2):
+        raise ValueError(f"y must be 1-D (one output) or 2-D (samples as rows), got shape {arr.shape}")
+    return as_float_matrix("y", arr.reshape(-1, 1) if arr.ndim == 1 else arr), arr.ndim == 1
+
+
+# --- helpers -----------------------------------------------------------------------------------------------
+
+def _same(a, b) -> bool:
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except (TypeError, ValueError):
+        return False
+
+
+def _progress(iterations: int):
+    every = max(1, iterations // 10)
+
+    def report(k, history):
+        if k % every == 0 or k == iterations:
+            print(f"[SphereNetRegressor] iteration {k}/{iterations}: J = {history.loss_train[-1]:.6e}, "
+                  f"tau = {history.tau[-1]:.3e}")
+    return report
+
+
+def _json_str(obj) -> np.ndarray:
+    return np.array(json.dumps(obj, allow_nan=False))
+
+
+def _encode(value):
+    """JSON-ready parameters: tuples and NumPy dtypes tagged so they come back as given, NumPy scalars as
+    Python numbers."""
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(v) for v in value]}
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
+        return {"__dtype__": np.dtype(value).name, "as_type": isinstance(value, type)}
+    if value is None or isinstance(value, (str, bool, numbers.Real)):
+        return value
+    raise TypeError(f"cannot save the parameter value {value!r} ({type(value).__name__}) as JSON")
+
+
+def _decode(value):
+    if isinstance(value, dict):
+        if set(value) == {"__tuple__"}:
+            return tuple(_decode(v) for v in value["__tuple__"])
+        if "__dtype__" in value:
+            dtype = np.dtype(value["__dtype__"])
+            return dtype.type if value["as_type"] else dtype
+        return {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
+def _history_from_dict(d: dict) -> History:
+    """Inverse of ``History.as_dict`` (``None`` back to NaN in the numeric lists)."""
+    def nums(xs):
+        return [np.nan if x is None else x for x in xs]
+    d = dict(d)
+    for key in ("loss_train", "loss_test", "tau", "beta", "predicted", "actual", "drift", "seconds"):
+        d[key] = nums(d[key])
+    d["info"] = {k: nums(v) for k, v in d["info"].items()}
+    return History(**d)
