@@ -66,6 +66,8 @@ FLAGS = {
     "kappa-nonfinite": "the model's curvature is not finite; tau = eps before backtracking",
     "backtracking-cap": "backtracking hit its cap of halvings without decrease; tau = 0 for this iteration",
     "interval-end": "the 1-D minimiser ended at an end of its search interval",
+    "not-unimodal": "the majorant search on [0, pi] ended with m(tau) > m(0) = 0 (m is not unimodal there); "
+                    "it was redone by bracketing from a small angle, which finds the local minimum nearest 0",
 }
 
 

@@ -1,0 +1,324 @@
+"""Majorants of METHOD.md §5, their spectral-norm machinery, the golden-section search and the validity
+measurement, each checked against plain-NumPy references written here from the formulas."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+import spherenet as sn
+from spherenet import majorant as mj
+
+from .strategies import seeds, unit_rows
+
+BUILDERS = {"spectral": mj.spectral, "frobenius": mj.frobenius, "telescoping": mj.telescoping}
+
+
+# --- plain-NumPy references -----------------------------------------------------------------------------------
+
+def reference_parts(weights, radii, X, Y):
+    """``α, β, Q`` and the unit directions ``V_i``, straight from METHOD.md §3 and §5."""
+    _, grads = sn.loss_and_grad(weights, X, Y)
+    V, alpha, beta = [], 0.0, 0.0
+    for W, G, mu in zip(weights, grads, radii):
+        rgrad = G - np.sum(W * G) / mu**2 * W
+        V.append(-rgrad / np.linalg.norm(rgrad))
+        alpha += np.sum(W * G)
+        beta += mu * np.linalg.norm(rgrad)
+    return grads, V, alpha, beta, np.mean(np.sum(X**2, axis=1))
+
+
+def reference_terms(variant, weights, V, radii, alpha, beta, Q, t):
+    """The two terms ``α(cos t - 1) - β sin t`` and the penalty, evaluated as written (SVD norms)."""
+    first = alpha * (np.cos(t) - 1) - beta * np.sin(t)
+    dW = [W * (np.cos(t) - 1) + mu * Vi * np.sin(t) for W, Vi, mu in zip(weights, V, radii)]
+    gamma = [W * np.cos(t) + mu * Vi * np.sin(t) for W, Vi, mu in zip(weights, V, radii)]
+    s = [np.linalg.norm(W, 2) for W in weights]
+    if variant == "spectral":
+        P1 = np.prod([si + np.linalg.norm(D, 2) for si, D in zip(s, dW)])
+        return first, Q / 2 * (P1 - np.prod(s)) ** 2
+    if variant == "frobenius":
+        P, L = np.prod(radii), len(weights)
+        return first, Q / 2 * (P * ((1 + 2 * np.sin(t / 2)) ** L - 1)) ** 2
+    total = 0.0
+    for i in range(len(weights)):
+        after = np.prod([np.linalg.norm(gamma[j], 2) for j in range(i + 1, len(weights))])
+        total += after * np.linalg.norm(dW[i], 2) * np.prod(s[:i])
+    return first, Q / 2 * total**2
+
+
+def random_problem(seed, widths=(4, 6, 5, 2), n=30, scale_rows=False):
+    rng = np.random.default_rng(seed)
+    net = sn.NormalisedMLP(list(widths), radius=["unit", "agd", 1.7][seed % 3], seed=seed)
+    X = unit_rows(rng, n, widths[0])
+    if scale_rows:
+        X *= rng.uniform(0.3, 2.0, size=(n, 1))
+    return net, X, rng.normal(size=(n, widths[-1]))
+
+
+# --- spectral norms of a W + b U ------------------------------------------------------------------------------
+
+@given(st.integers(1, 9), st.integers(1, 9), seeds, st.floats(-3, 3), st.floats(-3, 3))
+def test_gram_norms_equal_svd_norms(rows, cols, seed, a, b):
+    rng = np.random.default_rng(seed)
+    W, U = rng.normal(size=(rows, cols)), rng.normal(size=(rows, cols))
+    got = mj.SpectralPencils([W], [U]).norms(a, b)[0, 0]
+    want = np.linalg.norm(a * W + b * U, 2)
+    # General pencil: accuracy relative to the size of the two terms (a W and b U may cancel).
+    assert abs(got - want) <= 1e-12 * (abs(a) * np.linalg.norm(W, 2) + abs(b) * np.linalg.norm(U, 2)) + 1e-300
+
+
+@given(seeds, st.lists(st.floats(-math.pi, math.pi, allow_subnormal=False), min_size=1, max_size=5))
+def test_gram_norms_on_the_update_curve_are_relatively_exact(seed, ts):
+    net, X, Y = random_problem(seed, widths=(7, 9, 3, 8))
+    _, V, *_ = reference_parts(net.weights, net.radii, X, Y)
+    U = [mu * Vi for mu, Vi in zip(net.radii, V)]
+    t = np.array(ts)
+    for a in (-2 * np.sin(t / 2) ** 2, np.cos(t)):           # ΔW(t) and Γ(t)
+        got = mj.SpectralPencils(net.weights, U).norms(a, np.sin(t))
+        want = mj.spectral_norms_svd(net.weights, U, a, np.sin(t))
+        nonzero = want > 0
+        np.testing.assert_allclose(got[nonzero], want[nonzero], rtol=1e-12)
+        assert np.all(got[~nonzero] == 0)
+
+
+@given(seeds, st.floats(-2, 2), st.floats(-2, 2))
+def test_lambda_max_kernel_matches_its_numpy_reference(seed, a, b):
+    rng = np.random.default_rng(seed)
+    weights = [rng.normal(size=shape) for shape in ((3, 5), (6, 3), (2, 6))]
+    pencils = mj.SpectralPencils(weights, [rng.normal(size=W.shape) for W in weights])
+    args = (pencils.A, pencils.B, pencils.C, pencils.sizes, a, b)
+    fast, ref = mj.lambda_max_numba(*args, np.empty(3)), mj.lambda_max_reference(*args, np.empty(3))
+    np.testing.assert_allclose(fast, ref, rtol=1e-13, atol=1e-13 * np.abs(ref).max())
+
+
+# --- the majorants against their formulas ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("variant", list(BUILDERS))
+@settings(max_examples=15)
+@given(seed=seeds, ts=st.lists(st.floats(0.01, math.pi), min_size=1, max_size=4))
+def test_majorant_equals_plain_numpy_formula(variant, seed, ts):
+    net, X, Y = random_problem(seed, scale_rows=True)
+    grads, V, alpha, beta, Q = reference_parts(net.weights, net.radii, X, Y)
+    m = BUILDERS[variant](net.weights, grads, net.radii, X)
+    assert (m.alpha, m.beta, m.Q) == pytest.approx((alpha, beta, Q), rel=1e-12)
+    values = m(np.array(ts))
+    for t, value in zip(ts, values):
+        first, penalty = reference_terms(variant, net.weights, V, net.radii, alpha, beta, Q, t)
+        # relative to the size of the terms: m itself may be a small difference of them
+        assert abs(value - (first + penalty)) <= 1e-12 * (abs(alpha * (np.cos(t) - 1)) + abs(beta * np.sin(t))
+                                                         + penalty)
+        assert m(t) == pytest.approx(value, rel=1e-14, abs=1e-300)      # scalar and array calls agree
+
+
+@pytest.mark.parametrize("variant", list(BUILDERS))
+@settings(max_examples=15)
+@given(seed=seeds)
+def test_majorant_is_zero_at_zero_with_slope_minus_beta(variant, seed):
+    net, X, Y = random_problem(seed, scale_rows=True)
+    grads, _, _, beta, _ = reference_parts(net.weights, net.radii, X, Y)
+    m = BUILDERS[variant](net.weights, grads, net.radii, X)
+    assert m(0.0) == 0.0
+    h = 1e-6
+    assert (m(h) - m(-h)) / (2 * h) == pytest.approx(-beta, rel=1e-7)
+
+
+@settings(max_examples=15)
+@given(seed=seeds)
+def test_penalties_are_ordered_telescoping_spectral_frobenius(seed):
+    net, X, Y = random_problem(seed)
+    grads = sn.loss_and_grad(net.weights, X, Y)[1]
+    t = np.concatenate([np.geomspace(1e-6, 1, 40), np.linspace(1, math.pi, 20)])
+    tel, spec, frob = (BUILDERS[v](net.weights, grads, net.radii, X).penalty(t)
+                       for v in ("telescoping", "spectral", "frobenius"))
+    assert np.all(tel <= spec * (1 + 1e-12)) and np.all(spec <= frob * (1 + 1e-12))
+    assert np.any(tel < spec * (1 - 1e-6)) and np.any(spec < frob * (1 - 1e-6))   # and not all equal
+
+
+def test_exposed_parts_match_the_formula():
+    net, X, Y = random_problem(3)
+    grads, V, *_ = reference_parts(net.weights, net.radii, X, Y)
+    m = mj.spectral(net.weights, grads, net.radii, X)
+    s = [np.linalg.norm(W, 2) for W in net.weights]
+    assert m.P2 == pytest.approx(np.prod(s), rel=1e-13)
+    t = 0.3
+    dW = [W * (np.cos(t) - 1) + mu * Vi * np.sin(t) for W, Vi, mu in zip(net.weights, V, net.radii)]
+    assert m.P1(t)[0] == pytest.approx(np.prod([si + np.linalg.norm(D, 2) for si, D in zip(s, dW)]), rel=1e-13)
+    assert m.gap(t)[0] == pytest.approx(m.P1(t)[0] - m.P2, rel=1e-12)
+
+
+# --- the closed-form step -------------------------------------------------------------------------------------
+
+@settings(max_examples=15)
+@given(seed=seeds)
+def test_closed_form_step_is_the_formula_and_minimises_its_model(seed):
+    net, X, Y = random_problem(seed, scale_rows=True)
+    grads, _, _, beta, Q = reference_parts(net.weights, net.radii, X, Y)
+    P, L = np.prod(net.radii), net.depth
+    tau = mj.closed_form_step(net.weights, grads, net.radii, X)
+    assert tau == pytest.approx(np.log((1 + np.sqrt(1 + 4 * beta / (P**2 * Q * L))) / 2) / L, rel=1e-12)
+    h = 1e-4 * tau
+    slope = (mj.closed_form_model(tau + h, beta, P, Q, L) - mj.closed_form_model(tau - h, beta, P, Q, L)) / (2 * h)
+    assert abs(slope) <= 1e-6 * beta
+
+
+# --- golden-section search ------------------------------------------------------------------------------------
+
+def counted(f):
+    calls = []
+
+    def g(t):
+        calls.append(t)
+        return f(t)
+    return g, calls
+
+
+@given(st.floats(1e-3, math.pi - 1e-3), st.sampled_from([mj.ATOL, 0.0]))
+def test_golden_section_finds_interior_minimum_to_its_tolerance(c, atol):
+    for f in (lambda t: (t - c) ** 2, lambda t: math.cosh(3 * (t - c)) + 0.1 * (t - c) ** 3):
+        g, calls = counted(f)
+        t, ft, n, at_end = mj.golden_section(g, atol=atol)
+        assert abs(t - c) <= 2 * (mj.RTOL * abs(t) + atol)
+        assert not at_end and n == len(calls) and ft == f(t)
+
+
+@pytest.mark.parametrize("c", [1e-4, 3e-6])
+def test_golden_section_tolerance_is_relative_to_the_minimiser_not_the_interval(c):
+    for atol in (mj.ATOL, 0.0):
+        t, *_ = mj.golden_section(lambda s: (s - c) ** 2, atol=atol)
+        assert abs(t - c) <= 2 * (mj.RTOL * c + atol)
+    t, *_ = mj.golden_section(lambda s: (s - c) ** 2, atol=0.0)
+    assert abs(t - c) <= 1e-3 * c            # a 3.45e-4 · π tolerance would miss c entirely
+
+
+@pytest.mark.parametrize("first_step", [None, 1e-6])
+@pytest.mark.parametrize("f, end", [(lambda t: t, 0.0), (lambda t: -t, math.pi), (lambda t: (t + 1) ** 2, 0.0),
+                                    (lambda t: (t - 5) ** 2, math.pi)])
+def test_golden_section_minimum_at_an_end(f, end, first_step):
+    t, ft, _, at_end = mj.golden_section(f, first_step=first_step)
+    assert t == end and ft == f(end) and at_end
+
+
+@given(st.floats(1e-6, 1.0))
+def test_bracketing_first_reaches_the_same_tolerance_with_fewer_evaluations(c):
+    f = lambda t: (t - c) ** 2 - 0.3 * (t - c) ** 3          # noqa: E731
+    t_full, _, n_full, _ = mj.golden_section(f, atol=0.0)
+    t_br, _, n_br, _ = mj.golden_section(f, atol=0.0, first_step=1e-7)
+    for t in (t_full, t_br):
+        assert abs(t - c) <= 2 * mj.RTOL * t
+    if c < 1e-4:                             # bracketing pays when c² << first_step
+        assert n_br < n_full
+
+
+def test_bracketing_finds_the_minimum_nearest_the_start():
+    f = lambda t: -0.5 * math.exp(-(t - 0.3) ** 2 / 0.01) - math.exp(-(t - 2) ** 2 / 0.1)   # noqa: E731
+    assert mj.golden_section(f)[0] == pytest.approx(2.0, abs=1e-3)           # the whole interval: the far one
+    assert mj.golden_section(f, first_step=1e-3)[0] == pytest.approx(0.3, abs=1e-3)
+
+
+@settings(max_examples=10)
+@given(seed=seeds)
+def test_golden_section_on_majorants_beats_a_fine_grid(seed):
+    net, X, Y = random_problem(seed)
+    grads = sn.loss_and_grad(net.weights, X, Y)[1]
+    grid = np.concatenate([np.geomspace(1e-8, 1, 3000), np.linspace(1, math.pi, 1000)])
+    for variant, atol in (("spectral", mj.ATOL), ("frobenius", 0.0)):
+        m = BUILDERS[variant](net.weights, grads, net.radii, X)
+        tau, m_tau, _, _ = mj.golden_section(m, atol=atol)
+        assert m_tau == m(tau) < 0
+        # Within the search tolerance δ of the minimiser, m(τ) - min m <= (p/2)(δ/τ)²|min m| for a t^p penalty.
+        slack = 4 * (2 * (mj.RTOL * tau + atol) / tau) ** 2 * abs(m_tau)
+        assert m_tau <= m(grid).min() + slack
+
+
+def test_minimise_redoes_a_search_that_lands_above_m0():
+    # -t + 200 t² (minimum at 0.0025) plus a dip near 1.94 that stays above 0 but lures the first two probes.
+    lure = lambda t: -t + 200 * t**2 - 600 * math.exp(-(t - 1.94) ** 2 / 0.01)   # noqa: E731
+    assert mj.golden_section(lure)[1] > 0
+    tau, m_tau, evals, at_end, restarted = mj.minimise(lure)
+    assert restarted and not at_end and m_tau < 0 and abs(tau - 0.0025) <= 2 * (mj.RTOL * tau + mj.ATOL)
+    plain = lambda t: -t + 200 * t**2                                               # noqa: E731
+    assert mj.minimise(plain) == (*mj.golden_section(plain), False)
+
+
+def test_golden_section_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="a < b"):
+        mj.golden_section(abs, 1.0, 1.0)
+    with pytest.raises(ValueError, match="rtol"):
+        mj.golden_section(abs, rtol=0.0)
+    with pytest.raises(ValueError, match="atol"):
+        mj.golden_section(abs, atol=-1.0)
+
+
+# --- validity: does m bound φ(t) - φ(0)? ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("variant", list(BUILDERS))
+@settings(max_examples=8)
+@given(seed=seeds)
+def test_one_layer_majorants_are_true_bounds(variant, seed):
+    # L = 1: f = W x, so Assumption 1 is exact and Q/2 ||ΔW||_2² bounds 1/(2N) Σ ||ΔW x_n||²: m is a bound.
+    net, X, Y = random_problem(seed, widths=(5, 3), n=40, scale_rows=True)
+    grads = sn.loss_and_grad(net.weights, X, Y)[1]
+    report = mj.validity(BUILDERS[variant](net.weights, grads, net.radii, X), X, Y,
+                         np.geomspace(1e-4, math.pi, 60))
+    assert report["bound_fraction"] == 1.0 and report["fails_at"].size == 0
+    assert report["worst_violation"] < 0 and 0 < report["looseness"] <= 1
+
+
+@settings(max_examples=10)
+@given(seed=seeds, variant=st.sampled_from(list(BUILDERS)))
+def test_validity_measures_bound_fraction_and_looseness(seed, variant):
+    """On random ReLU nets the bound rests on Assumption 1: its success rate is measured, not asserted."""
+    net, X, Y = random_problem(seed, widths=(4, 6, 6, 1), n=25)
+    grads, V, *_ = reference_parts(net.weights, net.radii, X, Y)
+    m = BUILDERS[variant](net.weights, grads, net.radii, X)
+    t = np.geomspace(1e-5, math.pi, 40)
+    report = mj.validity(m, X, Y, t)
+    J0 = sn.loss(net.weights, X, Y)
+
+    def true_change(s):
+        return sn.loss([W * np.cos(s) + mu * Vi * np.sin(s) for W, Vi, mu in zip(net.weights, V, net.radii)],
+                       X, Y) - J0
+
+    true = np.array([true_change(s) for s in t])
+    np.testing.assert_allclose(report["true"], true, rtol=1e-10, atol=1e-15 * J0)
+    holds = m(t) >= true
+    assert report["bound_fraction"] == pytest.approx(holds.mean())
+    np.testing.assert_array_equal(report["fails_at"], t[~holds])
+    tau = mj.minimise(m)[0]
+    assert report["tau"] == tau and report["m_tau"] == m(tau)
+    assert report["looseness"] == pytest.approx(m(tau) / true_change(tau), rel=1e-9)
+    event(f"{variant}: bound holds on {'all' if holds.all() else 'part'} of the grid")
+
+
+# --- boundary checks ------------------------------------------------------------------------------------------
+
+def test_builders_reject_bad_input():
+    net, X, Y = random_problem(0)
+    grads = sn.loss_and_grad(net.weights, X, Y)[1]
+    with pytest.raises(ValueError, match=r"weights\[1\].*sphere"):
+        mj.spectral([net.weights[0], 2 * net.weights[1], net.weights[2]], grads, net.radii, X)
+    with pytest.raises(ValueError, match=r"grads\[2\]"):
+        mj.frobenius(net.weights, grads[:2] + [grads[2].T], net.radii, X)
+    with pytest.raises(ValueError, match="radii"):
+        mj.telescoping(net.weights, grads, net.radii[:2], X)
+    with pytest.raises(ValueError, match="X"):
+        mj.closed_form_step(net.weights, grads, net.radii, X[:, :2])
+    with pytest.raises(ValueError, match="t_grid"):
+        mj.validity(mj.spectral(net.weights, grads, net.radii, X), X, Y, [])
+
+
+# --- figures --------------------------------------------------------------------------------------------------
+
+def test_figures_are_written(tmp_path):
+    from spherenet.plots import majorant as plots
+    net, X, Y = random_problem(1, widths=(4, 6, 2), n=20)
+    path = plots.majorant_figure({"first": net.weights}, net.radii, X, Y, tmp_path / "m.png",
+                                 t=np.geomspace(1e-5, 0.5, 30))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    data = plots.curve_comparison(net.weights, net.radii, X, Y, np.array([1e-4]))
+    # the order-2 Taylor model agrees with the true change to O(t³) at small t
+    assert abs(data["taylor2"][0] - data["true"][0]) <= 1e-6 * abs(data["true"][0])
+    path = plots.tau_figure({"a": [1e-2, 2e-2], "b": [1e-4, 0.0]}, tmp_path / "tau.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
