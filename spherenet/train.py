@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
@@ -78,6 +78,7 @@ class History:
     flags: list = field(default_factory=list)
     info: dict = field(default_factory=dict)
     stop_reason: str = ""
+    batch_state: dict = field(default_factory=dict)
 
     @property
     def iterations(self) -> int:
@@ -91,6 +92,20 @@ class History:
     def as_dict(self) -> dict:
         """Plain lists and numbers, ready for ``json.dump`` (non-finite floats become ``None``)."""
         return _json_safe(asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "History":
+        """The inverse of :meth:`as_dict` (``None`` read back as NaN in the float lists)."""
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown or "method" not in d:
+            raise ValueError(f"not a History record: unexpected keys {sorted(unknown)}" if unknown
+                             else "not a History record: no 'method'")
+        floats = ("loss_train", "loss_test", "tau", "beta", "predicted", "actual", "drift", "seconds")
+        out = cls(**{k: v for k, v in d.items() if k not in floats and k != "info"})
+        for k in floats:
+            setattr(out, k, [math.nan if v is None else float(v) for v in d.get(k, [])])
+        out.info = {k: [math.nan if v is None else v for v in vs] for k, vs in d.get("info", {}).items()}
+        return out
 
 
 def _json_safe(value):
@@ -110,7 +125,11 @@ def _drift(weights, radii) -> float:
 
 
 class _Batches:
-    """Full batch (``batch_size=None``), or mini-batches drawn without replacement, epoch by epoch."""
+    """Full batch (``batch_size=None``), or mini-batches drawn without replacement, epoch by epoch.
+
+    ``state()``/``restore()`` capture where the draw stands (generator state, epoch order, position), so a
+    resumed run draws the same batches as an uninterrupted one.
+    """
 
     def __init__(self, X, Y, batch_size, rng):
         self.X, self.Y, self.size, self.rng = X, Y, batch_size, rng
@@ -129,16 +148,26 @@ class _Batches:
         self.pos += self.size
         return self.X[idx], self.Y[idx]
 
+    def state(self) -> dict:
+        return {"rng": self.rng.bit_generator.state, "order": self.order.tolist(), "pos": self.pos}
+
+    def restore(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.order, self.pos = np.asarray(state["order"], dtype=np.intp), int(state["pos"])
+
 
 def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test=None, Y_test=None,
-          batch_size: int | None = None, seed=0, callback=None, **rule_options) -> History:
+          batch_size: int | None = None, seed=0, callback=None, resume: History | None = None,
+          **rule_options) -> History:
     """Train ``net`` in place by ``iterations`` steps of ``rule`` and return the :class:`History`.
 
     ``rule``: a name from ``RULES`` (built with ``rule_options``, e.g. ``order=4``) or a step-rule object.
     ``batch_size``: ``None`` for full batch (the paper); otherwise mini-batches drawn with ``seed``, and each
     step's backtracking compares against the loss on its own batch. ``callback(k, history)`` is called after
-    every iteration (progress bars). Stops early, with ``history.stop_reason`` set and the last good
-    weights kept, when the full-batch Riemannian gradient vanishes or the loss becomes non-finite.
+    every iteration (progress bars). ``resume``: the history of an earlier run of the same net, rule and
+    data; the loop continues it (appending to it) and gives the numbers an uninterrupted run would give.
+    Stops early, with ``history.stop_reason`` set and the last good weights kept, when the full-batch
+    Riemannian gradient vanishes or the loss becomes non-finite.
     """
     X, Y = check_data(X, Y, net.widths[0], net.widths[-1], net.dtype)
     has_test = X_test is not None or Y_test is not None
@@ -157,17 +186,21 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
     batches = _Batches(X, Y, batch_size, np.random.default_rng(seed))
 
     weights, radii = [W.copy() for W in net.weights], net.radii
-    history = History(getattr(rule, "name", type(rule).__name__))
-    history.loss_train.append(_loss_from_output(_forward_cache(weights, X).F, Y))
-    if has_test:
-        history.loss_test.append(_loss_from_output(_forward_cache(weights, X_test).F, Y_test))
-
-    Xb, Yb = batches.next()
-    cache = _forward_cache(weights, Xb)
-    J_prev = history.loss_train[0]
-    elapsed = 0.0
-    for k in range(iterations):
+    if resume is None:
+        history = History(getattr(rule, "name", type(rule).__name__))
+        history.loss_train.append(_loss_from_output(_forward_cache(weights, X).F, Y))
+        if has_test:
+            history.loss_test.append(_loss_from_output(_forward_cache(weights, X_test).F, Y_test))
+    else:
+        history = _check_resumable(resume, has_test, batches)
+    J_prev = history.loss_train[-1]
+    elapsed = history.seconds[-1] if history.seconds else 0.0
+    cache = _forward_cache(weights, X) if batches.full else None
+    for k in range(history.iterations, history.iterations + iterations):
         start = time.perf_counter()
+        Xb, Yb = batches.next()
+        if not batches.full:
+            cache = _forward_cache(weights, Xb)
         J, grads = _backward(weights, cache, Yb)
         it = Iterate(weights, radii, Xb, Yb, cache, J, grads, _direction(weights, grads, radii),
                      J_prev if batches.full else J)
@@ -181,9 +214,6 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
                                    f"{step.tau!r}; stopped and kept the last good weights")
             break
         weights, cache = new_weights, new_cache
-        if not batches.full:
-            Xb, Yb = batches.next()
-            cache = _forward_cache(weights, Xb)
         elapsed += time.perf_counter() - start
         J_train = J_new if batches.full else _loss_from_output(_forward_cache(weights, X).F, Y)
         J_prev = J_new
@@ -195,7 +225,22 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
         if "stationary" in step.flags and batches.full:
             history.stop_reason = f"iteration {k + 1}: stationary point (beta = 0); nothing left to descend"
             break
+    history.batch_state = batches.state()
     net.weights = weights
+    return history
+
+
+def _check_resumable(history: History, has_test: bool, batches: _Batches) -> History:
+    if not isinstance(history, History):
+        raise TypeError(f"resume must be a History, got {type(history).__name__}")
+    if history.stop_reason:
+        raise ValueError(f"cannot resume a run that stopped: {history.stop_reason}")
+    if bool(history.loss_test) != has_test:
+        raise ValueError("resume with the same test set as the original run (or none if it had none)")
+    if not batches.full:
+        if not history.batch_state:
+            raise ValueError("the history has no mini-batch state to resume from")
+        batches.restore(history.batch_state)
     return history
 
 
