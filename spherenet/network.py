@@ -80,15 +80,45 @@ class ForwardCache:
         return self.Z[-1]
 
 
-def _forward_cache(weights, X) -> ForwardCache:
-    """``Z_i = H_{i-1} @ W_i.T``, ``H_i = max(Z_i, 0)``, linear output; keeps every ``Z_i`` and ``H_i``."""
-    H, Z = [X], []
+class Workspace:
+    """Named scratch arrays, reused from call to call by the training loop's hot path.
+
+    Allocating a fresh multi-megabyte array costs its page faults on first touch — as much as the matrix
+    product that fills it (``benchmarks/README.md``). Arrays handed out here are overwritten by the next call
+    that asks for the same name, so public functions never use a workspace.
+    """
+
+    def __init__(self):
+        self._arrays = {}
+
+    def array(self, name, shape, dtype) -> np.ndarray:
+        a = self._arrays.get(name)
+        if a is None or a.shape != tuple(shape) or a.dtype != dtype:
+            a = self._arrays[name] = np.empty(shape, dtype)
+        return a
+
+    def cache(self, name, weights, X) -> "ForwardCache":
+        """Buffers for a forward pass of ``weights`` on ``X`` (to pass as ``out=``)."""
+        N = X.shape[0]
+        Z = [self.array(f"{name}.Z{i}", (N, W.shape[0]), X.dtype) for i, W in enumerate(weights)]
+        H = [X] + [self.array(f"{name}.H{i}", (N, W.shape[0]), X.dtype) for i, W in enumerate(weights[:-1])]
+        return ForwardCache(H, Z)
+
+
+def _forward_cache(weights, X, out: ForwardCache | None = None) -> ForwardCache:
+    """``Z_i = H_{i-1} @ W_i.T``, ``H_i = max(Z_i, 0)``, linear output; keeps every ``Z_i`` and ``H_i``.
+
+    ``out``: buffers to write into (from :meth:`Workspace.cache`); by default new arrays.
+    """
+    if out is None:
+        out = ForwardCache([X] + [np.empty((X.shape[0], W.shape[0]), X.dtype) for W in weights[:-1]],
+                           [np.empty((X.shape[0], W.shape[0]), X.dtype) for W in weights])
+    out.H[0] = X
     for i, W in enumerate(weights):
-        z = kernels.matmul_nt(H[-1], W, np.empty((X.shape[0], W.shape[0]), dtype=X.dtype))
-        Z.append(z)
+        kernels.matmul_nt(out.H[i], W, out.Z[i])
         if i < len(weights) - 1:
-            H.append(kernels.relu(z, np.empty_like(z)))
-    return ForwardCache(H, Z)
+            kernels.relu(out.Z[i], out.H[i + 1])
+    return out
 
 
 def _loss_from_output(F, Y) -> float:
@@ -97,18 +127,22 @@ def _loss_from_output(F, Y) -> float:
     return float(np.vdot(E, E)) / (2 * F.shape[0])
 
 
-def _backward(weights, cache: ForwardCache, Y) -> tuple[float, list]:
+def _backward(weights, cache: ForwardCache, Y, ws: Workspace | None = None) -> tuple[float, list]:
     """Loss and Euclidean gradients by reverse accumulation.
 
     ``dZ_L = (F - Y)/N``; for ``i = L..1``: ``∇_i J = dZ_i^T H_{i-1}``, ``dZ_{i-1} = (dZ_i W_i) ⊙ [Z_{i-1} > 0]``.
+    ``ws``: scratch arrays for the ``dZ_i`` (the training loop passes one; by default new arrays).
     """
+    ws = ws or Workspace()
     J = _loss_from_output(cache.F, Y)
-    dZ = (cache.F - Y) / Y.shape[0]
+    dZ = ws.array("dZ_out", cache.F.shape, cache.F.dtype)
+    np.subtract(cache.F, Y, out=dZ)
+    dZ *= cache.F.dtype.type(1.0 / Y.shape[0])
     grads = [None] * len(weights)
     for i in range(len(weights) - 1, -1, -1):
         grads[i] = dZ.T @ cache.H[i]
         if i:
-            dH = dZ @ weights[i]
+            dH = np.matmul(dZ, weights[i], out=ws.array(f"dZ{i - 1}", cache.Z[i - 1].shape, dZ.dtype))
             dZ = kernels.relu_mask(dH, cache.Z[i - 1], dH)
     return J, grads
 

@@ -25,7 +25,9 @@ class Iterate:
     ``weights[i]: (d_i, d_{i-1})`` on the sphere of radius ``radii[i]``; ``X: (N, d_0)``, ``Y: (N, d_L)``
     (the batch this step is taken on); ``cache``: the forward pass at ``weights``; ``loss = J(weights)``;
     ``grads[i] = ∇_{W_i} J``; ``direction``: ``V_i``, ``beta``, ``alpha``; ``loss_prev``: the loss accepted at
-    the previous iteration (``J(W^(0))`` at the first), which Algorithm 1's backtracking compares against.
+    the previous iteration (``J(W^(0))`` at the first), which Algorithm 1's backtracking compares against;
+    ``spare``: buffers :func:`loss_along` may write its forward pass into (the training loop's; ``None``:
+    new arrays).
     """
     weights: list
     radii: np.ndarray
@@ -36,6 +38,7 @@ class Iterate:
     grads: list
     direction: Direction
     loss_prev: float
+    spare: ForwardCache | None = None
 
 
 @dataclass
@@ -77,9 +80,12 @@ def weights_along(it: Iterate, t: float) -> list:
 
 
 def loss_along(it: Iterate, t: float) -> tuple[float, list, ForwardCache]:
-    """``φ(t) = J(Γ(t))`` with the weights and the forward pass it was computed from."""
+    """``φ(t) = J(Γ(t))`` with the weights and the forward pass it was computed from.
+
+    The forward pass goes into ``it.spare`` when it is set, so each call overwrites the previous one's.
+    """
     weights = weights_along(it, t)
-    cache = _forward_cache(weights, it.X)
+    cache = _forward_cache(weights, it.X, out=it.spare)
     return _loss_from_output(cache.F, it.Y), weights, cache
 
 

@@ -16,7 +16,9 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from ._checks import check_data, positive_int
-from .network import NormalisedMLP, _backward, _direction, _forward_cache, _loss_from_output
+from threadpoolctl import threadpool_limits
+
+from .network import NormalisedMLP, Workspace, _backward, _direction, _forward_cache, _loss_from_output
 from .steps import Iterate, weights_along
 
 
@@ -158,7 +160,7 @@ class _Batches:
 
 def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test=None, Y_test=None,
           batch_size: int | None = None, seed=0, callback=None, resume: History | None = None,
-          **rule_options) -> History:
+          blas_threads: int | None = 1, **rule_options) -> History:
     """Train ``net`` in place by ``iterations`` steps of ``rule`` and return the :class:`History`.
 
     ``rule``: a name from ``RULES`` (built with ``rule_options``, e.g. ``order=4``) or a step-rule object.
@@ -166,6 +168,8 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
     step's backtracking compares against the loss on its own batch. ``callback(k, history)`` is called after
     every iteration (progress bars). ``resume``: the history of an earlier run of the same net, rule and
     data; the loop continues it (appending to it) and gives the numbers an uninterrupted run would give.
+    ``blas_threads``: BLAS threads during the loop (default 1: these thin products gain little from a second
+    thread and lose 10x when the cores are shared, ``benchmarks/README.md``; ``None`` leaves BLAS as it is).
     Stops early, with ``history.stop_reason`` set and the last good weights kept, when the full-batch
     Riemannian gradient vanishes or the loss becomes non-finite.
     """
@@ -195,36 +199,42 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
         history = _check_resumable(resume, has_test, batches)
     J_prev = history.loss_train[-1]
     elapsed = history.seconds[-1] if history.seconds else 0.0
-    cache = _forward_cache(weights, X) if batches.full else None
-    for k in range(history.iterations, history.iterations + iterations):
-        start = time.perf_counter()
-        Xb, Yb = batches.next()
-        if not batches.full:
-            cache = _forward_cache(weights, Xb)
-        J, grads = _backward(weights, cache, Yb)
-        it = Iterate(weights, radii, Xb, Yb, cache, J, grads, _direction(weights, grads, radii),
-                     J_prev if batches.full else J)
-        step = rule(it)
-        new_weights = step.weights_new if step.weights_new is not None else (
-            weights_along(it, step.tau) if step.tau else weights)
-        new_cache = step.cache_new if step.cache_new is not None else _forward_cache(new_weights, Xb)
-        J_new = step.loss_new if step.loss_new is not None else _loss_from_output(new_cache.F, Yb)
-        if not math.isfinite(J_new):
-            history.stop_reason = (f"iteration {k + 1}: the loss became non-finite ({J_new}) at tau = "
-                                   f"{step.tau!r}; stopped and kept the last good weights")
-            break
-        weights, cache = new_weights, new_cache
-        elapsed += time.perf_counter() - start
-        J_train = J_new if batches.full else _loss_from_output(_forward_cache(weights, X).F, Y)
-        J_prev = J_new
-        _record(history, step, it, J_new - J, J_train, weights, radii, elapsed)
-        if has_test:
-            history.loss_test.append(_loss_from_output(_forward_cache(weights, X_test).F, Y_test))
-        if callback is not None:
-            callback(k + 1, history)
-        if "stationary" in step.flags and batches.full:
-            history.stop_reason = f"iteration {k + 1}: stationary point (beta = 0); nothing left to descend"
-            break
+    ws = Workspace()
+    buffers = ["a", "b"]                      # two forward caches: the current point's and the trial's
+    cache = _forward_cache(weights, X, ws.cache(buffers[0], weights, X)) if batches.full else None
+    with threadpool_limits(blas_threads):
+        for k in range(history.iterations, history.iterations + iterations):
+            start = time.perf_counter()
+            Xb, Yb = batches.next()
+            if not batches.full:
+                cache = _forward_cache(weights, Xb, ws.cache(buffers[0], weights, Xb))
+            J, grads = _backward(weights, cache, Yb, ws)
+            it = Iterate(weights, radii, Xb, Yb, cache, J, grads, _direction(weights, grads, radii),
+                         J_prev if batches.full else J, spare=ws.cache(buffers[1], weights, Xb))
+            step = rule(it)
+            new_weights = step.weights_new if step.weights_new is not None else (
+                weights_along(it, step.tau) if step.tau else weights)
+            new_cache = step.cache_new if step.cache_new is not None else _forward_cache(new_weights, Xb, it.spare)
+            J_new = step.loss_new if step.loss_new is not None else _loss_from_output(new_cache.F, Yb)
+            if not math.isfinite(J_new):
+                history.stop_reason = (f"iteration {k + 1}: the loss became non-finite ({J_new}) at tau = "
+                                       f"{step.tau!r}; stopped and kept the last good weights")
+                break
+            if new_cache is it.spare:
+                buffers.reverse()
+            weights, cache = new_weights, new_cache
+            elapsed += time.perf_counter() - start
+            J_train = J_new if batches.full else _loss_from_output(_forward_cache(weights, X).F, Y)
+            J_prev = J_new
+            _record(history, step, it, J_new - J, J_train, weights, radii, elapsed)
+            if has_test:
+                test = _forward_cache(weights, X_test, ws.cache("test", weights, X_test))
+                history.loss_test.append(_loss_from_output(test.F, Y_test))
+            if callback is not None:
+                callback(k + 1, history)
+            if "stationary" in step.flags and batches.full:
+                history.stop_reason = f"iteration {k + 1}: stationary point (beta = 0); nothing left to descend"
+                break
     history.batch_state = batches.state()
     net.weights = weights
     return history
