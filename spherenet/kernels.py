@@ -80,12 +80,14 @@ def relu_mask_reference(G: np.ndarray, Z: np.ndarray, out: np.ndarray) -> np.nda
 
 
 def _relu_mask_loops(G, Z, out):
-    n, m = Z.shape
-    blocks = G.shape[0] // max(n, 1)
-    for b in range(blocks):
-        for i in range(n):
-            for j in range(m):
-                out[b * n + i, j] = G[b * n + i, j] if Z[i, j] > 0 else 0.0
+    z = Z.reshape(-1)
+    g = G.reshape(-1)
+    o = out.reshape(-1)
+    size = z.size
+    for b in range(g.size // max(size, 1)):
+        base = b * size
+        for k in range(size):
+            o[base + k] = g[base + k] if z[k] > 0 else 0.0
     return out
 
 
@@ -155,66 +157,58 @@ def curve_cauchy_reference(Z0: np.ndarray, Zs: np.ndarray, cos: np.ndarray, sin:
 def _curve_cauchy_loops(Z0, Zs, cos, sin, out):
     n, d = Z0.shape
     r = cos.shape[0] - 1
-    h = np.empty(r + 1, dtype=Z0.dtype)
     for i in range(n):
-        for c in range(d):
-            if Z0[i, c] > 0:                      # active: H_k = Z_k for every k
-                h[0] = Z0[i, c]
-                for k in range(1, r + 1):
-                    h[k] = Zs[(k - 1) * n + i, c]
-                for k in range(1, r + 1):
-                    a = 0.0
-                    b = 0.0
-                    for j in range(k + 1):        # cos_j = 0 for odd j, sin_j = 0 for even j
-                        if j % 2 == 0:
-                            a += cos[j] * h[k - j]
-                        else:
-                            b += sin[j] * h[k - j]
-                    out[(k - 1) * n + i, c] = a
-                    out[(k - 1) * n + i, d + c] = b
-            else:                                 # inactive (incl. the tie Z_0 == 0): H_k = 0
-                for k in range(1, r + 1):
-                    out[(k - 1) * n + i, c] = 0.0
-                    out[(k - 1) * n + i, d + c] = 0.0
+        for k in range(1, r + 1):
+            row = out[(k - 1) * n + i]            # [A_k | B_k] of sample i
+            row[:] = 0.0
+            for j in range(k + 1):
+                src = Z0[i] if j == k else Zs[(k - j - 1) * n + i]      # Z_{k-j}
+                if j % 2 == 0:                    # cos_j = 0 for odd j, sin_j = 0 for even j
+                    for c in range(d):
+                        row[c] += cos[j] * src[c]
+                else:
+                    for c in range(d):
+                        row[d + c] += sin[j] * src[c]
+            for c in range(d):                    # H = [Z_0 > 0] ⊙ Z: inactive units (and ties) give 0
+                active = Z0[i, c] > 0             # (a select, not a branch or a multiply: no inf * 0)
+                row[c] = row[c] if active else 0.0
+                row[d + c] = row[d + c] if active else 0.0
     return out
 
 
 curve_cauchy_numba = _jit(_curve_cauchy_loops)
 
 
-# --- jets: the loss coefficients J_k = 1/(2N) sum_{j<=k} <E_j, E_{k-j}> -----------------------------------
+# --- jets: the loss's Cauchy sums S_k = sum_{j<=k} <E_j, E_{k-j}> ------------------------------------------
 
-def loss_cauchy_reference(E0: np.ndarray, Fs: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``out[k] = 1/(2N) sum_{j<=k} <E_j, E_{k-j}>`` for ``k = 0..r``, accumulated in float64.
+def loss_cauchy_reference(E0: np.ndarray, Es: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out[k] += sum_{j<=k} <E_j, E_{k-j}>`` for ``k = 0..r``, accumulated in float64 (``J_k = out[k]/(2N)``).
 
-    ``E0 = F_0 - Y: (N, m)``; ``Fs: (r N, m)`` stacks ``E_k = F_k`` (``k >= 1``) in row blocks; ``out: (r+1,)``.
+    ``E0: (n, m)`` the error ``F_0 - Y``; ``Es: (r n, m)`` stacks ``E_k = F_k`` (``k >= 1``) in row blocks;
+    ``out: (r+1,)`` float64, added to (so row blocks of samples can be summed one after the other).
     """
-    n = E0.shape[0]
     r = out.shape[0] - 1
-    E = np.concatenate([E0, Fs]).astype(np.float64).reshape(r + 1, -1)
+    E = np.concatenate([E0, Es]).astype(np.float64).reshape(r + 1, -1)
     gram = E @ E.T                                       # gram[j, l] = <E_j, E_l>
     for k in range(r + 1):
-        out[k] = sum(gram[j, k - j] for j in range(k + 1)) / (2 * n)
+        out[k] += sum(gram[j, k - j] for j in range(k + 1))
     return out
 
 
-def _loss_cauchy_loops(E0, Fs, out):
+def _loss_cauchy_loops(E0, Es, out):
     n, m = E0.shape
     r = out.shape[0] - 1
     e = np.empty(r + 1, dtype=np.float64)
-    acc = np.zeros(r + 1, dtype=np.float64)
     for i in range(n):
         for c in range(m):
             e[0] = E0[i, c]
             for k in range(1, r + 1):
-                e[k] = Fs[(k - 1) * n + i, c]
+                e[k] = Es[(k - 1) * n + i, c]
             for k in range(r + 1):
                 s = 0.0
                 for j in range(k + 1):
                     s += e[j] * e[k - j]
-                acc[k] += s
-    for k in range(r + 1):
-        out[k] = acc[k] / (2 * n)
+                out[k] += s
     return out
 
 

@@ -1,0 +1,233 @@
+"""Taylor-mode jets of the loss along the update curve (METHOD.md §6).
+
+A jet of order ``r`` of ``u(t)`` is the array of normalised coefficients ``u_k = u^(k)(0)/k!``, ``k = 0..r``,
+so ``sum_k u_k t^k`` is the Taylor model itself. Products of jets are Cauchy sums
+``(ab)_k = sum_{j<=k} a_j b_{k-j}``. Pushing the jet of the update curve
+
+    Γ_i(t) = W_i cos t + mu_i V_i sin t,        Γ_{i,k} = cos_k W_i + sin_k mu_i V_i
+
+through the network gives the jet of the output ``F_k`` and of the loss ``φ(t) = J(Γ(t))``:
+``J_0 = φ(0)``, ``J_1 = -beta``, ``2 J_2 = kappa``.
+
+Stacked layout: the coefficients ``k = 1..r`` of an ``(n, d)`` quantity are stored as one ``(r n, d)`` array,
+coefficient ``k`` in row block ``k-1``, so each layer costs two matrix products for all orders at once (the W/V
+split); coefficient 0 is the forward pass's own array (never recomputed). Samples are independent, so the
+jet runs over blocks of ``BLOCK`` samples whose working arrays stay in cache.
+
+ReLU on a jet (tie rule shared with the backward pass, ``kernels.relu_mask``): the activation pattern is
+fixed by ``Z_0``, ``H_k = [Z_0 > 0] ⊙ Z_k``; a unit with ``Z_0 == 0`` is inactive. The jet is exact for
+``|t|`` below the first angle at which some unit changes sign (``spherenet.taylor.along_curve`` shows where).
+"""
+from __future__ import annotations
+
+from math import factorial
+
+import numpy as np
+
+from . import kernels
+from ._checks import as_float_matrix, check_data, check_weights, finite_float, positive_int
+from .network import ForwardCache, _forward_cache
+
+# --- 1-D jet arithmetic --------------------------------------------------------------------------------
+
+
+def _factorials(n: int) -> np.ndarray:
+    return np.array([float(factorial(k)) for k in range(n)])
+
+
+def to_derivatives(coeffs) -> np.ndarray:
+    """Plain derivatives ``u^(k)(0) = k! u_k`` from normalised coefficients ``u_k``: ``(r+1,) -> (r+1,)``."""
+    coeffs = np.asarray(coeffs, dtype=float)
+    return coeffs * _factorials(coeffs.shape[0])
+
+
+def from_derivatives(derivs) -> np.ndarray:
+    """Normalised coefficients ``u_k = u^(k)(0)/k!`` from plain derivatives: ``(r+1,) -> (r+1,)``."""
+    derivs = np.asarray(derivs, dtype=float)
+    return derivs / _factorials(derivs.shape[0])
+
+
+def cauchy(a, b) -> np.ndarray:
+    """Jet of a product: ``(ab)_k = sum_{j<=k} a_j b_{k-j}``, ``k = 0..r`` with ``r+1 = min(len(a), len(b))``."""
+    a, b = np.asarray(a), np.asarray(b)
+    n = min(a.shape[0], b.shape[0])
+    return np.array([sum(a[j] * b[k - j] for j in range(k + 1)) for k in range(n)])
+
+
+def curve_coefficients(order: int, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
+    """``(cos_k, sin_k)``, ``k = 0..order``: the jets of ``cos t`` and ``sin t`` at 0.
+
+    ``cos_k = (-1)^(k/2)/k!`` for even ``k`` (else 0), ``sin_k = (-1)^((k-1)/2)/k!`` for odd ``k`` (else 0).
+    """
+    k = np.arange(order + 1)
+    inv_fact = 1.0 / _factorials(order + 1)
+    cos = np.where(k % 2 == 0, (-1.0) ** (k // 2) * inv_fact, 0.0)
+    sin = np.where(k % 2 == 1, (-1.0) ** ((k - 1) // 2) * inv_fact, 0.0)
+    return cos.astype(dtype), sin.astype(dtype)
+
+
+# --- the network jet along Γ(t) ------------------------------------------------------------------------
+
+
+def relu_jet(Z0: np.ndarray, Zs: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``H_k = [Z_0 > 0] ⊙ Z_k`` for ``k >= 1``: ``Zs, out: (r N, d)`` stacked, ``Z0: (N, d)``.
+
+    (``H_0 = max(Z_0, 0)`` is the forward pass's ``H``.) The layer kernel ``kernels.curve_cauchy`` applies
+    this same rule fused with the Cauchy sums; this function is the rule on its own.
+    """
+    return kernels.relu_mask(Zs, Z0, out)
+
+
+def first_layer_jet(Z0: np.ndarray, XV: np.ndarray, cos, sin, out: np.ndarray) -> np.ndarray:
+    """``Z_{1,k} = X @ Γ_{1,k}.T = cos_k Z_{1,0} + sin_k mu_1 X @ V_1.T`` for ``k = 1..r`` into ``out: (r n, d_1)``.
+
+    ``X`` is fixed, so one product ``XV = mu_1 X @ V_1.T: (n, d_1)`` serves every order. ``cos_k = 0`` for odd
+    ``k`` and ``sin_k = 0`` for even ``k``, so each coefficient is a single scaled copy.
+    """
+    n = Z0.shape[0]
+    for k in range(1, cos.shape[0]):
+        rows = out[(k - 1) * n:k * n]
+        np.multiply(XV, sin[k], out=rows) if k % 2 else np.multiply(Z0, cos[k], out=rows)
+    return out
+
+
+def side_by_side(W: np.ndarray, V: np.ndarray, mu: float) -> np.ndarray:
+    """``[W_i, mu_i V_i]: (d_i, 2 d_{i-1})``, so that ``[A B] @ [W_i, mu_i V_i].T = A @ W_i.T + mu_i B @ V_i.T``."""
+    return np.concatenate([W, V * W.dtype.type(mu)], axis=1)        # stays in W's dtype
+
+
+def layer_jet(Z0_below: np.ndarray, Zs_below: np.ndarray, WV: np.ndarray, cos, sin, out: np.ndarray,
+              work: np.ndarray | None = None) -> np.ndarray:
+    """``Z_{i,k} = sum_{j<=k} H_{i-1,j} @ Γ_{i,k-j}.T = A_k @ W_i.T + mu_i B_k @ V_i.T`` for ``k = 1..r``.
+
+    ``A_k = sum_j cos_j H_{i-1,k-j}``, ``B_k = sum_j sin_j H_{i-1,k-j}`` (``kernels.curve_cauchy``, which
+    also applies the ReLU ``H = [Z_0 > 0] ⊙ Z`` to the jet ``Z0_below: (n, d_{i-1})``,
+    ``Zs_below: (r n, d_{i-1})``). The two products, stacked over all ``k``, are done as one block product
+    ``[A B] @ WV.T`` with ``WV = side_by_side(W_i, V_i, mu_i)``, into ``out: (r n, d_i)``.
+    ``work``: room for ``[A B]``, ``(r n, 2 d_{i-1})``.
+    """
+    rn, d = Zs_below.shape
+    AB = np.empty((rn, 2 * d), Zs_below.dtype) if work is None else work
+    kernels.curve_cauchy(Z0_below, Zs_below, cos, sin, AB)
+    return np.matmul(AB, WV.T, out=out)
+
+
+# Samples are independent, so the jet is computed on blocks of this many samples: the working arrays
+# (r n d numbers per layer) then stay in cache instead of streaming r times the data through memory.
+BLOCK = 512
+
+
+class _Workspace:
+    """What every block of samples reuses: ``XV = mu_1 X @ V_1.T`` (all samples, one product), the
+    matrices ``[W_i, mu_i V_i]`` and preallocated room for the jets of up to ``n`` samples at order ``r``."""
+
+    def __init__(self, weights, V, radii, X, r: int, n: int):
+        dtype = X.dtype
+        self.cos, self.sin = curve_coefficients(r, dtype)
+        self.XV = kernels.matmul_nt(X, V[0], np.empty((X.shape[0], V[0].shape[0]), dtype))
+        self.XV *= dtype.type(radii[0])
+        self.WV = [None] + [side_by_side(W, D, mu) for W, D, mu in zip(weights[1:], V[1:], radii[1:])]
+        self.Zs = [np.empty(r * n * W.shape[0], dtype) for W in weights]
+        self.AB = np.empty(r * n * 2 * max([W.shape[1] for W in weights[1:]], default=0), dtype)
+
+    @staticmethod
+    def view(flat: np.ndarray, rows: int, cols: int) -> np.ndarray:
+        return flat[:rows * cols].reshape(rows, cols)
+
+
+def _blocks(N: int) -> list[slice]:
+    return [slice(s, min(s + BLOCK, N)) for s in range(0, N, BLOCK)]
+
+
+def _block_output_jet(cache, weights, rows: slice, ws: _Workspace) -> np.ndarray:
+    """``F_1..F_r`` for the samples ``rows``: ``(r n, d_L)`` stacked (a view into the workspace)."""
+    r = ws.cos.shape[0] - 1
+    n = rows.stop - rows.start
+    Zs = first_layer_jet(cache.Z[0][rows], ws.XV[rows], ws.cos, ws.sin,
+                         ws.view(ws.Zs[0], r * n, weights[0].shape[0]))
+    for i in range(1, len(weights)):
+        d_out, d_in = weights[i].shape
+        Zs = layer_jet(cache.Z[i - 1][rows], Zs, ws.WV[i], ws.cos, ws.sin, ws.view(ws.Zs[i], r * n, d_out),
+                       ws.view(ws.AB, r * n, 2 * d_in))
+    return Zs
+
+
+def output_jet_from(cache: ForwardCache, weights, V, radii, X, order: int) -> np.ndarray:
+    """Coefficients ``F_0..F_r`` of the network output along Γ(t): ``(r+1, N, d_L)`` (unchecked).
+
+    ``F_0`` is ``cache.F``: order 0 is the forward pass, reused as is.
+    """
+    N = X.shape[0]
+    F = np.empty((order + 1,) + cache.F.shape, X.dtype)
+    F[0] = cache.F
+    if order == 0:
+        return F
+    ws = _Workspace(weights, V, radii, X, order, min(N, BLOCK))
+    for rows in _blocks(N):
+        Fs = _block_output_jet(cache, weights, rows, ws)
+        F[1:, rows] = Fs.reshape(order, rows.stop - rows.start, -1)
+    return F
+
+
+def loss_jet_from(it_or_cache, weights, V, radii, X, Y, order: int) -> np.ndarray:
+    """``J_0..J_order`` of ``φ(t) = J(Γ(t))`` from a forward cache at ``weights`` (unchecked fast path).
+
+    ``it_or_cache``: a ``steps.Iterate`` (its ``cache`` is used) or a ``ForwardCache`` of ``weights`` on ``X``.
+    Per block of samples: the output jet ``F_1..F_r``, the errors ``E_0 = F_0 - Y``, ``E_k = F_k``, and the
+    Cauchy sums ``S_k += sum_{j<=k} <E_j, E_{k-j}>`` (``kernels.loss_cauchy``); then ``J_k = S_k/(2N)``.
+    """
+    cache = getattr(it_or_cache, "cache", it_or_cache)
+    N = X.shape[0]
+    S = np.zeros(order + 1)
+    if order == 0:
+        return kernels.loss_cauchy(cache.F - Y, np.empty((0, Y.shape[1]), X.dtype), S) / (2 * N)
+    ws = _Workspace(weights, V, radii, X, order, min(N, BLOCK))
+    E0 = np.empty((min(N, BLOCK), Y.shape[1]), X.dtype)
+    for rows in _blocks(N):
+        e0 = np.subtract(cache.F[rows], Y[rows], out=E0[:rows.stop - rows.start])
+        kernels.loss_cauchy(e0, _block_output_jet(cache, weights, rows, ws), S)
+    return S / (2 * N)
+
+
+# --- checked entry points ------------------------------------------------------------------------------
+
+
+def _checked(weights, directions, radii, X, Y, order):
+    weights = check_weights(weights)
+    dtype = weights[0].dtype
+    if isinstance(directions, np.ndarray) or not hasattr(directions, "__len__"):
+        raise TypeError("directions must be a list of 2-D arrays, one per layer")
+    if len(directions) != len(weights):
+        raise ValueError(f"directions has {len(directions)} entries for {len(weights)} weight matrices")
+    V = [as_float_matrix(f"directions[{i}]", D, dtype=dtype) for i, D in enumerate(directions)]
+    for i, (W, D) in enumerate(zip(weights, V)):
+        if D.shape != W.shape:
+            raise ValueError(f"directions[{i}] has shape {D.shape}, weights[{i}] has {W.shape}")
+    if isinstance(radii, (str, bytes)) or np.ndim(radii) != 1 or len(radii) != len(weights):
+        raise ValueError(f"radii must be a sequence of {len(weights)} positive numbers, got {radii!r}")
+    radii = np.array([finite_float(f"radii[{i}]", float(m) if isinstance(m, np.floating) else m,
+                                   positive=True) for i, m in enumerate(radii)])
+    if Y is None:
+        X = as_float_matrix("X", X, weights[0].shape[1], dtype)
+    else:
+        X, Y = check_data(X, Y, weights[0].shape[1], weights[-1].shape[0], dtype)
+    order = positive_int("order", order, minimum=0)
+    return weights, V, radii, X, Y, order
+
+
+def loss_jet(weights, directions, radii, X, Y, order: int) -> np.ndarray:
+    """Coefficients ``J_k = φ^(k)(0)/k!``, ``k = 0..order``, of ``φ(t) = J(Γ(t))``: ``ndarray (order+1,)``.
+
+    ``Γ_i(t) = W_i cos t + mu_i V_i sin t`` with ``weights[i] = W_i: (d_i, d_{i-1})``,
+    ``directions[i] = V_i`` (same shape), ``radii[i] = mu_i > 0``; ``X: (N, d_0)``, ``Y: (N, d_L)``.
+    Computed in the weights' dtype (float32 or float64), the loss coefficients accumulated in float64.
+    For the direction of steepest descent ``J_1 = -beta`` and ``2 J_2 = kappa``.
+    """
+    weights, V, radii, X, Y, order = _checked(weights, directions, radii, X, Y, order)
+    return loss_jet_from(_forward_cache(weights, X), weights, V, radii, X, Y, order)
+
+
+def network_jet(weights, directions, radii, X, order: int) -> np.ndarray:
+    """Coefficients ``F_k``, ``k = 0..order``, of the output ``f(X; Γ(t))``: ``ndarray (order+1, N, d_L)``."""
+    weights, V, radii, X, _, order = _checked(weights, directions, radii, X, None, order)
+    return output_jet_from(_forward_cache(weights, X), weights, V, radii, X, order)

@@ -1,0 +1,201 @@
+"""Algorithm 1 (METHOD.md §4) and its order-r extension as step rules, and what a teacher looks at.
+
+Algorithm 1 models ``φ(t) = J(Γ(t))`` by its Taylor polynomial of order 2, ``φ(0) - beta t + kappa t²/2``,
+with ``kappa = 2 J_2`` from the loss jet (``spherenet.jets``), takes the safeguarded Newton step and backtracks
+against the previous accepted loss. The extension (ours, not the paper's) uses the order-r polynomial
+``φ_r(t) = sum_{k<=r} J_k t^k`` and its smallest positive local minimiser in ``(0, eps]``; r = 2 is Algorithm 1.
+
+The model's slope is the exact ``-beta`` of the backward pass (the jet's ``J_1`` equals it to rounding), so
+the ``beta = 0`` rules of METHOD.md §4 apply exactly.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.polynomial import polynomial as P
+
+from ._checks import finite_float, positive_int
+from .jets import loss_jet_from
+from .steps import Iterate, Step, backtrack, loss_along
+
+EPS = math.pi / 6
+
+# A root of φ_r' counts as real when |Im t| <= _IMAG_TOL max(|t|, eps). Simple real roots come out of the
+# companion-matrix eigenvalues with |Im t| ~ 1e-16; a pair split off a double root (|Im t| ~ 1e-8) is not a
+# sign change of φ_r', so dropping it loses no minimiser.
+_IMAG_TOL = 1e-9
+# φ_r''(t) counts as zero when below _FLAT times the size of its terms; such a root is a multiple root of
+# φ_r', located only to ~eps_mach^(1/m), so its sign change is read at t ± _SIGN_STEP eps instead.
+_FLAT = 1e-8
+_SIGN_STEP = 1e-4
+
+
+def newton_safeguard(beta: float, kappa: float, eps: float = EPS) -> float:
+    """METHOD.md §4 steps 3–4, literally: the safeguarded Newton step of ``φ(0) - beta t + kappa t²/2``.
+
+    If ``kappa != 0``: ``t_cr = beta/kappa``; ``tau = t_cr`` when ``0 <= t_cr <= eps``, else ``tau = eps``
+    (negative curvature or too long). If ``kappa == 0``: ``tau = 0`` when ``beta = 0``, else ``tau = eps``.
+    ``beta >= 0`` (a sum of norms) and ``kappa`` must be finite; the step rule handles a non-finite ``kappa``.
+    """
+    beta = finite_float("beta", beta, nonnegative=True)
+    kappa = finite_float("kappa", kappa)
+    eps = finite_float("eps", eps, positive=True)
+    if kappa != 0:
+        t_cr = beta / kappa                  # Python floats: a huge ratio is inf, not an error
+        # 0 <= t_cr exactly when beta = 0 or kappa > 0 (beta >= 0); decided on the signs because the
+        # quotient can underflow to -0.0 for beta > 0, kappa < 0. abs() makes beta = 0, kappa < 0 give +0.0.
+        nonnegative = beta == 0 or kappa > 0
+        return abs(t_cr) if nonnegative and t_cr <= eps else eps
+    return 0.0 if beta == 0 else eps
+
+
+def model_step(coeffs, eps: float = EPS) -> float:
+    """Step of the order-r model ``φ_r(t) = sum_{k<=r} c_k t^k``: its smallest positive local minimiser in
+    ``(0, eps]``, else ``eps``. ``coeffs: (r+1,)``, ``r >= 1``, finite.
+
+    Rule for ``c_1 >= 0`` (no descent at ``t = 0``, i.e. ``beta = 0``): ``tau = 0``, as METHOD.md §4 gives
+    for ``beta = 0``. Candidates are the real roots of ``φ_r'`` in ``[0, eps]`` (numpy companion-matrix roots,
+    real within ``_IMAG_TOL``; a positive root below the float range rounds to 0 and is kept, as ``t_cr = 0``
+    is in METHOD.md §4). A root ``t`` is a local minimiser when ``φ_r''(t) > 0``; where ``φ_r''(t)`` is
+    rounding-small next to its terms (a multiple root of ``φ_r'``), when ``φ_r'`` goes from - to + across
+    ``t ± _SIGN_STEP eps``. For ``r = 2`` this is exactly ``newton_safeguard(-c_1, 2 c_2, eps)``.
+    """
+    c = np.asarray(coeffs, dtype=np.float64)
+    if c.ndim != 1 or c.shape[0] < 2:
+        raise ValueError(f"coeffs must be a 1-D array of r+1 >= 2 coefficients, got shape {c.shape}")
+    if not np.isfinite(c).all():
+        raise ValueError(f"coeffs must be finite, got {c}")
+    eps = finite_float("eps", eps, positive=True)
+    if c[1] >= 0:
+        return 0.0
+    d1, d2 = P.polyder(c), P.polyder(c, 2)
+    with np.errstate(all="ignore"):       # tiny leading coefficients give huge (or inf) roots: not in [0, eps]
+        roots = P.polyroots(d1)
+    real = roots.real[np.abs(roots.imag) <= _IMAG_TOL * np.maximum(np.abs(roots), eps)]
+    for t in np.sort(real[(real >= 0) & (real <= eps)]):
+        if _is_local_min(d1, d2, t, eps):
+            return float(t)
+    return eps
+
+
+def _is_local_min(d1, d2, t: float, eps: float) -> bool:
+    """Is the root ``t`` of ``φ_r'`` (coefficients ``d1``) a local minimiser of ``φ_r``?"""
+    curvature = P.polyval(t, d2)
+    terms = P.polyval(abs(t), np.abs(d2))             # size of the terms summed into φ_r''(t)
+    if abs(curvature) > _FLAT * terms:
+        return curvature > 0
+    h = _SIGN_STEP * eps
+    return P.polyval(t - h, d1) < 0 < P.polyval(t + h, d1)
+
+
+def predicted_change(coeffs, tau: float) -> float:
+    """The model's ``φ_r(tau) - φ_r(0) = sum_{k=1..r} c_k tau^k``."""
+    return float(sum(c * tau**k for k, c in enumerate(coeffs) if k))
+
+
+class TaylorStep:
+    """Step rule: the order-r Taylor model of ``φ`` along Γ, then backtracking (Algorithm 1 for ``order=2``).
+
+    Per call: jet ``J_0..J_r`` of ``φ`` (``jets.loss_jet_from``, order 0 from ``it.cache``);
+    ``kappa = 2 J_2``; model coefficients ``c = (J_0, -beta, J_2, .., J_r)``;
+    ``t_model = newton_safeguard(beta, kappa, eps)`` for ``r = 2``, ``model_step(c, eps)`` otherwise; then
+    ``steps.backtrack`` against ``it.loss_prev`` with at most ``max_halvings`` halvings (hitting the cap gives
+    ``tau = 0`` and the flag ``"backtracking-cap"``).
+
+    Degenerate cases (``Step.flags``): ``"stationary"`` (``beta = 0``: ``tau = 0``, no backtracking);
+    ``"kappa-nonfinite"`` (a non-finite model coefficient: ``t_model = eps``); ``"kappa-nonpositive"``
+    (``kappa <= 0``); ``"clipped"`` (``t_model = eps``); ``"zero-layer"`` (some ``V_i = 0``).
+    ``Step.info``: ``kappa``, ``coeffs`` (the jet ``J_0..J_r`` as computed), ``t_model``.
+    ``Step.predicted = sum_{k=1..r} c_k tau^k`` at the accepted ``tau``.
+    """
+
+    def __init__(self, order: int = 2, eps: float = EPS, max_halvings: int = 30):
+        self.order = positive_int("order", order)
+        self.eps = finite_float("eps", eps, positive=True)
+        self.max_halvings = positive_int("max_halvings", max_halvings, minimum=0)
+        self.name = "taylor" if self.order == 2 else f"taylor{self.order}"
+
+    def __repr__(self) -> str:
+        return f"TaylorStep(order={self.order}, eps={self.eps!r}, max_halvings={self.max_halvings})"
+
+    def model(self, it: Iterate) -> tuple[np.ndarray, np.ndarray, float]:
+        """``(J, c, kappa)``: the loss jet, the model coefficients (slope ``-beta``) and ``kappa = 2 J_2``."""
+        J = loss_jet_from(it, it.weights, it.direction.V, it.radii, it.X, it.Y, self.order)
+        c = J.copy()
+        c[1] = -it.direction.beta
+        return J, c, 2 * J[2] if self.order >= 2 else math.nan
+
+    def __call__(self, it: Iterate) -> Step:
+        beta = it.direction.beta
+        flags = ["zero-layer"] if it.direction.zero_layers else []
+        J, c, kappa = self.model(it)
+        if beta == 0:
+            return Step(0.0, it.weights, it.cache, it.loss, predicted=0.0, flags=("stationary", *flags),
+                        info={"kappa": kappa, "coeffs": J, "t_model": 0.0})
+        if not np.isfinite(c).all():
+            t_model = self.eps
+            flags.append("kappa-nonfinite")
+        elif self.order == 2:
+            t_model = newton_safeguard(beta, kappa, self.eps)
+        else:
+            t_model = model_step(c, self.eps)
+        if kappa <= 0:
+            flags.append("kappa-nonpositive")
+        if t_model == self.eps:
+            flags.append("clipped")
+        step = backtrack(it, t_model, self.max_halvings)
+        step.flags = tuple(flags) + step.flags
+        step.predicted = predicted_change(c, step.tau) if np.isfinite(c).all() else math.nan
+        step.info = {"kappa": kappa, "coeffs": J, "t_model": t_model}
+        return step
+
+
+def algorithm1(eps: float = EPS, max_halvings: int = 30) -> TaylorStep:
+    """Algorithm 1 of the paper (METHOD.md §4): ``TaylorStep(order=2)``."""
+    return TaylorStep(order=2, eps=eps, max_halvings=max_halvings)
+
+
+# --- what a teacher looks at: the true φ next to its Taylor models ---------------------------------------
+
+def flip_fraction(cache0, cache_t) -> float:
+    """Fraction of hidden ReLU units (over samples and hidden layers) with ``[Z(t) > 0] != [Z(0) > 0]``.
+
+    Where it is non-zero the activation pattern has changed and the jets (pattern fixed at ``t = 0``) stop
+    being exact. A network without hidden layers has no units to flip: 0.
+    """
+    hidden = range(len(cache0.Z) - 1)
+    flipped = sum(int(np.count_nonzero((cache0.Z[i] > 0) != (cache_t.Z[i] > 0))) for i in hidden)
+    total = sum(cache0.Z[i].size for i in hidden)
+    return flipped / total if total else 0.0
+
+
+def along_curve(it: Iterate, order: int = 4, t_max: float = EPS, n: int = 121, eps: float = EPS,
+                max_halvings: int = 30) -> dict:
+    """For one iteration: the true ``φ`` on a grid of ``t`` next to its Taylor models of orders ``1..order``.
+
+    Returns a dict of arrays: ``t: (n,)`` on ``[0, t_max]``; ``phi: (n,)`` the true ``φ(t) - φ(0)``;
+    ``models: (order, n)`` with row ``m-1`` = ``sum_{k=1..m} J_k t^k``; ``flip_fraction: (n,)`` (see
+    :func:`flip_fraction`); ``t_flip``: first grid ``t`` with a flipped unit (``nan`` if none);
+    ``coeffs``: ``J_0..J_order``; ``beta``; ``kappa = 2 J_2``; ``tau_model: (order,)`` the model step of each
+    order-m rule before backtracking and ``tau: (order,)`` after it (as ``TaylorStep(m)`` would take it).
+    """
+    order = positive_int("order", order)
+    n = positive_int("n", n, minimum=2)
+    t_max = finite_float("t_max", t_max, positive=True)
+    t = np.linspace(0.0, t_max, n)
+    J = loss_jet_from(it, it.weights, it.direction.V, it.radii, it.X, it.Y, max(order, 2))
+    phi, flips = np.empty(n), np.empty(n)
+    for j, tj in enumerate(t):
+        loss_t, _, cache_t = loss_along(it, tj)
+        phi[j], flips[j] = loss_t - it.loss, flip_fraction(it.cache, cache_t)
+    powers = t[None, :] ** np.arange(1, order + 1)[:, None]              # (order, n): t^k
+    models = np.cumsum(J[1:order + 1, None] * powers, axis=0)
+    tau_model, tau = np.empty(order), np.empty(order)
+    for m in range(1, order + 1):
+        step = TaylorStep(m, eps, max_halvings)(it)
+        tau_model[m - 1], tau[m - 1] = step.info["t_model"], step.tau
+    flipped = np.flatnonzero(flips > 0)
+    return {"t": t, "phi": phi, "models": models, "flip_fraction": flips,
+            "t_flip": float(t[flipped[0]]) if flipped.size else math.nan, "coeffs": J[:order + 1],
+            "beta": it.direction.beta, "kappa": 2 * J[2], "tau_model": tau_model, "tau": tau}

@@ -1,0 +1,316 @@
+"""The loss jet along the update curve against independent references (METHOD.md §6), in float64:
+complex evaluation + FFT with the ReLU pattern frozen, the Taylor-remainder slope, central differences,
+J_1 = -beta from the backward pass; plus jet arithmetic, the tie rule, validation and the jet kernels."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import spherenet as sn
+from spherenet import jets, kernels
+from spherenet.network import _backward, _direction, _forward_cache, _loss_from_output
+from tests.strategies import problems, seeds, unit_rows
+
+
+def setup(net, X, Y):
+    """Forward cache, loss, direction at ``net.weights``."""
+    cache = _forward_cache(net.weights, X)
+    J, grads = _backward(net.weights, cache, Y)
+    return cache, J, _direction(net.weights, grads, net.radii)
+
+
+def random_problem(seed, widths=(5, 7, 6, 3), n=20, radius="unit"):
+    rng = np.random.default_rng(seed)
+    net = sn.NormalisedMLP(list(widths), radius=radius, seed=seed)
+    return net, unit_rows(rng, n, widths[0]), rng.normal(size=(n, widths[-1]))
+
+
+# --- independent references ----------------------------------------------------------------------------
+
+def phi_frozen(weights, V, radii, X, Y, t, Z0):
+    """A plain forward pass along Γ at a (complex) angle ``t`` with the ReLU pattern frozen at ``[Z0 > 0]``.
+
+    ``Γ_i(t) = W_i cos t + mu_i V_i sin t``, ``H = where(Z0 > 0, Z, 0)``; the loss is the analytic
+    continuation ``sum E^2 / (2N)`` (not ``|E|^2``), so ``φ`` is an entire function of ``t``.
+    """
+    H = X.astype(complex)
+    for i, (W, D, mu) in enumerate(zip(weights, V, radii)):
+        Z = H @ (W * np.cos(t) + mu * D * np.sin(t)).T
+        H = np.where(Z0[i] > 0, Z, 0) if i < len(weights) - 1 else Z
+    E = Z - Y
+    return np.sum(E * E) / (2 * X.shape[0])
+
+
+def coefficients_by_fft(weights, V, radii, X, Y, Z0, rho=1.0, n=64):
+    """``J_k = FFT_k/(n rho^k)`` from ``φ`` sampled at ``t = rho e^{i theta_m}``, ``m = 0..n-1``."""
+    t = rho * np.exp(2j * np.pi * np.arange(n) / n)
+    values = np.array([phi_frozen(weights, V, radii, X, Y, tm, Z0) for tm in t])
+    return np.fft.fft(values) / (n * rho ** np.arange(n))
+
+
+def phi_true(net, V, X, Y, t):
+    """``φ(t) = J(Γ(t))`` by the package's plain loss at the rotated weights (the ReLU follows ``t``)."""
+    return sn.loss([sn.sphere.curve(W, D, mu, t) for W, D, mu in zip(net.weights, V, net.radii)], X, Y)
+
+
+# --- jet arithmetic ------------------------------------------------------------------------------------
+
+def test_curve_coefficients_are_the_derivatives_of_cos_and_sin():
+    cos, sin = jets.curve_coefficients(9)
+    np.testing.assert_array_equal(jets.to_derivatives(cos), [1, 0, -1, 0, 1, 0, -1, 0, 1, 0])
+    np.testing.assert_array_equal(jets.to_derivatives(sin), [0, 1, 0, -1, 0, 1, 0, -1, 0, 1])
+    cos32, _ = jets.curve_coefficients(3, np.float32)
+    assert cos32.dtype == np.float32
+
+
+def test_converters_are_inverse_and_scale_by_factorial():
+    derivs = np.array([2.0, -3.0, 5.0, 7.0, -11.0])
+    coeffs = jets.from_derivatives(derivs)
+    np.testing.assert_allclose(coeffs, derivs / [1, 1, 2, 6, 24], rtol=1e-15)
+    np.testing.assert_allclose(jets.to_derivatives(coeffs), derivs, rtol=1e-15)
+
+
+def test_cauchy_product_gives_trig_identities():
+    cos, sin = jets.curve_coefficients(10)
+    one = jets.cauchy(cos, cos) + jets.cauchy(sin, sin)                  # cos² + sin² = 1
+    np.testing.assert_allclose(one, np.eye(11)[0], atol=1e-16)
+    k = np.arange(11)
+    np.testing.assert_allclose(jets.cauchy(sin, cos), 2.0**k * sin / 2, atol=1e-16)   # sin t cos t = sin(2t)/2
+    assert jets.cauchy([1.0, 2.0, 3.0], [4.0, 5.0]).tolist() == [4.0, 13.0]            # truncated at the shorter
+
+
+# --- the loss jet against the references ---------------------------------------------------------------
+
+@settings(max_examples=25)
+@given(problems(max_layers=4, max_width=8, max_n=30), st.integers(0, 6))
+def test_loss_jet_matches_complex_evaluation(problem, order):
+    net, X, Y = problem
+    cache, _, d = setup(net, X, Y)
+    J = jets.loss_jet(net.weights, d.V, net.radii, X, Y, order)
+    ref = coefficients_by_fft(net.weights, d.V, net.radii, X, Y, cache.Z)[:order + 1]
+    assert J.shape == (order + 1,)
+    assert np.abs(ref.imag).max() <= 1e-12 * np.abs(ref).max()
+    scale = np.maximum(np.abs(ref.real), 1e-6 * np.abs(ref.real).max())
+    assert np.all(np.abs(J - ref.real) <= 1e-9 * scale), (J, ref.real)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_loss_jet_matches_complex_evaluation_across_sample_blocks(seed):
+    """N larger than ``jets.BLOCK`` and not a multiple of it: the blocks must add up."""
+    net, X, Y = random_problem(seed, widths=(4, 6, 5, 2), n=2 * jets.BLOCK + 37, radius="agd")
+    cache, _, d = setup(net, X, Y)
+    J = jets.loss_jet(net.weights, d.V, net.radii, X, Y, 6)
+    ref = coefficients_by_fft(net.weights, d.V, net.radii, X, Y, cache.Z)[:7].real
+    np.testing.assert_allclose(J, ref, rtol=1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_high_orders_work_too(seed):
+    net, X, Y = random_problem(seed)
+    cache, _, d = setup(net, X, Y)
+    J = jets.loss_jet(net.weights, d.V, net.radii, X, Y, 12)
+    ref = coefficients_by_fft(net.weights, d.V, net.radii, X, Y, cache.Z)[:13].real
+    np.testing.assert_allclose(J, ref, rtol=1e-11)
+
+
+@settings(max_examples=30)
+@given(problems(max_layers=4, max_width=8, max_n=30))
+def test_first_coefficient_is_minus_beta(problem):
+    net, X, Y = problem
+    _, J0, d = setup(net, X, Y)
+    J = jets.loss_jet(net.weights, d.V, net.radii, X, Y, 2)
+    assert abs(J[0] - J0) <= 1e-14 * J0
+    assert abs(J[1] + d.beta) <= 1e-12 * max(d.beta, 1e-300) or (d.beta == 0 and J[1] == 0)
+
+
+# Problems whose ReLU pattern does not change for 0 <= t <= 0.12, with both hidden layers partly active
+# (found by scanning seeds; asserted below).
+SMOOTH = [(22, 5), (37, 8), (56, 5)]
+
+
+@pytest.mark.parametrize("seed,n", SMOOTH)
+def test_taylor_remainder_has_slope_order_plus_one(seed, n):
+    """``|φ(t) - sum_{k<=r} J_k t^k| ~ J_{r+1} t^{r+1}``: log-log slope r+1 for r = 1..6.
+
+    Window per order: ``t in [a, 4a]``, ``a = 10^(-12/(r+1))``, where the remainder is ~1e-12 (well above
+    the 1e-16 rounding of φ) and no unit changes sign (checked), so the jet is exact there.
+    """
+    net, X, Y = random_problem(seed, widths=(4, 6, 5, 2), n=n)
+    cache, _, d = setup(net, X, Y)
+    assert d.beta > 0 and all(0 < np.mean(Z > 0) < 1 for Z in cache.Z[:-1])
+    J = jets.loss_jet(net.weights, d.V, net.radii, X, Y, 6)
+    for r in range(1, 7):
+        a = 10 ** (-12 / (r + 1))
+        t = np.geomspace(a, 4 * a, 8)
+        for tk in t:
+            Z_t = _forward_cache([sn.sphere.curve(W, D, mu, tk) for W, D, mu in
+                                  zip(net.weights, d.V, net.radii)], X).Z
+            assert all(np.array_equal(Z_t[i] > 0, cache.Z[i] > 0) for i in range(len(Z_t) - 1))
+        remainder = [abs(phi_true(net, d.V, X, Y, tk) - np.polyval(J[r::-1], tk)) for tk in t]
+        slope = np.polyfit(np.log(t), np.log(remainder), 1)[0]
+        assert abs(slope - (r + 1)) <= 0.3, (r, slope)
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5, 6])
+def test_first_two_coefficients_match_central_differences(seed):
+    net, X, Y = random_problem(seed)
+    cache, J0, d = setup(net, X, Y)
+    J = jets.loss_jet(net.weights, d.V, net.radii, X, Y, 2)
+    h = 1e-4
+    # keep the check where the pattern is fixed: no pre-activation changes sign within ±2h
+    for s in (-2 * h, 2 * h):
+        Z_s = _forward_cache([sn.sphere.curve(W, D, mu, s) for W, D, mu in zip(net.weights, d.V, net.radii)], X).Z
+        assert all(np.array_equal(Z_s[i] > 0, cache.Z[i] > 0) for i in range(len(Z_s) - 1))
+    plus, minus = phi_true(net, d.V, X, Y, h), phi_true(net, d.V, X, Y, -h)
+    d1 = (plus - minus) / (2 * h)
+    d2 = (plus - 2 * J0 + minus) / h**2
+    assert abs(J[1] - d1) <= 1e-7 * abs(J[1])
+    assert abs(2 * J[2] - d2) <= 1e-4 * abs(2 * J[2])
+
+
+def test_zero_direction_gives_the_homogeneous_shrinking_curve():
+    """With every ``V_i = 0``, ``Γ_i(t) = W_i cos t`` and ``f`` is 1-homogeneous in each layer:
+    ``F(t) = cos(t)^L F_0``, so ``J(t) = 1/(2N) sum (cos^L t F_0 - Y)^2`` — an independent closed form."""
+    net, X, Y = random_problem(7, widths=(3, 5, 4, 4, 2))
+    L = net.depth
+    V = [np.zeros_like(W) for W in net.weights]
+    F0 = sn.forward(net.weights, X)
+    cos, _ = jets.curve_coefficients(6)
+    cosL = cos.copy()
+    for _ in range(L - 1):
+        cosL = jets.cauchy(cosL, cos)
+    # (c F0 - Y)^2 summed: c^2 |F0|^2 - 2 c <F0, Y> + |Y|^2
+    expected = (jets.cauchy(cosL, cosL) * np.vdot(F0, F0) - 2 * cosL * np.vdot(F0, Y)
+                + np.eye(7)[0] * np.vdot(Y, Y)) / (2 * X.shape[0])
+    np.testing.assert_allclose(jets.loss_jet(net.weights, V, net.radii, X, Y, 6), expected,
+                               rtol=1e-12, atol=1e-15 * abs(expected[0]))
+
+
+def test_order_zero_reuses_the_forward_cache():
+    """Order 0 (and every J_k's E_0) comes from the cache given: a doctored cache output shows through."""
+    net, X, Y = random_problem(8)
+    cache, J0, d = setup(net, X, Y)
+    assert math.isclose(jets.loss_jet_from(cache, net.weights, d.V, net.radii, X, Y, 0)[0], J0, rel_tol=1e-14)
+    cache.Z[-1] = cache.Z[-1] + 1.0
+    doctored = _loss_from_output(cache.F, Y)
+    assert not math.isclose(doctored, J0, rel_tol=1e-3)
+    assert math.isclose(jets.loss_jet_from(cache, net.weights, d.V, net.radii, X, Y, 3)[0], doctored,
+                        rel_tol=1e-14)
+
+
+def test_tie_rule_is_the_backward_passs():
+    """A unit with ``Z_0 == 0`` exactly is inactive in the jet, as in the backward pass: then J_1 = -beta.
+
+    The first hidden unit of sample 0 sits exactly on the tie (X row orthogonal to W_1's row); the
+    direction moves it, so counting it active would add its first-order change to J_1.
+    """
+    W1 = sn.sphere.project(np.array([[0.0, 1.0], [1.0, 1.0], [1.0, -0.5]]), 1.0)
+    W2 = sn.sphere.project(np.array([[1.0, -2.0, 0.5], [0.3, 1.0, 1.0]]), 1.0)
+    net = sn.NormalisedMLP.from_weights([W1, W2])
+    X = np.array([[1.0, 0.0], [0.6, 0.8], [-0.8, 0.6]])
+    Y = np.array([[1.0, -1.0], [0.5, 2.0], [-1.0, 0.0]])
+    cache, _, d = setup(net, X, Y)
+    assert cache.Z[0][0, 0] == 0.0
+    assert abs(d.V[0][0, 0]) > 0.05                       # the direction does move the tied unit
+    J = jets.loss_jet(net.weights, d.V, net.radii, X, Y, 3)
+    assert abs(J[1] + d.beta) <= 1e-13 * d.beta
+    ref = coefficients_by_fft(net.weights, d.V, net.radii, X, Y, cache.Z)[:4].real
+    np.testing.assert_allclose(J, ref, rtol=1e-10)
+
+
+def test_relu_jet_masks_every_coefficient_by_the_zeroth():
+    Z0 = np.array([[1.0, 0.0, -2.0], [0.5, -0.1, 3.0]])
+    Zs = np.arange(12.0).reshape(4, 3) + 1                # two stacked coefficients, no zeros of their own
+    H = jets.relu_jet(Z0, Zs, np.empty_like(Zs))
+    np.testing.assert_array_equal(H, np.where(np.tile(Z0 > 0, (2, 1)), Zs, 0.0))
+    assert H[0, 1] == 0 and H[2, 1] == 0                   # the tie Z_0 == 0 is inactive
+
+
+def test_network_jet_first_coefficient_is_the_output_and_rest_match_fft():
+    net, X, Y = random_problem(9, n=11)
+    cache, _, d = setup(net, X, Y)
+    F = jets.network_jet(net.weights, d.V, net.radii, X, 4)
+    assert F.shape == (5, 11, 3)
+    np.testing.assert_array_equal(F[0], cache.F)
+    # output coefficient k of one entry, by FFT of the frozen-pattern forward pass with Y = 0
+    t = np.exp(2j * np.pi * np.arange(32) / 32)
+    Z0 = cache.Z
+
+    def out(tm):
+        H = X.astype(complex)
+        for i, (W, D, mu) in enumerate(zip(net.weights, d.V, net.radii)):
+            Z = H @ (W * np.cos(tm) + mu * D * np.sin(tm)).T
+            H = np.where(Z0[i] > 0, Z, 0)
+        return Z
+
+    ref = np.fft.fft(np.array([out(tm) for tm in t]), axis=0)[:5] / 32
+    np.testing.assert_allclose(F, ref.real, rtol=1e-9, atol=1e-13)
+
+
+def test_float32_jet_computes_in_float32_and_agrees_with_float64():
+    net, X, Y = random_problem(10, n=50)
+    _, _, d = setup(net, X, Y)
+    W32 = [W.astype(np.float32) for W in net.weights]
+    V32 = [V.astype(np.float32) for V in d.V]
+    J64 = jets.loss_jet(net.weights, d.V, net.radii, X, Y, 4)
+    J32 = jets.loss_jet(W32, V32, net.radii, X.astype(np.float32), Y.astype(np.float32), 4)
+    assert J32.dtype == np.float64
+    assert jets.network_jet(W32, V32, net.radii, X, 2).dtype == np.float32
+    np.testing.assert_allclose(J32, J64, rtol=2e-5)
+
+
+# --- validation ----------------------------------------------------------------------------------------
+
+def test_bad_input_is_refused_naming_the_argument():
+    net, X, Y = random_problem(11)
+    W, R = net.weights, net.radii
+    V = [np.zeros_like(w) for w in W]
+    cases = [
+        (dict(order=-1), ValueError, "order"),
+        (dict(order=1.5), TypeError, "order"),
+        (dict(directions=V[:2]), ValueError, "directions"),
+        (dict(directions=[V[0], V[1].T, V[2]]), ValueError, r"directions\[1\]"),
+        (dict(radii=R[:2]), ValueError, "radii"),
+        (dict(radii=[1.0, -1.0, 1.0]), ValueError, r"radii\[1\]"),
+        (dict(X=X[:, :3]), ValueError, "X"),
+        (dict(Y=np.where(np.arange(Y.size).reshape(Y.shape) == 4, np.nan, Y)), ValueError, "Y"),
+        (dict(Y=Y[:5]), ValueError, "rows"),
+        (dict(weights=[W[0], W[2]]), ValueError, r"weights\[1\]"),
+    ]
+    for change, error, match in cases:
+        args = dict(weights=W, directions=V, radii=R, X=X, Y=Y, order=2) | change
+        with pytest.raises(error, match=match):
+            jets.loss_jet(**args)
+
+
+# --- the jet kernels: numba against reference ----------------------------------------------------------
+
+@settings(max_examples=30)
+@given(seeds, st.integers(1, 6), st.integers(1, 40), st.integers(1, 9), st.sampled_from([np.float64, np.float32]))
+def test_curve_cauchy_numba_matches_reference(seed, r, n, d, dtype):
+    rng = np.random.default_rng(seed)
+    Z0 = rng.normal(size=(n, d)).astype(dtype)
+    Z0[rng.random((n, d)) < 0.2] = 0.0                   # ties must be inactive in both
+    Zs = rng.normal(size=(r * n, d)).astype(dtype)
+    cos, sin = jets.curve_coefficients(r, dtype)
+    ref, fast = kernels.KERNELS["curve_cauchy"]
+    a = ref(Z0, Zs, cos, sin, np.full((r * n, 2 * d), np.nan, dtype))
+    b = fast(Z0, Zs, cos, sin, np.full((r * n, 2 * d), np.nan, dtype))
+    np.testing.assert_allclose(b, a, rtol=1e-14 if dtype == np.float64 else 1e-6, atol=0)
+    assert np.all(a[np.tile(Z0 <= 0, (r, 2))] == 0)
+
+
+@settings(max_examples=30)
+@given(seeds, st.integers(0, 6), st.integers(1, 40), st.integers(1, 4), st.sampled_from([np.float64, np.float32]))
+def test_loss_cauchy_numba_matches_reference_and_accumulates(seed, r, n, m, dtype):
+    rng = np.random.default_rng(seed)
+    E0 = rng.normal(size=(n, m)).astype(dtype)
+    Es = rng.normal(size=(r * n, m)).astype(dtype)
+    start = rng.normal(size=r + 1)
+    ref, fast = kernels.KERNELS["loss_cauchy"]
+    a, b = ref(E0, Es, start.copy()), fast(E0, Es, start.copy())
+    np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12 * np.abs(a).max())
+    E = np.concatenate([E0, Es]).astype(np.float64).reshape(r + 1, -1)
+    assert math.isclose(a[0] - start[0], float(np.vdot(E[0], E[0])), rel_tol=1e-12)
