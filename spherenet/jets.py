@@ -189,6 +189,39 @@ def loss_jet_from(it_or_cache, weights, V, radii, X, Y, order: int) -> np.ndarra
     return S / (2 * N)
 
 
+def loss_jet2_adjoint(cache: ForwardCache, weights, V, radii, X, alpha: float, ws) -> np.ndarray:
+    """``J_0, J_1, J_2`` of ``φ(t) = J(Γ(t))`` from the first-order jet and the backward pass's adjoints.
+
+    The same numbers as ``loss_jet_from(..., order=2)`` (to rounding), at lower cost: Algorithm 1 needs only
+    ``J_2 = (2<E_0, F_2> + <F_1, F_1>)/(2N)``, and ``<E_0, F_2>/N`` follows from the adjoints ``dZ_i`` of the
+    backward pass (``cache.dZ``) without propagating the second-order coefficients. ``F_2`` is linear in the
+    second-order sources ``S_i = Z_{i,2} - H_{i-1,2} W_i^T = mu_i H_{i-1,1} V_i^T - Z_{i,0}/2``, so
+
+        <E_0, F_2>/N = sum_i <dZ_i, S_i> = sum_{i>=2} mu_i <dZ_i^T H_{i-1,1}, V_i> - alpha/2,
+
+    using ``<dZ_i, Z_{i,0}> = <∇_i J, W_i>`` (sum: ``alpha``) and ``H_{0,1} = 0`` (``X`` is fixed). The first-order
+    jet is ``Z_{1,1} = mu_1 X V_1^T``, ``Z_{i,1} = H_{i-1,1} W_i^T + mu_i H_{i-1,0} V_i^T``, ``H_{i,1} = [Z_{i,0} > 0] ⊙ Z_{i,1}``:
+    two products per layer, plus one per layer for the adjoint term. ``ws``: a ``network.Workspace``.
+    """
+    N, dt = X.shape[0], X.dtype
+    Z1 = ws.array("jet2.Z0", cache.Z[0].shape, dt)
+    kernels.matmul_nt(X, V[0], Z1)
+    Z1 *= dt.type(radii[0])
+    second = -alpha / 2
+    for i in range(1, len(weights)):
+        H1 = kernels.relu_mask(Z1, cache.Z[i - 1], ws.array(f"jet2.H{i - 1}", Z1.shape, dt))
+        T = cache.dZ[i].T @ H1
+        second += float(radii[i]) * float(np.vdot(T, V[i]))
+        Z1 = kernels.matmul_nt(H1, weights[i], ws.array(f"jet2.Z{i}", cache.Z[i].shape, dt))
+        HV = kernels.matmul_nt(cache.H[i], V[i], ws.array(f"jet2.HV{i}", Z1.shape, dt))
+        HV *= dt.type(radii[i])
+        Z1 += HV
+    F1 = Z1.astype(np.float64, copy=False)
+    J0 = float(np.vdot(cache.dZ[-1], cache.dZ[-1])) * N / 2
+    J1 = float(np.vdot(cache.dZ[-1], F1))
+    return np.array([J0, J1, second + float(np.vdot(F1, F1)) / (2 * N)])
+
+
 # --- checked entry points ------------------------------------------------------------------------------
 
 

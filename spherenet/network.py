@@ -70,10 +70,12 @@ class ForwardCache:
     """Everything the backward pass and the jets reuse from one forward pass.
 
     ``Z[i]``: pre-activation of layer i+1, ``(N, d_{i+1})``; ``H[i]``: its input, ``H[0] = X``;
-    ``F = Z[-1]``: the network output ``(N, d_L)``.
+    ``F = Z[-1]``: the network output ``(N, d_L)``. ``dZ[i] = ∂J/∂Z_{i+1}``: the backward pass's adjoints
+    at this point, once :func:`_backward` has run on the cache (``None`` before).
     """
     H: list
     Z: list
+    dZ: list | None = None
 
     @property
     def F(self) -> np.ndarray:
@@ -135,15 +137,17 @@ def _backward(weights, cache: ForwardCache, Y, ws: Workspace | None = None) -> t
     """
     ws = ws or Workspace()
     J = _loss_from_output(cache.F, Y)
-    dZ = ws.array("dZ_out", cache.F.shape, cache.F.dtype)
-    np.subtract(cache.F, Y, out=dZ)
-    dZ *= cache.F.dtype.type(1.0 / Y.shape[0])
-    grads = [None] * len(weights)
-    for i in range(len(weights) - 1, -1, -1):
-        grads[i] = dZ.T @ cache.H[i]
+    L = len(weights)
+    dZ = [ws.array(f"dZ{i}", Z.shape, Z.dtype) for i, Z in enumerate(cache.Z)]
+    np.subtract(cache.F, Y, out=dZ[-1])
+    dZ[-1] *= cache.F.dtype.type(1.0 / Y.shape[0])
+    grads = [None] * L
+    for i in range(L - 1, -1, -1):
+        grads[i] = dZ[i].T @ cache.H[i]
         if i:
-            dH = np.matmul(dZ, weights[i], out=ws.array(f"dZ{i - 1}", cache.Z[i - 1].shape, dZ.dtype))
-            dZ = kernels.relu_mask(dH, cache.Z[i - 1], dH)
+            np.matmul(dZ[i], weights[i], out=dZ[i - 1])
+            kernels.relu_mask(dZ[i - 1], cache.Z[i - 1], dZ[i - 1])
+    cache.dZ = dZ
     return J, grads
 
 
@@ -207,18 +211,22 @@ class Direction:
 
 
 # A Riemannian gradient within this many rounding units of ∇J's size is rounding noise, not a direction.
-_ZERO_RGRAD = 64 * np.finfo(np.float64).eps
+_ZERO_RGRAD = 64
 
 
 def _direction(weights, grads, radii) -> Direction:
+    # In float64 whatever the weights' dtype: the matrices are small, and float32 sums of squares
+    # lose the tangency (and overflow) that keeps the weights on their spheres.
     V, norms, wg = [], [], []
     for W, G, mu in zip(weights, grads, radii):
+        eps = np.finfo(G.dtype).eps
+        W, G = W.astype(np.float64, copy=False), G.astype(np.float64, copy=False)
         w_g = sphere.inner(W, G)
         g = sphere.rgrad(W, G, mu)
         n = sphere.fro(g)
-        if not n > _ZERO_RGRAD * sphere.fro(G):
+        if not n > _ZERO_RGRAD * eps * sphere.fro(G):
             n, g = 0.0, np.zeros_like(G)
-        V.append(g / -n if n else g)
+        V.append((g / -n if n else g).astype(weights[0].dtype, copy=False))
         norms.append(n)
         wg.append(w_g)
     norms, wg = np.array(norms), np.array(wg)
@@ -229,8 +237,9 @@ def direction(weights, grads, radii) -> Direction:
     """Search direction and scalars from the Euclidean gradients ``grads`` at ``weights``.
 
     ``V_i = -grad_i/||grad_i||``, ``beta = sum_i mu_i ||grad_i||``, ``alpha = sum_i <W_i, ∇_i J>``.
-    A layer's Riemannian gradient counts as zero (``V_i = 0``) when ``||grad_i|| <= 64 eps ||∇_i J||``: below
-    that it is rounding noise and normalising it would give an arbitrary direction.
+    A layer's Riemannian gradient counts as zero (``V_i = 0``) when ``||grad_i|| <= 64 eps ||∇_i J||`` (``eps`` of
+    the gradients' dtype): below that it is rounding noise and normalising it would give an arbitrary
+    direction. Computed in float64 for float32 weights too (then ``V_i`` is cast back).
     """
     weights = check_weights(weights)
     grads = check_weights(grads)

@@ -11,8 +11,8 @@ import numpy as np
 
 
 def inner(A: np.ndarray, B: np.ndarray) -> float:
-    """Frobenius inner product ``<A, B> = tr(A^T B) = sum_ij A_ij B_ij``."""
-    return float(np.vdot(A, B))
+    """Frobenius inner product ``<A, B> = tr(A^T B) = sum_ij A_ij B_ij`` (accumulated in float64)."""
+    return float(np.vdot(np.asarray(A, dtype=np.float64), np.asarray(B, dtype=np.float64)))
 
 
 def fro(A: np.ndarray) -> float:

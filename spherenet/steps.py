@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import sphere
-from .network import Direction, ForwardCache, _forward_cache, _loss_from_output
+from .network import Direction, ForwardCache, Workspace, _forward_cache, _loss_from_output
 
 
 @dataclass
@@ -27,7 +27,7 @@ class Iterate:
     ``grads[i] = ∇_{W_i} J``; ``direction``: ``V_i``, ``beta``, ``alpha``; ``loss_prev``: the loss accepted at
     the previous iteration (``J(W^(0))`` at the first), which Algorithm 1's backtracking compares against;
     ``spare``: buffers :func:`loss_along` may write its forward pass into (the training loop's; ``None``:
-    new arrays).
+    new arrays); ``workspace``: scratch arrays a rule may reuse from iteration to iteration (or ``None``).
     """
     weights: list
     radii: np.ndarray
@@ -39,6 +39,7 @@ class Iterate:
     direction: Direction
     loss_prev: float
     spare: ForwardCache | None = None
+    workspace: Workspace | None = None
 
 
 @dataclass

@@ -210,7 +210,7 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
                 cache = _forward_cache(weights, Xb, ws.cache(buffers[0], weights, Xb))
             J, grads = _backward(weights, cache, Yb, ws)
             it = Iterate(weights, radii, Xb, Yb, cache, J, grads, _direction(weights, grads, radii),
-                         J_prev if batches.full else J, spare=ws.cache(buffers[1], weights, Xb))
+                         J_prev if batches.full else J, spare=ws.cache(buffers[1], weights, Xb), workspace=ws)
             step = rule(it)
             new_weights = step.weights_new if step.weights_new is not None else (
                 weights_along(it, step.tau) if step.tau else weights)
