@@ -313,4 +313,6 @@ def test_loss_cauchy_numba_matches_reference_and_accumulates(seed, r, n, m, dtyp
     a, b = ref(E0, Es, start.copy()), fast(E0, Es, start.copy())
     np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12 * np.abs(a).max())
     E = np.concatenate([E0, Es]).astype(np.float64).reshape(r + 1, -1)
-    assert math.isclose(a[0] - start[0], float(np.vdot(E[0], E[0])), rel_tol=1e-12)
+    # a[0] = start[0] + <E_0, E_0>: the subtraction cancels up to |start[0]| eps.
+    assert math.isclose(a[0] - start[0], float(np.vdot(E[0], E[0])), rel_tol=1e-12,
+                        abs_tol=4 * np.finfo(float).eps * abs(a[0]))
