@@ -22,7 +22,7 @@ import numpy as np
 
 import spherenet as sn
 import spherenet.train
-from spherenet import majorant as mj
+from spherenet import kernels, majorant as mj
 from spherenet.mm import ClosedFormStep, MajorantStep
 from spherenet.network import _backward, _direction, _forward_cache
 from spherenet.steps import Iterate, weights_along
@@ -95,7 +95,7 @@ def norms_table(net, X, Y, repeats):
 
     p = m.pencils
     svd = best(lambda: mj.spectral_norms_svd(m.weights, m.U, a, b))
-    ref = best(lambda: mj.lambda_max_reference(p.A, p.B, p.C, p.sizes, a[0], b[0], np.empty(p.sizes.size)))
+    ref = best(lambda: kernels.lambda_max_reference(p.A, p.B, p.C, p.sizes, a[0], b[0], np.empty(p.sizes.size)))
     gram = best(lambda: p.norms(a, b))
     build = best(lambda: mj.SpectralPencils(m.weights, m.U))
     err = np.max(np.abs(p.norms(a, b) / mj.spectral_norms_svd(m.weights, m.U, a, b) - 1))

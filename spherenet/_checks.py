@@ -18,7 +18,10 @@ def as_float_matrix(name: str, value, ncols: int | None = None, dtype=np.float64
     """Return ``value`` as a finite 2-D float array, or raise naming ``name``."""
     if isinstance(value, (str, bytes)) or value is None:
         raise TypeError(f"{name} must be a 2-D array of numbers, got {type(value).__name__}")
-    arr = np.asarray(value)
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{name} must be a rectangular 2-D array of numbers ({err})") from None
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     if np.issubdtype(arr.dtype, np.complexfloating):
@@ -64,6 +67,15 @@ def positive_int(name: str, value, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def rng_from(name: str, seed) -> np.random.Generator:
+    """A generator from ``seed``: ``None`` (fresh entropy), a non-negative integer, or a ``Generator``."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is not None:
+        positive_int(name, seed, minimum=0)
+    return np.random.default_rng(seed)
 
 
 def finite_float(name: str, value, positive: bool = False, nonnegative: bool = False) -> float:

@@ -116,6 +116,9 @@ def layer_jet(Z0_below: np.ndarray, Zs_below: np.ndarray, WV: np.ndarray, cos, s
 # (r n d numbers per layer) then stay in cache instead of streaming r times the data through memory.
 BLOCK = 512
 
+# Highest jet order accepted: 1/k! < 1e-32 past it, so further coefficients carry no information.
+MAX_ORDER = 30
+
 
 class _Workspace:
     """What every block of samples reuses: ``XV = mu_1 X @ V_1.T`` (all samples, one product), the
@@ -124,6 +127,9 @@ class _Workspace:
     def __init__(self, weights, V, radii, X, r: int, n: int):
         dtype = X.dtype
         self.cos, self.sin = curve_coefficients(r, dtype)
+        # A layer with V_i = 0 stays put (Γ_i(t) = W_i): its curve coefficients are (1, 0, 0, ...) and 0.
+        fixed = (np.eye(1, r + 1, dtype=dtype)[0], np.zeros(r + 1, dtype))
+        self.coeffs = [(self.cos, self.sin) if D.any() else fixed for D in V]
         self.XV = kernels.matmul_nt(X, V[0], np.empty((X.shape[0], V[0].shape[0]), dtype))
         self.XV *= dtype.type(radii[0])
         self.WV = [None] + [side_by_side(W, D, mu) for W, D, mu in zip(weights[1:], V[1:], radii[1:])]
@@ -143,11 +149,11 @@ def _block_output_jet(cache, weights, rows: slice, ws: _Workspace) -> np.ndarray
     """``F_1..F_r`` for the samples ``rows``: ``(r n, d_L)`` stacked (a view into the workspace)."""
     r = ws.cos.shape[0] - 1
     n = rows.stop - rows.start
-    Zs = first_layer_jet(cache.Z[0][rows], ws.XV[rows], ws.cos, ws.sin,
+    Zs = first_layer_jet(cache.Z[0][rows], ws.XV[rows], *ws.coeffs[0],
                          ws.view(ws.Zs[0], r * n, weights[0].shape[0]))
     for i in range(1, len(weights)):
         d_out, d_in = weights[i].shape
-        Zs = layer_jet(cache.Z[i - 1][rows], Zs, ws.WV[i], ws.cos, ws.sin, ws.view(ws.Zs[i], r * n, d_out),
+        Zs = layer_jet(cache.Z[i - 1][rows], Zs, ws.WV[i], *ws.coeffs[i], ws.view(ws.Zs[i], r * n, d_out),
                        ws.view(ws.AB, r * n, 2 * d_in))
     return Zs
 
@@ -199,7 +205,8 @@ def loss_jet2_adjoint(cache: ForwardCache, weights, V, radii, X, alpha: float, w
 
         <E_0, F_2>/N = sum_i <dZ_i, S_i> = sum_{i>=2} mu_i <dZ_i^T H_{i-1,1}, V_i> - alpha/2,
 
-    using ``<dZ_i, Z_{i,0}> = <∇_i J, W_i>`` (sum: ``alpha``) and ``H_{0,1} = 0`` (``X`` is fixed). The first-order
+    using ``<dZ_i, Z_{i,0}> = <∇_i J, W_i>`` (sum over the moving layers: ``alpha``; a layer with ``V_i = 0``
+    stays put and has no source) and ``H_{0,1} = 0`` (``X`` is fixed). The first-order
     jet is ``Z_{1,1} = mu_1 X V_1^T``, ``Z_{i,1} = H_{i-1,1} W_i^T + mu_i H_{i-1,0} V_i^T``, ``H_{i,1} = [Z_{i,0} > 0] ⊙ Z_{i,1}``:
     two products per layer, plus one per layer for the adjoint term. ``ws``: a ``network.Workspace``.
     """
@@ -245,6 +252,8 @@ def _checked(weights, directions, radii, X, Y, order):
     else:
         X, Y = check_data(X, Y, weights[0].shape[1], weights[-1].shape[0], dtype)
     order = positive_int("order", order, minimum=0)
+    if order > MAX_ORDER:
+        raise ValueError(f"order must be <= {MAX_ORDER} (1/k! is below 1e-32 beyond it), got {order}")
     return weights, V, radii, X, Y, order
 
 

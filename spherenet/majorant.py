@@ -26,9 +26,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
-from . import sphere
+from . import kernels, sphere
 from ._checks import as_float_matrix, check_data, check_weights, finite_float
 from .network import Direction, _direction, _forward_cache, _loss_from_output
 
@@ -49,7 +48,7 @@ class SpectralPencils:
 
     ``A, B, C`` are formed once per iteration (stacked, zero-padded to the largest ``k``); every ``(a, b)`` then
     costs one ``eigvalsh`` of each ``k_i × k_i`` matrix instead of an SVD, all layers in one compiled call
-    (:func:`lambda_max_numba`, beside its NumPy reference :func:`lambda_max_reference`). ``λ_max`` of a PSD
+    (``kernels.lambda_max``, beside its NumPy reference ``kernels.lambda_max_reference``). ``λ_max`` of a PSD
     matrix is computed to a few ``eps`` relative to ``||Gram||_2``; when ``<W, U> = 0`` (the update curve)
     ``||Gram||_2 >= (a²||W||_F² + b²||U||_F²)/k``, so the norm is accurate to about ``k eps`` relative (tested
     against ``np.linalg.norm(aW + bU, 2)``).
@@ -77,35 +76,10 @@ class SpectralPencils:
             if s == 0:
                 row[:] = 0.0
                 continue
-            lambda_max(self.A, self.B, self.C, self.sizes, an / s, bn / s, row)
+            kernels.lambda_max(self.A, self.B, self.C, self.sizes, an / s, bn / s, row)
             # rounding can leave λ_max = -tiny for a zero matrix
             np.multiply(np.sqrt(np.maximum(row, 0.0, out=row), out=row), s, out=row)
         return out
-
-
-def lambda_max_reference(A, B, C, sizes, a, b, out):
-    """``out[i] = λ_max(a² A_i + ab B_i + b² C_i)`` on each leading ``sizes[i] × sizes[i]`` block (NumPy)."""
-    for i, k in enumerate(sizes):
-        out[i] = np.linalg.eigvalsh(a * a * A[i, :k, :k] + a * b * B[i, :k, :k] + b * b * C[i, :k, :k])[-1]
-    return out
-
-
-def _lambda_max_loops(A, B, C, sizes, a, b, out):
-    aa, ab, bb = a * a, a * b, b * b
-    for i in range(sizes.shape[0]):
-        k = sizes[i]
-        G = np.empty((k, k))
-        for r in range(k):
-            for c in range(k):
-                G[r, c] = aa * A[i, r, c] + ab * B[i, r, c] + bb * C[i, r, c]
-        out[i] = np.linalg.eigvalsh(G)[-1]
-    return out
-
-
-# Compiled: one call per (a, b) for all layers, without NumPy's per-call overhead (~3x faster here; see
-# benchmarks/bench_majorant.py). Plain Python under NUMBA_DISABLE_JIT=1.
-lambda_max_numba = njit(cache=True, nogil=True)(_lambda_max_loops)
-lambda_max = lambda_max_numba
 
 
 def spectral_norms_svd(weights, U, a, b) -> np.ndarray:
@@ -135,8 +109,10 @@ class Majorant:
     def __init__(self, weights: list, direction: Direction, radii, Q: float):
         self.weights, self.direction = weights, direction
         self.radii = np.asarray(radii, dtype=float)
-        self.alpha, self.beta, self.Q, self.L = direction.alpha, direction.beta, float(Q), len(weights)
+        # Only moving layers enter the first-order term: a layer with V_i = 0 stays, Γ_i(t) = W_i.
+        self.alpha, self.beta, self.Q, self.L = direction.alpha_moving, direction.beta, float(Q), len(weights)
         self.U = [mu * V for mu, V in zip(self.radii, direction.V)]     # U_i = mu_i V_i
+        self.fixed = ~direction.moving
 
     def linear(self, t):
         """``α(cos t - 1) - β sin t``, with ``cos t - 1 = -2 sin²(t/2)`` (no cancellation at small ``t``)."""
@@ -147,14 +123,20 @@ class Majorant:
         raise NotImplementedError
 
     def __call__(self, t):
-        t_arr = np.asarray(t, dtype=float)
+        try:
+            t_arr = np.asarray(t, dtype=float)
+        except (TypeError, ValueError):
+            raise TypeError(f"t must be a number or an array of numbers, got {t!r}") from None
+        if not np.isfinite(t_arr).all():
+            raise ValueError(f"t must be finite, got {t!r}")
         flat = t_arr.reshape(-1)
         values = self.linear(flat) + self.penalty(flat)
         return float(values[0]) if t_arr.ndim == 0 else values.reshape(t_arr.shape)
 
     def curve(self, t: float) -> list:
-        """``[Γ_i(t)] = [W_i cos t + U_i sin t]``."""
-        return [math.cos(t) * W + math.sin(t) * U for W, U in zip(self.weights, self.U)]
+        """``[Γ_i(t)] = [W_i cos t + U_i sin t]`` (``W_i`` for a layer that stays)."""
+        return [W if fixed else math.cos(t) * W + math.sin(t) * U
+                for W, U, fixed in zip(self.weights, self.U, self.fixed)]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(alpha={self.alpha:.6g}, beta={self.beta:.6g}, Q={self.Q:.6g}, L={self.L})"
@@ -177,12 +159,16 @@ class SpectralMajorant(Majorant):
     def delta_norms(self, t) -> np.ndarray:
         """``||ΔW_i(t)||_2`` with ``ΔW_i(t) = (cos t - 1) W_i + sin t U_i``; shape ``(n, L)`` for ``t: (n,)``."""
         t = np.atleast_1d(np.asarray(t, dtype=float))
-        return self.layer_norms(-2.0 * np.sin(t / 2) ** 2, np.sin(t))
+        norms = self.layer_norms(-2.0 * np.sin(t / 2) ** 2, np.sin(t))
+        norms[:, self.fixed] = 0.0                               # a layer that stays: ΔW_i = 0
+        return norms
 
     def curve_norms(self, t) -> np.ndarray:
         """``||Γ_i(t)||_2`` with ``Γ_i(t) = cos t W_i + sin t U_i``; shape ``(n, L)``."""
         t = np.atleast_1d(np.asarray(t, dtype=float))
-        return self.layer_norms(np.cos(t), np.sin(t))
+        norms = self.layer_norms(np.cos(t), np.sin(t))
+        norms[:, self.fixed] = self.norms_W[self.fixed]          # a layer that stays: Γ_i = W_i
+        return norms
 
     def P1(self, t):
         """``P_1(t) = Π_i (||W_i||_2 + ||ΔW_i(t)||_2)``."""
@@ -216,6 +202,7 @@ class TelescopingMajorant(SpectralMajorant):
         # ||ΔW_i(t)||_2 and ||Γ_i(t)||_2 in one batch of 2n coefficient pairs per layer.
         both = self.layer_norms(np.concatenate([-2.0 * np.sin(t / 2) ** 2, np.cos(t)]), np.concatenate([s, s]))
         d, g = both[:n], both[n:]
+        d[:, self.fixed], g[:, self.fixed] = 0.0, self.norms_W[self.fixed]    # layers that stay
         return _telescoped(np.broadcast_to(self.norms_W, d.shape), d, g)
 
     def penalty(self, t):
@@ -267,7 +254,10 @@ def _checked(weights, grads, radii, X):
         if reason:
             raise ValueError(f"weights[{i}] is not on its sphere of radius radii[{i}]: {reason}")
     X = as_float_matrix("X", X, weights[0].shape[1])
-    return weights, _direction(weights, grads, radii), radii, input_energy(X)
+    Q = input_energy(X)
+    if not Q > 0:
+        raise ValueError("X: every row is zero, so Q = 1/N sum ||x_n||^2 = 0 and the majorant is undefined")
+    return weights, _direction(weights, grads, radii), radii, Q
 
 
 def spectral(weights, grads, radii, X) -> SpectralMajorant:

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import kernels, sphere
 from ._checks import (as_float_matrix, check_choice, check_data, check_weights, finite_float,
-                      positive_int)
+                      positive_int, rng_from)
 
 RADIUS_RULES = ("unit", "agd", "fan")
 
@@ -155,24 +155,26 @@ def _loss(weights, X, Y) -> float:
     return _loss_from_output(_forward_cache(weights, X).F, Y)
 
 
-def _checked(weights, X, Y=None):
+def _checked(weights, X, Y=None, needs_targets=True):
     weights = check_weights(weights)
     dtype = weights[0].dtype
-    if Y is None:
+    if not needs_targets:
         return weights, as_float_matrix("X", X, weights[0].shape[1], dtype), None
+    if Y is None:
+        raise TypeError("Y (the targets) is required, got None")
     X, Y = check_data(X, Y, weights[0].shape[1], weights[-1].shape[0], dtype)
     return weights, X, Y
 
 
 def forward(weights, X) -> np.ndarray:
     """Network output ``f(X): (N, d_L)`` for ``X: (N, d_0)``."""
-    weights, X, _ = _checked(weights, X)
+    weights, X, _ = _checked(weights, X, needs_targets=False)
     return _forward_cache(weights, X).F
 
 
 def forward_cache(weights, X) -> ForwardCache:
     """Forward pass keeping every layer's pre-activation and input (for the backward pass and jets)."""
-    weights, X, _ = _checked(weights, X)
+    weights, X, _ = _checked(weights, X, needs_targets=False)
     return _forward_cache(weights, X)
 
 
@@ -195,7 +197,8 @@ class Direction:
     """Per-layer search direction and the scalars built from it (METHOD.md §3, §5).
 
     ``V[i] = -grad_i/||grad_i||_F`` with ``grad_i = Proj_{W_i}(∇_i J)`` (``||V_i||_F = 1``, ``<W_i, V_i> = 0``),
-    or 0 for a layer whose Riemannian gradient vanishes; ``rgrad_norms[i] = ||grad_i||_F``;
+    or 0 for a layer whose Riemannian gradient vanishes — such a layer stays put along the update curve,
+    ``Γ_i(t) = W_i`` (not ``W_i cos t``, which would leave its sphere); ``rgrad_norms[i] = ||grad_i||_F``;
     ``beta = sum_i mu_i ||grad_i||_F = -φ'(0)``; ``inner_wg[i] = <W_i, ∇_i J>``; ``alpha = sum_i <W_i, ∇_i J>``.
     """
     V: list
@@ -206,8 +209,19 @@ class Direction:
 
     @property
     def zero_layers(self) -> list[int]:
-        """Layers whose Riemannian gradient is zero (their ``V_i = 0``)."""
+        """Layers whose Riemannian gradient is zero (their ``V_i = 0``): they stay where they are."""
         return [i for i, n in enumerate(self.rgrad_norms) if n == 0.0]
+
+    @property
+    def moving(self) -> np.ndarray:
+        """``moving[i]``: layer i moves along its great circle; a zero layer stays, ``Γ_i(t) = W_i``."""
+        return self.rgrad_norms > 0
+
+    @property
+    def alpha_moving(self) -> float:
+        """``sum_{i moving} <W_i, ∇_i J>``: the ``α`` of the first-order term ``Σ_i <∇_i J, Γ_i(t) - W_i>``.
+        Equal to ``alpha`` (bit for bit) when every layer moves."""
+        return float(self.inner_wg[self.moving].sum())
 
 
 # A Riemannian gradient within this many rounding units of ∇J's size is rounding noise, not a direction.
@@ -242,8 +256,12 @@ def direction(weights, grads, radii) -> Direction:
     direction. Computed in float64 for float32 weights too (then ``V_i`` is cast back).
     """
     weights = check_weights(weights)
-    grads = check_weights(grads)
-    radii = np.asarray(radii, dtype=float)
+    grads = [as_float_matrix(f"grads[{i}]", G, dtype=np.asarray(G).dtype if np.asarray(G).dtype in
+                             (np.float32, np.float64) else np.float64) for i, G in enumerate(_as_list("grads", grads))]
+    if isinstance(radii, (str, bytes)) or np.ndim(radii) != 1:
+        raise TypeError(f"radii must be a sequence of positive numbers, got {radii!r}")
+    radii = np.array([finite_float(f"radii[{i}]", float(m) if isinstance(m, np.floating) else m, positive=True)
+                      for i, m in enumerate(radii)])
     if len(grads) != len(weights) or len(radii) != len(weights):
         raise ValueError(f"weights, grads and radii must have one entry per layer: "
                          f"{len(weights)}, {len(grads)}, {len(radii)}")
@@ -251,6 +269,12 @@ def direction(weights, grads, radii) -> Direction:
         if W.shape != G.shape:
             raise ValueError(f"grads[{i}] has shape {G.shape}, weights[{i}] has {W.shape}")
     return _direction(weights, grads, radii)
+
+
+def _as_list(name, value) -> list:
+    if isinstance(value, np.ndarray) or not hasattr(value, "__len__"):
+        raise TypeError(f"{name} must be a list of 2-D arrays, one per layer")
+    return list(value)
 
 
 # --- the network object -----------------------------------------------------------------------------------
@@ -266,12 +290,20 @@ class NormalisedMLP:
     def __init__(self, widths, radius="unit", seed=None, dtype=np.float64):
         self.widths = check_widths(widths)
         self.radii = radii_for(self.widths, radius)
-        dtype = np.dtype(dtype)
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
         if dtype not in (np.float32, np.float64):
             raise TypeError(f"dtype must be float32 or float64, got {dtype}")
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        rng = rng_from("seed", seed)
         # Sample and project in float64, then cast: float32 nets start from the same point.
-        self.weights = [W.astype(dtype) for W in glorot_sphere_init(self.widths, self.radii, rng)]
+        with np.errstate(over="ignore", under="ignore"):
+            self.weights = [W.astype(dtype) for W in glorot_sphere_init(self.widths, self.radii, rng)]
+        for i, (W, mu) in enumerate(zip(self.weights, self.radii)):
+            if sphere.check_point(W, mu, rtol=1e-5 if dtype == np.float32 else 1e-12):
+                raise ValueError(f"radius {mu!r} of layer {i} cannot be represented in {dtype}: its weights "
+                                 f"would not lie on their sphere")
 
     @property
     def depth(self) -> int:

@@ -64,7 +64,7 @@ class Step:
 
 FLAGS = {
     "stationary": "beta = 0: every Riemannian gradient vanishes; the step is tau = 0",
-    "zero-layer": "some layer's Riemannian gradient is zero; that layer does not move (V_i = 0)",
+    "zero-layer": "some layer's Riemannian gradient is zero; that layer does not move (V_i = 0, Γ_i(t) = W_i)",
     "clipped": "the model's step was longer than eps (or curvature <= 0); tau = eps before backtracking",
     "kappa-nonpositive": "the model's curvature kappa <= 0 (no Newton step)",
     "kappa-nonfinite": "the model's curvature is not finite; tau = eps before backtracking",
@@ -76,8 +76,12 @@ FLAGS = {
 
 
 def weights_along(it: Iterate, t: float) -> list:
-    """``[Γ_i(t)] = [W_i cos t + mu_i V_i sin t]``: the point at angle ``t`` on the update curve."""
-    return [sphere.curve(W, V, mu, t) for W, V, mu in zip(it.weights, it.direction.V, it.radii)]
+    """``[Γ_i(t)] = [W_i cos t + mu_i V_i sin t]``: the point at angle ``t`` on the update curve.
+
+    A layer with a zero Riemannian gradient (``V_i = 0``) stays: ``Γ_i(t) = W_i``.
+    """
+    return [sphere.curve(W, V, mu, t) if moving else W
+            for W, V, mu, moving in zip(it.weights, it.direction.V, it.radii, it.direction.moving)]
 
 
 def loss_along(it: Iterate, t: float) -> tuple[float, list, ForwardCache]:

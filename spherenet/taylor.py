@@ -16,7 +16,7 @@ import numpy as np
 from numpy.polynomial import polynomial as P
 
 from ._checks import finite_float, positive_int
-from .jets import loss_jet2_adjoint, loss_jet_from
+from .jets import MAX_ORDER, loss_jet2_adjoint, loss_jet_from
 from .network import Workspace
 from .steps import Iterate, Step, backtrack, loss_along
 
@@ -113,6 +113,8 @@ class TaylorStep:
 
     def __init__(self, order: int = 2, eps: float = EPS, max_halvings: int = 30):
         self.order = positive_int("order", order)
+        if self.order > MAX_ORDER:
+            raise ValueError(f"order must be <= {MAX_ORDER}, got {order}")
         self.eps = finite_float("eps", eps, positive=True)
         self.max_halvings = positive_int("max_halvings", max_halvings, minimum=0)
         self.name = "taylor" if self.order == 2 else f"taylor{self.order}"
@@ -127,7 +129,7 @@ class TaylorStep:
         ``jets.loss_jet2_adjoint`` (equal to ``jets.loss_jet_from`` to rounding; tested).
         """
         if self.order == 2 and it.cache.dZ is not None:
-            J = loss_jet2_adjoint(it.cache, it.weights, it.direction.V, it.radii, it.X, it.direction.alpha,
+            J = loss_jet2_adjoint(it.cache, it.weights, it.direction.V, it.radii, it.X, it.direction.alpha_moving,
                                   it.workspace or Workspace())
         else:
             J = loss_jet_from(it, it.weights, it.direction.V, it.radii, it.X, it.Y, self.order)

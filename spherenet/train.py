@@ -39,12 +39,23 @@ def _mm_closed(**options):
     return ClosedFormStep(**options)
 
 
+def _geodesic(direction):
+    def make(**options):
+        from .beyond import GeodesicStep
+        return GeodesicStep(direction=direction, **options)
+    return make
+
+
 RULES = {
     "taylor": _taylor,                  # Algorithm 1 (order 2) and its order-r extension
     "mm": _mm("spectral"),              # Algorithm 2, the paper's majorant
     "mm-frobenius": _mm("frobenius"),
     "mm-telescoping": _mm("telescoping"),
     "mm-closed": _mm_closed,
+    "geo-cg": _geodesic("cg"),          # docs/beyond.md: jet-Newton step along a conjugate-gradient geodesic
+    "geo-cg-layer": _geodesic("cg-layer"),
+    "geo-adam": _geodesic("adam"),      # Adam's direction, no learning rate: the length comes from the jet
+    "geo-rgrad": _geodesic("rgrad"),
 }
 
 
@@ -173,6 +184,10 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
     Stops early, with ``history.stop_reason`` set and the last good weights kept, when the full-batch
     Riemannian gradient vanishes or the loss becomes non-finite.
     """
+    if not isinstance(net, NormalisedMLP):
+        raise TypeError(f"net must be a spherenet.NormalisedMLP, got {type(net).__name__}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable, got {callback!r}")
     X, Y = check_data(X, Y, net.widths[0], net.widths[-1], net.dtype)
     has_test = X_test is not None or Y_test is not None
     if has_test:
@@ -185,6 +200,8 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
         batch_size = positive_int("batch_size", batch_size)
     if isinstance(rule, str):
         rule = make_rule(rule, **rule_options)
+    elif not callable(rule):
+        raise TypeError(f"rule must be a method name ({', '.join(RULES)}) or a step-rule object, got {rule!r}")
     elif rule_options:
         raise TypeError(f"options {sorted(rule_options)} only apply when the rule is given by name")
     batches = _Batches(X, Y, batch_size, np.random.default_rng(seed))
@@ -202,13 +219,18 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
     ws = Workspace()
     buffers = ["a", "b"]                      # two forward caches: the current point's and the trial's
     cache = _forward_cache(weights, X, ws.cache(buffers[0], weights, X)) if batches.full else None
-    with threadpool_limits(blas_threads):
+    # Overflow is detected by the explicit finiteness checks below, which stop the run with a message.
+    with threadpool_limits(blas_threads), np.errstate(over="ignore", invalid="ignore"):
         for k in range(history.iterations, history.iterations + iterations):
             start = time.perf_counter()
             Xb, Yb = batches.next()
             if not batches.full:
                 cache = _forward_cache(weights, Xb, ws.cache(buffers[0], weights, Xb))
             J, grads = _backward(weights, cache, Yb, ws)
+            if not (math.isfinite(J) and all(np.isfinite(g).all() for g in grads)):
+                history.stop_reason = (f"iteration {k + 1}: the loss or its gradient is non-finite (J = {J}; "
+                                       f"overflow in {net.dtype}?); stopped and kept the last good weights")
+                break
             it = Iterate(weights, radii, Xb, Yb, cache, J, grads, _direction(weights, grads, radii),
                          J_prev if batches.full else J, spare=ws.cache(buffers[1], weights, Xb), workspace=ws)
             step = rule(it)

@@ -35,7 +35,8 @@ def complex_loss_coefficients(weights, V, radii, X, Y, order: int, rho: float = 
         t = rho * np.exp(1j * th)
         H = X.astype(complex)
         for i, (W, Vi, mu) in enumerate(zip(weights, V, radii)):
-            Z = H @ (np.cos(t) * W + mu * np.sin(t) * Vi).T
+            G = W if not Vi.any() else np.cos(t) * W + mu * np.sin(t) * Vi      # a layer with V_i = 0 stays
+            Z = H @ G.T
             H = np.where(Z0[i] > 0, Z, 0) if i < len(weights) - 1 else Z
         E = H - Y
         values[m] = np.sum(E * E) / (2 * len(X))

@@ -2,6 +2,11 @@ import os
 
 import pytest
 from hypothesis import HealthCheck, settings
+from threadpoolctl import threadpool_limits
+
+# One BLAS thread, as the training loop runs: the suite's small products gain nothing from a second
+# thread and slow down many times over when the two cores are shared (benchmarks/README.md).
+threadpool_limits(1)
 
 # deadline=None: the first example of a test may include a Numba compilation.
 settings.register_profile("default", deadline=None, max_examples=40,

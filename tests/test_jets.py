@@ -37,7 +37,8 @@ def phi_frozen(weights, V, radii, X, Y, t, Z0):
     """
     H = X.astype(complex)
     for i, (W, D, mu) in enumerate(zip(weights, V, radii)):
-        Z = H @ (W * np.cos(t) + mu * D * np.sin(t)).T
+        G = W if not D.any() else W * np.cos(t) + mu * D * np.sin(t)     # a layer with V_i = 0 stays
+        Z = H @ G.T
         H = np.where(Z0[i] > 0, Z, 0) if i < len(weights) - 1 else Z
     E = Z - Y
     return np.sum(E * E) / (2 * X.shape[0])
@@ -170,22 +171,22 @@ def test_first_two_coefficients_match_central_differences(seed):
     assert abs(2 * J[2] - d2) <= 1e-4 * abs(2 * J[2])
 
 
-def test_zero_direction_gives_the_homogeneous_shrinking_curve():
-    """With every ``V_i = 0``, ``Γ_i(t) = W_i cos t`` and ``f`` is 1-homogeneous in each layer:
-    ``F(t) = cos(t)^L F_0``, so ``J(t) = 1/(2N) sum (cos^L t F_0 - Y)^2`` — an independent closed form."""
+def test_zero_direction_layers_stay_put():
+    """A layer with ``V_i = 0`` stays where it is (``Γ_i(t) = W_i``): with every ``V_i = 0`` the loss is
+    constant along the curve, and with one zero layer the jet equals that of the network whose zero layer
+    is frozen — computed here by complex evaluation with that layer held fixed."""
     net, X, Y = random_problem(7, widths=(3, 5, 4, 4, 2))
-    L = net.depth
     V = [np.zeros_like(W) for W in net.weights]
-    F0 = sn.forward(net.weights, X)
-    cos, _ = jets.curve_coefficients(6)
-    cosL = cos.copy()
-    for _ in range(L - 1):
-        cosL = jets.cauchy(cosL, cos)
-    # (c F0 - Y)^2 summed: c^2 |F0|^2 - 2 c <F0, Y> + |Y|^2
-    expected = (jets.cauchy(cosL, cosL) * np.vdot(F0, F0) - 2 * cosL * np.vdot(F0, Y)
-                + np.eye(7)[0] * np.vdot(Y, Y)) / (2 * X.shape[0])
-    np.testing.assert_allclose(jets.loss_jet(net.weights, V, net.radii, X, Y, 6), expected,
-                               rtol=1e-12, atol=1e-15 * abs(expected[0]))
+    J = jets.loss_jet(net.weights, V, net.radii, X, Y, 6)
+    assert J[0] == pytest.approx(sn.loss(net.weights, X, Y), rel=1e-14)
+    np.testing.assert_array_equal(J[1:], 0.0)
+    cache, _, d = setup(net, X, Y)
+    V = list(d.V)
+    V[1] = np.zeros_like(V[1])
+    from spherenet.verify import complex_loss_coefficients
+    expected = complex_loss_coefficients(net.weights, V, net.radii, X, Y, 6)
+    np.testing.assert_allclose(jets.loss_jet(net.weights, V, net.radii, X, Y, 6), expected, rtol=1e-9,
+                               atol=1e-12 * abs(expected).max())
 
 
 def test_order_zero_reuses_the_forward_cache():

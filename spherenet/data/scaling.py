@@ -26,7 +26,10 @@ from .._checks import as_float_matrix, finite_float
 
 
 def _row_norms(name: str, A: np.ndarray) -> np.ndarray:
-    norms = np.sqrt(np.einsum("ij,ij->i", A, A))
+    # Scaled by each row's largest entry, so rows of 1e200 (or 1e-170) neither overflow nor underflow.
+    big = np.abs(A).max(axis=1, initial=0.0)
+    safe = np.where(big > 0, big, 1.0)[:, None]
+    norms = big * np.sqrt(np.einsum("ij,ij->i", A / safe, A / safe))
     bad = np.flatnonzero(norms == 0.0)
     if bad.size:
         raise ValueError(f"{name}: row {bad[0]} has zero norm ({bad.size} such rows); the per-sample "

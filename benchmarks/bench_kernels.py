@@ -1,0 +1,65 @@
+"""Every Numba kernel against its NumPy reference, on the paper's shapes (N = 23,200 samples).
+
+    python benchmarks/bench_kernels.py [--repeats 50]
+
+Timings are interleaved (reference, numba, reference, ...) and the best of --repeats is kept, with one
+BLAS thread (as the training loop runs). ``kernels.<name>`` uses the faster of the two; the table says which.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from spherenet import jets, kernels
+
+N = 23_200
+
+
+def cases(rng):
+    """``name -> (args factory, size label)`` for each kernel pair, at sizes the training loop meets."""
+    Z = rng.normal(size=(N, 30))
+    G = rng.normal(size=(N, 30))
+    W = rng.normal(size=(30, 25))
+    H = rng.normal(size=(N, 25))
+    cos, sin = jets.curve_coefficients(2)
+    Z0b, Zsb = rng.normal(size=(512, 25)), rng.normal(size=(2 * 512, 25))
+    E0, Es = rng.normal(size=(512, 3)), rng.normal(size=(2 * 512, 3))
+    return {
+        "matmul_nt": (lambda: (H, W, np.empty((N, 30))), "(23200x25) @ (30x25)^T"),
+        "relu": (lambda: (Z, np.empty_like(Z)), "23200x30"),
+        "relu_mask": (lambda: (G, Z, np.empty_like(G)), "23200x30"),
+        "curve_update": (lambda: (W.copy(), W, 1.0, 0.01), "30x25"),
+        "curve_cauchy": (lambda: (Z0b, Zsb, cos, sin, np.empty((2 * 512, 50))), "block 512x25, order 2"),
+        "loss_cauchy": (lambda: (E0, Es, np.zeros(3)), "block 512x3, order 2"),
+    }
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=50)
+    args = p.parse_args()
+    rng = np.random.default_rng(0)
+    print(f"{'kernel':14s} {'size':26s} {'reference':>11s} {'numba':>11s} {'numba speed-up':>15s}  used")
+    with threadpool_limits(1):
+        for name, (make, label) in cases(rng).items():
+            ref, fast = kernels.KERNELS[name]
+            best = {ref: math.inf, fast: math.inf}
+            for fn in best:
+                fn(*make())                                   # compile, first touch
+            for _ in range(args.repeats):
+                for fn in best:
+                    a = make()
+                    start = time.perf_counter()
+                    fn(*a)
+                    best[fn] = min(best[fn], time.perf_counter() - start)
+            used = "numba" if getattr(kernels, name) is fast else "reference"
+            print(f"{name:14s} {label:26s} {1e6 * best[ref]:9.1f}us {1e6 * best[fast]:9.1f}us "
+                  f"{best[ref] / best[fast]:14.2f}x  {used}")
+
+
+if __name__ == "__main__":
+    main()
