@@ -224,13 +224,14 @@ class SphereNetRegressor:
         """Coefficient of determination ``R² = 1 - SS_res/SS_tot`` per output, averaged uniformly.
 
         ``SS_res = sum_n (y_n - f_n)²``, ``SS_tot = sum_n (y_n - mean(y))²``. A constant output
-        (``SS_tot = 0``, e.g. a single sample) scores 1.0 if predicted exactly, else 0.0 (scikit-learn's
+        (``SS_tot = 0`` up to rounding, e.g. a single sample) scores 1.0 if predicted exactly, else 0.0 (scikit-learn's
         ``force_finite`` rule).
         """
         F, Y = self._targets_for(X, y)
         ss_res = np.sum((Y - F) ** 2, axis=0)
         ss_tot = np.sum((Y - Y.mean(axis=0)) ** 2, axis=0)
-        nonzero = ss_tot > 0
+        # A constant column's mean is exact only to rounding: its SS_tot is then ~N (eps |y|)², not 0.
+        nonzero = ss_tot > Y.shape[0] * (4 * np.finfo(float).eps * np.abs(Y).max(axis=0)) ** 2
         r2 = np.where(nonzero, 1.0 - ss_res / np.where(nonzero, ss_tot, 1.0), np.where(ss_res > 0, 0.0, 1.0))
         return float(r2.mean())
 
