@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .experiments import DATA_SOURCES, METHODS, load_problem, parse_widths, run, settings_for
+from .experiments import DATA_SOURCES, METHODS, SPHERE_METHODS, load_problem, parse_widths, run, settings_for
 from .results import read_json, save_arrays, write_json
 
 
@@ -46,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0, help="seed of the initialisation (and mini-batches)")
     t.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     t.add_argument("--out", default="results/train", help="output folder (default: results/train)")
+    t.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
+                   help="write OUT/checkpoint.npz every N iterations and at the end (sphere methods)")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in OUT/checkpoint.npz up to --iterations in total (same options)")
 
     r = sub.add_parser("reproduce", help="the paper's Experiment 1 or 2, with figures")
     r.add_argument("experiment", choices=("exp1", "exp2"))
@@ -87,18 +91,41 @@ def cmd_train(args) -> int:
                             batch_size=args.batch_size)
     if args.method != "taylor" and args.order != 2:
         raise UsageError("--order only applies to --method taylor")
+    out = Path(args.out)
+    checkpoint = _checkpoint_path(args, out)
     load_problem(settings["data"], settings["data_path"], settings["data_seed"], settings["n_samples"])
     print(f"spherenet train: {args.method} on {args.data}, widths {args.widths}, {args.iterations} iterations,"
-          f" seed {args.seed}, {args.dtype}", file=sys.stderr)
-    record, arrays = run(settings, progress=_progress_bar(args.iterations, "iteration"))
-    out = Path(args.out)
+          f" seed {args.seed}, {args.dtype}" + (f"; resuming {checkpoint}" if args.resume else ""),
+          file=sys.stderr)
+    # Result files are written only once training has finished: an interrupted run leaves none (and its
+    # last checkpoint, written atomically, intact).
+    record, arrays = run(settings, progress=_progress_bar(args.iterations, "iteration"), checkpoint=checkpoint,
+                         checkpoint_every=args.checkpoint_every, resume=args.resume)
     save_arrays(out / "weights.npz", **arrays)
     write_json(out / "result.json", record)
     _summary(record)
     from .plots.experiments import training_figure
     training_figure(record, out / "figures" / "training.png")
-    print(f"wrote {out / 'result.json'}, {out / 'weights.npz'}, {out / 'figures' / 'training.png'}")
+    print(f"wrote {out / 'result.json'}, {out / 'weights.npz'}, {out / 'figures' / 'training.png'}"
+          + (f", {checkpoint}" if checkpoint else ""))
     return 0
+
+
+def _checkpoint_path(args, out: Path):
+    """``OUT/checkpoint.npz`` if ``--checkpoint-every`` or ``--resume`` was given, else ``None``."""
+    if args.checkpoint_every is None and not args.resume:
+        return None
+    if args.method not in SPHERE_METHODS:
+        raise UsageError(f"--checkpoint-every and --resume apply to the sphere methods "
+                         f"({', '.join(SPHERE_METHODS)}), not to {args.method}")
+    if args.checkpoint_every is not None and args.checkpoint_every < 1:
+        raise UsageError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
+    path = out / "checkpoint.npz"
+    if args.resume and not path.is_file():
+        raise UsageError(f"--resume: no checkpoint at {path}")
+    if not args.resume and path.exists():
+        raise UsageError(f"{path} exists: add --resume to continue that run, or choose another --out")
+    return path
 
 
 def _summary(r: dict) -> None:

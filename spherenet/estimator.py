@@ -264,7 +264,10 @@ class SphereNetRegressor:
         if state.get("kind") != cls.__name__ or state.get("format") != _FORMAT:
             raise ValueError(f"{path}: not a {cls.__name__} file of format {_FORMAT}")
         est = cls(**_decode(params))
-        est._set_fitted(NormalisedMLP.from_weights(weights, radii), PaperScaling.from_dict(scaling),
+        # The weights are checked against their radii up to the drift the fit itself recorded.
+        drift = max([d for d in history.get("drift", []) if d is not None], default=0.0)
+        rtol = max(1e-6 if weights[0].dtype == np.float32 else 1e-10, 2 * drift)
+        est._set_fitted(NormalisedMLP.from_weights(weights, radii, rtol), PaperScaling.from_dict(scaling),
                         _history_from_dict(history), bool(state["y_1d"]), state["seed"])
         return est
 

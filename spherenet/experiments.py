@@ -79,15 +79,30 @@ def settings_for(**overrides) -> dict:
     positive_int("iterations", s["iterations"], minimum=0)
     positive_int("order", s["order"], minimum=1)
     positive_int("n_samples", s["n_samples"], minimum=2)
+    positive_int("seed", s["seed"], minimum=0)
+    positive_int("data_seed", s["data_seed"], minimum=0)
+    if s["batch_size"] is not None:
+        positive_int("batch_size", s["batch_size"])
     if s["widths"][0] != 12 or s["widths"][-1] != 3:
         raise ValueError(f"widths {s['widths']}: the quadrotor problem maps 12 inputs to 3 outputs")
     return s
 
 
-def run(settings: dict, progress=None) -> tuple[dict, dict]:
+def run(settings: dict, progress=None, checkpoint=None, checkpoint_every: int | None = None,
+        resume: bool = False) -> tuple[dict, dict]:
     """Train once as ``settings`` say; return the result record and the trained parameters as named
-    arrays (``W0, W1, ..., radii`` for the sphere methods; a baseline's own names otherwise)."""
+    arrays (``W0, W1, ..., radii`` for the sphere methods; a baseline's own names otherwise).
+
+    Sphere methods only: ``checkpoint`` (a path) is written every ``checkpoint_every`` iterations and at the
+    end (``spherenet.checkpoint``); ``resume=True`` continues the run saved there, which must have the same
+    settings except ``iterations`` (the total to reach). The numbers equal those of an uninterrupted run.
+    """
     s = settings_for(**settings)
+    if (checkpoint is not None or resume) and s["method"] in BASELINE_METHODS:
+        raise ValueError(f"checkpoints apply to the sphere methods ({', '.join(SPHERE_METHODS)}), "
+                         f"not to the baseline {s['method']!r}")
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs the checkpoint path to resume from")
     train_data, test_data = load_problem(s["data"], s["data_path"], s["data_seed"], s["n_samples"])
     dtype = np.dtype(s["dtype"]).type
     net = NormalisedMLP(s["widths"], seed=s["seed"], dtype=dtype)
@@ -96,13 +111,52 @@ def run(settings: dict, progress=None) -> tuple[dict, dict]:
         arrays, history, extra = _run_baseline(s, net, X, Y, Xt, Yt, progress)
     else:
         options = {"order": s["order"]} if s["method"] == "taylor" else {}
-        history = train(net, X, Y, s["method"], s["iterations"], Xt, Yt, batch_size=s["batch_size"],
-                        seed=s["seed"], callback=progress, **options)
+        if checkpoint is None:
+            history = train(net, X, Y, s["method"], s["iterations"], Xt, Yt, batch_size=s["batch_size"],
+                            seed=s["seed"], callback=progress, **options)
+        else:
+            history = _train_checkpointed(s, net, (X, Y, Xt, Yt), scaling, options, progress, checkpoint,
+                                          checkpoint_every, resume)
         arrays = {**{f"W{i}": W for i, W in enumerate(net.weights)}, "radii": net.radii}
         extra = {}
     record = _record(s, history, scaling, len(X), len(Xt), net)
     record.update(extra)
     return record, arrays
+
+
+def _train_checkpointed(s, net, data, scaling, options, progress, path, every, resume):
+    """``train`` in pieces, checkpointing to ``path`` (continuing the run saved there if ``resume``)."""
+    from .checkpoint import load_checkpoint, train_with_checkpoints
+    X, Y, Xt, Yt = data
+    stored = {"run": {k: v for k, v in s.items() if k != "iterations"}, "scaling": scaling.to_dict()}
+    history = None
+    if resume:
+        saved = load_checkpoint(path)
+        _check_same_run(path, saved.settings, stored)
+        history = saved.history
+        if history.iterations > s["iterations"]:
+            raise ValueError(f"iterations {s['iterations']} is fewer than the {history.iterations} already "
+                             f"done in {path}")
+        net.weights = saved.net.weights
+        if history.stop_reason:                  # nothing to continue: the run ended early
+            return history
+    done = history.iterations if history else 0
+    return train_with_checkpoints(path, net, X, Y, s["method"], s["iterations"] - done, every, Xt, Yt,
+                                  batch_size=s["batch_size"], seed=s["seed"], rule_options=options,
+                                  settings=stored, history=history, callback=progress)
+
+
+def _check_same_run(path, saved, expected) -> None:
+    if not isinstance(saved, dict) or set(saved) != set(expected):
+        raise ValueError(f"{path}: not a checkpoint of a `spherenet train` run")
+    run_saved, run_now = saved["run"], expected["run"]
+    differ = [f"{k}={run_saved.get(k)!r} there, {run_now.get(k)!r} here" for k in run_now
+              if run_saved.get(k) != run_now[k]]
+    if differ:
+        raise ValueError(f"{path} is a run with other settings ({'; '.join(differ)}): resume with the same "
+                         f"options (only --iterations may change)")
+    if saved["scaling"] != expected["scaling"]:
+        raise ValueError(f"{path}: the data's scaling differs from the checkpoint's (the data changed?)")
 
 
 def _run_baseline(s, net, X, Y, Xt, Yt, progress):

@@ -97,19 +97,22 @@ relu_mask_numba = _jit(_relu_mask_loops)
 # --- exp-map update in place: W <- W cos t + mu V sin t ------------------------------------------------
 
 def curve_update_reference(W: np.ndarray, V: np.ndarray, mu: float, t: float) -> np.ndarray:
-    """In place ``W <- W cos t + mu V sin t`` (one step along the update curve); returns ``W``."""
-    W *= np.cos(t)
-    W += (mu * np.sin(t)) * V
+    """In place ``W <- W cos t + mu V sin t`` (one step along the update curve); returns ``W``.
+
+    Written as ``W += (cos t - 1) W + mu sin t V`` with ``cos t - 1 = -2 sin²(t/2)``: rounding then scales
+    with the increment, not with ``W`` (see ``sphere.curve``).
+    """
+    W += (-2.0 * np.sin(t / 2) ** 2) * W + (mu * np.sin(t)) * V
     return W
 
 
 def _curve_update_loops(W, V, mu, t):
-    c = math.cos(t)
+    c = -2.0 * math.sin(t / 2) ** 2
     s = mu * math.sin(t)
     w = W.reshape(-1)
     v = V.reshape(-1)
     for i in range(w.size):
-        w[i] = c * w[i] + s * v[i]
+        w[i] += c * w[i] + s * v[i]
     return W
 
 

@@ -347,15 +347,18 @@ class NormalisedMLP:
         return new
 
     @classmethod
-    def from_weights(cls, weights, radii=None) -> "NormalisedMLP":
-        """A network with the given weights; ``radii`` defaults to their Frobenius norms, else must match them."""
+    def from_weights(cls, weights, radii=None, rtol: float | None = None) -> "NormalisedMLP":
+        """A network with the given weights; ``radii`` defaults to their Frobenius norms, else must match them
+        to ``rtol`` (default 1e-6 for float32, 1e-10 for float64; a long float32 run may need its recorded
+        drift)."""
         weights = check_weights(weights)
         norms = np.array([sphere.fro(W.astype(np.float64)) for W in weights])
         radii = norms if radii is None else np.array(
             [finite_float(f"radii[{i}]", r, positive=True) for i, r in enumerate(radii)])
+        if rtol is None:
+            rtol = 1e-6 if weights[0].dtype == np.float32 else 1e-10
         for i, W in enumerate(weights):
-            reason = sphere.check_point(W.astype(np.float64), radii[i], rtol=1e-6 if W.dtype == np.float32
-                                        else 1e-10)
+            reason = sphere.check_point(W.astype(np.float64), radii[i], rtol=rtol)
             if reason:
                 raise ValueError(f"weights[{i}] is not on its sphere: {reason}")
         new = object.__new__(cls)

@@ -29,11 +29,16 @@ def project(W: np.ndarray, mu: float) -> np.ndarray:
 
 
 def project_tangent(W: np.ndarray, Z: np.ndarray, mu: float) -> np.ndarray:
-    """Tangent projection at ``W``: ``Proj_W(Z) = Z - <W, Z>/mu^2 W``, so ``<W, Proj_W(Z)> = 0``."""
-    T = Z - (inner(W, Z) / float(mu) ** 2) * W
+    """Tangent projection at ``W``: ``Proj_W(Z) = Z - <W, Z>/mu^2 W``, so ``<W, Proj_W(Z)> = 0``.
+
+    Computed with ``<W, W>`` in place of ``mu^2`` (equal on the sphere): once rounding has moved ``||W||`` by
+    ``δ``, dividing by ``mu^2`` would leave a radial part ``~δ <W, Z>`` that the updates then amplify.
+    """
+    ww = inner(W, W)
+    T = Z - (inner(W, Z) / ww) * W
     # Second pass ("twice is enough"): when Z is nearly parallel to W, one pass leaves <W, T> at
     # eps ||Z||, large relative to ||T||; normalising T would then carry it off the tangent space.
-    return T - (inner(W, T) / float(mu) ** 2) * W
+    return T - (inner(W, T) / ww) * W
 
 
 def rgrad(W: np.ndarray, G: np.ndarray, mu: float) -> np.ndarray:
@@ -55,8 +60,10 @@ def curve(W: np.ndarray, V: np.ndarray, mu: float, t: float) -> np.ndarray:
     It is the geodesic through ``W`` with initial velocity ``mu V``; ``t`` is the rotation angle, so
     ``||Gamma(t)||_F = mu`` for every ``t`` and ``dist(W, Gamma(t)) = mu t`` for ``0 <= t <= pi``.
     """
+    # Increment form W + ((cos t - 1) W + mu sin t V), with cos t - 1 = -2 sin²(t/2): its rounding error
+    # scales with the (small) increment, not with W, so norms drift ~t eps per step instead of ~eps.
     # Python floats (not NumPy scalars) keep a float32 W in float32.
-    return math.cos(t) * W + (float(mu) * math.sin(t)) * V
+    return W + ((-2.0 * math.sin(t / 2) ** 2) * W + (float(mu) * math.sin(t)) * V)
 
 
 def exp_map(W: np.ndarray, xi: np.ndarray, mu: float) -> np.ndarray:

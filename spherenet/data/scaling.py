@@ -29,7 +29,8 @@ def _row_norms(name: str, A: np.ndarray) -> np.ndarray:
     # Scaled by each row's largest entry, so rows of 1e200 (or 1e-170) neither overflow nor underflow.
     big = np.abs(A).max(axis=1, initial=0.0)
     safe = np.where(big > 0, big, 1.0)[:, None]
-    norms = big * np.sqrt(np.einsum("ij,ij->i", A / safe, A / safe))
+    S = A / safe
+    norms = big * np.sqrt(np.einsum("ij,ij->i", S, S))
     bad = np.flatnonzero(norms == 0.0)
     if bad.size:
         raise ValueError(f"{name}: row {bad[0]} has zero norm ({bad.size} such rows); the per-sample "
@@ -95,7 +96,12 @@ class PaperScaling:
         if self.standardize:
             std = np.asarray(self.std)
             X = (X - np.asarray(self.mean)) / np.where(std > 0, std, 1.0)
-        return X / _row_norms("X", X)[:, None]
+        # Two steps (by the row's largest entry, then by the norm of the result), so rows of denormals
+        # or of 1e200 come out with unit norm too.
+        _row_norms("X", X)
+        big = np.abs(X).max(axis=1)[:, None]
+        S = X / big
+        return S / np.sqrt(np.einsum("ij,ij->i", S, S))[:, None]
 
     def transform_targets(self, Y) -> np.ndarray:
         """(N, m) [N] -> (N, m) scaled: y P_op / y_max."""

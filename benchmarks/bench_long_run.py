@@ -1,0 +1,89 @@
+"""Long runs: how far do the weights drift off their spheres over 100,000 updates, with no re-projection?
+
+Problem: the paper's 12-25-30-15-3 net on 8 random unit-norm samples (small, so 100,000 iterations take
+seconds). Every update is the real thing: forward, backward, Riemannian direction V_i, a step rule, and
+W_i <- Γ_i(τ) = W_i cos τ + mu_i V_i sin τ through ``spherenet.train.train``. Rules: Algorithm 2's closed
+form ("mm-closed", a real rule that moves at every step) and rules that take a FIXED angle τ (the stress
+case: the same rounding of cos τ at every step). Printed: the drift max_i | ||W_i||_F - mu_i | / mu_i (maximum
+over the run so far) at 1e3, 1e4, 1e5 updates, then the same run's final drift with the update computed in
+the increment form
+
+    Γ_i(τ) = W_i + ((cos τ - 1) W_i + mu_i sin τ V_i),     cos τ - 1 = -2 sin²(τ/2)
+
+(a proposal, patched in for this column only: it does not round cos τ to a number near 1 at every step).
+
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_long_run.py [--updates 100000] [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import numpy as np
+
+import spherenet as sn
+from spherenet import sphere
+from spherenet.steps import Step
+from spherenet.train import train
+
+WIDTHS = [12, 25, 30, 15, 3]
+
+
+class FixedAngle:
+    """A step rule that always takes the angle ``tau`` along the real update curve."""
+
+    def __init__(self, tau: float):
+        self.tau, self.name = tau, f"fixed tau={tau:g}"
+
+    def __call__(self, it) -> Step:
+        return Step(self.tau)
+
+
+def increment_curve(W, V, mu, t):
+    """``W + ((cos t - 1) W + mu sin t V)`` with ``cos t - 1 = -2 sin²(t/2)``, in ``W``'s dtype."""
+    s = math.sin(t / 2)
+    return W + ((-2.0 * s * s) * W + (float(mu) * math.sin(t)) * V)
+
+
+def long_run(rule, updates: int, dtype, curve=None, seed=0) -> tuple[np.ndarray, float]:
+    """``(running max of the drift after each update, seconds)``; ``curve`` replaces ``sphere.curve``."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(8, WIDTHS[0]))
+    X, Y = X / np.linalg.norm(X, axis=1, keepdims=True), 0.3 * rng.normal(size=(8, WIDTHS[-1]))
+    net = sn.NormalisedMLP(WIDTHS, seed=seed, dtype=dtype)
+    original = sphere.curve
+    sphere.curve = curve or original
+    try:
+        start = time.perf_counter()
+        history = train(net, X.astype(dtype), Y.astype(dtype), rule, updates)
+        seconds = time.perf_counter() - start
+    finally:
+        sphere.curve = original
+    assert history.iterations == updates, history.stop_reason
+    return np.maximum.accumulate(np.array(history.drift)), seconds
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--updates", type=int, default=100_000)
+    p.add_argument("--quick", action="store_true", help="10,000 updates")
+    args = p.parse_args()
+    n = 10_000 if args.quick else args.updates
+    marks = [k for k in (1_000, 10_000, 100_000, 1_000_000) if k <= n]
+    print(f"drift max_i | ||W_i||_F - mu_i | / mu_i (max so far), {WIDTHS}, 8 samples, {n:,} updates")
+    print(f"{'rule':<16}{'dtype':<9}" + "".join(f"{f'at {k:,}':>11}" for k in marks)
+          + f"{'seconds':>9}{'increment form':>16}")
+    cases = [("mm-closed", np.float64), (FixedAngle(1e-7), np.float64), (FixedAngle(1e-5), np.float64),
+             (FixedAngle(1e-3), np.float64), (FixedAngle(0.3), np.float64),
+             ("mm-closed", np.float32), (FixedAngle(1e-3), np.float32)]
+    for rule, dtype in cases:
+        drift, seconds = long_run(rule, n, dtype)
+        proposed, _ = long_run(rule, n, dtype, increment_curve)
+        name = rule if isinstance(rule, str) else rule.name
+        print(f"{name:<16}{np.dtype(dtype).name:<9}" + "".join(f"{drift[k - 1]:>11.2e}" for k in marks)
+              + f"{seconds:>9.1f}{proposed[-1]:>16.2e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""Checkpoints: a network, its step rule and its training history in one checksummed file, and resuming.
+
+A checkpoint is ONE ``.npz`` written by :func:`spherenet.results.save_arrays` (to a temporary name, then
+renamed, so an interrupted write never leaves a half-written file under the final name)::
+
+    W0, W1, ..., W{L-1}   the weights, in their own dtype (float32 or float64), bit for bit
+    radii                 (L,) float64, the sphere radii mu_i
+    meta                  0-d string: JSON {"kind", "format", "rule", "rule_options", "batch_size",
+                          "settings", "history"}  (history = ``History.as_dict()``, which keeps the
+                          mini-batch draw state, so a resumed run draws the batches an uninterrupted one would)
+
+The SHA-256 stored beside the arrays covers all of them, the JSON included. :func:`load_checkpoint` refuses,
+naming the file: a missing, truncated, edited or non-finite file; weights off their spheres; a history
+whose lengths disagree with each other or with the rule. A resumed run (:func:`resume`) gives the numbers
+an uninterrupted run gives, bit for bit (only the wall-clock ``seconds`` differ).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .network import NormalisedMLP
+from .results import load_arrays, save_arrays
+from .train import RULES, History, _drift, make_rule, train
+
+KIND = "spherenet-checkpoint"
+FORMAT = 1
+_PER_STEP = ("tau", "beta", "predicted", "actual", "halvings", "drift", "seconds", "flags")
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint file holds: the network, how far it was trained and with what.
+
+    ``rule_name``: a name from ``spherenet.train.RULES``; ``rule_options``: its options (e.g. ``{"order": 4}``);
+    ``batch_size``: ``None`` (full batch) or the mini-batch size; ``settings``: free JSON the caller stored
+    (the CLI keeps the run's settings there).
+    """
+    net: NormalisedMLP
+    history: History
+    rule_name: str
+    rule_options: dict = field(default_factory=dict)
+    batch_size: int | None = None
+    settings: dict | None = None
+
+    @property
+    def iterations(self) -> int:
+        """Training iterations done so far."""
+        return self.history.iterations
+
+    def rule(self):
+        """A fresh step-rule object, as the run used (rules keep no state between iterations)."""
+        return make_rule(self.rule_name, **self.rule_options)
+
+
+def save_checkpoint(path, net: NormalisedMLP, history: History, rule_name: str, rule_options: dict | None = None,
+                    settings: dict | None = None, *, batch_size: int | None = None) -> Path:
+    """Write ``net``, ``history`` and the rule that produced them to ``path`` (atomically); returns the path.
+
+    ``history`` must be the one ``train`` returned for ``net`` (the weights are the state AFTER it).
+    ``settings``: any JSON-ready dict, stored and returned as is. Refuses (before writing anything) what
+    :func:`load_checkpoint` would refuse, so a checkpoint that was written can be read back.
+    """
+    if not isinstance(net, NormalisedMLP):
+        raise TypeError(f"net must be a NormalisedMLP, got {type(net).__name__}")
+    if not isinstance(history, History):
+        raise TypeError(f"history must be a spherenet.train.History, got {type(history).__name__}")
+    meta = {"kind": KIND, "format": FORMAT, "rule": rule_name, "rule_options": dict(rule_options or {}),
+            "batch_size": batch_size, "settings": settings, "history": history.as_dict()}
+    _check_rule(meta, history, "save_checkpoint")
+    _check_history("save_checkpoint", history)
+    _check_on_spheres("save_checkpoint: net", net.weights, net.radii, history)
+    try:
+        text = json.dumps(meta, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"rule_options and settings must be JSON-ready (numbers, strings, lists, dicts): "
+                        f"{err}") from None
+    weights = {f"W{i}": W for i, W in enumerate(net.weights)}
+    return save_arrays(path, radii=np.asarray(net.radii, dtype=np.float64), meta=np.array(text), **weights)
+
+
+def load_checkpoint(path) -> Checkpoint:
+    """Read a checkpoint written by :func:`save_checkpoint`; refuse, naming ``path``, anything else.
+
+    Refused: missing, truncated, edited (checksum) or non-finite files (``results.load_arrays``); a file
+    that is not a spherenet checkpoint of this format; weights that do not chain or are not on their
+    spheres (or off them by other than the drift the history recorded last); a history whose per-step
+    lists disagree in length, or whose method is not the rule's.
+    """
+    arrays = load_arrays(path)
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+    except KeyError:
+        raise ValueError(f"{path}: not a spherenet checkpoint (no 'meta' entry)") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: the checkpoint's 'meta' entry is not valid JSON ({err.msg})") from None
+    if not isinstance(meta, dict) or meta.get("kind") != KIND:
+        raise ValueError(f"{path}: not a spherenet checkpoint")
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: checkpoint format {meta.get('format')!r}; this version reads format {FORMAT}")
+    try:
+        history = History.from_dict(meta["history"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{path}: the checkpoint's history is damaged ({err})") from None
+    _check_history(path, history)
+    _check_rule(meta, history, str(path))
+    net = _network(path, arrays, history)
+    return Checkpoint(net, history, meta["rule"], meta["rule_options"], meta["batch_size"], meta["settings"])
+
+
+def _network(path, arrays: dict, history: History) -> NormalisedMLP:
+    L = sum(1 for k in arrays if k.startswith("W") and k[1:].isdigit())
+    names = [f"W{i}" for i in range(L)]
+    if L == 0 or "radii" not in arrays or set(arrays) != {*names, "radii"}:
+        raise ValueError(f"{path}: expected arrays W0..W{{L-1}} and radii, found {sorted(arrays)}")
+    radii = arrays["radii"]
+    if radii.shape != (L,) or not np.all(radii > 0):
+        raise ValueError(f"{path}: radii must be {L} positive numbers (one per weight matrix), got {radii}")
+    try:
+        net = NormalisedMLP.from_weights([arrays[n] for n in names])        # chained and finite
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: {err}") from None
+    net.radii = radii.astype(np.float64)
+    _check_on_spheres(path, net.weights, net.radii, history)
+    return net
+
+
+def _check_on_spheres(where, weights, radii, history: History) -> None:
+    """The weights must be on their spheres as the history says: before any step to the tolerance of
+    ``NormalisedMLP.from_weights``; after steps, off them by exactly the drift the history recorded last
+    (float32 runs drift by more than that tolerance over long runs: such a run must still be saved)."""
+    if not history.drift:
+        try:
+            NormalisedMLP.from_weights(weights, radii)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{where}: {err}") from None
+        return
+    drift, recorded = _drift(weights, radii), history.drift[-1]
+    if not abs(drift - recorded) <= 1e-9 * max(drift, recorded) + 1e-15:
+        raise ValueError(f"{where}: the weights are off their spheres by {drift:.3g} (relative), but the "
+                         f"history recorded {recorded:.3g} after its last step: they are not its weights")
+
+
+def _check_history(path, history: History) -> None:
+    n = history.iterations
+    lengths = {name: len(getattr(history, name)) for name in _PER_STEP}
+    bad = {name: m for name, m in lengths.items() if m != n}
+    if bad:
+        raise ValueError(f"{path}: the history is inconsistent: {n} steps of tau but {bad}")
+    if len(history.loss_train) != n + 1 or len(history.loss_test) not in (0, n + 1):
+        raise ValueError(f"{path}: the history is inconsistent: {n} steps but {len(history.loss_train)} "
+                         f"training and {len(history.loss_test)} test losses (expected {n + 1})")
+    if not all(math.isfinite(J) for J in history.loss_train + history.loss_test):
+        raise ValueError(f"{path}: the history holds a non-finite loss")
+
+
+def _check_rule(meta: dict, history: History, where: str) -> None:
+    name, options = meta["rule"], meta["rule_options"]
+    if name not in RULES:
+        raise ValueError(f"{where}: unknown method {name!r}; choose one of: {', '.join(RULES)}")
+    if not isinstance(options, dict):
+        raise ValueError(f"{where}: rule_options must be a dict, got {options!r}")
+    try:
+        rule = make_rule(name, **options)
+    except TypeError as err:
+        raise ValueError(f"{where}: bad rule_options for {name!r} ({err})") from None
+    if rule.name != history.method:
+        raise ValueError(f"{where}: the history was recorded by method {history.method!r}, not by "
+                         f"{name!r} with options {options}")
+    size = meta["batch_size"]
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise ValueError(f"{where}: batch_size must be None or an integer >= 1, got {size!r}")
+
+
+def resume(checkpoint: Checkpoint, X, Y, iterations: int, X_test=None, Y_test=None, callback=None) -> History:
+    """Continue the run in ``checkpoint`` by ``iterations`` more steps on the same data; returns the history.
+
+    ``checkpoint.net`` is trained in place and ``checkpoint.history`` extended (it is the object returned).
+    ``X, Y`` (and ``X_test, Y_test`` if the run had them) must be the data the run was trained on: the
+    loop cannot tell, and other data gives other numbers. A run that stopped (``history.stop_reason``)
+    cannot be continued (ValueError).
+    """
+    if not isinstance(checkpoint, Checkpoint):
+        raise TypeError(f"checkpoint must be a Checkpoint (from load_checkpoint), got {type(checkpoint).__name__}")
+    return train(checkpoint.net, X, Y, checkpoint.rule(), iterations, X_test, Y_test,
+                 batch_size=checkpoint.batch_size, callback=callback, resume=checkpoint.history)
+
+
+def train_with_checkpoints(path, net: NormalisedMLP, X, Y, rule_name: str, iterations: int, every: int | None,
+                           X_test=None, Y_test=None, *, batch_size: int | None = None, seed=0,
+                           rule_options: dict | None = None, settings: dict | None = None,
+                           history: History | None = None, callback=None) -> History:
+    """``train`` for ``iterations`` steps, writing a checkpoint to ``path`` every ``every`` steps and at the end.
+
+    ``history``: continue that run (as ``train(..., resume=history)``); ``every=None``: only at the end.
+    The run is cut into pieces of ``every`` steps; each piece resumes the last, so the numbers are those of
+    one uninterrupted ``train`` call. If the run stops early (``history.stop_reason``) the checkpoint is
+    written and the loop ends. An exception (e.g. KeyboardInterrupt) leaves the last checkpoint as it was.
+    """
+    if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
+        raise ValueError(f"checkpoint every must be an integer >= 1, got {every!r}")
+    options = dict(rule_options or {})
+    done, target = (history.iterations if history else 0), (history.iterations if history else 0) + iterations
+    while True:
+        piece = min(every or iterations, target - done) if target > done else 0
+        history = train(net, X, Y, rule_name, piece, X_test, Y_test, batch_size=batch_size, seed=seed,
+                        callback=callback, resume=history, **options)
+        done = history.iterations
+        save_checkpoint(path, net, history, rule_name, options, settings, batch_size=batch_size)
+        if done >= target or history.stop_reason or piece == 0:
+            return history

@@ -1,0 +1,359 @@
+"""Checkpoints: exact round trip, a resumed run (in a new process) equal to an uninterrupted one bit for bit,
+damaged or inconsistent files refused with the file named, and the CLI's --checkpoint-every / --resume."""
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import spherenet as sn
+from spherenet import checkpoint as ck
+from spherenet import cli
+from spherenet.results import load_arrays, save_arrays
+from spherenet.train import History, train
+
+from .strategies import unit_rows
+
+WIDTHS = [5, 7, 6, 3]
+
+
+def data(seed=0, n=60):
+    rng = np.random.default_rng(seed)
+    return unit_rows(rng, n, WIDTHS[0]), 0.3 * rng.normal(size=(n, WIDTHS[-1]))
+
+
+def trained(rule="taylor", iterations=8, batch_size=None, dtype=np.float64, **options):
+    X, Y = data()
+    net = sn.NormalisedMLP(WIDTHS, seed=1, dtype=dtype)
+    history = train(net, X.astype(dtype), Y.astype(dtype), rule, iterations, batch_size=batch_size, seed=4,
+                    **options)
+    return net, history
+
+
+def assert_same_net(a, b):
+    assert len(a.weights) == len(b.weights)
+    for Wa, Wb in zip(a.weights, b.weights):
+        assert Wa.dtype == Wb.dtype and np.array_equal(Wa, Wb)
+    assert np.array_equal(a.radii, b.radii)
+
+
+# --- round trip ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("rule, options, batch_size, dtype", [
+    ("taylor", {}, None, np.float64),
+    ("taylor", {"order": 1}, 16, np.float64),          # order 1: kappa is NaN in every info entry
+    ("mm-telescoping", {}, None, np.float32),
+])
+def test_round_trip_is_exact(tmp_path, rule, options, batch_size, dtype):
+    net, history = trained(rule, 6, batch_size, dtype, **options)
+    settings_ = {"note": "anything JSON", "widths": WIDTHS}
+    path = ck.save_checkpoint(tmp_path / "c.npz", net, history, rule, options, settings_, batch_size=batch_size)
+    back = ck.load_checkpoint(path)
+    assert_same_net(back.net, net)
+    assert back.history.as_dict() == history.as_dict()           # NaN <-> None both ways
+    assert (back.rule_name, back.rule_options, back.batch_size, back.settings) == (rule, options, batch_size,
+                                                                                   settings_)
+    assert back.iterations == 6 and back.rule().name == history.method
+    assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]       # written atomically: no temporary left
+
+
+def test_a_long_float32_run_can_be_saved_and_loaded(tmp_path):
+    """float32 updates drift off the spheres over long runs (1.2e-7 after 1000 closed-form steps here;
+    3.4e-6 before the update curve was written in increment form): such a net is saved and loaded, its
+    drift matching the history's."""
+    net, history = trained("mm-closed", 1000, dtype=np.float32)
+    assert net.norm_drift() > 1e-8
+    back = ck.load_checkpoint(ck.save_checkpoint(tmp_path / "c.npz", net, history, "mm-closed"))
+    assert_same_net(back.net, net) and back.net.norm_drift() == history.drift[-1]
+
+
+def test_a_long_float32_estimator_can_be_loaded(tmp_path):
+    """load accepts what save wrote, up to the drift the fit recorded (float32 drifts ~1e-7 and more)."""
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(8, 5)), rng.normal(size=(8, 3))
+    est = sn.SphereNetRegressor(hidden=(7, 6), method="mm-closed", iterations=1000, dtype="float32").fit(X, Y)
+    assert est.net_.norm_drift() > 1e-8
+    back = sn.SphereNetRegressor.load(est.save(tmp_path / "est.npz"))
+    assert np.array_equal(back.predict(X), est.predict(X))
+
+
+# --- a resumed run equals an uninterrupted one, across processes -------------------------------------------
+
+CASES = [("taylor", None), ("taylor", 16), ("mm", None), ("mm", 16)]
+
+RESUME_SCRIPT = textwrap.dedent("""
+    import sys
+    from spherenet import checkpoint as ck
+    from spherenet.results import load_arrays
+    folder, n = sys.argv[1], int(sys.argv[2])
+    d = load_arrays(folder + "/data.npz")
+    for name in sys.argv[3:]:
+        c = ck.load_checkpoint(f"{folder}/{name}.npz")
+        history = ck.resume(c, d["X"], d["Y"], n, d["Xt"], d["Yt"])
+        ck.save_checkpoint(f"{folder}/{name}-resumed.npz", c.net, history, c.rule_name, c.rule_options,
+                           batch_size=c.batch_size)
+""")
+
+
+@pytest.fixture(scope="module")
+def resumed_elsewhere(tmp_path_factory):
+    """For every case: 20 iterations uninterrupted here; 8 here + checkpoint + 12 in a NEW process."""
+    folder = tmp_path_factory.mktemp("resume")
+    X, Y = data()
+    Xt, Yt = data(seed=9, n=20)
+    save_arrays(folder / "data.npz", X=X, Y=Y, Xt=Xt, Yt=Yt)
+    straight = {}
+    for rule, batch_size in CASES:
+        name = f"{rule}-{batch_size}"
+        net = sn.NormalisedMLP(WIDTHS, seed=1)
+        straight[name] = (net, train(net, X, Y, rule, 20, Xt, Yt, batch_size=batch_size, seed=4))
+        net = sn.NormalisedMLP(WIDTHS, seed=1)
+        history = train(net, X, Y, rule, 8, Xt, Yt, batch_size=batch_size, seed=4)
+        ck.save_checkpoint(folder / f"{name}.npz", net, history, rule, batch_size=batch_size)
+    names = list(straight)
+    proc = subprocess.run([sys.executable, "-c", RESUME_SCRIPT, str(folder), "12", *names],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return {name: (straight[name], ck.load_checkpoint(folder / f"{name}-resumed.npz")) for name in names}
+
+
+@pytest.mark.parametrize("rule, batch_size", CASES)
+def test_resumed_in_a_new_process_equals_uninterrupted(resumed_elsewhere, rule, batch_size):
+    (net, history), resumed = resumed_elsewhere[f"{rule}-{batch_size}"]
+    h = resumed.history
+    assert h.iterations == 20
+    for key in ("loss_train", "loss_test", "tau", "beta", "predicted", "actual", "halvings", "drift", "flags"):
+        assert getattr(h, key) == getattr(history, key), key             # bit for bit (floats compared ==)
+    assert h.info == history.info
+    if batch_size:                             # the draw state (unused, so not restored, in full batch)
+        assert h.batch_state == history.batch_state
+    assert_same_net(resumed.net, net)
+
+
+def test_stopped_run_cannot_be_resumed(tmp_path):
+    X, _ = data()
+    net = sn.NormalisedMLP(WIDTHS, seed=1)
+    Y = net.forward(X)                                         # stationary: the run stops at once
+    history = train(net, X, Y, "taylor", 5)
+    assert history.stop_reason
+    c = ck.load_checkpoint(ck.save_checkpoint(tmp_path / "c.npz", net, history, "taylor"))
+    with pytest.raises(ValueError, match="cannot resume a run that stopped"):
+        ck.resume(c, X, Y, 3)
+
+
+def test_train_with_checkpoints_in_pieces_equals_one_call(tmp_path):
+    X, Y = data()
+    net, history = trained("taylor", 11)
+    pieces = sn.NormalisedMLP(WIDTHS, seed=1)
+    seen = []
+    h = ck.train_with_checkpoints(tmp_path / "c.npz", pieces, X, Y, "taylor", 11, 4, seed=4,
+                                  callback=lambda k, hist: seen.append(k))
+    assert seen == list(range(1, 12))
+    assert h.loss_train == history.loss_train and h.tau == history.tau
+    assert_same_net(pieces, net)
+    assert ck.load_checkpoint(tmp_path / "c.npz").iterations == 11
+
+
+# --- damaged and inconsistent files ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def good_file(tmp_path_factory):
+    net, history = trained("taylor", 4)
+    path = ck.save_checkpoint(tmp_path_factory.mktemp("good") / "c.npz", net, history, "taylor")
+    return path, path.read_bytes(), net, history
+
+
+@settings(max_examples=60)
+@given(position=st.floats(0, 1, exclude_max=True), byte=st.integers(1, 255), cut=st.booleans())
+def test_a_damaged_file_is_refused_or_loads_unchanged(good_file, tmp_path_factory, position, byte, cut):
+    """Truncate the file, or XOR one byte anywhere: the load either fails naming the file, or (a byte that
+    holds no data, e.g. a zip timestamp) gives back exactly the original network and history."""
+    path, raw, net, history = good_file
+    k = int(position * len(raw))
+    damaged = raw[:k] if cut else raw[:k] + bytes([raw[k] ^ byte]) + raw[k + 1:]
+    bad = tmp_path_factory.mktemp("bad") / "c.npz"
+    bad.write_bytes(damaged)
+    try:
+        back = ck.load_checkpoint(bad)
+    except ValueError as err:
+        assert str(bad) in str(err)
+        return
+    assert_same_net(back.net, net)
+    assert back.history.as_dict() == history.as_dict()
+
+
+def _rewrite(path, **changes):
+    """Rewrite a checkpoint with some arrays or meta fields changed, with a VALID checksum (as a bug or a
+    hand edit followed by a re-save would): the checks behind the checksum must catch it."""
+    arrays = load_arrays(path)
+    meta = json.loads(str(arrays["meta"]))
+    for key, value in changes.items():
+        if key in meta:
+            meta[key] = value
+        elif value is None:
+            arrays.pop(key)
+        else:
+            arrays[key] = value
+    if "meta" in arrays:
+        arrays["meta"] = np.array(json.dumps(meta))
+    return save_arrays(path, **arrays)
+
+
+def _history_with(history, **fields):
+    d = history.as_dict()
+    d.update(fields)
+    return d
+
+
+@pytest.mark.parametrize("changes, match", [
+    (lambda n, h: {"W1": np.full_like(n.weights[1], np.nan)}, "array 'W1' contains non-finite values"),
+    (lambda n, h: {"W0": 1.01 * n.weights[0]}, "off their spheres by 0.01 .* the history recorded"),
+    (lambda n, h: {"W1": n.weights[1][:, :3]}, r"weights\[1\] has shape"),
+    (lambda n, h: {"radii": np.ones(2)}, "radii must be 3 positive numbers"),
+    (lambda n, h: {"radii": -np.ones(3)}, "radii must be 3 positive numbers"),
+    (lambda n, h: {"W1": None}, "expected arrays W0"),
+    (lambda n, h: {"W2": None}, "radii must be 2 positive numbers"),
+    (lambda n, h: {"meta": None}, "no 'meta' entry"),
+    (lambda n, h: {"kind": "something else"}, "not a spherenet checkpoint"),
+    (lambda n, h: {"format": 99}, "format 99"),
+    (lambda n, h: {"rule": "newton"}, "unknown method 'newton'"),
+    (lambda n, h: {"rule_options": {"order": 4}}, "recorded by method 'taylor', not by 'taylor'"),
+    (lambda n, h: {"rule_options": {"ordr": 4}}, "bad rule_options"),
+    (lambda n, h: {"batch_size": 0}, "batch_size must be None or an integer >= 1"),
+    (lambda n, h: {"history": _history_with(h, tau=h.tau[:-1])}, "history is inconsistent"),
+    (lambda n, h: {"history": _history_with(h, loss_train=h.loss_train[:-1])}, "history is inconsistent"),
+    (lambda n, h: {"history": _history_with(h, loss_train=[None] * len(h.loss_train))}, "non-finite loss"),
+    (lambda n, h: {"history": {"method": "taylor", "colour": "red"}}, "history is damaged"),
+])
+def test_inconsistent_files_are_refused_naming_the_file(good_file, tmp_path, changes, match):
+    path, raw, net, history = good_file
+    bad = tmp_path / "c.npz"
+    bad.write_bytes(raw)
+    _rewrite(bad, **changes(net, history))
+    with pytest.raises(ValueError, match=match) as info:
+        ck.load_checkpoint(bad)
+    assert str(bad) in str(info.value)
+
+
+def test_missing_file_and_save_refusals(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        ck.load_checkpoint(tmp_path / "none.npz")
+    net, history = trained("taylor", 2)
+    target = tmp_path / "c.npz"
+    cases = [
+        (dict(net="net"), TypeError, "net must be a NormalisedMLP"),
+        (dict(history={}), TypeError, "history must be a spherenet.train.History"),
+        (dict(rule_name="sgd"), ValueError, "unknown method 'sgd'"),
+        (dict(rule_name="mm"), ValueError, "recorded by method 'taylor'"),
+        (dict(settings={"x": object()}), TypeError, "settings must be JSON-ready"),
+        (dict(settings={"x": float("nan")}), TypeError, "settings must be JSON-ready"),
+    ]
+    for change, error, match in cases:
+        args = dict(path=target, net=net, history=history, rule_name="taylor", **{})
+        args.update(change)
+        with pytest.raises(error, match=match):
+            ck.save_checkpoint(**args)
+    drifted = net.copy()
+    drifted.weights[0] = 2 * drifted.weights[0]
+    with pytest.raises(ValueError, match="net: the weights are off their spheres by 1 "):
+        ck.save_checkpoint(target, drifted, history, "taylor")
+    fresh = History("taylor", loss_train=[1.0])                           # before any step: from_weights' rule
+    with pytest.raises(ValueError, match=r"net: weights\[0\] is not on its sphere"):
+        ck.save_checkpoint(target, drifted, fresh, "taylor")
+    assert not list(tmp_path.iterdir())                          # nothing written by a refused save
+    with pytest.raises(TypeError, match="checkpoint must be a Checkpoint"):
+        ck.resume(history, *data(), 1)
+
+
+# --- the CLI: --checkpoint-every and --resume ----------------------------------------------------------------
+
+SMALL = ["--samples", "800"]
+
+
+@pytest.fixture(autouse=True)
+def no_figures(request, monkeypatch):
+    """The CLI tests here are about numbers and files: skip drawing the training figure (tested elsewhere)."""
+    if request.node.name.startswith("test_cli"):
+        import spherenet.plots.experiments as figures
+        monkeypatch.setattr(figures, "training_figure", lambda record, path: path)
+
+
+def _train(out, *extra):
+    return cli.main(["train", *SMALL, "--seed", "2", "--out", str(out), *extra])
+
+
+def _result(out):
+    return json.loads((out / "result.json").read_text())
+
+
+SAME = ("loss_train", "loss_test", "tau", "beta", "halvings", "flags", "rmse_train", "rmse_test", "iterations",
+        "iterations_done", "max_norm_drift", "stop_reason")
+
+
+@pytest.mark.parametrize("options", [["--method", "taylor"], ["--method", "mm", "--batch-size", "200"]])
+def test_cli_resumed_run_equals_uninterrupted(tmp_path, options):
+    assert _train(tmp_path / "plain", "--iterations", "10", *options) == 0
+    assert _train(tmp_path / "ckpt", "--iterations", "10", "--checkpoint-every", "4", *options) == 0
+    assert _train(tmp_path / "split", "--iterations", "6", "--checkpoint-every", "4", *options) == 0
+    assert ck.load_checkpoint(tmp_path / "split" / "checkpoint.npz").iterations == 6
+    assert _train(tmp_path / "split", "--iterations", "10", "--resume", *options) == 0
+    plain = _result(tmp_path / "plain")
+    for name in ("ckpt", "split"):
+        r = _result(tmp_path / name)
+        assert {k: r[k] for k in SAME} == {k: plain[k] for k in SAME}, name
+        weights = load_arrays(tmp_path / name / "weights.npz")
+        for k, W in load_arrays(tmp_path / "plain" / "weights.npz").items():
+            assert np.array_equal(weights[k], W), (name, k)
+    assert ck.load_checkpoint(tmp_path / "split" / "checkpoint.npz").iterations == 10
+
+
+def test_cli_interrupted_run_leaves_no_results_and_its_last_checkpoint(tmp_path, monkeypatch, capsys):
+    def interrupt_at_7(total, label):
+        def callback(k, history):
+            if k == 7:
+                raise KeyboardInterrupt
+        return callback
+
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:
+        m.setattr(cli, "_progress_bar", interrupt_at_7)
+        assert _train(out, "--iterations", "10", "--checkpoint-every", "3") == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz"]      # no result, no temporary
+    saved = ck.load_checkpoint(out / "checkpoint.npz")
+    assert saved.iterations == 6 and not saved.history.stop_reason
+    assert _train(out, "--iterations", "10", "--resume") == 0
+    assert _train(tmp_path / "plain", "--iterations", "10") == 0
+    r, plain = _result(out), _result(tmp_path / "plain")
+    assert {k: r[k] for k in SAME} == {k: plain[k] for k in SAME}
+
+
+def test_cli_checkpoint_errors_are_one_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _train(out, "--iterations", "3", "--checkpoint-every", "2") == 0
+    (out / "result.json").unlink()
+    capsys.readouterr()
+    cases = [
+        ([str(tmp_path / "none"), "--resume"], "--resume: no checkpoint at"),
+        ([str(tmp_path / "x"), "--checkpoint-every", "0"], "--checkpoint-every must be >= 1, got 0"),
+        ([str(tmp_path / "x"), "--checkpoint-every", "2", "--method", "adam"], "apply to the sphere methods"),
+        ([str(out), "--checkpoint-every", "2"], "exists: add --resume"),
+        ([str(out), "--resume", "--seed", "5"], "other settings (seed=2 there, 5 here)"),
+        ([str(out), "--resume", "--method", "mm"], "method='taylor' there, 'mm' here"),
+        ([str(out), "--resume", "--iterations", "2"], "iterations 2 is fewer than the 3 already done"),
+    ]
+    for argv, message in cases:
+        folder, *rest = argv
+        code = cli.main(["train", *SMALL, "--seed", "2", "--iterations", "3", "--out", folder, *rest])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and message in err[-1] and "Traceback" not in "\n".join(err), (argv, err)
+        assert not (tmp_path / folder / "result.json").exists()
+    raw = (out / "checkpoint.npz").read_bytes()
+    (out / "checkpoint.npz").write_bytes(raw[: len(raw) // 2])
+    assert _train(out, "--iterations", "5", "--resume") == 2
+    assert "checkpoint.npz: not a readable .npz file" in capsys.readouterr().err
+    assert not (out / "result.json").exists()
