@@ -3,7 +3,8 @@
     python benchmarks/bench_iteration.py [--repeats 30] [--dtype float64|float32|both]
 
 Workload (issue 7): 23,200 x 12 unit-norm inputs through 12-25-30-15-3, full batch. One iteration =
-gradient (backward on the cached forward), direction, order-2 jet along the update curve, the Newton step,
+gradient (backward on the cached forward), direction, order-2 jet along the update curve (spherenet: the
+first-order jet plus the backward adjoints, ``jets.loss_jet2_adjoint``), the Newton step,
 one acceptance evaluation J(Γ(τ)) (a forward pass, reused as the next iteration's forward), the update.
 
 Contenders, timed interleaved in one process (best of --repeats rounds, so a busy machine slows all alike):
@@ -42,12 +43,13 @@ def problem(dtype):
 
 
 def flops() -> int:
-    """Multiply-adds x 2 of one iteration: forward, backward (gradients + dH), order-2 jet, acceptance."""
+    """Multiply-adds x 2 of spherenet's iteration: backward (gradients + dH), order-2 jet by the adjoint
+    identity (first layer X V^T; others H_1 W^T, H_0 V^T and dZ^T H_1), acceptance forward."""
     pairs = list(zip(WIDTHS[:-1], WIDTHS[1:]))
     fwd = sum(2 * N * a * b for a, b in pairs)
     dh = sum(2 * N * a * b for a, b in pairs[1:])
-    jet = 2 * N * pairs[0][0] * pairs[0][1] + 4 * dh      # first layer: X V^T; others: 2 coefficients x 2
-    return fwd + (fwd + dh) + jet                         # acceptance forward + backward + jet
+    jet = 2 * N * pairs[0][0] * pairs[0][1] + 3 * dh
+    return fwd + (fwd + dh) + jet
 
 
 # --- spherenet: the real training loop --------------------------------------------------------------------
@@ -106,12 +108,12 @@ def gemm_floor(net, X):
         A, W, out = (rng.normal(size=(N, a)).astype(dt), rng.normal(size=(b, a)).astype(dt),
                      np.empty((N, b), dt))
         G, gout, hout = rng.normal(size=(N, b)).astype(dt), np.empty((b, a), dt), np.empty((N, a), dt)
-        A2, out2 = np.vstack([A, A]), np.empty((2 * N, b), dt)
         ops += [lambda A=A, W=W, out=out: np.matmul(A, W.T, out=out)] * 2          # forward + acceptance
         ops += [lambda G=G, A=A, gout=gout: np.matmul(G.T, A, out=gout)]           # gradient
         if i:
             ops += [lambda G=G, W=W, hout=hout: np.matmul(G, W, out=hout)]         # dH
-            ops += [lambda A2=A2, W=W, out2=out2: np.matmul(A2, W.T, out=out2)] * 2  # jet: W and V parts
+            ops += [lambda A=A, W=W, out=out: np.matmul(A, W.T, out=out)] * 2      # jet: H_1 W^T, H_0 V^T
+            ops += [lambda G=G, A=A, gout=gout: np.matmul(G.T, A, out=gout)]       # jet: dZ^T H_1
         else:
             ops += [lambda A=A, W=W, out=out: np.matmul(A, W.T, out=out)]          # jet: X V1^T
     start = time.perf_counter()

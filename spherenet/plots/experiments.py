@@ -70,13 +70,13 @@ def exp2_figures(summary: dict, folder) -> list[Path]:
     """Experiment 2: heat maps over depth x hidden width of RMSE [N] (mean, std) and time per run."""
     panels = [("rmse_train", "mean", "train RMSE mean [N]"), ("rmse_test", "mean", "test RMSE mean [N]"),
               ("rmse_test", "std", "test RMSE std [N]"), ("seconds", "mean", "time per run [s]")]
-    fig = Figure(figsize=(15, 3.6))
-    for ax, (field, stat, title) in zip(fig.subplots(1, len(panels)), panels):
+    fig = Figure(figsize=(16, 3.8), layout="constrained")
+    for k, (ax, (field, stat, title)) in enumerate(zip(fig.subplots(1, len(panels)), panels)):
         grid = np.array(summary[field][stat], float)
         im = ax.imshow(grid, cmap="viridis", origin="lower", aspect="auto")
         ax.set(xticks=range(len(summary["hidden"])), xticklabels=summary["hidden"], yticks=range(
-            len(summary["depths"])), yticklabels=summary["depths"], xlabel="hidden width", ylabel="depth L",
-            title=title)
+            len(summary["depths"])), yticklabels=summary["depths"], xlabel="hidden width",
+            ylabel="depth L" if k == 0 else "", title=title)
         for (i, j), v in np.ndenumerate(grid):
             ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize=7, color="w")
         fig.colorbar(im, ax=ax, shrink=0.8)

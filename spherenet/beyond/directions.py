@@ -1,0 +1,149 @@
+"""Search directions on the product of spheres, each a tangent list ``D = (D_1..D_L)`` at the current weights.
+
+Notation: ``g_i = Proj_{W_i}(∇_i J)`` the Riemannian gradient; ``<A, B> = sum_i tr(A_i^T B_i)``; transport of
+a tangent ``xi`` from the previous point to ``W`` is by projection, ``T(xi)_i = Proj_{W_i}(xi_i)``
+(``sphere.transport``).
+
+* ``paper``:  ``D_i = -mu_i g_i/||g_i||`` — the paper's ``mu_i V_i``: every layer turns at the same rate.
+* ``rgrad``:  ``D = -g`` — Riemannian steepest descent: layer ``i`` turns at a rate ``∝ ||g_i||/mu_i``.
+* ``cg``:     nonlinear conjugate gradient (Polak–Ribière+, Hestenes–Stiefel-free):
+  ``D = -P g + beta_PR T(D_prev)`` with ``beta_PR = max(0, <g - T(g_prev), P g> / <g_prev, P g_prev>)``, and
+  ``P`` the (fixed, identity or per-layer ``mu_i/||g_i||``) preconditioner; restart ``D = -P g`` whenever
+  ``<g, D> >= 0`` (not a descent direction) or every ``restart`` steps.
+* ``adam``:   Adam's direction made tangent, ``D = -Proj_W(m̂/(sqrt(v̂) + delta))`` with the default moments
+  (0.9, 0.999), ``m`` transported by projection; only the direction is Adam's — the length comes from the jet.
+  Falls back to ``-g`` when it is not a descent direction.
+
+Every class has ``reset()`` and ``__call__(weights, grads, radii) -> (D, info)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import sphere
+
+
+def riemannian_gradient(weights, grads, radii) -> list:
+    """``g_i = Proj_{W_i}(∇_i J) = ∇_i J - <W_i, ∇_i J>/mu_i² W_i`` for every layer."""
+    return [sphere.rgrad(W, G, mu) for W, G, mu in zip(weights, grads, radii)]
+
+
+def inner(A, B) -> float:
+    """``<A, B> = sum_i tr(A_i^T B_i)`` on the product of spheres (float64)."""
+    return float(sum(np.vdot(a.astype(np.float64), b.astype(np.float64)) for a, b in zip(A, B)))
+
+
+def transport(weights, xi, radii) -> list:
+    """Vector transport by projection onto the tangent spaces at ``weights``."""
+    return [sphere.transport(W, x, mu) for W, x, mu in zip(weights, xi, radii)]
+
+
+def layer_normalised(g, radii) -> list:
+    """``mu_i g_i/||g_i||`` (0 for a zero layer): the paper's per-layer normalisation, as a preconditioner."""
+    out = []
+    for gi, mu in zip(g, radii):
+        n = sphere.fro(gi)
+        out.append(gi * (float(mu) / n) if n > 0 else np.zeros_like(gi))
+    return out
+
+
+class PaperDirection:
+    """``D_i = -mu_i g_i/||g_i||``: with the shared angle, Algorithm 1's curve."""
+    name = "paper"
+
+    def reset(self):
+        pass
+
+    def __call__(self, weights, grads, radii):
+        return [-d for d in layer_normalised(riemannian_gradient(weights, grads, radii), radii)], {}
+
+
+class GradientDirection:
+    """``D = -g``: Riemannian steepest descent (per-layer rates ``∝ ||g_i||/mu_i``)."""
+    name = "rgrad"
+
+    def reset(self):
+        pass
+
+    def __call__(self, weights, grads, radii):
+        return [-gi for gi in riemannian_gradient(weights, grads, radii)], {}
+
+
+class ConjugateGradient:
+    """Polak–Ribière+ conjugate gradient with transport by projection (module docstring).
+
+    ``precondition``: ``"none"`` (``P = I``) or ``"layer"`` (``P g = mu_i g_i/||g_i||``, the paper's
+    normalisation). ``restart``: steps between forced restarts (0: never). With ``beta_PR = 0`` forced
+    (``restart=1``) it is the ``rgrad`` (``"none"``) or the ``paper`` (``"layer"``) direction exactly.
+    """
+
+    def __init__(self, precondition: str = "none", restart: int = 0):
+        if precondition not in ("none", "layer"):
+            raise ValueError(f"precondition must be 'none' or 'layer', got {precondition!r}")
+        self.precondition, self.restart = precondition, int(restart)
+        self.name = "cg" if precondition == "none" else "cg-layer"
+        self.reset()
+
+    def reset(self):
+        self.prev = None                  # (g, P g, D) at the previous point
+        self.count = 0
+
+    def _P(self, g, radii):
+        return layer_normalised(g, radii) if self.precondition == "layer" else g
+
+    def __call__(self, weights, grads, radii):
+        g = riemannian_gradient(weights, grads, radii)
+        Pg = self._P(g, radii)
+        beta, restarted = 0.0, True
+        if self.prev is not None and (self.restart == 0 or self.count % self.restart):
+            g_old, Pg_old, D_old = self.prev
+            denom = inner(g_old, Pg_old)
+            if denom > 0:
+                y = [a - b for a, b in zip(g, transport(weights, g_old, radii))]
+                beta = max(0.0, inner(y, Pg) / denom)
+        D = [-p for p in Pg]
+        if beta > 0:
+            TD = transport(weights, self.prev[2], radii)
+            D_cg = [d + beta * t for d, t in zip(D, TD)]
+            if inner(g, D_cg) < 0:                     # keep it only if it descends
+                D, restarted = D_cg, False
+            else:
+                beta = 0.0
+        self.count = 1 if restarted else self.count + 1
+        self.prev = (g, Pg, D)
+        return D, {"beta_cg": beta, "restart": float(restarted)}
+
+
+class AdamDirection:
+    """Adam's direction, made tangent (module docstring); moments ``betas``, ``delta`` relative to ``sqrt(v̂)``."""
+    name = "adam"
+
+    def __init__(self, betas=(0.9, 0.999), delta: float = 1e-8):
+        self.b1, self.b2 = betas
+        self.delta = delta
+        self.reset()
+
+    def reset(self):
+        self.m = self.v = None
+        self.k = 0
+
+    def __call__(self, weights, grads, radii):
+        g = riemannian_gradient(weights, grads, radii)
+        self.k += 1
+        if self.m is None:
+            self.m = [np.zeros_like(gi) for gi in g]
+            self.v = [np.zeros_like(gi) for gi in g]
+        self.m = [self.b1 * mi + (1 - self.b1) * gi for mi, gi in zip(transport(weights, self.m, radii), g)]
+        self.v = [self.b2 * vi + (1 - self.b2) * gi * gi for vi, gi in zip(self.v, g)]
+        c1, c2 = 1 - self.b1 ** self.k, 1 - self.b2 ** self.k
+        scale = max(float(np.sqrt(max(float(v.max()) for v in self.v) / c2)), np.finfo(float).tiny)
+        D = [-(mi / c1) / (np.sqrt(vi / c2) + self.delta * scale) for mi, vi in zip(self.m, self.v)]
+        D = transport(weights, D, radii)
+        if inner(g, D) < 0:
+            return D, {"fallback": 0.0}
+        return [-gi for gi in g], {"fallback": 1.0}
+
+
+DIRECTIONS = {"paper": PaperDirection, "rgrad": GradientDirection,
+              "cg": lambda: ConjugateGradient("none"), "cg-layer": lambda: ConjugateGradient("layer"),
+              "adam": AdamDirection}

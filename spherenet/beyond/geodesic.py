@@ -1,0 +1,85 @@
+"""The update curve with one angle *per layer*, and the Taylor jet of the loss along it.
+
+Algorithm 1 turns every layer by the same angle ``t``. For any tangent direction ``D = (D_1..D_L)``
+(``<W_i, D_i> = 0``) the geodesic ``Exp_W(t D / s)`` is, layer by layer,
+
+    Γ_i(t) = W_i cos(a_i t) + mu_i U_i sin(a_i t),   U_i = D_i/||D_i||_F,   a_i = ||D_i||_F / (mu_i s)
+
+with ``s = max_i ||D_i||_F/mu_i`` so the fastest layer turns by exactly ``t`` (``a_i <= 1``): ``eps`` keeps its
+meaning as the largest angle any layer turns. Every ``Γ_i(t)`` stays on its sphere of radius ``mu_i``
+(``cos² + sin² = 1``, ``||U_i|| = 1``, ``<W_i, U_i> = 0``), so ``prod mu_i`` still bounds the Lipschitz constant.
+With ``a_i = 1`` and ``U_i = V_i`` (the paper's direction) this is the paper's curve exactly.
+
+The jet of ``cos(a t)`` is ``cos_k a^k``: pushing per-layer coefficients through ``jets.first_layer_jet`` /
+``jets.layer_jet`` gives ``J_0..J_r`` of ``φ(t) = J(Γ(t))``, with ``J_1 = <grad J, D>/s`` (``grad`` the
+Riemannian gradient).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import kernels, sphere
+from ..jets import BLOCK, curve_coefficients, first_layer_jet, layer_jet, side_by_side
+from ..network import _forward_cache, _loss_from_output
+
+
+class Geodesic:
+    """The curve ``Γ_i(t) = W_i cos(a_i t) + mu_i U_i sin(a_i t)`` through ``weights`` along tangents ``D``.
+
+    ``weights[i]: (d_i, d_{i-1})`` on spheres ``radii``; ``D[i]``: tangent at ``weights[i]`` (any norm, zero
+    allowed for a layer that should not move; at least one non-zero). Attributes: ``U`` (unit tangents),
+    ``rates`` (``a_i`` in ``[0, 1]``, max 1), ``speed`` (``s``, so ``Γ'(0) = D/s``).
+    """
+
+    def __init__(self, weights, D, radii):
+        norms = np.array([sphere.fro(Di) for Di in D])
+        radii = np.asarray(radii, dtype=float)
+        if not np.all(np.isfinite(norms)) or not norms.max() > 0:
+            raise ValueError("D must be finite with at least one non-zero layer")
+        self.weights, self.radii = weights, radii
+        self.speed = float(np.max(norms / radii))
+        self.rates = norms / radii / self.speed
+        dtype = weights[0].dtype
+        self.U = [(Di / n).astype(dtype, copy=False) if n > 0 else np.zeros_like(W)
+                  for Di, n, W in zip(D, norms, weights)]
+
+    def point(self, t: float) -> list:
+        """``[Γ_i(t)]``: every layer on its sphere."""
+        return [math.cos(a * t) * W + (float(mu) * math.sin(a * t)) * U
+                for W, U, mu, a in zip(self.weights, self.U, self.radii, self.rates)]
+
+    def loss(self, X, Y, t: float, out=None):
+        """``(φ(t), weights, cache)`` with ``φ(t) = J(Γ(t))``; the forward pass goes into ``out`` if given."""
+        weights = self.point(t)
+        cache = _forward_cache(weights, X, out=out)
+        return _loss_from_output(cache.F, Y), weights, cache
+
+    def loss_jet(self, cache, X, Y, order: int) -> np.ndarray:
+        """``J_0..J_order`` of ``φ(t) = J(Γ(t))`` from the forward ``cache`` at ``weights`` on ``X``.
+
+        Per layer the curve coefficients are ``cos_k a_i^k`` and ``sin_k a_i^k`` (the jet of
+        ``cos(a_i t)``, ``sin(a_i t)``); otherwise exactly ``jets.loss_jet_from`` (blocks of samples, ReLU
+        pattern frozen at ``t = 0``, loss Cauchy sums in float64).
+        """
+        dtype = X.dtype
+        cos, sin = curve_coefficients(order, np.float64)
+        powers = self.rates[:, None] ** np.arange(order + 1)[None, :]          # (L, r+1): a_i^k
+        coefs = [((cos * p).astype(dtype), (sin * p).astype(dtype)) for p in powers]
+        XV = kernels.matmul_nt(X, self.U[0], np.empty((X.shape[0], self.U[0].shape[0]), dtype))
+        XV *= dtype.type(self.radii[0])
+        WV = [None] + [side_by_side(W, U, mu) for W, U, mu in zip(self.weights[1:], self.U[1:], self.radii[1:])]
+        S = np.zeros(order + 1)
+        N = X.shape[0]
+        for start in range(0, N, BLOCK):
+            rows = slice(start, min(start + BLOCK, N))
+            n = rows.stop - rows.start
+            Zs = first_layer_jet(cache.Z[0][rows], XV[rows], *coefs[0],
+                                 np.empty((order * n, self.weights[0].shape[0]), dtype))
+            for i in range(1, len(self.weights)):
+                d_out, d_in = self.weights[i].shape
+                Zs = layer_jet(cache.Z[i - 1][rows], Zs, WV[i], *coefs[i], np.empty((order * n, d_out), dtype),
+                               np.empty((order * n, 2 * d_in), dtype))
+            kernels.loss_cauchy(cache.F[rows] - Y[rows], Zs, S)
+        return S / (2 * N)

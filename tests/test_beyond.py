@@ -1,0 +1,179 @@
+"""spherenet.beyond: the per-layer geodesic and its jet, the directions, and the GeodesicStep rule.
+
+References are independent of the code under test: finite differences of the loss along the curve, the
+paper's own curve and jets (``jets.loss_jet_from``, ``TaylorStep``), the sphere's defining equations.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import spherenet
+from spherenet import sphere
+from spherenet.beyond import ConjugateGradient, Geodesic, GeodesicStep
+from spherenet.beyond.directions import AdamDirection, inner, riemannian_gradient
+from spherenet.jets import loss_jet_from
+from spherenet.network import _backward, _direction, _forward_cache
+from spherenet.steps import Iterate
+from spherenet.train import make_rule, train
+
+WIDTHS = [5, 7, 6, 3]
+
+
+def problem(seed, N=64):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(N, WIDTHS[0]))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    Y = 0.05 * rng.normal(size=(N, WIDTHS[-1]))
+    return spherenet.NormalisedMLP(WIDTHS, radius=[1.0, 1.5, 0.7], seed=seed), X, Y
+
+
+def iterate(net, X, Y):
+    cache = _forward_cache(net.weights, X)
+    J, grads = _backward(net.weights, cache, Y)
+    return Iterate(net.weights, net.radii, X, Y, cache, J, grads, _direction(net.weights, grads, net.radii), J)
+
+
+def random_tangent(net, rng, zero_layer=None):
+    D = [sphere.project_tangent(W, rng.normal(size=W.shape), mu) * rng.uniform(0.1, 3)
+         for W, mu in zip(net.weights, net.radii)]
+    if zero_layer is not None:
+        D[zero_layer] = np.zeros_like(D[zero_layer])
+    return D
+
+
+@settings(deadline=None, max_examples=15)
+@given(seed=st.integers(0, 10_000), t=st.floats(-3.0, 3.0), zero=st.sampled_from([None, 0, 2]))
+def test_geodesic_stays_on_spheres_and_starts_along_D(seed, t, zero):
+    net, X, Y = problem(seed)
+    D = random_tangent(net, np.random.default_rng(seed), zero)
+    curve = Geodesic(net.weights, D, net.radii)
+    for W, mu in zip(curve.point(t), net.radii):
+        assert abs(np.linalg.norm(W) - mu) <= 1e-12 * mu
+    assert curve.rates.max() == pytest.approx(1.0, abs=1e-15) and curve.rates.min() >= 0
+    h = 1e-6                                                     # Γ'(0) = D / s by central differences
+    for Wp, Wm, Di in zip(curve.point(h), curve.point(-h), D):
+        np.testing.assert_allclose((Wp - Wm) / (2 * h), Di / curve.speed, atol=1e-8)
+
+
+@settings(deadline=None, max_examples=10)
+@given(seed=st.integers(0, 10_000), zero=st.sampled_from([None, 1]))
+def test_geodesic_jet_matches_finite_differences(seed, zero):
+    net, X, Y = problem(seed)
+    D = random_tangent(net, np.random.default_rng(seed + 1), zero)
+    curve = Geodesic(net.weights, D, net.radii)
+    cache = _forward_cache(net.weights, X)
+    J = curve.loss_jet(cache, X, Y, 4)
+    h = 1e-3
+    # the jet is exact while no ReLU unit flips: halve the grid until none does
+    def flips(t):
+        Zt = _forward_cache(curve.point(t), X).Z
+        return not all(np.array_equal(a > 0, b > 0) for a, b in zip(cache.Z[:-1], Zt[:-1]))
+    while any(flips(tk) for tk in np.linspace(-2 * h, 2 * h, 33)):
+        h /= 2
+    assert h > 1e-6
+    t = np.linspace(-2 * h, 2 * h, 9)
+    phi = np.array([curve.loss(X, Y, tk)[0] for tk in t])
+    fit = np.polynomial.polynomial.polyfit(t, phi, 6)
+    scale = np.abs(J[:3]).max()
+    np.testing.assert_allclose(J[:3], fit[:3], rtol=0, atol=1e-6 * scale)
+    np.testing.assert_allclose(J[1], inner(_backward(net.weights, cache, Y)[1], D) / curve.speed,
+                               rtol=1e-10)
+
+
+def test_unit_rates_reproduce_the_papers_jet_exactly():
+    net, X, Y = problem(3)
+    it = iterate(net, X, Y)
+    D = [mu * V for V, mu in zip(it.direction.V, net.radii)]
+    curve = Geodesic(net.weights, D, net.radii)
+    np.testing.assert_allclose(curve.rates, 1.0, rtol=1e-14)
+    np.testing.assert_allclose(curve.loss_jet(it.cache, X, Y, 5),
+                               loss_jet_from(it, net.weights, it.direction.V, net.radii, X, Y, 5),
+                               rtol=1e-12, atol=1e-18)
+
+
+def test_paper_direction_step_is_algorithm_1():
+    net, X, Y = problem(7, N=128)
+    h_paper = train(net.copy(), X, Y, "taylor", 15)
+    h_geo = train(net.copy(), X, Y, GeodesicStep("paper"), 15)
+    np.testing.assert_allclose(h_geo.loss_train, h_paper.loss_train, rtol=1e-12)
+    np.testing.assert_allclose(h_geo.tau, h_paper.tau, rtol=1e-10)
+
+
+def test_cg_without_memory_is_the_gradient_and_paper_direction():
+    net, X, Y = problem(11)
+    it = iterate(net, X, Y)
+    g = riemannian_gradient(net.weights, it.grads, net.radii)
+    for precondition, expect in (("none", [-gi for gi in g]),
+                                 ("layer", [mu * V for V, mu in zip(it.direction.V, net.radii)])):
+        cg = ConjugateGradient(precondition, restart=1)
+        for _ in range(2):                                   # restart=1: beta_CG = 0 at every call
+            D, info = cg(net.weights, it.grads, net.radii)
+            assert info["beta_cg"] == 0.0
+            for a, b in zip(D, expect):
+                np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-18)
+
+
+@pytest.mark.parametrize("direction", ["cg", "cg-layer", "adam"])
+def test_rule_uses_its_memory_and_never_increases_the_loss(direction):
+    net, X, Y = problem(5, N=128)
+    rule = GeodesicStep(direction)
+    h = train(net, X, Y, rule, 12)
+    memory = h.info["beta_cg"] if direction != "adam" else [1 - f for f in h.info["fallback"]]
+    assert max(memory) > 0                                   # not silently the memoryless direction
+    assert np.all(np.diff(h.loss_train) <= 0)
+
+
+def test_cg_direction_is_tangent_and_descends():
+    net, X, Y = problem(13, N=128)
+    cg = ConjugateGradient("none")
+    weights = net.weights
+    betas = []
+    for _ in range(10):
+        it = iterate(spherenet.NormalisedMLP.from_weights(weights, net.radii), X, Y)
+        D, info = cg(weights, it.grads, net.radii)
+        betas.append(info["beta_cg"])
+        g = riemannian_gradient(weights, it.grads, net.radii)
+        assert inner(g, D) < 0
+        for W, Di, mu in zip(weights, D, net.radii):
+            assert sphere.check_tangent(W, Di, mu, rtol=1e-12) is None
+        curve = Geodesic(weights, D, net.radii)               # move by the jet's Newton step, as the rule does
+        J = curve.loss_jet(it.cache, X, Y, 2)
+        weights = curve.point(-J[1] / (2 * J[2]) if J[2] > 0 else 0.05)
+    assert max(betas) > 0                                      # the memory was used
+
+
+def test_adam_direction_is_tangent_and_descends():
+    net, X, Y = problem(17, N=128)
+    adam = AdamDirection()
+    weights = net.weights
+    for _ in range(6):
+        it = iterate(spherenet.NormalisedMLP.from_weights(weights, net.radii), X, Y)
+        D, _ = adam(weights, it.grads, net.radii)
+        assert inner(riemannian_gradient(weights, it.grads, net.radii), D) < 0
+        for W, Di, mu in zip(weights, D, net.radii):
+            assert sphere.check_tangent(W, Di, mu, rtol=1e-12) is None
+        weights = Geodesic(weights, D, net.radii).point(0.05)
+
+
+@pytest.mark.parametrize("name", ["geo-cg", "geo-cg-layer", "geo-adam", "geo-rgrad"])
+def test_training_is_monotone_on_the_spheres_with_the_lipschitz_bound(name):
+    net, X, Y = problem(19, N=256)
+    h = train(net, X, Y, name, 25)
+    assert np.all(np.diff(h.loss_train) <= 0)
+    assert h.loss_train[-1] < h.loss_train[0]
+    assert max(h.drift) <= 1e-12
+    assert net.spectral_norm_product() <= net.lipschitz_bound() == pytest.approx(np.prod(net.radii))
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="direction"):
+        GeodesicStep("newton")
+    with pytest.raises(ValueError, match="order"):
+        GeodesicStep("cg", order=1)
+    with pytest.raises(ValueError, match="precondition"):
+        ConjugateGradient("diagonal")
+    net, _, _ = problem(0)
+    with pytest.raises(ValueError, match="non-zero"):
+        Geodesic(net.weights, [np.zeros_like(W) for W in net.weights], net.radii)
+    assert make_rule("geo-cg", order=4).name == "geo-cg4"
