@@ -57,6 +57,11 @@ class Checkpoint:
         return make_rule(self.rule_name, **self.rule_options)
 
 
+# Rules whose step depends only on the current point (and the previous accepted loss, which the history
+# holds): for them a resumed run repeats an uninterrupted one bit for bit.
+MEMORYLESS = ("taylor", "mm", "mm-frobenius", "mm-telescoping", "mm-closed")
+
+
 def save_checkpoint(path, net: NormalisedMLP, history: History, rule_name: str, rule_options: dict | None = None,
                     settings: dict | None = None, *, batch_size: int | None = None) -> Path:
     """Write ``net``, ``history`` and the rule that produced them to ``path`` (atomically); returns the path.
@@ -69,6 +74,10 @@ def save_checkpoint(path, net: NormalisedMLP, history: History, rule_name: str, 
         raise TypeError(f"net must be a NormalisedMLP, got {type(net).__name__}")
     if not isinstance(history, History):
         raise TypeError(f"history must be a spherenet.train.History, got {type(history).__name__}")
+    if rule_name in RULES and rule_name not in MEMORYLESS:
+        raise ValueError(f"{rule_name!r} keeps a memory across iterations (its conjugate-gradient or moment "
+                         f"state) that a checkpoint does not hold, so a resumed run would not repeat an "
+                         f"uninterrupted one; checkpoints apply to {', '.join(MEMORYLESS)}")
     meta = {"kind": KIND, "format": FORMAT, "rule": rule_name, "rule_options": dict(rule_options or {}),
             "batch_size": batch_size, "settings": settings, "history": history.as_dict()}
     _check_rule(meta, history, "save_checkpoint")

@@ -357,3 +357,12 @@ def test_cli_checkpoint_errors_are_one_line(tmp_path, capsys):
     assert _train(out, "--iterations", "5", "--resume") == 2
     assert "checkpoint.npz: not a readable .npz file" in capsys.readouterr().err
     assert not (out / "result.json").exists()
+
+
+def test_rules_with_memory_are_not_checkpointed(tmp_path):
+    """geo-* rules carry conjugate-gradient or moment state that a checkpoint does not hold: refused."""
+    net, X, Y = sn.NormalisedMLP([3, 4, 2], seed=0), np.eye(3), np.ones((3, 2))
+    history = train(net, X, Y, "geo-cg-layer", 2)
+    with pytest.raises(ValueError, match="keeps a memory across iterations"):
+        ck.save_checkpoint(tmp_path / "c.npz", net, history, "geo-cg-layer")
+    assert not list(tmp_path.iterdir())
