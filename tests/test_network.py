@@ -20,6 +20,8 @@ def safe_step(net, X, U):
     """A finite-difference step that moves no hidden pre-activation across 0 (each layer's change is
     bounded by h ||U_i|| ||H_{i-1}|| plus what reaches it from below; a factor 10 covers the chain)."""
     scale = max(np.linalg.norm(u) for u in U) * max(1.0, np.linalg.norm(X, axis=1).max())
+    if scale == 0:                                        # no direction at all: nothing can cross a kink
+        return 1e-5
     return min(1e-5, tie_margin(net, X) / (10 * scale * 2 ** len(U)))
 
 

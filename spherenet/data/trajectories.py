@@ -23,7 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.interpolate import CubicSpline
 
 
 @dataclass(frozen=True)
@@ -67,6 +66,7 @@ def _min_jerk_height(times, z, t):
 
 
 def _eval_waypoints(times, pts, t):
+    from scipy.interpolate import CubicSpline      # imported here: scipy costs ~0.6 s at start-up
     xy = CubicSpline(times, pts[:, :2], bc_type="clamped")
     tc = np.clip(t, 0.0, times[-1])
     hold = ((t >= 0.0) & (t <= times[-1]))[:, None]
