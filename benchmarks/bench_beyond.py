@@ -105,7 +105,7 @@ def tune(method, seconds):
 
 def run_base(method, seed, lr, seconds):
     from threadpoolctl import threadpool_limits
-    from spherenet.baselines import mlp, train_adam, train_sgd
+    from spherenet.baselines import train_adam, train_sgd
     _, (X, Y, Xt, Yt), scaling = _data(seed)
     with threadpool_limits(1):
         if method == "adam-mb":

@@ -182,7 +182,7 @@ def _print_experiment(s: dict) -> None:
             tau = m["tau"]["mean"]
             marks = [k for k in (1, 10, 50, 100, 200, 1000, 3000) if k < len(J)]
             print(f"{name}, {m['seeds']} seeds: mean train J " + ", ".join(f"{J[k]:.3g} (it {k})" for k in marks))
-            print(f"  mean tau " + ", ".join(f"{tau[k - 1]:.3g} (it {k})" for k in marks)
+            print("  mean tau " + ", ".join(f"{tau[k - 1]:.3g} (it {k})" for k in marks)
                   + f";  test RMSE {m['rmse_test']['mean'][0]:.3f} ± {m['rmse_test']['std'][0]:.3f} N")
     else:
         print("mean test RMSE [N] (rows: depth L, columns: hidden width " + " ".join(map(str, s["hidden"])) + ")")

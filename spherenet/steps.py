@@ -94,8 +94,11 @@ def loss_along(it: Iterate, t: float) -> tuple[float, list, ForwardCache]:
     return _loss_from_output(cache.F, it.Y), weights, cache
 
 
-def backtrack(it: Iterate, tau: float, max_halvings: int = 30) -> Step:
+def backtrack(it: Iterate, tau: float, max_halvings: int = 30, loss_at=None) -> Step:
     """Algorithm 1, step 5: while ``J(Γ(tau)) > J_prev``: ``tau <- tau/2``.
+
+    ``loss_at(t) -> (J, weights, cache)``: the curve to backtrack along (default :func:`loss_along`, the
+    shared-angle update curve; ``spherenet.beyond`` passes its per-layer geodesics).
 
     The authors' loop has no cap; here at most ``max_halvings`` halvings are tried (``tau`` shrinks by up to
     ``2^-30 ≈ 1e-9``). A non-finite ``J(Γ(tau))`` counts as no decrease. If the cap is reached the step is
@@ -103,8 +106,9 @@ def backtrack(it: Iterate, tau: float, max_halvings: int = 30) -> Step:
     """
     if tau == 0:
         return Step(0.0, it.weights, it.cache, it.loss)
+    loss_at = loss_at or (lambda t: loss_along(it, t))
     for halvings in range(max_halvings + 1):
-        J, weights, cache = loss_along(it, tau)
+        J, weights, cache = loss_at(tau)
         if J <= it.loss_prev:
             return Step(tau, weights, cache, J, halvings=halvings)
         tau /= 2

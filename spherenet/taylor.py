@@ -90,6 +90,29 @@ def _is_local_min(d1, d2, t: float, eps: float) -> bool:
     return P.polyval(t - h, d1) < 0 < P.polyval(t + h, d1)
 
 
+def safeguarded_step(c, order: int, eps: float = EPS) -> tuple[float, list]:
+    """The model's step before backtracking, and the degenerate cases met (names from ``steps.FLAGS``).
+
+    ``c = (J_0, -beta, J_2, ..)``: the model's coefficients. A non-finite coefficient gives ``eps``
+    (``"kappa-nonfinite"``); order 2 takes :func:`newton_safeguard` (Algorithm 1), higher orders
+    :func:`model_step`; ``"kappa-nonpositive"`` when ``kappa = 2 c_2 <= 0``, ``"clipped"`` when the step is ``eps``.
+    """
+    kappa = 2 * c[2] if order >= 2 else math.nan
+    flags = []
+    if not np.isfinite(c).all():
+        t_model = eps
+        flags.append("kappa-nonfinite")
+    elif order == 2:
+        t_model = newton_safeguard(-c[1], kappa, eps)
+    else:
+        t_model = model_step(c, eps)
+    if kappa <= 0:
+        flags.append("kappa-nonpositive")
+    if t_model == eps:
+        flags.append("clipped")
+    return t_model, flags
+
+
 def predicted_change(coeffs, tau: float) -> float:
     """The model's ``φ_r(tau) - φ_r(0) = sum_{k=1..r} c_k tau^k``."""
     return float(sum(c * tau**k for k, c in enumerate(coeffs) if k))
@@ -144,17 +167,8 @@ class TaylorStep:
         if beta == 0:
             return Step(0.0, it.weights, it.cache, it.loss, predicted=0.0, flags=("stationary", *flags),
                         info={"kappa": kappa, "coeffs": J, "t_model": 0.0})
-        if not np.isfinite(c).all():
-            t_model = self.eps
-            flags.append("kappa-nonfinite")
-        elif self.order == 2:
-            t_model = newton_safeguard(beta, kappa, self.eps)
-        else:
-            t_model = model_step(c, self.eps)
-        if kappa <= 0:
-            flags.append("kappa-nonpositive")
-        if t_model == self.eps:
-            flags.append("clipped")
+        t_model, model_flags = safeguarded_step(c, self.order, self.eps)
+        flags += model_flags
         step = backtrack(it, t_model, self.max_halvings)
         step.flags = tuple(flags) + step.flags
         step.predicted = predicted_change(c, step.tau) if np.isfinite(c).all() else math.nan

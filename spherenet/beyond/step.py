@@ -19,8 +19,8 @@ import math
 import numpy as np
 
 from .._checks import finite_float, positive_int
-from ..steps import Iterate, Step
-from ..taylor import EPS, model_step, newton_safeguard, predicted_change
+from ..steps import Iterate, Step, backtrack
+from ..taylor import EPS, predicted_change, safeguarded_step
 from .directions import DIRECTIONS, inner
 from .geodesic import Geodesic
 
@@ -50,18 +50,10 @@ class GeodesicStep:
         c = curve.loss_jet(it.cache, it.X, it.Y, self.order)
         c[1] = inner(it.grads, D) / curve.speed               # exact slope: <∇J, Γ'(0)>
         kappa = 2 * c[2]
-        if not np.isfinite(c).all():
-            t_model = self.eps
-            flags.append("kappa-nonfinite")
-        elif self.order == 2:
-            t_model = newton_safeguard(-c[1], kappa, self.eps)
-        else:
-            t_model = model_step(c, self.eps)
-        if kappa <= 0:
-            flags.append("kappa-nonpositive")
-        if t_model == self.eps:
-            flags.append("clipped")
-        step = self._backtrack(it, curve, t_model)
+        t_model, model_flags = safeguarded_step(c, self.order, self.eps)
+        flags += model_flags
+        step = backtrack(it, t_model, self.max_halvings,
+                         loss_at=lambda t: curve.loss(it.X, it.Y, t, out=it.spare))
         if step.tau == 0:
             self.direction.reset()
         step.flags = tuple(flags) + step.flags
@@ -70,13 +62,3 @@ class GeodesicStep:
                      "min_rate": float(curve.rates.min()), **info}
         return step
 
-    def _backtrack(self, it: Iterate, curve: Geodesic, tau: float) -> Step:
-        """``steps.backtrack`` on the per-layer geodesic: halve ``tau`` while ``J(Γ(tau)) > J_prev``."""
-        if tau == 0:
-            return Step(0.0, it.weights, it.cache, it.loss)
-        for halvings in range(self.max_halvings + 1):
-            J, weights, cache = curve.loss(it.X, it.Y, tau, out=it.spare)
-            if J <= it.loss_prev:
-                return Step(tau, weights, cache, J, halvings=halvings)
-            tau /= 2
-        return Step(0.0, it.weights, it.cache, it.loss, halvings=self.max_halvings, flags=("backtracking-cap",))
