@@ -26,6 +26,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from spherenet import sphere
+from spherenet.plots import save_figure
 
 MU = 2.0
 SHAPE = (15, 30)          # the shape of the paper network's third weight matrix
@@ -311,11 +312,7 @@ def sphere_picture(path, T=1.25):
 
 
 # %%
-def _save(fig, path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    return path
+_save = save_figure                 # spherenet.plots.save_figure: PNG, 110 dpi, folder made
 
 
 def main(quick=False, outdir="figures"):

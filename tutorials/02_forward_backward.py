@@ -30,6 +30,7 @@ from matplotlib.figure import Figure
 import spherenet
 from spherenet import sphere
 from spherenet.data import PaperScaling, default_problem
+from spherenet.plots import save_figure
 
 WIDTHS = [12, 25, 30, 15, 3]
 
@@ -315,11 +316,7 @@ def gradient_check_figure(checks, path):
     return _save(fig, path)
 
 
-def _save(fig, path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    return path
+_save = save_figure                 # spherenet.plots.save_figure: PNG, 110 dpi, folder made
 
 
 def _slope(errors, h_lo, h_hi):

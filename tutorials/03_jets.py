@@ -31,6 +31,7 @@ import spherenet
 from spherenet import jets, sphere, taylor
 from spherenet.data import PaperScaling, default_problem
 from spherenet.steps import Iterate, loss_along
+from spherenet.plots import save_figure
 
 WIDTHS = [12, 25, 30, 15, 3]
 ORDER = 6
@@ -538,11 +539,7 @@ def along_curve_figure(diag, frozen, path):
 # function being minimised. Tutorial 4 measures what that means for the step sizes.
 
 # %%
-def _save(fig, path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    return path
+_save = save_figure                 # spherenet.plots.save_figure: PNG, 110 dpi, folder made
 
 
 def main(quick=False, outdir="figures"):

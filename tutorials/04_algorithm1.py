@@ -34,6 +34,7 @@ from spherenet.data import default_problem
 from spherenet.experiments import scaled_arrays
 from spherenet.steps import FLAGS, Iterate, backtrack, loss_along
 from spherenet.train import train
+from spherenet.plots import save_figure
 
 WIDTHS = [12, 25, 30, 15, 3]
 EPS = taylor.EPS                     # π/6, the longest step Algorithm 1 takes
@@ -453,11 +454,7 @@ def orders_figure(runs, path):
 
 
 # %%
-def _save(fig, path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    return path
+_save = save_figure                 # spherenet.plots.save_figure: PNG, 110 dpi, folder made
 
 
 def main(quick=False, outdir="figures"):

@@ -45,6 +45,7 @@ from spherenet.jets import loss_jet
 from spherenet.plots.majorant import curve_comparison
 from spherenet.taylor import flip_fraction
 from spherenet.train import train
+from spherenet.plots import save_figure
 
 WIDTHS = [12, 25, 30, 15, 3]
 NARROW = [4, 6, 1]
@@ -526,11 +527,7 @@ def survey(seeds, steps, quad_history, runs):
 #   tens of times shorter than Algorithm 1 and needs many more iterations (tutorial 6).
 
 # %%
-def _save(fig, path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    return path
+_save = save_figure                 # spherenet.plots.save_figure: PNG, 110 dpi, folder made
 
 
 def main(quick=False, outdir="figures"):

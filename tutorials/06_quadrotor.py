@@ -35,6 +35,7 @@ from spherenet.data import (QuadrotorParams, WindModel, aerodynamic_force, defau
                             simulate_references)
 from spherenet.experiments import scaled_arrays
 from spherenet.train import make_rule, train
+from spherenet.plots import save_figure
 
 WIDTHS = [12, 25, 30, 15, 3]
 
@@ -381,11 +382,7 @@ def lipschitz_figure(products, prior, lip, n_per_unit, path):
 # question, not laws. Run the script to reproduce the table.
 
 # %%
-def _save(fig, path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    return path
+_save = save_figure                 # spherenet.plots.save_figure: PNG, 110 dpi, folder made
 
 
 def main(quick=False, outdir="figures"):

@@ -6,15 +6,13 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from . import save_figure
+
 LABELS = {"taylor": "Algorithm 1 (Taylor / AD)", "mm": "Algorithm 2 (majorant / MM)"}
 COLOURS = {"taylor": "tab:blue", "mm": "tab:orange"}
 
 
-def _save(fig: Figure, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    return path
+_save = save_figure
 
 
 def _none_to_nan(values) -> np.ndarray:
