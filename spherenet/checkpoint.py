@@ -46,6 +46,7 @@ class Checkpoint:
     rule_options: dict = field(default_factory=dict)
     batch_size: int | None = None
     settings: dict | None = None
+    rule_state: dict = field(default_factory=dict)
 
     @property
     def iterations(self) -> int:
@@ -53,17 +54,21 @@ class Checkpoint:
         return self.history.iterations
 
     def rule(self):
-        """A fresh step-rule object, as the run used (rules keep no state between iterations)."""
-        return make_rule(self.rule_name, **self.rule_options)
+        """The step-rule object as the run left it: rebuilt, with its memory (``rule_state``) restored."""
+        rule = make_rule(self.rule_name, **self.rule_options)
+        if self.rule_state:
+            rule.restore(self.rule_state)
+        return rule
 
 
 # Rules whose step depends only on the current point (and the previous accepted loss, which the history
-# holds): for them a resumed run repeats an uninterrupted one bit for bit.
+# holds). The others keep a memory across iterations: a checkpoint holds it (``rule.state()``), so the
+# rule object itself must be given to save_checkpoint.
 MEMORYLESS = ("taylor", "mm", "mm-frobenius", "mm-telescoping", "mm-closed")
 
 
 def save_checkpoint(path, net: NormalisedMLP, history: History, rule_name: str, rule_options: dict | None = None,
-                    settings: dict | None = None, *, batch_size: int | None = None) -> Path:
+                    settings: dict | None = None, *, batch_size: int | None = None, rule=None) -> Path:
     """Write ``net``, ``history`` and the rule that produced them to ``path`` (atomically); returns the path.
 
     ``history`` must be the one ``train`` returned for ``net`` (the weights are the state AFTER it).
@@ -74,10 +79,11 @@ def save_checkpoint(path, net: NormalisedMLP, history: History, rule_name: str, 
         raise TypeError(f"net must be a NormalisedMLP, got {type(net).__name__}")
     if not isinstance(history, History):
         raise TypeError(f"history must be a spherenet.train.History, got {type(history).__name__}")
-    if rule_name in RULES and rule_name not in MEMORYLESS:
+    if rule_name in RULES and rule_name not in MEMORYLESS and not hasattr(rule, "state"):
         raise ValueError(f"{rule_name!r} keeps a memory across iterations (its conjugate-gradient or moment "
-                         f"state) that a checkpoint does not hold, so a resumed run would not repeat an "
-                         f"uninterrupted one; checkpoints apply to {', '.join(MEMORYLESS)}")
+                         f"state): pass the rule object (rule=...) so the checkpoint holds it; without it a "
+                         f"resumed run would not repeat an uninterrupted one")
+    state = {f"rule.{k}": v for k, v in (rule.state() if hasattr(rule, "state") else {}).items()}
     meta = {"kind": KIND, "format": FORMAT, "rule": rule_name, "rule_options": dict(rule_options or {}),
             "batch_size": batch_size, "settings": settings, "history": history.as_dict()}
     _check_rule(meta, history, "save_checkpoint")
@@ -89,7 +95,8 @@ def save_checkpoint(path, net: NormalisedMLP, history: History, rule_name: str, 
         raise TypeError(f"rule_options and settings must be JSON-ready (numbers, strings, lists, dicts): "
                         f"{err}") from None
     weights = {f"W{i}": W for i, W in enumerate(net.weights)}
-    return save_arrays(path, radii=np.asarray(net.radii, dtype=np.float64), meta=np.array(text), **weights)
+    return save_arrays(path, radii=np.asarray(net.radii, dtype=np.float64), meta=np.array(text), **weights,
+                       **state)
 
 
 def load_checkpoint(path) -> Checkpoint:
@@ -117,8 +124,10 @@ def load_checkpoint(path) -> Checkpoint:
         raise ValueError(f"{path}: the checkpoint's history is damaged ({err})") from None
     _check_history(path, history)
     _check_rule(meta, history, str(path))
+    state = {k[len("rule."):]: arrays.pop(k) for k in list(arrays) if k.startswith("rule.")}
     net = _network(path, arrays, history)
-    return Checkpoint(net, history, meta["rule"], meta["rule_options"], meta["batch_size"], meta["settings"])
+    return Checkpoint(net, history, meta["rule"], meta["rule_options"], meta["batch_size"], meta["settings"],
+                      state)
 
 
 def _network(path, arrays: dict, history: History) -> NormalisedMLP:
@@ -202,23 +211,25 @@ def resume(checkpoint: Checkpoint, X, Y, iterations: int, X_test=None, Y_test=No
 def train_with_checkpoints(path, net: NormalisedMLP, X, Y, rule_name: str, iterations: int, every: int | None,
                            X_test=None, Y_test=None, *, batch_size: int | None = None, seed=0,
                            rule_options: dict | None = None, settings: dict | None = None,
-                           history: History | None = None, callback=None) -> History:
+                           history: History | None = None, callback=None, rule=None) -> History:
     """``train`` for ``iterations`` steps, writing a checkpoint to ``path`` every ``every`` steps and at the end.
 
     ``history``: continue that run (as ``train(..., resume=history)``); ``every=None``: only at the end.
     The run is cut into pieces of ``every`` steps; each piece resumes the last, so the numbers are those of
-    one uninterrupted ``train`` call. If the run stops early (``history.stop_reason``) the checkpoint is
+    one uninterrupted ``train`` call (one rule object serves every piece; ``rule``: the object to continue
+    with, e.g. ``Checkpoint.rule()``, else a new one is made). If the run stops early (``history.stop_reason``) the checkpoint is
     written and the loop ends. An exception (e.g. KeyboardInterrupt) leaves the last checkpoint as it was.
     """
     if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
         raise ValueError(f"checkpoint every must be an integer >= 1, got {every!r}")
     options = dict(rule_options or {})
+    rule = rule if rule is not None else make_rule(rule_name, **options)
     done, target = (history.iterations if history else 0), (history.iterations if history else 0) + iterations
     while True:
         piece = min(every or iterations, target - done) if target > done else 0
-        history = train(net, X, Y, rule_name, piece, X_test, Y_test, batch_size=batch_size, seed=seed,
-                        callback=callback, resume=history, **options)
+        history = train(net, X, Y, rule, piece, X_test, Y_test, batch_size=batch_size, seed=seed,
+                        callback=callback, resume=history)
         done = history.iterations
-        save_checkpoint(path, net, history, rule_name, options, settings, batch_size=batch_size)
+        save_checkpoint(path, net, history, rule_name, options, settings, batch_size=batch_size, rule=rule)
         if done >= target or history.stop_reason or piece == 0:
             return history

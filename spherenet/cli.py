@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .experiments import DATA_SOURCES, METHODS, SPHERE_METHODS, load_problem, parse_widths, run, settings_for
+from .experiments import (DATA_SOURCES, DEFAULTS, METHODS, SPHERE_METHODS, load_problem, parse_widths, run,
+                          settings_for)
 from .results import read_json, save_arrays, write_json
 
 
@@ -38,8 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--data-seed", type=int, default=0, help="seed of the simulator or of the 80/20 split")
     t.add_argument("--samples", type=int, default=30000, help="simulator samples (train + test)")
     t.add_argument("--widths", default="12-25-30-15-3", help="layer widths, e.g. 12-25-30-15-3")
-    t.add_argument("--method", choices=METHODS, default="taylor", metavar="{" + ",".join(METHODS) + "}",
-                   help="step rule (taylor = Algorithm 1, mm = Algorithm 2) or a baseline optimiser")
+    t.add_argument("--method", choices=METHODS, default=DEFAULTS["method"], metavar="{" + ",".join(METHODS) + "}",
+                   help=f"step rule (default {DEFAULTS['method']}: the paper's jet-Newton step along conjugate-"
+                        f"gradient geodesics, docs/beyond.md; taylor = the paper's Algorithm 1, mm = its "
+                        f"Algorithm 2) or a baseline optimiser")
     t.add_argument("--order", type=int, default=2, help="jet order of the taylor method (2 = the paper)")
     t.add_argument("--iterations", type=int, default=200)
     t.add_argument("--batch-size", type=int, default=None, help="mini-batch size (default: full batch)")

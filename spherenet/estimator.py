@@ -1,7 +1,7 @@
 """``SphereNetRegressor``: the whole pipeline (the paper's scaling, a normalised MLP, an automatic step
 rule) behind the scikit-learn estimator conventions, without depending on scikit-learn.
 
-    est = SphereNetRegressor(hidden=(25, 30, 15), method="taylor", iterations=200).fit(X, y)
+    est = SphereNetRegressor(hidden=(25, 30, 15), iterations=200).fit(X, y)
     est.predict(X_new)          # raw units (newtons for the quadrotor data)
     est.score(X_new, y_new)     # R², uniform average over outputs
 
@@ -59,8 +59,10 @@ class SphereNetRegressor:
     ----------
     hidden : sequence of int, default (25, 30, 15)
         Hidden widths; the network is ``[n_features, *hidden, n_outputs]`` (``()`` gives one linear layer).
-    method : str, default "taylor"
-        Step rule, one of ``spherenet.train.RULES``: "taylor" (Algorithm 1), "mm" (Algorithm 2),
+    method : str, default "geo-cg-layer"
+        Step rule, one of ``spherenet.train.RULES``: "geo-cg-layer" (the paper's jet-Newton step along
+        conjugate-gradient geodesics: the automatic rule that won on held-out data, docs/beyond.md),
+        "taylor" (the paper's Algorithm 1), "mm" (Algorithm 2),
         "mm-frobenius", "mm-telescoping", "mm-closed".
     order : int, default 2
         Order of the Taylor model; used by ``method="taylor"`` only, ignored by the others.
@@ -100,7 +102,7 @@ class SphereNetRegressor:
     ball of radius r), so ``lipschitz_bound_ / r`` bounds the raw map there.
     """
 
-    def __init__(self, hidden=(25, 30, 15), method="taylor", order=2, iterations=200, radius="unit",
+    def __init__(self, hidden=(25, 30, 15), method="geo-cg-layer", order=2, iterations=200, radius="unit",
                  batch_size=None, standardize=False, dtype="float64", random_state=0, verbose=False):
         self.hidden = hidden
         self.method = method
@@ -158,8 +160,9 @@ class SphereNetRegressor:
         seed = self.random_state
         if seed is None:
             seed = int(np.random.SeedSequence().entropy)
+        order = positive_int("order", self.order)          # checked for every method, used by "taylor"
         return {"hidden": tuple(positive_int(f"hidden[{i}]", h) for i, h in enumerate(self.hidden)),
-                "options": {"order": positive_int("order", self.order)} if method == "taylor" else {},
+                "options": {"order": order} if method == "taylor" else {},
                 "iterations": positive_int("iterations", self.iterations, minimum=0),
                 "dtype": dtype, "seed": positive_int("random_state", seed, minimum=0)}
 

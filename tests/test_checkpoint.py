@@ -343,7 +343,7 @@ def test_cli_checkpoint_errors_are_one_line(tmp_path, capsys):
         ([str(tmp_path / "x"), "--checkpoint-every", "2", "--method", "adam"], "apply to the sphere methods"),
         ([str(out), "--checkpoint-every", "2"], "exists: add --resume"),
         ([str(out), "--resume", "--seed", "5"], "other settings (seed=2 there, 5 here)"),
-        ([str(out), "--resume", "--method", "mm"], "method='taylor' there, 'mm' here"),
+        ([str(out), "--resume", "--method", "mm"], "method='geo-cg-layer' there, 'mm' here"),
         ([str(out), "--resume", "--iterations", "2"], "iterations 2 is fewer than the 3 already done"),
     ]
     for argv, message in cases:
@@ -359,10 +359,32 @@ def test_cli_checkpoint_errors_are_one_line(tmp_path, capsys):
     assert not (out / "result.json").exists()
 
 
-def test_rules_with_memory_are_not_checkpointed(tmp_path):
-    """geo-* rules carry conjugate-gradient or moment state that a checkpoint does not hold: refused."""
+def test_rules_with_memory_carry_it_in_the_checkpoint(tmp_path):
+    """geo-* rules keep conjugate-gradient or moment state: a checkpoint needs the rule object to hold it
+    (refused without), and with it a resumed run in a new process repeats an uninterrupted one bit for bit."""
     net, X, Y = sn.NormalisedMLP([3, 4, 2], seed=0), np.eye(3), np.ones((3, 2))
     history = train(net, X, Y, "geo-cg-layer", 2)
     with pytest.raises(ValueError, match="keeps a memory across iterations"):
         ck.save_checkpoint(tmp_path / "c.npz", net, history, "geo-cg-layer")
     assert not list(tmp_path.iterdir())
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(200, 5))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    Y = 0.05 * rng.normal(size=(200, 2))
+    for name in ("geo-cg-layer", "geo-adam"):
+        whole = sn.NormalisedMLP([5, 8, 6, 2], seed=1)
+        expected = train(whole, X, Y, name, 15)
+        part = sn.NormalisedMLP([5, 8, 6, 2], seed=1)
+        path = tmp_path / f"{name}.npz"
+        ck.train_with_checkpoints(path, part, X, Y, name, 6, None)
+        np.savez(tmp_path / "data.npz", X=X, Y=Y)
+        script = textwrap.dedent(f"""
+            import json, numpy as np
+            from spherenet import checkpoint as ck
+            d = np.load({str(tmp_path / 'data.npz')!r})
+            c = ck.load_checkpoint({str(path)!r})
+            h = ck.resume(c, d["X"], d["Y"], 9)
+            print(json.dumps(h.as_dict()["loss_train"]))
+        """)
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+        assert json.loads(out.stdout) == expected.as_dict()["loss_train"], name

@@ -24,10 +24,10 @@ def test_train_writes_result_weights_and_figure(tmp_path, capsys):
     for key in ("method", "widths", "seed", "iterations", "dtype", "n_train", "n_test", "rmse_train", "rmse_test",
                 "loss_train", "loss_test", "tau", "seconds", "seconds_per_iteration", "max_norm_drift"):
         assert key in r, key
-    assert (r["method"], r["widths"], r["seed"], r["iterations"]) == ("taylor", [12, 25, 30, 15, 3], 3, 8)
+    assert (r["method"], r["widths"], r["seed"], r["iterations"]) == ("geo-cg-layer", [12, 25, 30, 15, 3], 3, 8)
     assert r["n_train"] + r["n_test"] == 1500
     assert len(r["loss_train"]) == 9 and len(r["tau"]) == 8
-    assert all(b <= a for a, b in zip(r["loss_train"], r["loss_train"][1:]))      # Algorithm 1 is monotone
+    assert all(b <= a for a, b in zip(r["loss_train"], r["loss_train"][1:]))      # backtracking: monotone
     assert all(0 <= t <= np.pi / 6 for t in r["tau"])
     assert r["max_norm_drift"] < 1e-12
     assert r["rmse_train"] == pytest.approx(np.sqrt(2 * r["loss_train"][-1]) * r["scaling"]["y_max"]

@@ -14,7 +14,8 @@ a tangent ``xi`` from the previous point to ``W`` is by projection, ``T(xi)_i = 
   (0.9, 0.999), ``m`` transported by projection; only the direction is Adam's — the length comes from the jet.
   Falls back to ``-g`` when it is not a descent direction.
 
-Every class has ``reset()`` and ``__call__(weights, grads, radii) -> (D, info)``.
+Every class has ``reset()``, ``__call__(weights, grads, radii) -> (D, info)``, and ``state()``/``restore()``:
+its memory as named arrays, so a checkpoint can hold it and a resumed run repeats an uninterrupted one.
 """
 from __future__ import annotations
 
@@ -51,6 +52,12 @@ class PaperDirection:
     """``D_i = -mu_i g_i/||g_i||``: with the shared angle, Algorithm 1's curve."""
     name = "paper"
 
+    def state(self) -> dict:
+        return {}
+
+    def restore(self, state: dict) -> None:
+        pass
+
     def reset(self):
         pass
 
@@ -61,6 +68,12 @@ class PaperDirection:
 class GradientDirection:
     """``D = -g``: Riemannian steepest descent (per-layer rates ``∝ ||g_i||/mu_i``)."""
     name = "rgrad"
+
+    def state(self) -> dict:
+        return {}
+
+    def restore(self, state: dict) -> None:
+        pass
 
     def reset(self):
         pass
@@ -87,6 +100,18 @@ class ConjugateGradient:
     def reset(self):
         self.prev = None                  # (g, P g, D) at the previous point
         self.count = 0
+
+    def state(self) -> dict:
+        out = {"count": np.array(self.count)}
+        if self.prev is not None:
+            for tag, arrays in zip(("g", "Pg", "D"), self.prev):
+                out |= {f"{tag}{i}": a for i, a in enumerate(arrays)}
+        return out
+
+    def restore(self, state: dict) -> None:
+        self.count = int(state["count"])
+        L = sum(1 for k in state if k.startswith("Pg"))
+        self.prev = tuple([state[f"{tag}{i}"] for i in range(L)] for tag in ("g", "Pg", "D")) if L else None
 
     def _P(self, g, radii):
         return layer_normalised(g, radii) if self.precondition == "layer" else g
@@ -126,6 +151,18 @@ class AdamDirection:
     def reset(self):
         self.m = self.v = None
         self.k = 0
+
+    def state(self) -> dict:
+        out = {"k": np.array(self.k)}
+        if self.m is not None:
+            out |= {f"m{i}": a for i, a in enumerate(self.m)} | {f"v{i}": a for i, a in enumerate(self.v)}
+        return out
+
+    def restore(self, state: dict) -> None:
+        self.k = int(state["k"])
+        L = sum(1 for k in state if k.startswith("m"))
+        self.m = [state[f"m{i}"] for i in range(L)] if L else None
+        self.v = [state[f"v{i}"] for i in range(L)] if L else None
 
     def __call__(self, weights, grads, radii):
         g = riemannian_gradient(weights, grads, radii)

@@ -40,6 +40,14 @@ class GeodesicStep:
         self.max_halvings = positive_int("max_halvings", max_halvings, minimum=0)
         self.name = f"geo-{direction.name}" + ("" if self.order == 2 else str(self.order))
 
+    def state(self) -> dict:
+        """The direction's memory across iterations, as named arrays (for checkpoints)."""
+        return self.direction.state()
+
+    def restore(self, state: dict) -> None:
+        """Continue from a memory that :meth:`state` returned."""
+        self.direction.restore(state)
+
     def __call__(self, it: Iterate) -> Step:
         flags = ["zero-layer"] if it.direction.zero_layers else []
         if it.direction.beta == 0:
