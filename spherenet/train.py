@@ -207,18 +207,20 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
     batches = _Batches(X, Y, batch_size, np.random.default_rng(seed))
 
     weights, radii = [W.copy() for W in net.weights], net.radii
+    ws = Workspace()
+    buffers = ["a", "b"]                      # two forward caches: the current point's and the trial's
+    full = ws.cache(buffers[0] if batches.full else "full", weights, X)
+    cache = _forward_cache(weights, X, full) if batches.full or resume is None else None
     if resume is None:
         history = History(getattr(rule, "name", type(rule).__name__))
-        history.loss_train.append(_loss_from_output(_forward_cache(weights, X).F, Y))
+        history.loss_train.append(_loss_from_output(cache.F, Y))
         if has_test:
-            history.loss_test.append(_loss_from_output(_forward_cache(weights, X_test).F, Y_test))
+            test = _forward_cache(weights, X_test, ws.cache("test", weights, X_test))
+            history.loss_test.append(_loss_from_output(test.F, Y_test))
     else:
         history = _check_resumable(resume, has_test, batches)
     J_prev = history.loss_train[-1]
     elapsed = history.seconds[-1] if history.seconds else 0.0
-    ws = Workspace()
-    buffers = ["a", "b"]                      # two forward caches: the current point's and the trial's
-    cache = _forward_cache(weights, X, ws.cache(buffers[0], weights, X)) if batches.full else None
     # Overflow is detected by the explicit finiteness checks below, which stop the run with a message.
     with threadpool_limits(blas_threads), np.errstate(over="ignore", invalid="ignore"):
         for k in range(history.iterations, history.iterations + iterations):
@@ -246,7 +248,7 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
                 buffers.reverse()
             weights, cache = new_weights, new_cache
             elapsed += time.perf_counter() - start
-            J_train = J_new if batches.full else _loss_from_output(_forward_cache(weights, X).F, Y)
+            J_train = J_new if batches.full else _loss_from_output(_forward_cache(weights, X, full).F, Y)
             J_prev = J_new
             _record(history, step, it, J_new - J, J_train, weights, radii, elapsed)
             if has_test:
