@@ -48,9 +48,11 @@ def layer_normalised(g, radii) -> list:
     return out
 
 
-class PaperDirection:
-    """``D_i = -mu_i g_i/||g_i||``: with the shared angle, Algorithm 1's curve."""
-    name = "paper"
+class _NoMemory:
+    """A direction computed from the current point alone: nothing to reset, save or restore."""
+
+    def reset(self):
+        pass
 
     def state(self) -> dict:
         return {}
@@ -58,25 +60,18 @@ class PaperDirection:
     def restore(self, state: dict) -> None:
         pass
 
-    def reset(self):
-        pass
+
+class PaperDirection(_NoMemory):
+    """``D_i = -mu_i g_i/||g_i||``: with the shared angle, Algorithm 1's curve."""
+    name = "paper"
 
     def __call__(self, weights, grads, radii):
         return [-d for d in layer_normalised(riemannian_gradient(weights, grads, radii), radii)], {}
 
 
-class GradientDirection:
+class GradientDirection(_NoMemory):
     """``D = -g``: Riemannian steepest descent (per-layer rates ``∝ ||g_i||/mu_i``)."""
     name = "rgrad"
-
-    def state(self) -> dict:
-        return {}
-
-    def restore(self, state: dict) -> None:
-        pass
-
-    def reset(self):
-        pass
 
     def __call__(self, weights, grads, radii):
         return [-gi for gi in riemannian_gradient(weights, grads, radii)], {}
