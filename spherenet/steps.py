@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import sphere
-from .network import Direction, ForwardCache, Workspace, _forward_cache, _loss_from_output
+from .network import (Direction, ForwardCache, Workspace, _backward, _direction, _forward_cache,
+                      _loss_from_output)
 
 
 @dataclass
@@ -73,6 +74,16 @@ FLAGS = {
     "not-unimodal": "the majorant search on [0, pi] ended with m(tau) > m(0) = 0 (m is not unimodal there); "
                     "it was redone by bracketing from a small angle, which finds the local minimum nearest 0",
 }
+
+
+def iterate_at(weights, radii, X, Y, loss_prev: float | None = None) -> Iterate:
+    """The :class:`Iterate` a rule sees at ``weights`` on ``(X, Y)``: one forward pass, the backward pass
+    (its adjoints kept in the cache), the direction; ``loss_prev`` defaults to the loss there (full batch).
+    Unchecked: for tutorials and tests working on arrays that are already valid."""
+    cache = _forward_cache(weights, X)
+    J, grads = _backward(weights, cache, Y)
+    return Iterate(weights, np.asarray(radii, dtype=float), X, Y, cache, J, grads,
+                   _direction(weights, grads, radii), J if loss_prev is None else loss_prev)
 
 
 def weights_along(it: Iterate, t: float) -> list:

@@ -110,8 +110,19 @@ def check_majorant(net, X, Y) -> tuple[float, float, float]:
     return abs(float(m(0.0))), abs(slope + beta) / beta, validity(m, X, Y)["bound_fraction"]
 
 
-def run_checks(seed: int = 0, out=sys.stdout) -> bool:
+def print_claims(claims: dict, figures=(), out=None) -> None:
+    """Print each ``{statement: bool}`` as ``[ok]``/``[FAILED]`` (the tutorials' closing report) and the figures."""
+    out = out or sys.stdout                # looked up now: pytest and notebooks replace sys.stdout
+    print("\n== claims ==", file=out)
+    for claim, ok in claims.items():
+        print(f"[{'ok' if ok else 'FAILED'}] {claim}", file=out)
+    if figures:
+        print("figures:", *map(str, figures), file=out)
+
+
+def run_checks(seed: int = 0, out=None) -> bool:
     """Run every check on a random problem, print a verdict in words, return whether all passed."""
+    out = out or sys.stdout
     rng = np.random.default_rng(seed)
     net, X, Y = random_problem(seed)
     results = []

@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 
 from spherenet import sphere
 from spherenet.plots import save_figure
+from spherenet.verify import print_claims
 
 MU = 2.0
 SHAPE = (15, 30)          # the shape of the paper network's third weight matrix
@@ -347,10 +348,7 @@ def main(quick=False, outdir="figures"):
         "the retraction's norm drift stays at rounding level": numbers["drift_retraction"] < 1e-14,
         "the Euclidean norm grows as mu sqrt(1 + sum t_k^2)": numbers["euclidean_prediction_error"] < 1e-9,
     }
-    print("\n== claims ==")
-    for claim, ok in claims.items():
-        print(f"[{'ok' if ok else 'FAILED'}] {claim}")
-    print("figures:", *map(str, figures))
+    print_claims(claims, figures)                 # spherenet.verify.print_claims
     return {"numbers": numbers, "claims": claims, "figures": figures}
 
 

@@ -31,6 +31,7 @@ import spherenet
 from spherenet import sphere
 from spherenet.data import PaperScaling, default_problem
 from spherenet.plots import save_figure
+from spherenet.verify import print_claims
 
 WIDTHS = [12, 25, 30, 15, 3]
 
@@ -380,10 +381,7 @@ def main(quick=False, outdir="figures"):
         "<W_i, grad_i J> = (1/N) sum <f - y, f>": numbers["euler_error"] < 1e-12,
         "beta = -phi'(0) to 1e-8": numbers["beta_error"] < 1e-8,
     }
-    print("\n== claims ==")
-    for claim, ok in claims.items():
-        print(f"[{'ok' if ok else 'FAILED'}] {claim}")
-    print("figures:", *map(str, figures))
+    print_claims(claims, figures)                 # spherenet.verify.print_claims
     return {"numbers": numbers, "claims": claims, "figures": figures}
 
 

@@ -30,8 +30,9 @@ from matplotlib.figure import Figure
 import spherenet
 from spherenet import jets, sphere, taylor
 from spherenet.data import PaperScaling, default_problem
-from spherenet.steps import Iterate, loss_along
+from spherenet.steps import iterate_at, loss_along
 from spherenet.plots import save_figure
+from spherenet.verify import print_claims
 
 WIDTHS = [12, 25, 30, 15, 3]
 ORDER = 6
@@ -111,10 +112,7 @@ def cauchy_example(order=ORDER):
 # %%
 def make_iterate(net, X, Y):
     """What a step rule sees: forward pass, loss, gradients and direction at net.weights."""
-    cache = spherenet.forward_cache(net.weights, X)
-    J, grads = spherenet.loss_and_grad(net.weights, X, Y)
-    d = spherenet.direction(net.weights, grads, net.radii)
-    return Iterate(net.weights, net.radii, X, Y, cache, J, grads, d, loss_prev=J)
+    return iterate_at(net.weights, net.radii, X, Y)          # spherenet.steps.iterate_at
 
 
 def paper_problem(quick):
@@ -620,10 +618,7 @@ def main(quick=False, outdir="figures"):
         "for t <= 0.05 the order-6 truncation error is < 1e-6 phi(0) and < 1e-3 x the largest kink error":
             numbers["truncation_to_005"] < 1e-6 and numbers["truncation_to_005"] < 1e-3 * numbers["kink_to_005"],
     }
-    print("\n== claims ==")
-    for claim, ok in claims.items():
-        print(f"[{'ok' if ok else 'FAILED'}] {claim}")
-    print("figures:", *map(str, figures))
+    print_claims(claims, figures)                 # spherenet.verify.print_claims
     return {"numbers": numbers, "claims": claims, "figures": figures}
 
 

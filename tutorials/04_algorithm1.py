@@ -32,9 +32,10 @@ import spherenet
 from spherenet import taylor
 from spherenet.data import default_problem
 from spherenet.experiments import scaled_arrays
-from spherenet.steps import FLAGS, Iterate, backtrack, loss_along
+from spherenet.steps import FLAGS, backtrack, iterate_at, loss_along
 from spherenet.train import train
 from spherenet.plots import save_figure
+from spherenet.verify import print_claims
 
 WIDTHS = [12, 25, 30, 15, 3]
 EPS = taylor.EPS                     # π/6, the longest step Algorithm 1 takes
@@ -51,10 +52,7 @@ EPS = taylor.EPS                     # π/6, the longest step Algorithm 1 takes
 # %%
 def make_iterate(net, X, Y):
     """Forward pass, loss, gradients and direction at net.weights; J_prev = J (full batch)."""
-    cache = spherenet.forward_cache(net.weights, X)
-    J, grads = spherenet.loss_and_grad(net.weights, X, Y)
-    d = spherenet.direction(net.weights, grads, net.radii)
-    return Iterate(net.weights, net.radii, X, Y, cache, J, grads, d, loss_prev=J)
+    return iterate_at(net.weights, net.radii, X, Y)          # spherenet.steps.iterate_at
 
 
 def paper_problem(quick):
@@ -514,10 +512,7 @@ def main(quick=False, outdir="figures"):
             numbers["model_step_vs_grid"] < 1e-5,
         "the loss never increases for orders 2, 4 and 6": numbers["orders_monotone"],
     }
-    print("\n== claims ==")
-    for claim, ok in claims.items():
-        print(f"[{'ok' if ok else 'FAILED'}] {claim}")
-    print("figures:", *map(str, figures))
+    print_claims(claims, figures)                 # spherenet.verify.print_claims
     return {"numbers": numbers, "claims": claims, "figures": figures}
 
 

@@ -46,6 +46,7 @@ from spherenet.plots.majorant import curve_comparison
 from spherenet.taylor import flip_fraction
 from spherenet.train import train
 from spherenet.plots import save_figure
+from spherenet.verify import print_claims
 
 WIDTHS = [12, 25, 30, 15, 3]
 NARROW = [4, 6, 1]
@@ -603,10 +604,7 @@ def main(quick=False, outdir="figures"):
             and case["first_fail"] >= case["decomposition"]["t_flip"],
         "m - true = S - A (the decomposition is exact)": case is not None and case["identity"] < 1e-9,
     }
-    print("\n== claims ==")
-    for claim, ok in claims.items():
-        print(f"[{'ok' if ok else 'FAILED'}] {claim}")
-    print("figures:", *map(str, figures))
+    print_claims(claims, figures)                 # spherenet.verify.print_claims
     return {"numbers": numbers, "claims": claims, "figures": figures}
 
 

@@ -36,6 +36,7 @@ from spherenet.data import (QuadrotorParams, WindModel, aerodynamic_force, defau
 from spherenet.experiments import scaled_arrays
 from spherenet.train import make_rule, train
 from spherenet.plots import save_figure
+from spherenet.verify import print_claims
 
 WIDTHS = [12, 25, 30, 15, 3]
 
@@ -480,10 +481,7 @@ def main(quick=False, outdir="figures"):
         "both algorithms and least squares beat the training mean on the training set":
             max(a1[0], a2[0], ls[0]) < mn[0],
     }
-    print("\n== claims ==")
-    for claim, ok in claims.items():
-        print(f"[{'ok' if ok else 'FAILED'}] {claim}")
-    print("figures:", *map(str, figures))
+    print_claims(claims, figures)                 # spherenet.verify.print_claims
     return {"numbers": numbers, "claims": claims, "figures": figures}
 
 
