@@ -216,6 +216,12 @@ def _run_and_save(settings: dict, out_dir: str) -> dict:
     return record
 
 
+def _expected_cost(s: dict) -> float:
+    """Relative cost of a run: products per iteration scale with the weights' size (plus a per-layer cost)."""
+    widths = s["widths"]
+    return s["iterations"] * sum(a * b + 64 for a, b in zip(widths[:-1], widths[1:]))
+
+
 def _limit_threads() -> None:
     """In a pool worker: one BLAS thread, so workers x threads does not oversubscribe the cores."""
     from threadpoolctl import threadpool_limits
@@ -238,6 +244,7 @@ def sweep(settings_list, out_dir, executor: Executor | None = None, progress=Non
     runs_dir = Path(out_dir) / "runs"
     records = {k: read_json(runs_dir / f"{k}.json") for k in keys if (runs_dir / f"{k}.json").is_file()}
     todo = [(k, s) for k, s in zip(keys, settings_list) if k not in records]
+    todo.sort(key=lambda ks: -_expected_cost(ks[1]))    # largest first: no big run left alone at the end
     if todo:
         own = executor is None
         executor = executor or default_executor()

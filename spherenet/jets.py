@@ -211,16 +211,18 @@ def loss_jet2_adjoint(cache: ForwardCache, weights, V, radii, X, alpha: float, w
     two products per layer, plus one per layer for the adjoint term. ``ws``: a ``network.Workspace``.
     """
     N, dt = X.shape[0], X.dtype
-    Z1 = ws.array("jet2.Z0", cache.Z[0].shape, dt)
-    kernels.matmul_nt(X, V[0], Z1)
+    # Three buffers of the widest layer's size, whatever the depth: this pass needs one layer at a time.
+    buffers = ["jet2.a", "jet2.b"]
+    Z1 = kernels.matmul_nt(X, V[0], ws.scratch(buffers[0], cache.Z[0].shape, dt))
     Z1 *= dt.type(radii[0])
     second = -alpha / 2
     for i in range(1, len(weights)):
-        H1 = kernels.relu_mask(Z1, cache.Z[i - 1], ws.array(f"jet2.H{i - 1}", Z1.shape, dt))
+        H1 = kernels.relu_mask(Z1, cache.Z[i - 1], Z1)
         T = cache.dZ[i].T @ H1
         second += float(radii[i]) * float(np.vdot(T, V[i]))
-        Z1 = kernels.matmul_nt(H1, weights[i], ws.array(f"jet2.Z{i}", cache.Z[i].shape, dt))
-        HV = kernels.matmul_nt(cache.H[i], V[i], ws.array(f"jet2.HV{i}", Z1.shape, dt))
+        buffers.reverse()
+        Z1 = kernels.matmul_nt(H1, weights[i], ws.scratch(buffers[0], cache.Z[i].shape, dt))
+        HV = kernels.matmul_nt(cache.H[i], V[i], ws.scratch("jet2.HV", Z1.shape, dt))
         HV *= dt.type(radii[i])
         Z1 += HV
     F1 = Z1.astype(np.float64, copy=False)

@@ -99,6 +99,15 @@ class Workspace:
             a = self._arrays[name] = np.empty(shape, dtype)
         return a
 
+    def scratch(self, name, shape, dtype) -> np.ndarray:
+        """A contiguous ``shape`` array carved from one flat buffer per name, grown when too small: for
+        arrays whose shape changes from layer to layer (a pass that needs one layer's at a time)."""
+        size = int(np.prod(shape))
+        flat = self._arrays.get(name)
+        if flat is None or flat.size < size or flat.dtype != dtype:
+            flat = self._arrays[name] = np.empty(size, dtype)
+        return flat[:size].reshape(shape)
+
     def cache(self, name, weights, X) -> "ForwardCache":
         """Buffers for a forward pass of ``weights`` on ``X`` (to pass as ``out=``)."""
         N = X.shape[0]

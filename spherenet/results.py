@@ -76,7 +76,8 @@ def load_arrays(path) -> dict:
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
+    # zipfile raises NotImplementedError/RuntimeError for damaged flag bits (it reads "encrypted").
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError, RuntimeError) as err:
         raise ValueError(f"{path}: not a readable .npz file ({err})") from None
     stored = arrays.pop("_sha256", None)
     if stored is None:
