@@ -25,7 +25,7 @@ import numpy as np
 
 from .network import NormalisedMLP
 from .results import load_arrays, save_arrays
-from .train import RULES, History, _drift, make_rule, train
+from .train import MEMORYLESS, RULES, History, _drift, make_rule, train
 
 KIND = "spherenet-checkpoint"
 FORMAT = 1
@@ -64,9 +64,6 @@ class Checkpoint:
 # Rules whose step depends only on the current point (and the previous accepted loss, which the history
 # holds). The others keep a memory across iterations: a checkpoint holds it (``rule.state()``), so the
 # rule object itself must be given to save_checkpoint.
-MEMORYLESS = ("taylor", "mm", "mm-frobenius", "mm-telescoping", "mm-closed")
-
-
 def save_checkpoint(path, net: NormalisedMLP, history: History, rule_name: str, rule_options: dict | None = None,
                     settings: dict | None = None, *, batch_size: int | None = None, rule=None) -> Path:
     """Write ``net``, ``history`` and the rule that produced them to ``path`` (atomically); returns the path.

@@ -132,6 +132,17 @@ def _forward_cache(weights, X, out: ForwardCache | None = None) -> ForwardCache:
     return out
 
 
+def _output(weights, X, ws: Workspace) -> np.ndarray:
+    """``f(X)`` without keeping the hidden layers (for evaluation only): two scratch buffers of the widest
+    layer, whatever the depth. The result lives in ``ws`` and is overwritten by the next call."""
+    H, names = X, ("out.a", "out.b")
+    for i, W in enumerate(weights):
+        Z = kernels.matmul_nt(H, W, ws.scratch(names[i % 2], (X.shape[0], W.shape[0]), X.dtype))
+        if i < len(weights) - 1:
+            H = kernels.relu(Z, Z)
+    return Z
+
+
 def _loss_from_output(F, Y) -> float:
     """``J = 1/(2N) sum_n ||f(x_n) - y_n||^2`` (accumulated in float64)."""
     E = (F - Y).astype(np.float64, copy=False)

@@ -18,7 +18,8 @@ import numpy as np
 from ._checks import check_data, positive_int
 from threadpoolctl import threadpool_limits
 
-from .network import NormalisedMLP, Workspace, _backward, _direction, _forward_cache, _loss_from_output
+from .network import (NormalisedMLP, Workspace, _backward, _direction, _forward_cache, _loss_from_output,
+                      _output)
 from .steps import Iterate, weights_along
 
 
@@ -57,6 +58,11 @@ RULES = {
     "geo-adam": _geodesic("adam"),      # Adam's direction, no learning rate: the length comes from the jet
     "geo-rgrad": _geodesic("rgrad"),
 }
+
+
+# Rules whose step depends only on the iterate (no memory across iterations): after a full-batch step of
+# tau = 0 their next iteration would be this one again.
+MEMORYLESS = ("taylor", "mm", "mm-frobenius", "mm-telescoping", "mm-closed")
 
 
 def make_rule(name: str, **options):
@@ -215,8 +221,7 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
         history = History(getattr(rule, "name", type(rule).__name__))
         history.loss_train.append(_loss_from_output(cache.F, Y))
         if has_test:
-            test = _forward_cache(weights, X_test, ws.cache("test", weights, X_test))
-            history.loss_test.append(_loss_from_output(test.F, Y_test))
+            history.loss_test.append(_loss_from_output(_output(weights, X_test, ws), Y_test))
     else:
         history = _check_resumable(resume, has_test, batches)
     J_prev = history.loss_train[-1]
@@ -252,16 +257,29 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
             J_prev = J_new
             _record(history, step, it, J_new - J, J_train, weights, radii, elapsed)
             if has_test:
-                test = _forward_cache(weights, X_test, ws.cache("test", weights, X_test))
-                history.loss_test.append(_loss_from_output(test.F, Y_test))
+                history.loss_test.append(_loss_from_output(_output(weights, X_test, ws), Y_test))
             if callback is not None:
                 callback(k + 1, history)
             if "stationary" in step.flags and batches.full:
                 history.stop_reason = f"iteration {k + 1}: stationary point (beta = 0); nothing left to descend"
                 break
+            if _stuck(step, it, rule, batches):
+                history.stop_reason = (f"iteration {k + 1}: the step is tau = 0 ({', '.join(step.flags) or 'no flag'})"
+                                       f" and {rule.name!r} has no memory, so every further iteration would repeat "
+                                       f"it; stopped")
+                break
     history.batch_state = batches.state()
     net.weights = weights
     return history
+
+
+def _stuck(step, it: Iterate, rule, batches: _Batches) -> bool:
+    """A full-batch step of ``tau = 0`` by a memoryless rule, from a point whose loss is the one it compared
+    against: the next iteration would see exactly this iterate again (e.g. Algorithm 2 near a stationary
+    point, where the majorant's minimiser lies below the golden section's resolution)."""
+    name = getattr(rule, "name", "")
+    memoryless = name in MEMORYLESS or name.startswith("taylor")         # "taylor4": the order-4 model step
+    return batches.full and step.tau == 0 and memoryless and it.loss_prev == it.loss
 
 
 def _check_resumable(history: History, has_test: bool, batches: _Batches) -> History:

@@ -56,6 +56,18 @@ def test_forward_matches_a_plain_loop(problem):
 
 
 @given(problems())
+def test_output_only_forward_equals_the_cached_forward(problem):
+    # The evaluation pass reuses two buffers in place; it must give the cached pass's output bit for bit,
+    # also when called again with the same workspace (its buffers then hold the previous call's layers).
+    from spherenet.network import Workspace, _output
+    net, X, _ = problem
+    ws = Workspace()
+    expected = sn.forward_cache(net.weights, X).F
+    for _ in range(2):
+        np.testing.assert_array_equal(_output(net.weights, X, ws), expected)
+
+
+@given(problems())
 def test_inner_w_grad_is_the_same_for_every_layer(problem):
     """f is 1-homogeneous in each W_i, so <W_i, ∇_i J> = <f, f - y>/N for every layer."""
     net, X, Y = problem
