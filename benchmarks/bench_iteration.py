@@ -1,6 +1,6 @@
 """One Algorithm-1 iteration on the paper's workload: spherenet against straightforward implementations.
 
-    python benchmarks/bench_iteration.py [--repeats 30] [--dtype float64|float32|both]
+    python benchmarks/bench_iteration.py [--repeats 30] [--dtype float64|float32|both] [--stages]
 
 Workload (issue 7): 23,200 x 12 unit-norm inputs through 12-25-30-15-3, full batch. One iteration =
 gradient (backward on the cached forward), direction, order-2 jet along the update curve (spherenet: the
@@ -14,8 +14,9 @@ Contenders, timed interleaved in one process (best of --repeats rounds, so a bus
 * torch / jax — the same iteration in PyTorch (autograd + nested forward-mode for κ) and JAX (jit, with
   ``jax.experimental.jet`` for κ), when installed (optional; never needed by the package).
 
-Also printed: the arithmetic (FLOPs) and the floor — the time of the iteration's matrix products alone,
-run back to back on preallocated arrays with one BLAS thread.
+Also printed: the arithmetic (FLOPs), the bytes the products must move, and the floor — the time of the
+iteration's matrix products alone, run back to back on preallocated arrays with one BLAS thread.
+``--stages`` prints instead where spherenet's iteration spends its time, stage by stage.
 """
 from __future__ import annotations
 
@@ -270,16 +271,70 @@ def run(dtype, repeats):
         print(f"{name:42s} {1e3 * t:8.2f} {t / sn:12.2f}x {f / t / 1e9:8.1f} {b / t / 1e9:6.1f}")
 
 
+def stage_table(dtype, repeats) -> None:
+    """Where one iteration's time goes: the loop's stages called one by one, as ``train`` calls them."""
+    from spherenet.jets import loss_jet2_adjoint
+    from spherenet.network import Workspace, _backward, _direction, _forward_cache, _loss_from_output
+    from spherenet.steps import Iterate, weights_along
+    from spherenet.taylor import safeguarded_step
+
+    net, X, Y = problem(dtype)
+    W, radii, ws = net.weights, net.radii, Workspace()
+    cache, spare = _forward_cache(W, X, ws.cache("a", W, X)), ws.cache("b", W, X)
+    state = {}
+
+    def backward():
+        state["J"], state["grads"] = _backward(W, cache, Y, ws)
+
+    def direction():
+        state["d"] = _direction(W, state["grads"], radii)
+
+    def jet():
+        d = state["d"]
+        state["c"] = loss_jet2_adjoint(cache, W, d.V, radii, X, d.alpha_moving, ws)
+
+    def step():
+        c = state["c"].copy()
+        c[1] = -state["d"].beta
+        state["tau"] = safeguarded_step(c, 2)[0]
+
+    def update():
+        it = Iterate(W, radii, X, Y, cache, state["J"], state["grads"], state["d"], state["J"])
+        state["W_new"] = weights_along(it, state["tau"])
+
+    def acceptance():
+        _loss_from_output(_forward_cache(state["W_new"], X, spare).F, Y)
+
+    stages = {"backward pass (gradients, adjoints)": backward, "direction (float64)": direction,
+              "order-2 jet by the adjoint identity": jet, "Newton step": step,
+              "new weights on the curve": update, "acceptance forward pass + loss": acceptance}
+    best = dict.fromkeys(stages, math.inf)
+    with threadpool_limits(1):
+        for _ in range(repeats + 1):
+            for name, fn in stages.items():
+                best[name] = min(best[name], _timed(fn))
+    total = sum(best.values())
+    print(f"\n{np.dtype(dtype).name}: one iteration by stage (best of {repeats}, 1 BLAS thread)")
+    print(f"{'stage':42s} {'ms':>8s} {'share':>7s}")
+    for name, t in best.items():
+        print(f"{name:42s} {1e3 * t:8.2f} {t / total:7.1%}")
+    print(f"{'sum':42s} {1e3 * total:8.2f}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=30)
     p.add_argument("--dtype", choices=("float64", "float32", "both"), default="both")
+    p.add_argument("--stages", action="store_true", help="only the table of time by stage")
     args = p.parse_args()
     blas = [(i["internal_api"], i.get("architecture"), i["num_threads"]) for i in threadpool_info()]
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, BLAS {blas}, "
           f"numpy {np.__version__}")
     for dtype in ((np.float64, np.float32) if args.dtype == "both" else (np.dtype(args.dtype).type,)):
-        run(dtype, args.repeats)
+        if args.stages:
+            stage_table(dtype, args.repeats)
+        else:
+            run(dtype, args.repeats)
 
 
 if __name__ == "__main__":
