@@ -90,6 +90,17 @@ def test_reproduce_exp2_quick(tmp_path):
     assert (out / "figures" / "exp2.png").is_file()
 
 
+@pytest.mark.parametrize("experiment", ["exp1", "exp2"])
+def test_the_shipped_full_settings_summaries_redraw(tmp_path, experiment):
+    """results/expN holds the summaries behind figures/: they stay readable by `spherenet plot`."""
+    from pathlib import Path
+    folder = Path(__file__).resolve().parent.parent / "results" / experiment
+    s = _read(folder / "summary.json")
+    assert s["experiment"] == experiment and not s["quick"] and s["config"]["seeds"] == 40
+    assert main(["plot", str(folder), "--figures", str(tmp_path)]) == 0
+    assert (tmp_path / f"{experiment}.png").stat().st_size > 10_000
+
+
 def test_check_passes_and_says_so(capsys):
     assert main(["check", "--seed", "1"]) == 0
     out = capsys.readouterr().out
