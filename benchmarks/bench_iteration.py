@@ -8,7 +8,8 @@ first-order jet plus the backward adjoints, ``jets.loss_jet2_adjoint``), the New
 one acceptance evaluation J(Γ(τ)) (a forward pass, reused as the next iteration's forward), the update.
 
 Contenders, timed interleaved in one process (best of --repeats rounds, so a busy machine slows all alike):
-* spherenet — the training loop itself (``spherenet.train.train``, one BLAS thread), per-iteration time;
+* spherenet — the training loop itself (``spherenet.train.train``, one BLAS thread), per-iteration time,
+  on one thread and with its samples split over two (``train(..., threads=2)``, ``spherenet.rows``);
 * numpy-plain — the same iteration written straightforwardly in NumPy (new arrays everywhere, one product
   per jet coefficient), the baseline the issue quotes;
 * torch / jax — the same iteration in PyTorch (autograd + nested forward-mode for κ) and JAX (jit, with
@@ -64,9 +65,9 @@ def bytes_streamed(itemsize: int) -> int:
 
 # --- spherenet: the real training loop --------------------------------------------------------------------
 
-def spherenet_iteration(net, X, Y, iterations=3):
+def spherenet_iteration(net, X, Y, iterations=3, threads=1):
     """The fastest of a few iterations of the training loop, as the loop times them (set-up excluded)."""
-    h = train(net.copy(), X, Y, "taylor", iterations)
+    h = train(net.copy(), X, Y, "taylor", iterations, threads=threads)
     return float(np.diff([0.0] + h.seconds).min())
 
 
@@ -247,6 +248,7 @@ def run(dtype, repeats):
 
     contenders = {
         "spherenet (train loop, 1 BLAS thread)": (lambda: spherenet_iteration(net, X, Y), False),
+        "spherenet, rows on 2 threads": (lambda: spherenet_iteration(net, X, Y, threads=2), False),
         "numpy-plain (1 BLAS thread)": (one_thread(lambda: numpy_plain_iteration(net.weights, net.radii, X, Y)),
                                         True),
         "floor: the products alone (1 thread)": (one_thread(lambda: gemm_floor(net, X)), False),

@@ -208,7 +208,7 @@ def resume(checkpoint: Checkpoint, X, Y, iterations: int, X_test=None, Y_test=No
 def train_with_checkpoints(path, net: NormalisedMLP, X, Y, rule_name: str, iterations: int, every: int | None,
                            X_test=None, Y_test=None, *, batch_size: int | None = None, seed=0,
                            rule_options: dict | None = None, settings: dict | None = None,
-                           history: History | None = None, callback=None, rule=None) -> History:
+                           history: History | None = None, callback=None, rule=None, threads: int = 1) -> History:
     """``train`` for ``iterations`` steps, writing a checkpoint to ``path`` every ``every`` steps and at the end.
 
     ``history``: continue that run (as ``train(..., resume=history)``); ``every=None``: only at the end.
@@ -216,6 +216,7 @@ def train_with_checkpoints(path, net: NormalisedMLP, X, Y, rule_name: str, itera
     one uninterrupted ``train`` call (one rule object serves every piece; ``rule``: the object to continue
     with, e.g. ``Checkpoint.rule()``, else a new one is made). If the run stops early (``history.stop_reason``) the checkpoint is
     written and the loop ends. An exception (e.g. KeyboardInterrupt) leaves the last checkpoint as it was.
+    ``threads``: as in ``train`` (resume with the same count to get the same bits).
     """
     if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
         raise ValueError(f"checkpoint every must be an integer >= 1, got {every!r}")
@@ -225,7 +226,7 @@ def train_with_checkpoints(path, net: NormalisedMLP, X, Y, rule_name: str, itera
     while True:
         piece = min(every or iterations, target - done) if target > done else 0
         history = train(net, X, Y, rule, piece, X_test, Y_test, batch_size=batch_size, seed=seed,
-                        callback=callback, resume=history)
+                        callback=callback, resume=history, threads=threads)
         done = history.iterations
         save_checkpoint(path, net, history, rule_name, options, settings, batch_size=batch_size, rule=rule)
         if done >= target or history.stop_reason or piece == 0:

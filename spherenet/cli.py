@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=None, help="mini-batch size (default: full batch)")
     t.add_argument("--seed", type=int, default=0, help="seed of the initialisation (and mini-batches)")
     t.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    t.add_argument("--threads", type=int, default=1, metavar="T",
+                   help="split the samples of every pass over T threads (sphere methods; default 1)")
     t.add_argument("--out", default="results/train", help="output folder (default: results/train)")
     t.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
                    help="write OUT/checkpoint.npz every N iterations and at the end (sphere methods)")
@@ -94,6 +96,11 @@ def cmd_train(args) -> int:
                             batch_size=args.batch_size)
     if args.method != "taylor" and args.order != 2:
         raise UsageError("--order only applies to --method taylor")
+    if args.threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {args.threads}")
+    if args.threads > 1 and args.method not in SPHERE_METHODS:
+        raise UsageError(f"--threads applies to the sphere methods ({', '.join(SPHERE_METHODS)}), "
+                         f"not to {args.method}")
     out = Path(args.out)
     checkpoint = _checkpoint_path(args, out)
     load_problem(settings["data"], settings["data_path"], settings["data_seed"], settings["n_samples"])
@@ -103,7 +110,7 @@ def cmd_train(args) -> int:
     # Result files are written only once training has finished: an interrupted run leaves none (and its
     # last checkpoint, written atomically, intact).
     record, arrays = run(settings, progress=_progress_bar(args.iterations, "iteration"), checkpoint=checkpoint,
-                         checkpoint_every=args.checkpoint_every, resume=args.resume)
+                         checkpoint_every=args.checkpoint_every, resume=args.resume, threads=args.threads)
     save_arrays(out / "weights.npz", **arrays)
     write_json(out / "result.json", record)
     _summary(record)

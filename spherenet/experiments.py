@@ -92,14 +92,17 @@ def settings_for(**overrides) -> dict:
 
 
 def run(settings: dict, progress=None, checkpoint=None, checkpoint_every: int | None = None,
-        resume: bool = False) -> tuple[dict, dict]:
+        resume: bool = False, threads: int = 1) -> tuple[dict, dict]:
     """Train once as ``settings`` say; return the result record and the trained parameters as named
     arrays (``W0, W1, ..., radii`` for the sphere methods; a baseline's own names otherwise).
 
     Sphere methods only: ``checkpoint`` (a path) is written every ``checkpoint_every`` iterations and at the
     end (``spherenet.checkpoint``); ``resume=True`` continues the run saved there, which must have the same
     settings except ``iterations`` (the total to reach). The numbers equal those of an uninterrupted run.
+    ``threads``: the sphere methods split their samples over this many threads (``spherenet.rows``); the
+    numbers are the same for the same count and differ by rounding for another (recorded as ``threads``).
     """
+    threads = positive_int("threads", threads)
     s = settings_for(**settings)
     if (checkpoint is not None or resume) and s["method"] in BASELINE_METHODS:
         raise ValueError(f"checkpoints apply to the sphere methods ({', '.join(SPHERE_METHODS)}), "
@@ -116,18 +119,18 @@ def run(settings: dict, progress=None, checkpoint=None, checkpoint_every: int | 
         options = {"order": s["order"]} if s["method"] == "taylor" else {}
         if checkpoint is None:
             history = train(net, X, Y, s["method"], s["iterations"], Xt, Yt, batch_size=s["batch_size"],
-                            seed=s["seed"], callback=progress, **options)
+                            seed=s["seed"], callback=progress, threads=threads, **options)
         else:
             history = _train_checkpointed(s, net, (X, Y, Xt, Yt), scaling, options, progress, checkpoint,
-                                          checkpoint_every, resume)
+                                          checkpoint_every, resume, threads)
         arrays = {**{f"W{i}": W for i, W in enumerate(net.weights)}, "radii": net.radii}
         extra = {}
     record = _record(s, history, scaling, len(X), len(Xt), net)
-    record.update(extra)
+    record.update(extra, threads=threads if s["method"] in SPHERE_METHODS else 1)
     return record, arrays
 
 
-def _train_checkpointed(s, net, data, scaling, options, progress, path, every, resume):
+def _train_checkpointed(s, net, data, scaling, options, progress, path, every, resume, threads):
     """``train`` in pieces, checkpointing to ``path`` (continuing the run saved there if ``resume``)."""
     from .checkpoint import load_checkpoint, train_with_checkpoints
     X, Y, Xt, Yt = data
@@ -147,7 +150,8 @@ def _train_checkpointed(s, net, data, scaling, options, progress, path, every, r
     done = history.iterations if history else 0
     return train_with_checkpoints(path, net, X, Y, s["method"], s["iterations"] - done, every, Xt, Yt,
                                   batch_size=s["batch_size"], seed=s["seed"], rule_options=options,
-                                  settings=stored, history=history, callback=progress, rule=rule)
+                                  settings=stored, history=history, callback=progress, rule=rule,
+                                  threads=threads)
 
 
 def _check_same_run(path, saved, expected) -> None:

@@ -24,7 +24,7 @@ from math import factorial
 
 import numpy as np
 
-from . import kernels
+from . import kernels, rows
 from ._checks import as_float_matrix, check_data, check_weights, finite_float, positive_int
 from .network import ForwardCache, _forward_cache
 
@@ -211,24 +211,39 @@ def loss_jet2_adjoint(cache: ForwardCache, weights, V, radii, X, alpha: float, w
     two products per layer, plus one per layer for the adjoint term. ``ws``: a ``network.Workspace``.
     """
     N, dt = X.shape[0], X.dtype
-    # Three buffers of the widest layer's size, whatever the depth: this pass needs one layer at a time.
-    buffers = ["jet2.a", "jet2.b"]
-    Z1 = kernels.matmul_nt(X, V[0], ws.scratch(buffers[0], cache.Z[0].shape, dt))
-    Z1 *= dt.type(radii[0])
+    # Three buffers of the widest layer's size per part of the rows, whatever the depth: this pass needs one
+    # layer at a time. Made before the threads start (rows.map_parts).
+    widest = max(W.shape[0] for W in weights)
+    for p, r in enumerate(rows.parts(N)):
+        for name in ("a", "b", "HV"):
+            ws.scratch(f"jet2.{name}{p}", (r.stop - r.start, widest), dt)
+
+    def part(p, r):
+        n = r.stop - r.start
+        buffers = [f"jet2.a{p}", f"jet2.b{p}"]
+        Z1 = kernels.matmul_nt(X[r], V[0], ws.scratch(buffers[0], (n, V[0].shape[0]), dt))
+        Z1 *= dt.type(radii[0])
+        seconds = []
+        for i in range(1, len(weights)):
+            H1 = kernels.relu_mask(Z1, cache.Z[i - 1][r], Z1)
+            T = cache.dZ[i][r].T @ H1
+            seconds.append(float(radii[i]) * float(np.vdot(T, V[i])))
+            buffers.reverse()
+            Z1 = kernels.matmul_nt(H1, weights[i], ws.scratch(buffers[0], (n, weights[i].shape[0]), dt))
+            HV = kernels.matmul_nt(cache.H[i][r], V[i], ws.scratch(f"jet2.HV{p}", Z1.shape, dt))
+            HV *= dt.type(radii[i])
+            Z1 += HV
+        F1 = Z1.astype(np.float64, copy=False)
+        return seconds, float(np.vdot(cache.dZ[-1][r], F1)), float(np.vdot(F1, F1))
+
+    per_part = rows.map_parts(part, N)
     second = -alpha / 2
-    for i in range(1, len(weights)):
-        H1 = kernels.relu_mask(Z1, cache.Z[i - 1], Z1)
-        T = cache.dZ[i].T @ H1
-        second += float(radii[i]) * float(np.vdot(T, V[i]))
-        buffers.reverse()
-        Z1 = kernels.matmul_nt(H1, weights[i], ws.scratch(buffers[0], cache.Z[i].shape, dt))
-        HV = kernels.matmul_nt(cache.H[i], V[i], ws.scratch("jet2.HV", Z1.shape, dt))
-        HV *= dt.type(radii[i])
-        Z1 += HV
-    F1 = Z1.astype(np.float64, copy=False)
+    for i in range(len(weights) - 1):              # layer by layer, the parts in row order
+        second += sum(seconds[i] for seconds, _, _ in per_part)
     J0 = float(np.vdot(cache.dZ[-1], cache.dZ[-1])) * N / 2
-    J1 = float(np.vdot(cache.dZ[-1], F1))
-    return np.array([J0, J1, second + float(np.vdot(F1, F1)) / (2 * N)])
+    J1 = sum(j1 for _, j1, _ in per_part)
+    F1F1 = sum(f for _, _, f in per_part)
+    return np.array([J0, J1, second + F1F1 / (2 * N)])
 
 
 # --- checked entry points ------------------------------------------------------------------------------

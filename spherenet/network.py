@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import kernels, sphere
+from . import kernels, rows, sphere
 from ._checks import (as_float_matrix, check_choice, check_data, check_weights, finite_float,
                       positive_int, rng_from)
 
@@ -125,22 +125,36 @@ def _forward_cache(weights, X, out: ForwardCache | None = None) -> ForwardCache:
         out = ForwardCache([X] + [np.empty((X.shape[0], W.shape[0]), X.dtype) for W in weights[:-1]],
                            [np.empty((X.shape[0], W.shape[0]), X.dtype) for W in weights])
     out.H[0] = X
-    for i, W in enumerate(weights):
-        kernels.matmul_nt(out.H[i], W, out.Z[i])
-        if i < len(weights) - 1:
-            kernels.relu(out.Z[i], out.H[i + 1])
+
+    def part(_, r):
+        for i, W in enumerate(weights):
+            kernels.matmul_nt(out.H[i][r], W, out.Z[i][r])
+            if i < len(weights) - 1:
+                kernels.relu(out.Z[i][r], out.H[i + 1][r])
+
+    rows.map_parts(part, X.shape[0])
     return out
 
 
 def _output(weights, X, ws: Workspace) -> np.ndarray:
     """``f(X)`` without keeping the hidden layers (for evaluation only): two scratch buffers of the widest
     layer, whatever the depth. The result lives in ``ws`` and is overwritten by the next call."""
-    H, names = X, ("out.a", "out.b")
-    for i, W in enumerate(weights):
-        Z = kernels.matmul_nt(H, W, ws.scratch(names[i % 2], (X.shape[0], W.shape[0]), X.dtype))
-        if i < len(weights) - 1:
+    F = ws.array("out.F", (X.shape[0], weights[-1].shape[0]), X.dtype)
+    widest = max(W.shape[0] for W in weights)
+    ranges = rows.parts(X.shape[0])
+    for p, r in enumerate(ranges):              # each part its own buffers, made before the threads start
+        for name in ("a", "b"):
+            ws.scratch(f"out.{name}{p}", (r.stop - r.start, widest), X.dtype)
+
+    def part(p, r):
+        H = X[r]
+        for i, W in enumerate(weights[:-1]):
+            Z = kernels.matmul_nt(H, W, ws.scratch(f"out.{'ab'[i % 2]}{p}", (H.shape[0], W.shape[0]), X.dtype))
             H = kernels.relu(Z, Z)
-    return Z
+        kernels.matmul_nt(H, weights[-1], F[r])
+
+    rows.map_parts(part, X.shape[0])
+    return F
 
 
 def _loss_from_output(F, Y) -> float:
@@ -159,14 +173,23 @@ def _backward(weights, cache: ForwardCache, Y, ws: Workspace | None = None) -> t
     J = _loss_from_output(cache.F, Y)
     L = len(weights)
     dZ = [ws.array(f"dZ{i}", Z.shape, Z.dtype) for i, Z in enumerate(cache.Z)]
-    np.subtract(cache.F, Y, out=dZ[-1])
-    dZ[-1] *= cache.F.dtype.type(1.0 / Y.shape[0])
-    grads = [None] * L
-    for i in range(L - 1, -1, -1):
-        grads[i] = dZ[i].T @ cache.H[i]
-        if i:
-            np.matmul(dZ[i], weights[i], out=dZ[i - 1])
-            kernels.relu_mask(dZ[i - 1], cache.Z[i - 1], dZ[i - 1])
+    scale = cache.F.dtype.type(1.0 / Y.shape[0])
+
+    def part(_, r):
+        np.subtract(cache.F[r], Y[r], out=dZ[-1][r])
+        dZ[-1][r] *= scale
+        grads = [None] * L
+        for i in range(L - 1, -1, -1):
+            grads[i] = dZ[i][r].T @ cache.H[i][r]
+            if i:
+                np.matmul(dZ[i][r], weights[i], out=dZ[i - 1][r])
+                kernels.relu_mask(dZ[i - 1][r], cache.Z[i - 1][r], dZ[i - 1][r])
+        return grads
+
+    per_part = rows.map_parts(part, Y.shape[0])
+    grads = per_part[0]
+    for more in per_part[1:]:                   # in row order: the same bits for the same thread count
+        grads = [G + g for G, g in zip(grads, more)]
     cache.dZ = dZ
     return J, grads
 

@@ -15,8 +15,10 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
-from ._checks import check_data, positive_int
 from threadpoolctl import threadpool_limits
+
+from . import rows
+from ._checks import check_data, positive_int
 
 from .network import (NormalisedMLP, Workspace, _backward, _direction, _forward_cache, _loss_from_output,
                       _output)
@@ -177,7 +179,7 @@ class _Batches:
 
 def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test=None, Y_test=None,
           batch_size: int | None = None, seed=0, callback=None, resume: History | None = None,
-          blas_threads: int | None = 1, **rule_options) -> History:
+          blas_threads: int | None = 1, threads: int = 1, **rule_options) -> History:
     """Train ``net`` in place by ``iterations`` steps of ``rule`` and return the :class:`History`.
 
     ``rule``: a name from ``RULES`` (built with ``rule_options``, e.g. ``order=4``) or a step-rule object.
@@ -187,6 +189,8 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
     data; the loop continues it (appending to it) and gives the numbers an uninterrupted run would give.
     ``blas_threads``: BLAS threads during the loop (default 1: these thin products gain little from a second
     thread and lose 10x when the cores are shared, ``benchmarks/README.md``; ``None`` leaves BLAS as it is).
+    ``threads``: split every pass's samples over this many threads (``spherenet.rows``; default 1). The
+    numbers are the same for the same thread count; other counts differ by rounding.
     Stops early, with ``history.stop_reason`` set and the last good weights kept, when the full-batch
     Riemannian gradient vanishes or the loss becomes non-finite.
     """
@@ -210,6 +214,7 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
         raise TypeError(f"rule must be a method name ({', '.join(RULES)}) or a step-rule object, got {rule!r}")
     elif rule_options:
         raise TypeError(f"options {sorted(rule_options)} only apply when the rule is given by name")
+    threads = positive_int("threads", threads)
     batches = _Batches(X, Y, batch_size, np.random.default_rng(seed))
 
     weights, radii = [W.copy() for W in net.weights], net.radii
@@ -227,7 +232,7 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
     J_prev = history.loss_train[-1]
     elapsed = history.seconds[-1] if history.seconds else 0.0
     # Overflow is detected by the explicit finiteness checks below, which stop the run with a message.
-    with threadpool_limits(blas_threads), np.errstate(over="ignore", invalid="ignore"):
+    with threadpool_limits(blas_threads), rows.threads(threads), np.errstate(over="ignore", invalid="ignore"):
         for k in range(history.iterations, history.iterations + iterations):
             start = time.perf_counter()
             Xb, Yb = batches.next()

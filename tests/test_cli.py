@@ -40,6 +40,17 @@ def test_train_writes_result_weights_and_figure(tmp_path, capsys):
     assert "RMSE [N]" in capsys.readouterr().out
 
 
+def test_train_on_two_threads_records_it_and_tracks_one_thread(tmp_path):
+    results = []
+    for threads in ("1", "2"):
+        out = tmp_path / threads
+        assert main(["train", "--method", "taylor", "--iterations", "5", "--samples", "6000", "--threads", threads,
+                     "--out", str(out)]) == 0
+        results.append(_read(out / "result.json"))
+    assert [r["threads"] for r in results] == [1, 2]
+    np.testing.assert_allclose(results[1]["loss_train"], results[0]["loss_train"], rtol=1e-10)
+
+
 def test_train_baseline_has_no_tau_and_reports_its_tuning(tmp_path):
     out = tmp_path / "adam"
     assert main(["train", "--method", "adam", "--iterations", "4", *SMALL, "--out", str(out)]) == 0
@@ -116,6 +127,8 @@ def test_check_passes_and_says_so(capsys):
     (["train", "--data", "neural-fly"], "needs --data-path"),
     (["train", "--data", "neural-lander", "--data-path", "/no/such/file.csv"], "no such file or folder"),
     (["train", "--order", "4", "--method", "mm"], "--order only applies"),
+    (["train", "--threads", "0"], "--threads must be >= 1"),
+    (["train", "--threads", "2", "--method", "adam"], "--threads applies to the sphere methods"),
     (["reproduce", "exp3"], "invalid choice: 'exp3'"),
     (["reproduce", "exp1", "--seeds", "0"], "--seeds must be >= 1"),
     (["plot", "/no/such/folder"], "no such folder"),
