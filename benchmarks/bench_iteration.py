@@ -65,7 +65,7 @@ def bytes_streamed(itemsize: int) -> int:
 
 # --- spherenet: the real training loop --------------------------------------------------------------------
 
-def spherenet_iteration(net, X, Y, iterations=3, threads=1):
+def spherenet_iteration(net, X, Y, iterations=6, threads=1):
     """The fastest of a few iterations of the training loop, as the loop times them (set-up excluded)."""
     h = train(net.copy(), X, Y, "taylor", iterations, threads=threads)
     return float(np.diff([0.0] + h.seconds).min())
