@@ -61,9 +61,6 @@ class Checkpoint:
         return rule
 
 
-# Rules whose step depends only on the current point (and the previous accepted loss, which the history
-# holds). The others keep a memory across iterations: a checkpoint holds it (``rule.state()``), so the
-# rule object itself must be given to save_checkpoint.
 def save_checkpoint(path, net: NormalisedMLP, history: History, rule_name: str, rule_options: dict | None = None,
                     settings: dict | None = None, *, batch_size: int | None = None, rule=None) -> Path:
     """Write ``net``, ``history`` and the rule that produced them to ``path`` (atomically); returns the path.

@@ -62,8 +62,9 @@ RULES = {
 }
 
 
-# Rules whose step depends only on the iterate (no memory across iterations): after a full-batch step of
-# tau = 0 their next iteration would be this one again.
+# Rules whose step depends only on the iterate and the previous accepted loss (which the history holds):
+# after a full-batch step of tau = 0 their next iteration would be this one again. The others keep a memory
+# across iterations (``rule.state()``), which a checkpoint must hold.
 MEMORYLESS = ("taylor", "mm", "mm-frobenius", "mm-telescoping", "mm-closed")
 
 
@@ -192,7 +193,8 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
     ``threads``: split every pass's samples over this many threads (``spherenet.rows``; default 1). The
     numbers are the same for the same thread count; other counts differ by rounding.
     Stops early, with ``history.stop_reason`` set and the last good weights kept, when the full-batch
-    Riemannian gradient vanishes or the loss becomes non-finite.
+    Riemannian gradient vanishes, the loss becomes non-finite, or a memoryless rule (``MEMORYLESS``) takes a
+    full-batch step of ``tau = 0``, after which every iteration would repeat the last.
     """
     if not isinstance(net, NormalisedMLP):
         raise TypeError(f"net must be a spherenet.NormalisedMLP, got {type(net).__name__}")
