@@ -79,10 +79,10 @@ def retract(W: np.ndarray, xi: np.ndarray, mu: float) -> np.ndarray:
 
 
 def dist(W1: np.ndarray, W2: np.ndarray, mu: float) -> float:
-    """Geodesic distance on ``S(mu)``: ``mu arccos(<W1, W2>/mu^2)``."""
-    # Rounding can push the cosine just outside [-1, 1]; clip before arccos.
-    c = np.clip(inner(W1, W2) / mu**2, -1.0, 1.0)
-    return float(mu * np.arccos(c))
+    """Geodesic distance on ``S(mu)``: ``mu arccos(<W1, W2>/mu^2)``, computed as
+    ``2 mu atan2(||W1 - W2||, ||W1 + W2||)`` — the same angle, but accurate to rounding near 0 and pi, where
+    arccos of a rounded cosine loses half the digits."""
+    return float(2 * mu * np.arctan2(fro(W1 - W2), fro(W1 + W2)))
 
 
 def transport(W_new: np.ndarray, xi: np.ndarray, mu: float) -> np.ndarray:
