@@ -103,9 +103,9 @@ def test_reproduce_exp2_quick(tmp_path):
 
 @pytest.mark.parametrize("experiment", ["exp1", "exp2"])
 def test_the_shipped_full_settings_summaries_redraw(tmp_path, experiment):
-    """results/expN holds the summaries behind figures/: they stay readable by `spherenet plot`."""
+    """figures/expN holds the summaries behind figures/expN.png: they stay readable by `spherenet plot`."""
     from pathlib import Path
-    folder = Path(__file__).resolve().parent.parent / "results" / experiment
+    folder = Path(__file__).resolve().parent.parent / "figures" / experiment
     s = _read(folder / "summary.json")
     assert s["experiment"] == experiment and not s["quick"] and s["config"]["seeds"] == 40
     assert main(["plot", str(folder), "--figures", str(tmp_path)]) == 0
