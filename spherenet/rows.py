@@ -12,6 +12,7 @@ BLAS would. With one thread (the default) every pass runs exactly as before, in 
 from __future__ import annotations
 
 import contextlib
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from ._checks import positive_int
@@ -19,29 +20,32 @@ from ._checks import positive_int
 # Below this many rows per part, starting a thread costs more than the part's work.
 MIN_ROWS = 2048
 
-_pool: ThreadPoolExecutor | None = None
-_count = 1
+# Per calling thread: two trainings in two threads of a program each keep their own setting.
+_setting = threading.local()
+
+
+def _current() -> tuple[ThreadPoolExecutor | None, int]:
+    return getattr(_setting, "pool", None), getattr(_setting, "count", 1)
 
 
 @contextlib.contextmanager
 def threads(count: int):
     """Run the passes inside the block on ``count`` threads (one pool, made here and shut down on exit)."""
-    global _pool, _count
     count = positive_int("threads", count)
-    saved = _pool, _count
+    saved = _current()
     pool = ThreadPoolExecutor(count, thread_name_prefix="spherenet-rows") if count > 1 else None
-    _pool, _count = pool, count
+    _setting.pool, _setting.count = pool, count
     try:
         yield
     finally:
-        _pool, _count = saved
+        _setting.pool, _setting.count = saved
         if pool is not None:
             pool.shutdown()
 
 
 def parts(n_rows: int) -> list[slice]:
     """The contiguous row ranges a pass over ``n_rows`` rows is split into (one unless threads are on)."""
-    count = min(_count, max(n_rows // MIN_ROWS, 1))
+    count = min(_current()[1], max(n_rows // MIN_ROWS, 1))
     bounds = [n_rows * p // count for p in range(count + 1)]
     return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
@@ -50,7 +54,7 @@ def map_parts(fn, n_rows: int) -> list:
     """``[fn(p, rows) for p, rows in enumerate(parts(n_rows))]``, the parts on the pool when there are several.
 
     ``fn`` must only write to its own rows (or to buffers named by its part ``p``)."""
-    ranges = parts(n_rows)
-    if len(ranges) == 1 or _pool is None:
+    ranges, pool = parts(n_rows), _current()[0]
+    if len(ranges) == 1 or pool is None:
         return [fn(p, rows) for p, rows in enumerate(ranges)]
-    return list(_pool.map(fn, range(len(ranges)), ranges))
+    return list(pool.map(fn, range(len(ranges)), ranges))

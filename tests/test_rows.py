@@ -27,7 +27,17 @@ def test_one_thread_runs_in_one_part_and_map_keeps_the_order():
     with rows.threads(3):
         assert rows.map_parts(lambda p, r: (p, r.start), 9 * rows.MIN_ROWS) == [
             (0, 0), (1, 3 * rows.MIN_ROWS), (2, 6 * rows.MIN_ROWS)]
-    assert rows._pool is None and rows._count == 1
+    assert rows._current() == (None, 1)
+
+
+def test_the_setting_belongs_to_the_thread_that_made_it():
+    # Two trainings in two threads: one's `threads(...)` block must not reach into the other's passes.
+    from concurrent.futures import ThreadPoolExecutor
+    n = 4 * rows.MIN_ROWS
+    with rows.threads(4):
+        with ThreadPoolExecutor(1) as other:
+            assert other.submit(rows.parts, n).result() == [slice(0, n)]
+        assert len(rows.parts(n)) == 4
 
 
 def test_bad_thread_count():
