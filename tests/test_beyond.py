@@ -76,7 +76,10 @@ def test_geodesic_jet_matches_finite_differences(seed, zero):
     phi = np.array([curve.loss(X, Y, tk)[0] for tk in t])
     fit = np.polynomial.polynomial.polyfit(t, phi, 6)
     scale = np.abs(J[:3]).max()
-    np.testing.assert_allclose(J[:3], fit[:3], rtol=0, atol=1e-6 * scale)
+    # Rounding in phi, eps |phi|, reaches the fitted t^k coefficient amplified by 1/h^k: at the small h
+    # that avoid every ReLU flip it can exceed 1e-6 of the coefficients (seed 3673: h = 1.6e-5).
+    rounding = 100 * np.finfo(float).eps * abs(J[0]) / h ** np.arange(3)
+    assert np.all(np.abs(J[:3] - fit[:3]) <= 1e-6 * scale + rounding)
     np.testing.assert_allclose(J[1], inner(_backward(net.weights, cache, Y)[1], D) / curve.speed,
                                rtol=1e-10)
 

@@ -80,3 +80,16 @@ def test_training_with_two_threads_repeats_bit_for_bit_and_tracks_one_thread():
     runs = [train(net.copy(), X, Y, "taylor", 15, threads=t) for t in (2, 2, 1)]
     assert runs[0].loss_train == runs[1].loss_train and runs[0].tau == runs[1].tau
     np.testing.assert_allclose(runs[0].loss_train, runs[2].loss_train, rtol=1e-10)
+
+
+def test_geodesic_jet_with_threads_equals_the_serial_one_to_rounding_and_repeats():
+    from spherenet.beyond.geodesic import Geodesic
+    net, X, Y = _problem()
+    cache = _forward_cache(net.weights, X)
+    _, grads = _backward(net.weights, cache, Y)
+    curve = Geodesic(net.weights, _direction(net.weights, grads, net.radii).V, net.radii)
+    serial = curve.loss_jet(cache, X, Y, 3)
+    with rows.threads(2):
+        first, again = curve.loss_jet(cache, X, Y, 3), curve.loss_jet(cache, X, Y, 3)
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_allclose(first, serial, rtol=1e-11, atol=1e-18)

@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from .. import kernels, sphere
+from .. import kernels, rows, sphere
 from ..jets import BLOCK, curve_coefficients, first_layer_jet, layer_jet, side_by_side
 from ..network import _forward_cache, _loss_from_output
 
@@ -70,16 +70,24 @@ class Geodesic:
         XV = kernels.matmul_nt(X, self.U[0], np.empty((X.shape[0], self.U[0].shape[0]), dtype))
         XV *= dtype.type(self.radii[0])
         WV = [None] + [side_by_side(W, U, mu) for W, U, mu in zip(self.weights[1:], self.U[1:], self.radii[1:])]
-        S = np.zeros(order + 1)
         N = X.shape[0]
-        for start in range(0, N, BLOCK):
-            rows = slice(start, min(start + BLOCK, N))
-            n = rows.stop - rows.start
-            Zs = first_layer_jet(cache.Z[0][rows], XV[rows], *coefs[0],
-                                 np.empty((order * n, self.weights[0].shape[0]), dtype))
-            for i in range(1, len(self.weights)):
-                d_out, d_in = self.weights[i].shape
-                Zs = layer_jet(cache.Z[i - 1][rows], Zs, WV[i], *coefs[i], np.empty((order * n, d_out), dtype),
-                               np.empty((order * n, 2 * d_in), dtype))
-            kernels.loss_cauchy(cache.F[rows] - Y[rows], Zs, S)
+
+        def part(_, r):                          # the blocks of one part of the rows (spherenet.rows)
+            S = np.zeros(order + 1)
+            for start in range(r.start, r.stop, BLOCK):
+                block = slice(start, min(start + BLOCK, r.stop))
+                n = block.stop - block.start
+                Zs = first_layer_jet(cache.Z[0][block], XV[block], *coefs[0],
+                                     np.empty((order * n, self.weights[0].shape[0]), dtype))
+                for i in range(1, len(self.weights)):
+                    d_out, d_in = self.weights[i].shape
+                    Zs = layer_jet(cache.Z[i - 1][block], Zs, WV[i], *coefs[i],
+                                   np.empty((order * n, d_out), dtype), np.empty((order * n, 2 * d_in), dtype))
+                kernels.loss_cauchy(cache.F[block] - Y[block], Zs, S)
+            return S
+
+        per_part = rows.map_parts(part, N)
+        S = per_part[0]
+        for more in per_part[1:]:                 # in row order: the same bits for the same thread count
+            S = S + more
         return S / (2 * N)
