@@ -211,11 +211,12 @@ def loss_jet2_adjoint(cache: ForwardCache, weights, V, radii, X, alpha: float, w
     two products per layer, plus one per layer for the adjoint term. ``ws``: a ``network.Workspace``.
     """
     N, dt = X.shape[0], X.dtype
-    # Three buffers of the widest layer's size per part of the rows, whatever the depth: this pass needs one
-    # layer at a time. Made before the threads start (rows.map_parts).
+    # Two buffers of the widest layer's size per part of the rows, whatever the depth: this pass needs one
+    # layer at a time, and H_{i-1,1} is spent once Z_{i,1} has its first product. Made before the threads
+    # start (rows.map_parts).
     widest = max(W.shape[0] for W in weights)
     for p, r in enumerate(rows.parts(N)):
-        for name in ("a", "b", "HV"):
+        for name in ("a", "b"):
             ws.scratch(f"jet2.{name}{p}", (r.stop - r.start, widest), dt)
 
     def part(p, r):
@@ -230,7 +231,7 @@ def loss_jet2_adjoint(cache: ForwardCache, weights, V, radii, X, alpha: float, w
             seconds.append(float(radii[i]) * float(np.vdot(T, V[i])))
             buffers.reverse()
             Z1 = kernels.matmul_nt(H1, weights[i], ws.scratch(buffers[0], (n, weights[i].shape[0]), dt))
-            HV = kernels.matmul_nt(cache.H[i][r], V[i], ws.scratch(f"jet2.HV{p}", Z1.shape, dt))
+            HV = kernels.matmul_nt(cache.H[i][r], V[i], ws.scratch(buffers[1], Z1.shape, dt))   # H1's room
             HV *= dt.type(radii[i])
             Z1 += HV
         F1 = Z1.astype(np.float64, copy=False)

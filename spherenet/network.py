@@ -69,7 +69,8 @@ def glorot_sphere_init(widths, radii, rng: np.random.Generator) -> list[np.ndarr
 class ForwardCache:
     """Everything the backward pass and the jets reuse from one forward pass.
 
-    ``Z[i]``: pre-activation of layer i+1, ``(N, d_{i+1})``; ``H[i]``: its input, ``H[0] = X``;
+    ``Z[i]``: pre-activation of layer i+1, ``(N, d_{i+1})`` (in the training loop's caches, a hidden layer's
+    ``Z[i]`` is its ``H[i + 1]``, i.e. ``max(Z, 0)``: see :meth:`Workspace.cache`); ``H[i]``: its input, ``H[0] = X``;
     ``F = Z[-1]``: the network output ``(N, d_L)``. ``dZ[i] = ∂J/∂Z_{i+1}``: the backward pass's adjoints
     at this point, once :func:`_backward` has run on the cache (``None`` before).
     """
@@ -109,11 +110,15 @@ class Workspace:
         return flat[:size].reshape(shape)
 
     def cache(self, name, weights, X) -> "ForwardCache":
-        """Buffers for a forward pass of ``weights`` on ``X`` (to pass as ``out=``)."""
+        """Buffers for a forward pass of ``weights`` on ``X`` (to pass as ``out=``).
+
+        A hidden layer's ``Z[i]`` and ``H[i + 1]`` are one array here, which holds ``H = max(Z, 0)`` after the
+        pass (the ReLU runs in place): the backward pass and the jets read a hidden ``Z`` only through its
+        mask, and ``[Z > 0] = [H > 0]`` exactly, so the training loop's caches take half the memory.
+        (``forward_cache`` and every public function keep both.)"""
         N = X.shape[0]
         Z = [self.array(f"{name}.Z{i}", (N, W.shape[0]), X.dtype) for i, W in enumerate(weights)]
-        H = [X] + [self.array(f"{name}.H{i}", (N, W.shape[0]), X.dtype) for i, W in enumerate(weights[:-1])]
-        return ForwardCache(H, Z)
+        return ForwardCache([X] + Z[:-1], Z)
 
 
 def _forward_cache(weights, X, out: ForwardCache | None = None) -> ForwardCache:
