@@ -212,12 +212,8 @@ def loss_jet2_adjoint(cache: ForwardCache, weights, V, radii, X, alpha: float, w
     """
     N, dt = X.shape[0], X.dtype
     # Two buffers of the widest layer's size per part of the rows, whatever the depth: this pass needs one
-    # layer at a time, and H_{i-1,1} is spent once Z_{i,1} has its first product. Made before the threads
-    # start (rows.map_parts).
-    widest = max(W.shape[0] for W in weights)
-    for p, r in enumerate(rows.parts(N)):
-        for name in ("a", "b"):
-            ws.scratch(f"jet2.{name}{p}", (r.stop - r.start, widest), dt)
+    # layer at a time, and H_{i-1,1} is spent once Z_{i,1} has its first product.
+    ws.reserve(("jet2.a", "jet2.b"), N, max(W.shape[0] for W in weights), dt)
 
     def part(p, r):
         n = r.stop - r.start
@@ -237,14 +233,12 @@ def loss_jet2_adjoint(cache: ForwardCache, weights, V, radii, X, alpha: float, w
         F1 = Z1.astype(np.float64, copy=False)
         return seconds, float(np.vdot(cache.dZ[-1][r], F1)), float(np.vdot(F1, F1))
 
-    per_part = rows.map_parts(part, N)
+    seconds, J1s, F1F1s = zip(*rows.map_parts(part, N))
     second = -alpha / 2
-    for i in range(len(weights) - 1):              # layer by layer, the parts in row order
-        second += sum(seconds[i] for seconds, _, _ in per_part)
+    for layer in zip(*seconds):                    # layer by layer, the parts in row order
+        second += rows.add_in_order(layer)
     J0 = float(np.vdot(cache.dZ[-1], cache.dZ[-1])) * N / 2
-    J1 = sum(j1 for _, j1, _ in per_part)
-    F1F1 = sum(f for _, _, f in per_part)
-    return np.array([J0, J1, second + F1F1 / (2 * N)])
+    return np.array([J0, rows.add_in_order(J1s), second + rows.add_in_order(F1F1s) / (2 * N)])
 
 
 # --- checked entry points ------------------------------------------------------------------------------

@@ -109,6 +109,13 @@ class Workspace:
             flat = self._arrays[name] = np.empty(size, dtype)
         return flat[:size].reshape(shape)
 
+    def reserve(self, names, n_rows: int, width: int, dtype) -> None:
+        """Make the scratch buffers ``f"{name}{p}"`` of every part ``p`` of ``n_rows`` rows (``rows.parts``),
+        ``width`` columns each, before the parts' threads start (they then only read this dictionary)."""
+        for p, r in enumerate(rows.parts(n_rows)):
+            for name in names:
+                self.scratch(f"{name}{p}", (r.stop - r.start, width), dtype)
+
     def cache(self, name, weights, X) -> "ForwardCache":
         """Buffers for a forward pass of ``weights`` on ``X`` (to pass as ``out=``).
 
@@ -145,11 +152,7 @@ def _output(weights, X, ws: Workspace) -> np.ndarray:
     """``f(X)`` without keeping the hidden layers (for evaluation only): two scratch buffers of the widest
     layer, whatever the depth. The result lives in ``ws`` and is overwritten by the next call."""
     F = ws.array("out.F", (X.shape[0], weights[-1].shape[0]), X.dtype)
-    widest = max(W.shape[0] for W in weights)
-    ranges = rows.parts(X.shape[0])
-    for p, r in enumerate(ranges):              # each part its own buffers, made before the threads start
-        for name in ("a", "b"):
-            ws.scratch(f"out.{name}{p}", (r.stop - r.start, widest), X.dtype)
+    ws.reserve(("out.a", "out.b"), X.shape[0], max(W.shape[0] for W in weights), X.dtype)
 
     def part(p, r):
         H = X[r]
@@ -191,10 +194,7 @@ def _backward(weights, cache: ForwardCache, Y, ws: Workspace | None = None) -> t
                 kernels.relu_mask(dZ[i - 1][r], cache.Z[i - 1][r], dZ[i - 1][r])
         return grads
 
-    per_part = rows.map_parts(part, Y.shape[0])
-    grads = per_part[0]
-    for more in per_part[1:]:                   # in row order: the same bits for the same thread count
-        grads = [G + g for G, g in zip(grads, more)]
+    grads = [rows.add_in_order(layer) for layer in zip(*rows.map_parts(part, Y.shape[0]))]
     cache.dZ = dZ
     return J, grads
 

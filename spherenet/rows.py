@@ -58,3 +58,12 @@ def map_parts(fn, n_rows: int) -> list:
     if len(ranges) == 1 or pool is None:
         return [fn(p, rows) for p, rows in enumerate(ranges)]
     return list(pool.map(fn, range(len(ranges)), ranges))
+
+
+def add_in_order(values):
+    """``values[0] + values[1] + ...``, left to right: per-part results added in row order, so a given
+    thread count always gives the same bits (one part: ``values[0]`` itself)."""
+    total = values[0]
+    for value in values[1:]:
+        total = total + value
+    return total

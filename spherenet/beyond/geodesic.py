@@ -86,8 +86,4 @@ class Geodesic:
                 kernels.loss_cauchy(cache.F[block] - Y[block], Zs, S)
             return S
 
-        per_part = rows.map_parts(part, N)
-        S = per_part[0]
-        for more in per_part[1:]:                 # in row order: the same bits for the same thread count
-            S = S + more
-        return S / (2 * N)
+        return rows.add_in_order(rows.map_parts(part, N)) / (2 * N)
