@@ -19,8 +19,13 @@ from spherenet import jets, kernels
 N = 23_200
 
 
+def _in_place(G, Z):
+    g = G.copy()
+    return g, Z, g                                            # out = G, as the backward pass calls it
+
+
 def cases(rng):
-    """``name -> (args factory, size label)`` for each kernel pair, at sizes the training loop meets."""
+    """``row -> (kernel, args factory, size label)`` for each kernel pair, at sizes the training loop meets."""
     Z = rng.normal(size=(N, 30))
     G = rng.normal(size=(N, 30))
     W = rng.normal(size=(30, 25))
@@ -29,12 +34,14 @@ def cases(rng):
     Z0b, Zsb = rng.normal(size=(512, 25)), rng.normal(size=(2 * 512, 25))
     E0, Es = rng.normal(size=(512, 3)), rng.normal(size=(2 * 512, 3))
     return {
-        "matmul_nt": (lambda: (H, W, np.empty((N, 30))), "(23200x25) @ (30x25)^T"),
-        "relu": (lambda: (Z, np.empty_like(Z)), "23200x30"),
-        "relu_mask": (lambda: (G, Z, np.empty_like(G)), "23200x30"),
-        "curve_update": (lambda: (W.copy(), W, 1.0, 0.01), "30x25"),
-        "curve_cauchy": (lambda: (Z0b, Zsb, cos, sin, np.empty((2 * 512, 50))), "block 512x25, order 2"),
-        "loss_cauchy": (lambda: (E0, Es, np.zeros(3)), "block 512x3, order 2"),
+        "matmul_nt": ("matmul_nt", lambda: (H, W, np.empty((N, 30))), "(23200x25) @ (30x25)^T"),
+        "relu": ("relu", lambda: (Z, np.empty_like(Z)), "23200x30"),
+        "relu_mask": ("relu_mask", lambda: (G, Z, np.empty_like(G)), "23200x30"),
+        "relu_mask, in place": ("relu_mask", lambda: _in_place(G, Z), "23200x30"),
+        "curve_update": ("curve_update", lambda: (W.copy(), W, 1.0, 0.01), "30x25"),
+        "curve_cauchy": ("curve_cauchy", lambda: (Z0b, Zsb, cos, sin, np.empty((2 * 512, 50))),
+                         "block 512x25, order 2"),
+        "loss_cauchy": ("loss_cauchy", lambda: (E0, Es, np.zeros(3)), "block 512x3, order 2"),
     }
 
 
@@ -43,9 +50,9 @@ def main():
     p.add_argument("--repeats", type=int, default=50)
     args = p.parse_args()
     rng = np.random.default_rng(0)
-    print(f"{'kernel':14s} {'size':26s} {'reference':>11s} {'numba':>11s} {'numba speed-up':>15s}  used")
+    print(f"{'kernel':20s} {'size':26s} {'reference':>11s} {'numba':>11s} {'numba speed-up':>15s}  used")
     with threadpool_limits(1):
-        for name, (make, label) in cases(rng).items():
+        for row, (name, make, label) in cases(rng).items():
             ref, fast = kernels.KERNELS[name]
             best = {ref: math.inf, fast: math.inf}
             for fn in best:
@@ -57,7 +64,7 @@ def main():
                     fn(*a)
                     best[fn] = min(best[fn], time.perf_counter() - start)
             used = "numba" if getattr(kernels, name) is fast else "reference"
-            print(f"{name:14s} {label:26s} {1e6 * best[ref]:9.1f}us {1e6 * best[fast]:9.1f}us "
+            print(f"{row:20s} {label:26s} {1e6 * best[ref]:9.1f}us {1e6 * best[fast]:9.1f}us "
                   f"{best[ref] / best[fast]:14.2f}x  {used}")
 
 
