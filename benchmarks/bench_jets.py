@@ -9,7 +9,8 @@ two products per layer per order where the forward pass costs one.
 
 Timings are interleaved (forward, r = 1, ..., r = 6, forward, ...) and the best of ``--repeats`` rounds is
 kept, so a busy machine slows every column alike. ``--blocks`` also times the sample-block size
-``jets.BLOCK``; the kernel table compares each jet kernel's reference and numba versions.
+``jets.BLOCK``; the kernel table compares each jet kernel's reference and numba versions, the width table
+shows the Cauchy kernel's cost per element against the row width.
 """
 from __future__ import annotations
 
@@ -97,6 +98,22 @@ def kernel_table(cache, Y, dtype, repeats: int) -> None:
                   f"{best['ref'] / best['numba']:9.1f}")
 
 
+def width_table(dtype, repeats: int) -> None:
+    """``curve_cauchy`` per stacked element against the row width ``d``: rows whose length is not a multiple of
+    the vector width (4 float64, 8 float32) leave work to the compiler's scalar remainder loop."""
+    rng = np.random.default_rng(1)
+    n, r, widths = jets.BLOCK, 2, (15, 16, 30, 32)
+    cos, sin = jets.curve_coefficients(r, dtype)
+    fns = {}
+    for d in widths:
+        a = (rng.normal(size=(n, d)).astype(dtype), rng.normal(size=(r * n, d)).astype(dtype), cos, sin,
+             np.empty((r * n, 2 * d), dtype))
+        fns[d] = lambda a=a: kernels.curve_cauchy(*a)
+    best = interleaved_best(fns, repeats)
+    print(f"\ncurve_cauchy by row width d (one block of {n}, r = {r}), ns per stacked element:")
+    print(" ".join(f"d = {d}: {best[d] / (r * n * d) * 1e9:.2f}" for d in widths))
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dtype", default="float64", choices=["float64", "float32"])
@@ -109,6 +126,7 @@ def main(argv=None) -> None:
     if args.blocks:
         block_table(net, X, Y, cache, V, args.repeats)
     kernel_table(cache, Y, dtype, args.repeats)
+    width_table(dtype, args.repeats)
 
 
 if __name__ == "__main__":

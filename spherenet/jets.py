@@ -112,6 +112,41 @@ def layer_jet(Z0_below: np.ndarray, Zs_below: np.ndarray, WV: np.ndarray, cos, s
     return np.matmul(AB, WV.T, out=out)
 
 
+def second_layer_matrices(W: np.ndarray, V: np.ndarray, mu: float, first, second) -> np.ndarray:
+    """``[M_k N_k]: (r, d_2, 2 d_1)``, ``k = 1..r``: layer 2's jet as two products per order (``second_layer_jet``).
+
+    ``first = (c, s)``, ``second = (c', s')``: the curve coefficients of layers 1 and 2;
+    ``M_k = (c' c)_k W_2 + (s' c)_k mu_2 V_2`` and ``N_k = (c' s)_k W_2 + (s' s)_k mu_2 V_2`` (Cauchy products
+    ``jets.cauchy`` of the 1-D jets), in ``W``'s dtype.
+    """
+    (c, s), (c2, s2) = first, second
+    jets_ = [cauchy(np.asarray(a, float), np.asarray(b, float)) for a, b in ((c2, c), (s2, c), (c2, s), (s2, s))]
+    W64, V64 = W.astype(float), float(mu) * V.astype(float)
+    M = [a * W64 + b * V64 for a, b in zip(jets_[0][1:], jets_[1][1:])]
+    N = [a * W64 + b * V64 for a, b in zip(jets_[2][1:], jets_[3][1:])]
+    return np.stack([np.concatenate([m, n_], axis=1) for m, n_ in zip(M, N)]).astype(W.dtype)
+
+
+def second_layer_jet(H0: np.ndarray, Z0: np.ndarray, XV: np.ndarray, MN: np.ndarray, out: np.ndarray,
+                     work: np.ndarray | None = None) -> np.ndarray:
+    """Layer 2's jet ``Z_{2,k} = [H_{1,0}  D_1 ⊙ P] @ [M_k N_k]^T``, ``k = 1..r``, without Cauchy sums.
+
+    The first layer's jet is two fixed arrays for every order, ``Z_{1,k} = c_k Z_{1,0} + s_k P`` with
+    ``P = XV = mu_1 X V_1^T`` and ``(c, s)`` its curve coefficients, and the ReLU mask ``D_1 = [Z_{1,0} > 0]``
+    is fixed too, so ``H_{1,k} = c_k H_{1,0} + s_k D_1 ⊙ P`` and the sums of ``layer_jet`` fold into
+    the weights: ``sum_j (c'_j H_{1,k-j} W_2^T + s'_j H_{1,k-j} mu_2 V_2^T) = H_{1,0} M_k^T + (D_1 ⊙ P) N_k^T``
+    (``second_layer_matrices``). ``H0 = H_{1,0}``, ``Z0 = Z_{1,0}`` (only its sign is read), ``XV``: ``(n, d_1)``;
+    ``out: (r n, d_2)``, order ``k`` in row block ``k-1``; ``work``: flat room for ``3 n d_1`` numbers.
+    """
+    n, d = H0.shape
+    work = np.empty(3 * n * d, H0.dtype) if work is None else work
+    HP = work[:2 * n * d].reshape(n, 2 * d)
+    HP[:, :d], HP[:, d:] = H0, kernels.relu_mask(XV, Z0, work[2 * n * d:3 * n * d].reshape(n, d))
+    for k in range(MN.shape[0]):
+        np.matmul(HP, MN[k].T, out=out[k * n:(k + 1) * n])
+    return out
+
+
 # Samples are independent, so the jet is computed on blocks of this many samples: the working arrays
 # (r n d numbers per layer) then stay in cache instead of streaming r times the data through memory.
 BLOCK = 512
@@ -120,42 +155,90 @@ BLOCK = 512
 MAX_ORDER = 30
 
 
-class _Workspace:
-    """What every block of samples reuses: ``XV = mu_1 X @ V_1.T`` (all samples, one product), the
-    matrices ``[W_i, mu_i V_i]`` and preallocated room for the jets of up to ``n`` samples at order ``r``."""
+def paper_coefficients(V, order: int, dtype) -> list:
+    """Per layer ``(c_i, s_i)``: the jets of ``cos t`` and ``sin t``, or ``(1, 0, 0, ..)`` and 0 for a layer
+    with ``V_i = 0``, which stays put (``Γ_i(t) = W_i``)."""
+    cos, sin = curve_coefficients(order, dtype)
+    fixed = (np.eye(1, order + 1, dtype=dtype)[0], np.zeros(order + 1, dtype))
+    return [(cos, sin) if D.any() else fixed for D in V]
 
-    def __init__(self, weights, V, radii, X, r: int, n: int):
+
+class CurveJet:
+    """The jet of a curve ``Γ_i(t) = c_i(t) W_i + s_i(t) mu_i V_i`` and what every block of samples reuses.
+
+    ``coeffs[i] = (c_i, s_i)``: the jets of layer i's two scalar functions, in ``X``'s dtype
+    (``paper_coefficients`` for Algorithm 1's curve; ``spherenet.beyond.geodesic`` passes its own).
+    Kept: ``XV = mu_1 X V_1^T`` (all samples, one product), ``WV[i] = side_by_side(W_i, V_i, mu_i)`` and
+    ``MN``, layer 2's matrices (``second_layer_matrices``).
+    """
+
+    def __init__(self, weights, V, radii, X, coeffs):
         dtype = X.dtype
-        self.cos, self.sin = curve_coefficients(r, dtype)
-        # A layer with V_i = 0 stays put (Γ_i(t) = W_i): its curve coefficients are (1, 0, 0, ...) and 0.
-        fixed = (np.eye(1, r + 1, dtype=dtype)[0], np.zeros(r + 1, dtype))
-        self.coeffs = [(self.cos, self.sin) if D.any() else fixed for D in V]
+        self.weights, self.coeffs = weights, coeffs
+        self.order = coeffs[0][0].shape[0] - 1
         self.XV = kernels.matmul_nt(X, V[0], np.empty((X.shape[0], V[0].shape[0]), dtype))
         self.XV *= dtype.type(radii[0])
         self.WV = [None] + [side_by_side(W, D, mu) for W, D, mu in zip(weights[1:], V[1:], radii[1:])]
-        self.Zs = [np.empty(r * n * W.shape[0], dtype) for W in weights]
-        self.AB = np.empty(r * n * 2 * max([W.shape[1] for W in weights[1:]], default=0), dtype)
+        if len(weights) > 1:
+            self.MN = second_layer_matrices(weights[1], V[1], radii[1], coeffs[0], coeffs[1])
 
-    @staticmethod
-    def view(flat: np.ndarray, rows: int, cols: int) -> np.ndarray:
-        return flat[:rows * cols].reshape(rows, cols)
+    def room(self, n: int) -> list:
+        """Preallocated room for one block of up to ``n`` samples: each layer's ``Z_1..Z_r``, then the work
+        room of ``second_layer_jet`` and of ``layer_jet`` (its ``[A B]``), one after the other."""
+        r, dtype, W = self.order, self.XV.dtype, self.weights
+        work = max([3 * W[0].shape[0]] + [2 * r * Wi.shape[1] for Wi in W[2:]])
+        return [np.empty(r * n * Wi.shape[0], dtype) for Wi in W] + [np.empty(n * work, dtype)]
 
+    def block(self, cache, rows: slice, room: list) -> np.ndarray:
+        """``F_1..F_r`` for the samples ``rows``: ``(r n, d_L)`` stacked (a view into ``room``)."""
+        r, n, W = self.order, rows.stop - rows.start, self.weights
 
-def _blocks(N: int) -> list[slice]:
-    return [slice(s, min(s + BLOCK, N)) for s in range(0, N, BLOCK)]
+        def view(flat, cols):
+            return flat[:r * n * cols].reshape(r * n, cols)
 
+        if len(W) == 1:
+            return first_layer_jet(cache.Z[0][rows], self.XV[rows], *self.coeffs[0], view(room[0], W[0].shape[0]))
+        Zs = second_layer_jet(cache.H[1][rows], cache.Z[0][rows], self.XV[rows], self.MN,
+                              view(room[1], W[1].shape[0]), room[-1])
+        for i in range(2, len(W)):
+            d_out, d_in = W[i].shape
+            Zs = layer_jet(cache.Z[i - 1][rows], Zs, self.WV[i], *self.coeffs[i], view(room[i], d_out),
+                           view(room[-1], 2 * d_in))
+        return Zs
 
-def _block_output_jet(cache, weights, rows: slice, ws: _Workspace) -> np.ndarray:
-    """``F_1..F_r`` for the samples ``rows``: ``(r n, d_L)`` stacked (a view into the workspace)."""
-    r = ws.cos.shape[0] - 1
-    n = rows.stop - rows.start
-    Zs = first_layer_jet(cache.Z[0][rows], ws.XV[rows], *ws.coeffs[0],
-                         ws.view(ws.Zs[0], r * n, weights[0].shape[0]))
-    for i in range(1, len(weights)):
-        d_out, d_in = weights[i].shape
-        Zs = layer_jet(cache.Z[i - 1][rows], Zs, ws.WV[i], *ws.coeffs[i], ws.view(ws.Zs[i], r * n, d_out),
-                       ws.view(ws.AB, r * n, 2 * d_in))
-    return Zs
+    def blocks(self, part: slice):
+        """The blocks of ``BLOCK`` samples that cover the rows ``part``."""
+        return [slice(s, min(s + BLOCK, part.stop)) for s in range(part.start, part.stop, BLOCK)]
+
+    def output(self, cache) -> np.ndarray:
+        """Coefficients ``F_0..F_r`` of the network output along the curve: ``(r+1, N, d_L)``."""
+        F = np.empty((self.order + 1,) + cache.F.shape, cache.F.dtype)
+        F[0] = cache.F
+
+        def part(_, rows_):
+            room = self.room(min(rows_.stop - rows_.start, BLOCK))
+            for block in self.blocks(rows_):
+                F[1:, block] = self.block(cache, block, room).reshape(self.order, block.stop - block.start, -1)
+
+        rows.map_parts(part, cache.F.shape[0])
+        return F
+
+    def loss(self, cache, Y) -> np.ndarray:
+        """``J_0..J_r`` of ``φ(t) = J(Γ(t))``: per block the output jet ``F_1..F_r``, the errors
+        ``E_0 = F_0 - Y``, ``E_k = F_k``, and the Cauchy sums ``S_k += sum_{j<=k} <E_j, E_{k-j}>``
+        (``kernels.loss_cauchy``, float64); then ``J_k = S_k/(2N)``, the parts' sums added in row order."""
+        N = Y.shape[0]
+
+        def part(_, rows_):
+            S = np.zeros(self.order + 1)
+            room = self.room(min(rows_.stop - rows_.start, BLOCK))
+            E0 = np.empty((min(rows_.stop - rows_.start, BLOCK), Y.shape[1]), cache.F.dtype)
+            for block in self.blocks(rows_):
+                e0 = np.subtract(cache.F[block], Y[block], out=E0[:block.stop - block.start])
+                kernels.loss_cauchy(e0, self.block(cache, block, room), S)
+            return S
+
+        return rows.add_in_order(rows.map_parts(part, N)) / (2 * N)
 
 
 def output_jet_from(cache: ForwardCache, weights, V, radii, X, order: int) -> np.ndarray:
@@ -163,36 +246,21 @@ def output_jet_from(cache: ForwardCache, weights, V, radii, X, order: int) -> np
 
     ``F_0`` is ``cache.F``: order 0 is the forward pass, reused as is.
     """
-    N = X.shape[0]
-    F = np.empty((order + 1,) + cache.F.shape, X.dtype)
-    F[0] = cache.F
     if order == 0:
-        return F
-    ws = _Workspace(weights, V, radii, X, order, min(N, BLOCK))
-    for rows in _blocks(N):
-        Fs = _block_output_jet(cache, weights, rows, ws)
-        F[1:, rows] = Fs.reshape(order, rows.stop - rows.start, -1)
-    return F
+        return cache.F[None].copy()
+    return CurveJet(weights, V, radii, X, paper_coefficients(V, order, X.dtype)).output(cache)
 
 
 def loss_jet_from(it_or_cache, weights, V, radii, X, Y, order: int) -> np.ndarray:
     """``J_0..J_order`` of ``φ(t) = J(Γ(t))`` from a forward cache at ``weights`` (unchecked fast path).
 
     ``it_or_cache``: a ``steps.Iterate`` (its ``cache`` is used) or a ``ForwardCache`` of ``weights`` on ``X``.
-    Per block of samples: the output jet ``F_1..F_r``, the errors ``E_0 = F_0 - Y``, ``E_k = F_k``, and the
-    Cauchy sums ``S_k += sum_{j<=k} <E_j, E_{k-j}>`` (``kernels.loss_cauchy``); then ``J_k = S_k/(2N)``.
     """
     cache = getattr(it_or_cache, "cache", it_or_cache)
-    N = X.shape[0]
-    S = np.zeros(order + 1)
     if order == 0:
-        return kernels.loss_cauchy(cache.F - Y, np.empty((0, Y.shape[1]), X.dtype), S) / (2 * N)
-    ws = _Workspace(weights, V, radii, X, order, min(N, BLOCK))
-    E0 = np.empty((min(N, BLOCK), Y.shape[1]), X.dtype)
-    for rows in _blocks(N):
-        e0 = np.subtract(cache.F[rows], Y[rows], out=E0[:rows.stop - rows.start])
-        kernels.loss_cauchy(e0, _block_output_jet(cache, weights, rows, ws), S)
-    return S / (2 * N)
+        S = kernels.loss_cauchy(cache.F - Y, np.empty((0, Y.shape[1]), X.dtype), np.zeros(1))
+        return S / (2 * X.shape[0])
+    return CurveJet(weights, V, radii, X, paper_coefficients(V, order, X.dtype)).loss(cache, Y)
 
 
 def loss_jet2_adjoint(cache: ForwardCache, weights, V, radii, X, alpha: float, ws) -> np.ndarray:

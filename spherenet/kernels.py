@@ -165,20 +165,23 @@ def _curve_cauchy_loops(Z0, Zs, cos, sin, out):
     r = cos.shape[0] - 1
     for i in range(n):
         for k in range(1, r + 1):
-            row = out[(k - 1) * n + i]            # [A_k | B_k] of sample i
-            row[:] = 0.0
-            for j in range(k + 1):
-                src = Z0[i] if j == k else Zs[(k - j - 1) * n + i]      # Z_{k-j}
-                if j % 2 == 0:                    # cos_j = 0 for odd j, sin_j = 0 for even j
+            o = (k - 1) * n + i                   # [A_k | B_k] of sample i: row o of out
+            for c in range(2 * d):
+                out[o, c] = 0.0
+            for j in range(k + 1):                # cos_j = 0 for odd j, sin_j = 0 for even j
+                first, w = (0, cos[j]) if j % 2 == 0 else (d, sin[j])
+                if j == k:
                     for c in range(d):
-                        row[c] += cos[j] * src[c]
+                        out[o, first + c] += w * Z0[i, c]
                 else:
+                    s = (k - j - 1) * n + i       # Z_{k-j} of sample i
                     for c in range(d):
-                        row[d + c] += sin[j] * src[c]
+                        out[o, first + c] += w * Zs[s, c]
             for c in range(d):                    # H = [Z_0 > 0] ⊙ Z: inactive units (and ties) give 0
-                active = Z0[i, c] > 0             # (a select, not a branch or a multiply: no inf * 0)
-                row[c] = row[c] if active else 0.0
-                row[d + c] = row[d + c] if active else 0.0
+                a, b = out[o, c], out[o, d + c]   # (loaded first, then selected: branch-free, no inf * 0;
+                active = Z0[i, c] > 0             # a branch here mispredicts on ReLU masks, 2-4x slower)
+                out[o, c] = a if active else 0.0
+                out[o, d + c] = b if active else 0.0
     return out
 
 
@@ -220,7 +223,7 @@ def _loss_cauchy_loops(E0, Es, out):
 
 loss_cauchy_numba = _jit(_loss_cauchy_loops)
 
-curve_cauchy = curve_cauchy_numba        # fused mask + Cauchy sums, skips inactive units (bench_jets.py)
+curve_cauchy = curve_cauchy_numba        # fused mask + Cauchy sums, branch-free (bench_jets.py)
 loss_cauchy = loss_cauchy_numba          # no float64 copy of the stacked errors (bench_jets.py)
 
 KERNELS["curve_cauchy"] = (curve_cauchy_reference, curve_cauchy_numba)

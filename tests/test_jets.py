@@ -303,6 +303,39 @@ def test_curve_cauchy_numba_matches_reference(seed, r, n, d, dtype):
     assert np.all(a[np.tile(Z0 <= 0, (r, 2))] == 0)
 
 
+@pytest.mark.parametrize("layer_1, layer_2", [("curve", "curve"), ("fixed", "curve"), ("curve", "fixed"),
+                                              ("geodesic", "geodesic")])
+def test_second_layer_jet_equals_the_general_cauchy_sums(layer_1, layer_2):
+    """Layer 2 as two products per order (the sums folded into ``[M_k N_k]``) against ``first_layer_jet`` +
+    ``layer_jet`` (``k + 1`` terms per order), for the paper's curve, fixed layers and geodesic rates."""
+    r, n = 6, 40
+    rng = np.random.default_rng(3)
+    cos, sin = jets.curve_coefficients(r)
+    kinds = {"curve": (cos, sin), "fixed": (np.eye(1, r + 1)[0], np.zeros(r + 1)),
+             "geodesic": (cos * 0.7 ** np.arange(r + 1), sin * 0.7 ** np.arange(r + 1))}
+    Z0, XV = rng.normal(size=(2, n, 7))
+    Z0[rng.random((n, 7)) < 0.2] = 0.0                    # ties are inactive
+    W, V = rng.normal(size=(2, 5, 7))
+    mu = 1.7
+    general = jets.layer_jet(Z0, jets.first_layer_jet(Z0, XV, *kinds[layer_1], np.empty((r * n, 7))),
+                             jets.side_by_side(W, V, mu), *kinds[layer_2], np.empty((r * n, 5)))
+    MN = jets.second_layer_matrices(W, V, mu, kinds[layer_1], kinds[layer_2])
+    folded = jets.second_layer_jet(np.maximum(Z0, 0), Z0, XV, MN, np.empty((r * n, 5)))
+    np.testing.assert_allclose(folded, general, rtol=1e-12, atol=1e-13 * abs(general).max())
+
+
+@pytest.mark.parametrize("widths", [(4, 3), (4, 6, 2)])
+def test_one_and_two_layer_jets_match_complex_evaluation(widths):
+    """The shallow cases take their own paths through ``jets.CurveJet``: the first layer alone, or the first
+    layer and the collapsed second one without any general layer."""
+    net, X, Y = random_problem(11, widths=widths, n=30)
+    cache, _, d = setup(net, X, Y)
+    from spherenet.verify import complex_loss_coefficients
+    expected = complex_loss_coefficients(net.weights, d.V, net.radii, X, Y, 5)
+    np.testing.assert_allclose(jets.loss_jet(net.weights, d.V, net.radii, X, Y, 5), expected, rtol=1e-9,
+                               atol=1e-12 * abs(expected).max())
+
+
 @settings(max_examples=30)
 @given(seeds, st.integers(0, 6), st.integers(1, 40), st.integers(1, 4), st.sampled_from([np.float64, np.float32]))
 def test_loss_cauchy_numba_matches_reference_and_accumulates(seed, r, n, m, dtype):

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 import spherenet as sn
 from spherenet import rows
-from spherenet.jets import loss_jet2_adjoint
+from spherenet.jets import loss_jet2_adjoint, loss_jet_from, output_jet_from
 from spherenet.network import Workspace, _backward, _direction, _forward_cache, _output
 from spherenet.train import train
 
@@ -82,14 +82,20 @@ def test_training_with_two_threads_repeats_bit_for_bit_and_tracks_one_thread():
     np.testing.assert_allclose(runs[0].loss_train, runs[2].loss_train, rtol=1e-10)
 
 
-def test_geodesic_jet_with_threads_equals_the_serial_one_to_rounding_and_repeats():
+def test_order_r_jets_with_threads_equal_the_serial_ones_to_rounding_and_repeat():
+    """The paper's curve (loss and output jets) and the geodesic one, all through ``jets.CurveJet``."""
     from spherenet.beyond.geodesic import Geodesic
     net, X, Y = _problem()
-    cache = _forward_cache(net.weights, X)
-    _, grads = _backward(net.weights, cache, Y)
-    curve = Geodesic(net.weights, _direction(net.weights, grads, net.radii).V, net.radii)
-    serial = curve.loss_jet(cache, X, Y, 3)
-    with rows.threads(2):
-        first, again = curve.loss_jet(cache, X, Y, 3), curve.loss_jet(cache, X, Y, 3)
-    np.testing.assert_array_equal(first, again)
-    np.testing.assert_allclose(first, serial, rtol=1e-11, atol=1e-18)
+    W = net.weights
+    cache = _forward_cache(W, X)
+    _, grads = _backward(W, cache, Y)
+    V = _direction(W, grads, net.radii).V
+    curve = Geodesic(W, V, net.radii)
+    jets_of = [lambda: curve.loss_jet(cache, X, Y, 3), lambda: loss_jet_from(cache, W, V, net.radii, X, Y, 4),
+               lambda: output_jet_from(cache, W, V, net.radii, X, 2)]
+    for jet in jets_of:
+        serial = jet()
+        with rows.threads(2):
+            first, again = jet(), jet()
+        np.testing.assert_array_equal(first, again)
+        np.testing.assert_allclose(first, serial, rtol=1e-11, atol=1e-18)

@@ -149,6 +149,11 @@ def curve_jet(it, t=0.05, order=ORDER):
 # (`spherenet.jets.layer_jet`: with the coefficients stacked, two matrix products per layer for all orders at
 # once). The input does not move, $H_{0,0} = X$ and $H_{0,k} = 0$ for $k \ge 1$, so the first layer is just
 # $Z_{1,k} = \cos_k Z_{1,0} + \sin_k\, \mu_1 X V_1^\top$ (`spherenet.jets.first_layer_jet`).
+# That makes the second layer cheap too: with the ReLU mask $D_1$ defined next, its input jet is
+# $H_{1,k} = \cos_k H_{1,0} + \sin_k\, D_1 \odot \mu_1 X V_1^\top$ for every $k$ — the same two arrays — so the
+# Cauchy sums fold into the weights, $Z_{2,k} = H_{1,0} M_k^\top + (D_1 \odot \mu_1 X V_1^\top) N_k^\top$ with
+# $M_k = (\cos\cdot\cos)_k W_2 + (\sin\cdot\cos)_k\, \mu_2 V_2$ and $N_k = (\cos\cdot\sin)_k W_2 + (\sin\cdot\sin)_k\,
+# \mu_2 V_2$ (`spherenet.jets.second_layer_jet`).
 #
 # **ReLU.** $\sigma(z) = \max(0, z)$ is linear on each side of 0. For small $t$ every unit stays on the side
 # where it started, so with the mask $D = [Z_0 > 0]$ fixed by the forward pass at $t = 0$,

@@ -10,9 +10,8 @@ meaning as the largest angle any layer turns. Every ``Γ_i(t)`` stays on its sph
 (``cos² + sin² = 1``, ``||U_i|| = 1``, ``<W_i, U_i> = 0``), so ``prod mu_i`` still bounds the Lipschitz constant.
 With ``a_i = 1`` and ``U_i = V_i`` (the paper's direction) this is the paper's curve exactly.
 
-The jet of ``cos(a t)`` is ``cos_k a^k``: pushing per-layer coefficients through ``jets.first_layer_jet`` /
-``jets.layer_jet`` gives ``J_0..J_r`` of ``φ(t) = J(Γ(t))``, with ``J_1 = <grad J, D>/s`` (``grad`` the
-Riemannian gradient).
+The jet of ``cos(a t)`` is ``cos_k a^k``: pushing these per-layer coefficients through ``jets.CurveJet``
+gives ``J_0..J_r`` of ``φ(t) = J(Γ(t))``, with ``J_1 = <grad J, D>/s`` (``grad`` the Riemannian gradient).
 """
 from __future__ import annotations
 
@@ -20,8 +19,8 @@ import math
 
 import numpy as np
 
-from .. import kernels, rows, sphere
-from ..jets import BLOCK, curve_coefficients, first_layer_jet, layer_jet, side_by_side
+from .. import sphere
+from ..jets import CurveJet, curve_coefficients
 from ..network import _forward_cache, _loss_from_output
 
 
@@ -61,29 +60,10 @@ class Geodesic:
 
         Per layer the curve coefficients are ``cos_k a_i^k`` and ``sin_k a_i^k`` (the jet of
         ``cos(a_i t)``, ``sin(a_i t)``); otherwise exactly ``jets.loss_jet_from`` (blocks of samples, ReLU
-        pattern frozen at ``t = 0``, loss Cauchy sums in float64).
+        pattern frozen at ``t = 0``, loss Cauchy sums in float64, parts of the rows on ``spherenet.rows``).
         """
         dtype = X.dtype
         cos, sin = curve_coefficients(order, np.float64)
         powers = self.rates[:, None] ** np.arange(order + 1)[None, :]          # (L, r+1): a_i^k
-        coefs = [((cos * p).astype(dtype), (sin * p).astype(dtype)) for p in powers]
-        XV = kernels.matmul_nt(X, self.U[0], np.empty((X.shape[0], self.U[0].shape[0]), dtype))
-        XV *= dtype.type(self.radii[0])
-        WV = [None] + [side_by_side(W, U, mu) for W, U, mu in zip(self.weights[1:], self.U[1:], self.radii[1:])]
-        N = X.shape[0]
-
-        def part(_, r):                          # the blocks of one part of the rows (spherenet.rows)
-            S = np.zeros(order + 1)
-            for start in range(r.start, r.stop, BLOCK):
-                block = slice(start, min(start + BLOCK, r.stop))
-                n = block.stop - block.start
-                Zs = first_layer_jet(cache.Z[0][block], XV[block], *coefs[0],
-                                     np.empty((order * n, self.weights[0].shape[0]), dtype))
-                for i in range(1, len(self.weights)):
-                    d_out, d_in = self.weights[i].shape
-                    Zs = layer_jet(cache.Z[i - 1][block], Zs, WV[i], *coefs[i],
-                                   np.empty((order * n, d_out), dtype), np.empty((order * n, 2 * d_in), dtype))
-                kernels.loss_cauchy(cache.F[block] - Y[block], Zs, S)
-            return S
-
-        return rows.add_in_order(rows.map_parts(part, N)) / (2 * N)
+        coeffs = [((cos * p).astype(dtype), (sin * p).astype(dtype)) for p in powers]
+        return CurveJet(self.weights, self.U, self.radii, X, coeffs).loss(cache, Y)
