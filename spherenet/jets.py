@@ -26,7 +26,7 @@ import numpy as np
 
 from . import kernels, rows
 from ._checks import as_float_matrix, check_data, check_weights, finite_float, positive_int
-from .network import ForwardCache, _forward_cache
+from .network import ROW_BLOCK, ForwardCache, _block_buffers, _forward_cache
 
 # --- 1-D jet arithmetic --------------------------------------------------------------------------------
 
@@ -168,26 +168,24 @@ class CurveJet:
 
     ``coeffs[i] = (c_i, s_i)``: the jets of layer i's two scalar functions, in ``X``'s dtype
     (``paper_coefficients`` for Algorithm 1's curve; ``spherenet.beyond.geodesic`` passes its own).
-    Kept: ``XV = mu_1 X V_1^T`` (all samples, one product), ``WV[i] = side_by_side(W_i, V_i, mu_i)`` and
-    ``MN``, layer 2's matrices (``second_layer_matrices``).
+    Kept: ``WV[i] = side_by_side(W_i, V_i, mu_i)`` and ``MN``, layer 2's matrices (``second_layer_matrices``);
+    per block of samples ``XV = mu_1 X V_1^T`` is one product.
     """
 
     def __init__(self, weights, V, radii, X, coeffs):
-        dtype = X.dtype
-        self.weights, self.coeffs = weights, coeffs
+        self.weights, self.coeffs, self.X, self.V1, self.mu1 = weights, coeffs, X, V[0], X.dtype.type(radii[0])
         self.order = coeffs[0][0].shape[0] - 1
-        self.XV = kernels.matmul_nt(X, V[0], np.empty((X.shape[0], V[0].shape[0]), dtype))
-        self.XV *= dtype.type(radii[0])
         self.WV = [None] + [side_by_side(W, D, mu) for W, D, mu in zip(weights[1:], V[1:], radii[1:])]
         if len(weights) > 1:
             self.MN = second_layer_matrices(weights[1], V[1], radii[1], coeffs[0], coeffs[1])
 
     def room(self, n: int) -> list:
-        """Preallocated room for one block of up to ``n`` samples: each layer's ``Z_1..Z_r``, then the work
-        room of ``second_layer_jet`` and of ``layer_jet`` (its ``[A B]``), one after the other."""
-        r, dtype, W = self.order, self.XV.dtype, self.weights
+        """Preallocated room for one block of up to ``n`` samples: each layer's ``Z_1..Z_r``, the block's
+        ``XV``, then the work room of ``second_layer_jet`` and of ``layer_jet`` (its ``[A B]``), one after the other."""
+        r, dtype, W = self.order, self.X.dtype, self.weights
         work = max([3 * W[0].shape[0]] + [2 * r * Wi.shape[1] for Wi in W[2:]])
-        return [np.empty(r * n * Wi.shape[0], dtype) for Wi in W] + [np.empty(n * work, dtype)]
+        return [np.empty(r * n * Wi.shape[0], dtype) for Wi in W] + [np.empty((n, W[0].shape[0]), dtype),
+                                                                       np.empty(n * work, dtype)]
 
     def block(self, cache, rows: slice, room: list) -> np.ndarray:
         """``F_1..F_r`` for the samples ``rows``: ``(r n, d_L)`` stacked (a view into ``room``)."""
@@ -196,19 +194,16 @@ class CurveJet:
         def view(flat, cols):
             return flat[:r * n * cols].reshape(r * n, cols)
 
+        XV = kernels.matmul_nt(self.X[rows], self.V1, room[-2][:n])
+        XV *= self.mu1
         if len(W) == 1:
-            return first_layer_jet(cache.Z[0][rows], self.XV[rows], *self.coeffs[0], view(room[0], W[0].shape[0]))
-        Zs = second_layer_jet(cache.H[1][rows], cache.Z[0][rows], self.XV[rows], self.MN,
-                              view(room[1], W[1].shape[0]), room[-1])
+            return first_layer_jet(cache.Z[0][rows], XV, *self.coeffs[0], view(room[0], W[0].shape[0]))
+        Zs = second_layer_jet(cache.H[1][rows], cache.Z[0][rows], XV, self.MN, view(room[1], W[1].shape[0]), room[-1])
         for i in range(2, len(W)):
             d_out, d_in = W[i].shape
             Zs = layer_jet(cache.Z[i - 1][rows], Zs, self.WV[i], *self.coeffs[i], view(room[i], d_out),
                            view(room[-1], 2 * d_in))
         return Zs
-
-    def blocks(self, part: slice):
-        """The blocks of ``BLOCK`` samples that cover the rows ``part``."""
-        return [slice(s, min(s + BLOCK, part.stop)) for s in range(part.start, part.stop, BLOCK)]
 
     def output(self, cache) -> np.ndarray:
         """Coefficients ``F_0..F_r`` of the network output along the curve: ``(r+1, N, d_L)``."""
@@ -217,7 +212,7 @@ class CurveJet:
 
         def part(_, rows_):
             room = self.room(min(rows_.stop - rows_.start, BLOCK))
-            for block in self.blocks(rows_):
+            for block in rows.blocks(rows_, BLOCK):
                 F[1:, block] = self.block(cache, block, room).reshape(self.order, block.stop - block.start, -1)
 
         rows.map_parts(part, cache.F.shape[0])
@@ -233,7 +228,7 @@ class CurveJet:
             S = np.zeros(self.order + 1)
             room = self.room(min(rows_.stop - rows_.start, BLOCK))
             E0 = np.empty((min(rows_.stop - rows_.start, BLOCK), Y.shape[1]), cache.F.dtype)
-            for block in self.blocks(rows_):
+            for block in rows.blocks(rows_, BLOCK):
                 e0 = np.subtract(cache.F[block], Y[block], out=E0[:block.stop - block.start])
                 kernels.loss_cauchy(e0, self.block(cache, block, room), S)
             return S
@@ -279,13 +274,13 @@ def loss_jet2_adjoint(cache: ForwardCache, weights, V, radii, X, alpha: float, w
     two products per layer, plus one per layer for the adjoint term. ``ws``: a ``network.Workspace``.
     """
     N, dt = X.shape[0], X.dtype
-    # Two buffers of the widest layer's size per part of the rows, whatever the depth: this pass needs one
-    # layer at a time, and H_{i-1,1} is spent once Z_{i,1} has its first product.
-    ws.reserve(("jet2.a", "jet2.b"), N, max(W.shape[0] for W in weights), dt)
+    # The two shared block buffers of each part (network.ROW_BLOCK rows of the widest layer), whatever the depth
+    # and N: this pass needs one layer at a time, and H_{i-1,1} is spent once Z_{i,1} has its first product.
+    _block_buffers(ws, weights, N, dt)
 
-    def part(p, r):
+    def block(p, r):
         n = r.stop - r.start
-        buffers = [f"jet2.a{p}", f"jet2.b{p}"]
+        buffers = [f"block.a{p}", f"block.b{p}"]
         Z1 = kernels.matmul_nt(X[r], V[0], ws.scratch(buffers[0], (n, V[0].shape[0]), dt))
         Z1 *= dt.type(radii[0])
         seconds = []
@@ -299,14 +294,17 @@ def loss_jet2_adjoint(cache: ForwardCache, weights, V, radii, X, alpha: float, w
             HV *= dt.type(radii[i])
             Z1 += HV
         F1 = Z1.astype(np.float64, copy=False)
-        return seconds, float(np.vdot(cache.dZ[-1][r], F1)), float(np.vdot(F1, F1))
+        return np.array(seconds + [float(np.vdot(cache.dZ[-1][r], F1)), float(np.vdot(F1, F1))])
 
-    seconds, J1s, F1F1s = zip(*rows.map_parts(part, N))
+    def part(p, r):                              # the blocks' sums, in row order
+        return rows.add_in_order([block(p, b) for b in rows.blocks(r, ROW_BLOCK)])
+
+    total = rows.add_in_order(rows.map_parts(part, N))     # per layer mu_i <dZ_i^T H_{i-1,1}, V_i>, J_1, <F_1, F_1>
     second = -alpha / 2
-    for layer in zip(*seconds):                    # layer by layer, the parts in row order
-        second += rows.add_in_order(layer)
+    for term in total[:-2]:
+        second += term
     J0 = float(np.vdot(cache.dZ[-1], cache.dZ[-1])) * N / 2
-    return np.array([J0, rows.add_in_order(J1s), second + rows.add_in_order(F1F1s) / (2 * N)])
+    return np.array([J0, total[-2], second + total[-1] / (2 * N)])
 
 
 # --- checked entry points ------------------------------------------------------------------------------

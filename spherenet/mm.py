@@ -57,6 +57,8 @@ class MajorantStep:
         self.first_step = None if first_step is None else finite_float("first_step", first_step, positive=True)
         self.name = NAMES[variant]
 
+    uses_adjoints = False                        # the training loop need not keep the backward's adjoints
+
     def majorant(self, it: Iterate, Q: float | None = None):
         """The majorant this rule minimises at ``it`` (``Q = 1/N Σ ||x_n||²`` of ``it.X`` unless given)."""
         Q = input_energy(it.X) if Q is None else Q
@@ -84,6 +86,7 @@ class ClosedFormStep:
     which is ``Step.predicted``. No search (``evals = 0``); ``β = 0`` gives ``τ = 0`` and ``"stationary"``.
     """
     name = "mm-closed"
+    uses_adjoints = False
 
     def __call__(self, it: Iterate) -> Step:
         Q, P, L, beta = input_energy(it.X), float(np.prod(it.radii)), len(it.weights), it.direction.beta

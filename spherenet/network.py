@@ -72,7 +72,8 @@ class ForwardCache:
     ``Z[i]``: pre-activation of layer i+1, ``(N, d_{i+1})`` (in the training loop's caches, a hidden layer's
     ``Z[i]`` is its ``H[i + 1]``, i.e. ``max(Z, 0)``: see :meth:`Workspace.cache`); ``H[i]``: its input, ``H[0] = X``;
     ``F = Z[-1]``: the network output ``(N, d_L)``. ``dZ[i] = ∂J/∂Z_{i+1}``: the backward pass's adjoints
-    at this point, once :func:`_backward` has run on the cache (``None`` before).
+    at this point, once :func:`_backward` has run on the cache (``None`` before; ``dZ[0]`` stays ``None``
+    in a network of several layers, as no pass reads it).
     """
     H: list
     Z: list
@@ -109,12 +110,13 @@ class Workspace:
             flat = self._arrays[name] = np.empty(size, dtype)
         return flat[:size].reshape(shape)
 
-    def reserve(self, names, n_rows: int, width: int, dtype) -> None:
+    def reserve(self, names, n_rows: int, width: int, dtype, block: int | None = None) -> None:
         """Make the scratch buffers ``f"{name}{p}"`` of every part ``p`` of ``n_rows`` rows (``rows.parts``),
-        ``width`` columns each, before the parts' threads start (they then only read this dictionary)."""
+        ``width`` columns and the part's rows (at most ``block``) each, before the parts' threads start (they
+        then only read this dictionary)."""
         for p, r in enumerate(rows.parts(n_rows)):
             for name in names:
-                self.scratch(f"{name}{p}", (r.stop - r.start, width), dtype)
+                self.scratch(f"{name}{p}", (min(r.stop - r.start, block or n_rows), width), dtype)
 
     def cache(self, name, weights, X) -> "ForwardCache":
         """Buffers for a forward pass of ``weights`` on ``X`` (to pass as ``out=``).
@@ -137,6 +139,7 @@ def _forward_cache(weights, X, out: ForwardCache | None = None) -> ForwardCache:
         out = ForwardCache([X] + [np.empty((X.shape[0], W.shape[0]), X.dtype) for W in weights[:-1]],
                            [np.empty((X.shape[0], W.shape[0]), X.dtype) for W in weights])
     out.H[0] = X
+    out.dZ = None                                  # adjoints of an earlier pass in these buffers are stale
 
     def part(_, r):
         for i, W in enumerate(weights):
@@ -148,18 +151,30 @@ def _forward_cache(weights, X, out: ForwardCache | None = None) -> ForwardCache:
     return out
 
 
+# Rows per block of the passes that need one block at a time (the evaluation pass, the first layer's
+# gradient, Algorithm 1's jet): they share two buffers of this many rows per part, whatever N and the depth.
+ROW_BLOCK = 4096
+
+
+def _block_buffers(ws: Workspace, weights, n_rows: int, dtype) -> None:
+    """Reserve the two shared block buffers ``block.a{p}``, ``block.b{p}`` of every part ``p``: ``ROW_BLOCK``
+    rows (at most the part's) of the widest layer."""
+    ws.reserve(("block.a", "block.b"), n_rows, max(W.shape[0] for W in weights), dtype, block=ROW_BLOCK)
+
+
 def _output(weights, X, ws: Workspace) -> np.ndarray:
-    """``f(X)`` without keeping the hidden layers (for evaluation only): two scratch buffers of the widest
-    layer, whatever the depth. The result lives in ``ws`` and is overwritten by the next call."""
+    """``f(X)`` without keeping the hidden layers (for evaluation only), block by block of rows in the two
+    shared block buffers. The result lives in ``ws`` and is overwritten by the next call."""
     F = ws.array("out.F", (X.shape[0], weights[-1].shape[0]), X.dtype)
-    ws.reserve(("out.a", "out.b"), X.shape[0], max(W.shape[0] for W in weights), X.dtype)
+    _block_buffers(ws, weights, X.shape[0], X.dtype)
 
     def part(p, r):
-        H = X[r]
-        for i, W in enumerate(weights[:-1]):
-            Z = kernels.matmul_nt(H, W, ws.scratch(f"out.{'ab'[i % 2]}{p}", (H.shape[0], W.shape[0]), X.dtype))
-            H = kernels.relu(Z, Z)
-        kernels.matmul_nt(H, weights[-1], F[r])
+        for b in rows.blocks(r, ROW_BLOCK):
+            H = X[b]
+            for i, W in enumerate(weights[:-1]):
+                Z = kernels.matmul_nt(H, W, ws.scratch(f"block.{'ab'[i % 2]}{p}", (H.shape[0], W.shape[0]), X.dtype))
+                H = kernels.relu(Z, Z)
+            kernels.matmul_nt(H, weights[-1], F[b])
 
     rows.map_parts(part, X.shape[0])
     return F
@@ -171,31 +186,45 @@ def _loss_from_output(F, Y) -> float:
     return float(np.vdot(E, E)) / (2 * F.shape[0])
 
 
-def _backward(weights, cache: ForwardCache, Y, ws: Workspace | None = None) -> tuple[float, list]:
+def _backward(weights, cache: ForwardCache, Y, ws: Workspace | None = None,
+              keep_adjoints: bool = True) -> tuple[float, list]:
     """Loss and Euclidean gradients by reverse accumulation.
 
     ``dZ_L = (F - Y)/N``; for ``i = L..1``: ``∇_i J = dZ_i^T H_{i-1}``, ``dZ_{i-1} = (dZ_i W_i) ⊙ [Z_{i-1} > 0]``.
-    ``ws``: scratch arrays for the ``dZ_i`` (the training loop passes one; by default new arrays).
+    Block by block of ``ROW_BLOCK`` rows (the gradients summed over blocks in row order), so an adjoint that
+    is not kept needs only the two shared block buffers. ``keep_adjoints``: keep ``dZ_i`` for Algorithm 1's jet
+    in ``cache.dZ`` — all but the first layer's, which no pass reads (``cache.dZ[0]`` is ``None`` when
+    ``L > 1``); otherwise ``cache.dZ`` is ``None``. ``ws``: where the arrays live (by default new ones).
     """
     ws = ws or Workspace()
     J = _loss_from_output(cache.F, Y)
-    L = len(weights)
-    dZ = [ws.array(f"dZ{i}", Z.shape, Z.dtype) for i, Z in enumerate(cache.Z)]
-    scale = cache.F.dtype.type(1.0 / Y.shape[0])
+    L, dt = len(weights), cache.F.dtype
+    kept = [ws.array(f"dZ{i}", Z.shape, dt) if keep_adjoints and (i > 0 or L == 1) else None
+            for i, Z in enumerate(cache.Z)]
+    _block_buffers(ws, weights, Y.shape[0], dt)
+    scale = dt.type(1.0 / Y.shape[0])
 
-    def part(_, r):
-        np.subtract(cache.F[r], Y[r], out=dZ[-1][r])
-        dZ[-1][r] *= scale
+    def block(p, b):
+        def room(i):                                 # dZ_i of these rows: kept, or a block buffer (alternating)
+            if kept[i] is not None:
+                return kept[i][b]
+            return ws.scratch(f"block.{'ab'[(L - 1 - i) % 2]}{p}", (b.stop - b.start, cache.Z[i].shape[1]), dt)
+
+        D = np.subtract(cache.F[b], Y[b], out=room(L - 1))
+        D *= scale
         grads = [None] * L
         for i in range(L - 1, -1, -1):
-            grads[i] = dZ[i][r].T @ cache.H[i][r]
+            grads[i] = D.T @ cache.H[i][b]
             if i:
-                np.matmul(dZ[i][r], weights[i], out=dZ[i - 1][r])
-                kernels.relu_mask(dZ[i - 1][r], cache.Z[i - 1][r], dZ[i - 1][r])
+                D = np.matmul(D, weights[i], out=room(i - 1))
+                kernels.relu_mask(D, cache.Z[i - 1][b], D)
         return grads
 
+    def part(p, r):
+        return [rows.add_in_order(layer) for layer in zip(*[block(p, b) for b in rows.blocks(r, ROW_BLOCK)])]
+
     grads = [rows.add_in_order(layer) for layer in zip(*rows.map_parts(part, Y.shape[0]))]
-    cache.dZ = dZ
+    cache.dZ = kept if keep_adjoints else None
     return J, grads
 
 

@@ -50,6 +50,11 @@ def parts(n_rows: int) -> list[slice]:
     return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
+def blocks(part: slice, size: int) -> list[slice]:
+    """The consecutive blocks of at most ``size`` rows that cover the rows ``part``."""
+    return [slice(s, min(s + size, part.stop)) for s in range(part.start, part.stop, size)]
+
+
 def map_parts(fn, n_rows: int) -> list:
     """``[fn(p, rows) for p, rows in enumerate(parts(n_rows))]``, the parts on the pool when there are several.
 

@@ -6,7 +6,9 @@ A step rule is a callable ``rule(it: Iterate) -> Step`` with a ``name``. It look
     φ(t) = J(Γ(t)),   Γ_i(t) = W_i cos t + mu_i V_i sin t   (one angle t for every layer)
 
 and picks the angle ``tau``; the training loop then moves every layer to ``Γ_i(tau)``. Rules live in
-``spherenet.taylor`` (Algorithm 1 and its order-r extension) and ``spherenet.mm`` (Algorithm 2).
+``spherenet.taylor`` (Algorithm 1 and its order-r extension) and ``spherenet.mm`` (Algorithm 2). A rule
+whose ``uses_adjoints`` attribute is false never reads the backward pass's adjoints (``it.cache.dZ``), so
+the training loop does not keep them (less memory); without the attribute they are kept.
 """
 from __future__ import annotations
 
@@ -28,7 +30,10 @@ class Iterate:
     ``grads[i] = ∇_{W_i} J``; ``direction``: ``V_i``, ``beta``, ``alpha``; ``loss_prev``: the loss accepted at
     the previous iteration (``J(W^(0))`` at the first), which Algorithm 1's backtracking compares against;
     ``spare``: buffers :func:`loss_along` may write its forward pass into (the training loop's; ``None``:
-    new arrays); ``workspace``: scratch arrays a rule may reuse from iteration to iteration (or ``None``).
+    new arrays). In a full-batch run ``spare`` *is* ``cache``: a rule reads ``cache`` (the jet, the adjoints)
+    before it evaluates any trial point, and a step of ``tau = 0`` gets the forward pass at ``weights``
+    recomputed by the loop. ``workspace``: scratch arrays a rule may reuse from iteration to iteration (or
+    ``None``).
     """
     weights: list
     radii: np.ndarray

@@ -142,6 +142,11 @@ class TaylorStep:
         self.max_halvings = positive_int("max_halvings", max_halvings, minimum=0)
         self.name = "taylor" if self.order == 2 else f"taylor{self.order}"
 
+    @property
+    def uses_adjoints(self) -> bool:
+        """Order 2 reads the backward pass's adjoints (``model``); the training loop keeps them only then."""
+        return self.order == 2
+
     def __repr__(self) -> str:
         return f"TaylorStep(order={self.order}, eps={self.eps!r}, max_halvings={self.max_halvings})"
 

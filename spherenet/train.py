@@ -218,10 +218,14 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
         raise TypeError(f"options {sorted(rule_options)} only apply when the rule is given by name")
     threads = positive_int("threads", threads)
     batches = _Batches(X, Y, batch_size, np.random.default_rng(seed))
+    keep_adjoints = getattr(rule, "uses_adjoints", True)      # (unknown rules may read cache.dZ)
 
     weights, radii = [W.copy() for W in net.weights], net.radii
     ws = Workspace()
-    buffers = ["a", "b"]                      # two forward caches: the current point's and the trial's
+    # Full batch: one forward cache. The rule's trial evaluations overwrite the current point's pass, which
+    # nothing reads once the direction and the jet are known; a step that stays (tau = 0) recomputes it.
+    # Mini-batches: two, the current point's and the trial's, plus one for the training loss on all of X.
+    buffers = ["a", "b"]
     full = ws.cache(buffers[0] if batches.full else "full", weights, X)
     cache = _forward_cache(weights, X, full) if batches.full or resume is None else None
     if resume is None:
@@ -240,23 +244,26 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
             Xb, Yb = batches.next()
             if not batches.full:
                 cache = _forward_cache(weights, Xb, ws.cache(buffers[0], weights, Xb))
-            J, grads = _backward(weights, cache, Yb, ws)
+            J, grads = _backward(weights, cache, Yb, ws, keep_adjoints)
             if not (math.isfinite(J) and all(np.isfinite(g).all() for g in grads)):
                 history.stop_reason = (f"iteration {k + 1}: the loss or its gradient is non-finite (J = {J}; "
                                        f"overflow in {net.dtype}?); stopped and kept the last good weights")
                 break
+            spare = cache if batches.full else ws.cache(buffers[1], weights, Xb)
             it = Iterate(weights, radii, Xb, Yb, cache, J, grads, _direction(weights, grads, radii),
-                         J_prev if batches.full else J, spare=ws.cache(buffers[1], weights, Xb), workspace=ws)
+                         J_prev if batches.full else J, spare=spare, workspace=ws)
             step = rule(it)
             new_weights = step.weights_new if step.weights_new is not None else (
                 weights_along(it, step.tau) if step.tau else weights)
-            new_cache = step.cache_new if step.cache_new is not None else _forward_cache(new_weights, Xb, it.spare)
+            new_cache = step.cache_new
+            if new_cache is None or (step.tau == 0 and spare is cache):     # staying: trials overwrote it
+                new_cache = _forward_cache(new_weights, Xb, spare)
             J_new = step.loss_new if step.loss_new is not None else _loss_from_output(new_cache.F, Yb)
             if not math.isfinite(J_new):
                 history.stop_reason = (f"iteration {k + 1}: the loss became non-finite ({J_new}) at tau = "
                                        f"{step.tau!r}; stopped and kept the last good weights")
                 break
-            if new_cache is it.spare:
+            if new_cache is spare and spare is not cache:
                 buffers.reverse()
             weights, cache = new_weights, new_cache
             elapsed += time.perf_counter() - start

@@ -187,6 +187,36 @@ def test_backtracking_cap_stays_and_the_loop_recovers():
     assert not same_weights(net.weights, start)
 
 
+class _StayOnce:
+    """Stays at the first iteration, after looking at a far trial point when ``look`` (which overwrites the
+    full-batch loop's one forward cache); Algorithm 1 afterwards."""
+    name = "stay-once"
+
+    def __init__(self, look):
+        self.look, self.calls, self.taylor = look, 0, taylor.TaylorStep()
+
+    def __call__(self, it):
+        self.calls += 1
+        if self.calls > 1:
+            return self.taylor(it)
+        if self.look:
+            from spherenet.steps import loss_along
+            loss_along(it, 0.7)
+        return Step(0.0, it.weights, it.cache, it.loss)
+
+
+def test_a_step_that_stays_after_trials_gets_the_forward_pass_at_its_point_back():
+    """The trial's forward pass went into the cache of the point the step stays at: the next iteration must
+    see that point's pass again, so both runs give the same bits."""
+    runs = []
+    for look in (True, False):
+        net, X, Y = problem(5)
+        runs.append(train(net, X, Y, _StayOnce(look), 3))
+    assert runs[0].tau[0] == 0 and runs[0].tau[1] > 0
+    for key in ("loss_train", "beta", "tau", "predicted"):
+        assert getattr(runs[0], key) == getattr(runs[1], key), key
+
+
 # --- golden section at an interval end -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("rule", ["mm", "mm-frobenius", "mm-telescoping"])

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import spherenet as sn
 from spherenet import jets, kernels
-from spherenet.network import _backward, _direction, _forward_cache, _loss_from_output
+from spherenet.network import ROW_BLOCK, _backward, _direction, _forward_cache, _loss_from_output
 from tests.strategies import problems, seeds, unit_rows
 
 
@@ -187,6 +187,23 @@ def test_zero_direction_layers_stay_put():
     expected = complex_loss_coefficients(net.weights, V, net.radii, X, Y, 6)
     np.testing.assert_allclose(jets.loss_jet(net.weights, V, net.radii, X, Y, 6), expected, rtol=1e-9,
                                atol=1e-12 * abs(expected).max())
+
+
+@pytest.mark.parametrize("frozen_layer", [None, 2])
+def test_adjoint_jet_equals_complex_evaluation_across_blocks(frozen_layer):
+    """Algorithm 1's ``J_0, J_1, J_2`` from the backward pass's adjoints, on more rows than one block of
+    ``network.ROW_BLOCK`` (and a layer with ``V_i = 0``), against the frozen-pattern complex evaluation."""
+    from spherenet.network import Workspace
+    from spherenet.verify import complex_loss_coefficients
+    net, X, Y = random_problem(12, widths=(5, 7, 6, 4, 2), n=2 * ROW_BLOCK + 321)
+    cache, _, d = setup(net, X, Y)
+    V = list(d.V)
+    if frozen_layer is not None:
+        V[frozen_layer] = np.zeros_like(V[frozen_layer])
+    alpha = sum(a for a, D in zip(d.inner_wg, V) if D.any())
+    J = jets.loss_jet2_adjoint(cache, net.weights, V, net.radii, X, alpha, Workspace())
+    expected = complex_loss_coefficients(net.weights, V, net.radii, X, Y, 2)
+    np.testing.assert_allclose(J, expected, rtol=1e-10, atol=1e-13 * abs(expected).max())
 
 
 def test_order_zero_reuses_the_forward_cache():

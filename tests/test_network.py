@@ -67,6 +67,29 @@ def test_output_only_forward_equals_the_cached_forward(problem):
         np.testing.assert_array_equal(_output(net.weights, X, ws), expected)
 
 
+@pytest.mark.parametrize("widths", [(5, 3), (5, 6, 3), (5, 7, 6, 3)])
+def test_passes_over_several_row_blocks_match_a_plain_reference(widths):
+    """More rows than ``network.ROW_BLOCK``: the first layer's gradient and the evaluation pass go block by
+    block; against the formulas applied to all rows at once with plain NumPy."""
+    from spherenet.network import ROW_BLOCK, Workspace, _output
+    rng = np.random.default_rng(4)
+    net = sn.NormalisedMLP(list(widths), seed=4)
+    X, Y = unit_rows(rng, 2 * ROW_BLOCK + 77, widths[0]), rng.normal(size=(2 * ROW_BLOCK + 77, widths[-1]))
+    Hs, H = [X], X
+    for i, W in enumerate(net.weights):
+        H = H @ W.T if i == len(widths) - 2 else np.maximum(H @ W.T, 0)
+        Hs.append(H)
+    dZ, expected = (H - Y) / len(X), []
+    for i in range(len(net.weights) - 1, -1, -1):
+        expected.insert(0, dZ.T @ Hs[i])
+        dZ = (dZ @ net.weights[i]) * (Hs[i] > 0)
+    J, grads = net.loss_and_grad(X, Y)
+    assert J == pytest.approx(np.sum((H - Y) ** 2) / (2 * len(X)), rel=1e-13)
+    for g, e in zip(grads, expected):
+        np.testing.assert_allclose(g, e, rtol=1e-11, atol=1e-15 * np.abs(e).max())
+    np.testing.assert_allclose(_output(net.weights, X, Workspace()), H, rtol=1e-13, atol=1e-15)
+
+
 @given(problems())
 def test_inner_w_grad_is_the_same_for_every_layer(problem):
     """f is 1-homogeneous in each W_i, so <W_i, ∇_i J> = <f, f - y>/N for every layer."""

@@ -40,6 +40,8 @@ class GeodesicStep:
         self.max_halvings = positive_int("max_halvings", max_halvings, minimum=0)
         self.name = f"geo-{direction.name}" + ("" if self.order == 2 else str(self.order))
 
+    uses_adjoints = False                        # its jet is the geodesic's (jets.CurveJet), from the forward pass
+
     def state(self) -> dict:
         """The direction's memory across iterations, as named arrays (for checkpoints)."""
         return self.direction.state()
