@@ -27,7 +27,7 @@ with np.load(path) as d:
     X, Y, Xt, Yt = (d[k].astype(dtype) for k in ("X", "Y", "Xt", "Yt"))
 before = peak()
 train(sn.NormalisedMLP((12, 25, 30, 15, 3), seed=0, dtype=dtype), X, Y, method, iterations, Xt, Yt)
-print(f"{len(X)} {before:.0f} {peak():.0f}")
+print(f"{len(X)} {before:.1f} {peak():.1f}")
 """
 
 

@@ -227,18 +227,19 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
     # Mini-batches: two, the current point's and the trial's, plus one for the training loss on all of X.
     buffers = ["a", "b"]
     full = ws.cache(buffers[0] if batches.full else "full", weights, X)
-    cache = _forward_cache(weights, X, full) if batches.full or resume is None else None
-    if resume is None:
-        history = History(getattr(rule, "name", type(rule).__name__))
-        history.loss_train.append(_loss_from_output(cache.F, Y))
-        if has_test:
-            history.loss_test.append(_loss_from_output(_output(weights, X_test, ws), Y_test))
-    else:
-        history = _check_resumable(resume, has_test, batches)
-    J_prev = history.loss_train[-1]
-    elapsed = history.seconds[-1] if history.seconds else 0.0
-    # Overflow is detected by the explicit finiteness checks below, which stop the run with a message.
+    # BLAS and row threads as set from the first forward pass on. Overflow is detected by the explicit
+    # finiteness checks below, which stop the run with a message.
     with threadpool_limits(blas_threads), rows.threads(threads), np.errstate(over="ignore", invalid="ignore"):
+        cache = _forward_cache(weights, X, full) if batches.full or resume is None else None
+        if resume is None:
+            history = History(getattr(rule, "name", type(rule).__name__))
+            history.loss_train.append(_loss_from_output(cache.F, Y))
+            if has_test:
+                history.loss_test.append(_loss_from_output(_output(weights, X_test, ws), Y_test))
+        else:
+            history = _check_resumable(resume, has_test, batches)
+        J_prev = history.loss_train[-1]
+        elapsed = history.seconds[-1] if history.seconds else 0.0
         for k in range(history.iterations, history.iterations + iterations):
             start = time.perf_counter()
             Xb, Yb = batches.next()
