@@ -31,7 +31,7 @@ def cases(rng):
     W = rng.normal(size=(30, 25))
     H = rng.normal(size=(N, 25))
     cos, sin = jets.curve_coefficients(2)
-    Z0b, Zsb = rng.normal(size=(512, 25)), rng.normal(size=(2 * 512, 25))
+    Z0b, Zsb, Qsb = rng.normal(size=(2048, 25)), rng.normal(size=(2 * 2048, 25)), rng.normal(size=(2 * 2048, 25))
     E0, Es = rng.normal(size=(512, 3)), rng.normal(size=(2 * 512, 3))
     return {
         "matmul_nt": ("matmul_nt", lambda: (H, W, np.empty((N, 30))), "(23200x25) @ (30x25)^T"),
@@ -39,8 +39,8 @@ def cases(rng):
         "relu_mask": ("relu_mask", lambda: (G, Z, np.empty_like(G)), "23200x30"),
         "relu_mask, in place": ("relu_mask", lambda: _in_place(G, Z), "23200x30"),
         "curve_update": ("curve_update", lambda: (W.copy(), W, 1.0, 0.01), "30x25"),
-        "curve_cauchy": ("curve_cauchy", lambda: (Z0b, Zsb, cos, sin, np.empty((2 * 512, 50))),
-                         "block 512x25, order 2"),
+        "output_cauchy": ("output_cauchy", lambda: (Z0b, Zsb, Qsb, cos, sin, np.empty((2 * 2048, 25))),
+                          "block 2048x25, order 2"),
         "loss_cauchy": ("loss_cauchy", lambda: (E0, Es, np.zeros(3)), "block 512x3, order 2"),
     }
 

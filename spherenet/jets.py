@@ -11,8 +11,10 @@ through the network gives the jet of the output ``F_k`` and of the loss ``φ(t) 
 
 Stacked layout: the coefficients ``k = 1..r`` of an ``(n, d)`` quantity are stored as one ``(r n, d)`` array,
 coefficient ``k`` in row block ``k-1``, so each layer costs two matrix products for all orders at once (the W/V
-split); coefficient 0 is the forward pass's own array (never recomputed). Samples are independent, so the
-jet runs over blocks of ``BLOCK`` samples whose working arrays stay in cache.
+split, ``layer_jet``); coefficient 0 is the forward pass's own array (never recomputed). The first layer's jet is a
+combination of two fixed arrays, so the second layer's Cauchy sums fold into its weights
+(``second_layer_jet``). Samples are independent, so the jet runs over blocks of ``BLOCK`` samples whose
+working arrays stay in cache (``CurveJet``), the blocks' parts on ``spherenet.rows``.
 
 ReLU on a jet (tie rule shared with the backward pass, ``kernels.relu_mask``): the activation pattern is
 fixed by ``Z_0``, ``H_k = [Z_0 > 0] ⊙ Z_k``; a unit with ``Z_0 == 0`` is inactive. The jet is exact for
@@ -72,8 +74,7 @@ def curve_coefficients(order: int, dtype=np.float64) -> tuple[np.ndarray, np.nda
 def relu_jet(Z0: np.ndarray, Zs: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``H_k = [Z_0 > 0] ⊙ Z_k`` for ``k >= 1``: ``Zs, out: (r N, d)`` stacked, ``Z0: (N, d)``.
 
-    (``H_0 = max(Z_0, 0)`` is the forward pass's ``H``.) The layer kernel ``kernels.curve_cauchy`` applies
-    this same rule fused with the Cauchy sums; this function is the rule on its own.
+    (``H_0 = max(Z_0, 0)`` is the forward pass's ``H``.) ``layer_jet`` applies this same rule in place.
     """
     return kernels.relu_mask(Zs, Z0, out)
 
@@ -91,25 +92,23 @@ def first_layer_jet(Z0: np.ndarray, XV: np.ndarray, cos, sin, out: np.ndarray) -
     return out
 
 
-def side_by_side(W: np.ndarray, V: np.ndarray, mu: float) -> np.ndarray:
-    """``[W_i, mu_i V_i]: (d_i, 2 d_{i-1})``, so that ``[A B] @ [W_i, mu_i V_i].T = A @ W_i.T + mu_i B @ V_i.T``."""
-    return np.concatenate([W, V * W.dtype.type(mu)], axis=1)        # stays in W's dtype
+def layer_jet(H: np.ndarray, Z0_below: np.ndarray, P0: np.ndarray, W: np.ndarray, muV: np.ndarray, c, s,
+              out: np.ndarray, work: np.ndarray) -> np.ndarray:
+    """``Z_{i,k} = sum_{j<=k} H_{i-1,k-j} Γ_{i,j}^T = sum_j c_j P_{k-j} + s_j Q_{k-j}``, ``k = 1..r``.
 
-
-def layer_jet(Z0_below: np.ndarray, Zs_below: np.ndarray, WV: np.ndarray, cos, sin, out: np.ndarray,
-              work: np.ndarray | None = None) -> np.ndarray:
-    """``Z_{i,k} = sum_{j<=k} H_{i-1,j} @ Γ_{i,k-j}.T = A_k @ W_i.T + mu_i B_k @ V_i.T`` for ``k = 1..r``.
-
-    ``A_k = sum_j cos_j H_{i-1,k-j}``, ``B_k = sum_j sin_j H_{i-1,k-j}`` (``kernels.curve_cauchy``, which
-    also applies the ReLU ``H = [Z_0 > 0] ⊙ Z`` to the jet ``Z0_below: (n, d_{i-1})``,
-    ``Zs_below: (r n, d_{i-1})``). The two products, stacked over all ``k``, are done as one block product
-    ``[A B] @ WV.T`` with ``WV = side_by_side(W_i, V_i, mu_i)``, into ``out: (r n, d_i)``.
-    ``work``: room for ``[A B]``, ``(r n, 2 d_{i-1})``.
+    The products come first, ``P_m = H_{i-1,m} W_i^T`` (``m = 1..r``) and ``Q_m = H_{i-1,m} mu_i V_i^T``
+    (``m = 0..r-1``; ``s_0 = 0``), two for all orders at once; the Cauchy sums follow on the output side
+    (``kernels.output_cauchy``). ``H: ((r+1) n, d_{i-1})``: ``H_{i-1,0}`` in row block 0, the layer below's
+    ``Z_{i-1,1..r}`` after it, masked here in place, ``H_{i-1,k} = [Z_{i-1,0} > 0] ⊙ Z_{i-1,k}`` (``Z0_below``:
+    ``Z_{i-1,0}``, or its ReLU: only the sign is read). ``P0 = Z_{i,0}`` from the forward pass.
+    ``out: (r n, d_i)``; ``work``: flat room for ``2 r n d_i`` numbers.
     """
-    rn, d = Zs_below.shape
-    AB = np.empty((rn, 2 * d), Zs_below.dtype) if work is None else work
-    kernels.curve_cauchy(Z0_below, Zs_below, cos, sin, AB)
-    return np.matmul(AB, WV.T, out=out)
+    n, d = Z0_below.shape[0], W.shape[0]
+    rn = H.shape[0] - n
+    kernels.relu_mask(H[n:], Z0_below, H[n:])
+    Ps = np.matmul(H[n:], W.T, out=work[:rn * d].reshape(rn, d))
+    Qs = np.matmul(H[:rn], muV.T, out=work[rn * d:2 * rn * d].reshape(rn, d))
+    return kernels.output_cauchy(P0, Ps, Qs, c, s, out)
 
 
 def second_layer_matrices(W: np.ndarray, V: np.ndarray, mu: float, first, second) -> np.ndarray:
@@ -120,11 +119,11 @@ def second_layer_matrices(W: np.ndarray, V: np.ndarray, mu: float, first, second
     ``jets.cauchy`` of the 1-D jets), in ``W``'s dtype.
     """
     (c, s), (c2, s2) = first, second
-    jets_ = [cauchy(np.asarray(a, float), np.asarray(b, float)) for a, b in ((c2, c), (s2, c), (c2, s), (s2, s))]
+    cc, sc, cs, ss = (cauchy(np.asarray(a, float), np.asarray(b, float))
+                      for a, b in ((c2, c), (s2, c), (c2, s), (s2, s)))
     W64, V64 = W.astype(float), float(mu) * V.astype(float)
-    M = [a * W64 + b * V64 for a, b in zip(jets_[0][1:], jets_[1][1:])]
-    N = [a * W64 + b * V64 for a, b in zip(jets_[2][1:], jets_[3][1:])]
-    return np.stack([np.concatenate([m, n_], axis=1) for m, n_ in zip(M, N)]).astype(W.dtype)
+    return np.stack([np.concatenate([cc[k] * W64 + sc[k] * V64, cs[k] * W64 + ss[k] * V64], axis=1)
+                     for k in range(1, len(cc))]).astype(W.dtype)
 
 
 def second_layer_jet(H0: np.ndarray, Z0: np.ndarray, XV: np.ndarray, MN: np.ndarray, out: np.ndarray,
@@ -149,7 +148,7 @@ def second_layer_jet(H0: np.ndarray, Z0: np.ndarray, XV: np.ndarray, MN: np.ndar
 
 # Samples are independent, so the jet is computed on blocks of this many samples: the working arrays
 # (r n d numbers per layer) then stay in cache instead of streaming r times the data through memory.
-BLOCK = 512
+BLOCK = 2048
 
 # Highest jet order accepted: 1/k! < 1e-32 past it, so further coefficients carry no information.
 MAX_ORDER = 30
@@ -168,41 +167,45 @@ class CurveJet:
 
     ``coeffs[i] = (c_i, s_i)``: the jets of layer i's two scalar functions, in ``X``'s dtype
     (``paper_coefficients`` for Algorithm 1's curve; ``spherenet.beyond.geodesic`` passes its own).
-    Kept: ``WV[i] = side_by_side(W_i, V_i, mu_i)`` and ``MN``, layer 2's matrices (``second_layer_matrices``);
-    per block of samples ``XV = mu_1 X V_1^T`` is one product.
+    Kept: ``muV[i] = mu_i V_i`` and ``MN``, layer 2's matrices (``second_layer_matrices``); per block of
+    samples ``XV = mu_1 X V_1^T`` is one product.
     """
 
     def __init__(self, weights, V, radii, X, coeffs):
+        if any(s[0] != 0 or c[0] != 1 for c, s in coeffs):
+            raise ValueError("every curve passes through the weights at t = 0: c_i(0) = 1, s_i(0) = 0")
         self.weights, self.coeffs, self.X, self.V1, self.mu1 = weights, coeffs, X, V[0], X.dtype.type(radii[0])
         self.order = coeffs[0][0].shape[0] - 1
-        self.WV = [None] + [side_by_side(W, D, mu) for W, D, mu in zip(weights[1:], V[1:], radii[1:])]
+        self.muV = [D * W.dtype.type(mu) for W, D, mu in zip(weights, V, radii)]
         if len(weights) > 1:
             self.MN = second_layer_matrices(weights[1], V[1], radii[1], coeffs[0], coeffs[1])
 
     def room(self, n: int) -> list:
-        """Preallocated room for one block of up to ``n`` samples: each layer's ``Z_1..Z_r``, the block's
-        ``XV``, then the work room of ``second_layer_jet`` and of ``layer_jet`` (its ``[A B]``), one after the other."""
+        """Preallocated room for one block of up to ``n`` samples: each layer's jet (``(r+1) n`` rows: a layer's
+        input ``H_0`` goes in front of the layer below's ``Z_1..Z_r``), the block's ``XV``, then the work room
+        of ``second_layer_jet`` and ``layer_jet``, one after the other."""
         r, dtype, W = self.order, self.X.dtype, self.weights
-        work = max([3 * W[0].shape[0]] + [2 * r * Wi.shape[1] for Wi in W[2:]])
-        return [np.empty(r * n * Wi.shape[0], dtype) for Wi in W] + [np.empty((n, W[0].shape[0]), dtype),
-                                                                       np.empty(n * work, dtype)]
+        work = max([3 * W[0].shape[0]] + [2 * r * Wi.shape[0] for Wi in W[2:]])
+        return [np.empty((r + 1) * n * Wi.shape[0], dtype) for Wi in W] + [np.empty((n, W[0].shape[0]), dtype),
+                                                                             np.empty(n * work, dtype)]
 
     def block(self, cache, rows: slice, room: list) -> np.ndarray:
         """``F_1..F_r`` for the samples ``rows``: ``(r n, d_L)`` stacked (a view into ``room``)."""
         r, n, W = self.order, rows.stop - rows.start, self.weights
 
-        def view(flat, cols):
-            return flat[:r * n * cols].reshape(r * n, cols)
+        def jet(i):                              # layer i's jet: H_0 of the layer above, then Z_1..Z_r
+            return room[i][:(r + 1) * n * W[i].shape[0]].reshape((r + 1) * n, W[i].shape[0])
 
         XV = kernels.matmul_nt(self.X[rows], self.V1, room[-2][:n])
         XV *= self.mu1
         if len(W) == 1:
-            return first_layer_jet(cache.Z[0][rows], XV, *self.coeffs[0], view(room[0], W[0].shape[0]))
-        Zs = second_layer_jet(cache.H[1][rows], cache.Z[0][rows], XV, self.MN, view(room[1], W[1].shape[0]), room[-1])
+            return first_layer_jet(cache.Z[0][rows], XV, *self.coeffs[0], jet(0)[n:])
+        Zs = second_layer_jet(cache.H[1][rows], cache.Z[0][rows], XV, self.MN, jet(1)[n:], room[-1])
         for i in range(2, len(W)):
-            d_out, d_in = W[i].shape
-            Zs = layer_jet(cache.Z[i - 1][rows], Zs, self.WV[i], *self.coeffs[i], view(room[i], d_out),
-                           view(room[-1], 2 * d_in))
+            H = jet(i - 1)
+            H[:n] = cache.H[i][rows]
+            Zs = layer_jet(H, cache.Z[i - 1][rows], cache.Z[i][rows], W[i], self.muV[i], *self.coeffs[i],
+                           jet(i)[n:], room[-1])
         return Zs
 
     def output(self, cache) -> np.ndarray:

@@ -137,55 +137,50 @@ KERNELS = {
 }
 
 
-# --- jets: the Cauchy sums of a layer's input along the update curve (METHOD.md §6) -------------------
+# --- jets: a layer's Cauchy sums along the update curve, on its output side (METHOD.md §6) ----------------
 
-def curve_cauchy_reference(Z0: np.ndarray, Zs: np.ndarray, cos: np.ndarray, sin: np.ndarray,
-                           out: np.ndarray) -> np.ndarray:
-    """The two stacked Cauchy sums a layer's jet needs, with the ReLU of the layer below applied first.
+def output_cauchy_reference(P0, Ps, Qs, c, s, out):
+    """``out_k = sum_{j<=k} c_j P_{k-j} + sum_{1<=j<=k} s_j Q_{k-j}``, ``k = 1..r``: a layer's Cauchy sums on
+    its output side.
 
-    ``Z0: (n, d)`` and ``Zs: (r n, d)``: the jet ``Z_0, Z_1..Z_r`` of the pre-activation below (``Z_k`` in
-    row block ``k-1``); ``cos, sin: (r+1,)`` the curve's coefficients. With ``H_k = [Z_0 > 0] ⊙ Z_k``
-    (the tie rule of ``relu_mask``) it writes, for ``k = 1..r`` into row block ``k-1`` of ``out: (r n, 2d)``::
-
-        A_k = sum_{j<=k} cos_j H_{k-j}   (columns :d)        B_k = sum_{j<=k} sin_j H_{k-j}   (columns d:)
+    ``P0: (n, d)`` and ``Ps: (r n, d)`` hold ``P_0`` and ``P_1..P_r`` (``P_m`` in row block ``m-1``), ``Qs: (r n, d)``
+    holds ``Q_0..Q_{r-1}`` (``Q_m`` in row block ``m``): the jets of ``H W^T`` and ``H mu V^T``. ``c, s: (r+1,)``:
+    the layer's curve coefficients; ``s_0 = 0`` (every update curve passes through ``W`` at ``t = 0``), so
+    ``Q_r`` is never needed. ``out: (r n, d)``.
     """
-    n, d = Z0.shape
-    r = cos.shape[0] - 1
-    H = [relu_reference(Z0, np.empty_like(Z0))]
-    H += [relu_mask_reference(Zs[(k - 1) * n:k * n], Z0, np.empty_like(Z0)) for k in range(1, r + 1)]
+    n, r = P0.shape[0], c.shape[0] - 1
+    P = [P0] + [Ps[(m - 1) * n:m * n] for m in range(1, r + 1)]
+    Q = [Qs[m * n:(m + 1) * n] for m in range(r)]
     for k in range(1, r + 1):
-        rows = slice((k - 1) * n, k * n)
-        out[rows, :d] = sum(cos[j] * H[k - j] for j in range(k + 1))
-        out[rows, d:] = sum(sin[j] * H[k - j] for j in range(k + 1))
+        out[(k - 1) * n:k * n] = (sum(c[j] * P[k - j] for j in range(k + 1))
+                                  + sum(s[j] * Q[k - j] for j in range(1, k + 1)))
     return out
 
 
-def _curve_cauchy_loops(Z0, Zs, cos, sin, out):
-    n, d = Z0.shape
-    r = cos.shape[0] - 1
-    for i in range(n):
-        for k in range(1, r + 1):
-            o = (k - 1) * n + i                   # [A_k | B_k] of sample i: row o of out
-            for c in range(2 * d):
-                out[o, c] = 0.0
-            for j in range(k + 1):                # cos_j = 0 for odd j, sin_j = 0 for even j
-                first, w = (0, cos[j]) if j % 2 == 0 else (d, sin[j])
-                if j == k:
-                    for c in range(d):
-                        out[o, first + c] += w * Z0[i, c]
-                else:
-                    s = (k - j - 1) * n + i       # Z_{k-j} of sample i
-                    for c in range(d):
-                        out[o, first + c] += w * Zs[s, c]
-            for c in range(d):                    # H = [Z_0 > 0] ⊙ Z: inactive units (and ties) give 0
-                a, b = out[o, c], out[o, d + c]   # (loaded first, then selected: branch-free, no inf * 0;
-                active = Z0[i, c] > 0             # a branch here mispredicts on ReLU masks, 2-4x slower)
-                out[o, c] = a if active else 0.0
-                out[o, d + c] = b if active else 0.0
+def _output_cauchy_loops(P0, Ps, Qs, c, s, out):
+    m = P0.size
+    p0, ps, qs, o = P0.reshape(-1), Ps.reshape(-1), Qs.reshape(-1), out.reshape(-1)
+    for k in range(1, c.shape[0]):
+        z = o[(k - 1) * m:k * m]
+        for e in range(m):
+            z[e] = 0.0
+        # Whole blocks at a time, each term skipped where its coefficient is 0 (cos_j for odd j, sin_j for
+        # even j): long contiguous loops, which the compiler vectorises.
+        for j in range(k + 1):
+            if c[j] != 0:
+                _axpy(z, c[j], p0 if j == k else ps[(k - j - 1) * m:(k - j) * m])
+            if j > 0 and s[j] != 0:
+                _axpy(z, s[j], qs[(k - j) * m:(k - j + 1) * m])
     return out
 
 
-curve_cauchy_numba = _jit(_curve_cauchy_loops)
+def _axpy_loops(y, a, x):
+    for e in range(y.size):
+        y[e] += a * x[e]
+
+
+_axpy = _jit(_axpy_loops)
+output_cauchy_numba = _jit(_output_cauchy_loops)
 
 
 # --- jets: the loss's Cauchy sums S_k = sum_{j<=k} <E_j, E_{k-j}> ------------------------------------------
@@ -223,10 +218,10 @@ def _loss_cauchy_loops(E0, Es, out):
 
 loss_cauchy_numba = _jit(_loss_cauchy_loops)
 
-curve_cauchy = curve_cauchy_numba        # fused mask + Cauchy sums, branch-free (bench_jets.py)
-loss_cauchy = loss_cauchy_numba          # no float64 copy of the stacked errors (bench_jets.py)
+output_cauchy = output_cauchy_numba      # no temporaries (bench_jets.py)
+loss_cauchy = loss_cauchy_reference      # BLAS's Gram matrix: as fast or faster on jets.BLOCK rows (bench_jets.py)
 
-KERNELS["curve_cauchy"] = (curve_cauchy_reference, curve_cauchy_numba)
+KERNELS["output_cauchy"] = (output_cauchy_reference, output_cauchy_numba)
 KERNELS["loss_cauchy"] = (loss_cauchy_reference, loss_cauchy_numba)
 
 

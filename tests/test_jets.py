@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import spherenet as sn
-from spherenet import jets, kernels
+from spherenet import jets
 from spherenet.network import ROW_BLOCK, _backward, _direction, _forward_cache, _loss_from_output
-from tests.strategies import problems, seeds, unit_rows
+from tests.strategies import problems, unit_rows
 
 
 def setup(net, X, Y):
@@ -303,42 +303,56 @@ def test_bad_input_is_refused_naming_the_argument():
             jets.loss_jet(**args)
 
 
-# --- the jet kernels: numba against reference ----------------------------------------------------------
-
-@settings(max_examples=30)
-@given(seeds, st.integers(1, 6), st.integers(1, 40), st.integers(1, 9), st.sampled_from([np.float64, np.float32]))
-def test_curve_cauchy_numba_matches_reference(seed, r, n, d, dtype):
-    rng = np.random.default_rng(seed)
-    Z0 = rng.normal(size=(n, d)).astype(dtype)
-    Z0[rng.random((n, d)) < 0.2] = 0.0                   # ties must be inactive in both
-    Zs = rng.normal(size=(r * n, d)).astype(dtype)
-    cos, sin = jets.curve_coefficients(r, dtype)
-    ref, fast = kernels.KERNELS["curve_cauchy"]
-    a = ref(Z0, Zs, cos, sin, np.full((r * n, 2 * d), np.nan, dtype))
-    b = fast(Z0, Zs, cos, sin, np.full((r * n, 2 * d), np.nan, dtype))
-    np.testing.assert_allclose(b, a, rtol=1e-14 if dtype == np.float64 else 1e-6, atol=0)
-    assert np.all(a[np.tile(Z0 <= 0, (r, 2))] == 0)
+def plain_layer_jet(H, W, muV, c, s):
+    """``Z_k = sum_{j<=k} H_{k-j} (c_j W + s_j mu V)^T``, ``k = 1..r``, from the whole input jet ``H_0..H_r``."""
+    r = len(c) - 1
+    return [sum(H[k - j] @ (c[j] * W + s[j] * muV).T for j in range(k + 1)) for k in range(1, r + 1)]
 
 
 @pytest.mark.parametrize("layer_1, layer_2", [("curve", "curve"), ("fixed", "curve"), ("curve", "fixed"),
                                               ("geodesic", "geodesic")])
-def test_second_layer_jet_equals_the_general_cauchy_sums(layer_1, layer_2):
-    """Layer 2 as two products per order (the sums folded into ``[M_k N_k]``) against ``first_layer_jet`` +
-    ``layer_jet`` (``k + 1`` terms per order), for the paper's curve, fixed layers and geodesic rates."""
+def test_second_layer_jet_equals_the_plain_cauchy_sums(layer_1, layer_2):
+    """Layer 2 as two products per order (the sums folded into ``[M_k N_k]``) against the plain sums over
+    ``H_{1,m} = D_1 ⊙ (c_m Z_{1,0} + s_m P)``, for the paper's curve, fixed layers and geodesic rates."""
     r, n = 6, 40
     rng = np.random.default_rng(3)
     cos, sin = jets.curve_coefficients(r)
     kinds = {"curve": (cos, sin), "fixed": (np.eye(1, r + 1)[0], np.zeros(r + 1)),
              "geodesic": (cos * 0.7 ** np.arange(r + 1), sin * 0.7 ** np.arange(r + 1))}
+    (c1, s1), (c2, s2) = kinds[layer_1], kinds[layer_2]
     Z0, XV = rng.normal(size=(2, n, 7))
     Z0[rng.random((n, 7)) < 0.2] = 0.0                    # ties are inactive
     W, V = rng.normal(size=(2, 5, 7))
     mu = 1.7
-    general = jets.layer_jet(Z0, jets.first_layer_jet(Z0, XV, *kinds[layer_1], np.empty((r * n, 7))),
-                             jets.side_by_side(W, V, mu), *kinds[layer_2], np.empty((r * n, 5)))
-    MN = jets.second_layer_matrices(W, V, mu, kinds[layer_1], kinds[layer_2])
+    H = [np.where(Z0 > 0, c1[m] * Z0 + s1[m] * XV, 0.0) for m in range(r + 1)]
+    expected = np.vstack(plain_layer_jet(H, W, mu * V, c2, s2))
+    MN = jets.second_layer_matrices(W, V, mu, (c1, s1), (c2, s2))
     folded = jets.second_layer_jet(np.maximum(Z0, 0), Z0, XV, MN, np.empty((r * n, 5)))
-    np.testing.assert_allclose(folded, general, rtol=1e-12, atol=1e-13 * abs(general).max())
+    np.testing.assert_allclose(folded, expected, rtol=1e-12, atol=1e-13 * abs(expected).max())
+
+
+@pytest.mark.parametrize("r", [1, 2, 6])
+def test_general_layer_jet_equals_the_plain_cauchy_sums(r):
+    """A layer past the second: masks in place, the products first, then ``kernels.output_cauchy``."""
+    n, rng = 30, np.random.default_rng(r)
+    cos, sin = jets.curve_coefficients(r)
+    Z0_below = rng.normal(size=(n, 6))
+    Z0_below[rng.random((n, 6)) < 0.2] = 0.0              # ties are inactive
+    Zs_below = rng.normal(size=(r * n, 6))
+    W, V = rng.normal(size=(2, 4, 6))
+    H = [np.maximum(Z0_below, 0)] + [np.where(Z0_below > 0, Zs_below[(k - 1) * n:k * n], 0.0)
+                                     for k in range(1, r + 1)]
+    expected = np.vstack(plain_layer_jet(H, W, 0.8 * V, cos, sin))
+    got = jets.layer_jet(np.vstack([H[0], Zs_below]), Z0_below, H[0] @ W.T, W, 0.8 * V, cos, sin,
+                         np.empty((r * n, 4)), np.empty(2 * r * n * 4))
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-13 * abs(expected).max())
+
+
+def test_a_curve_must_pass_through_the_weights():
+    net, X, Y = random_problem(2)
+    cos, sin = jets.curve_coefficients(3)
+    with pytest.raises(ValueError, match="passes through"):
+        jets.CurveJet(net.weights, net.weights, net.radii, X, [(cos, sin + 0.1)] * len(net.weights))
 
 
 @pytest.mark.parametrize("widths", [(4, 3), (4, 6, 2)])
@@ -351,19 +365,3 @@ def test_one_and_two_layer_jets_match_complex_evaluation(widths):
     expected = complex_loss_coefficients(net.weights, d.V, net.radii, X, Y, 5)
     np.testing.assert_allclose(jets.loss_jet(net.weights, d.V, net.radii, X, Y, 5), expected, rtol=1e-9,
                                atol=1e-12 * abs(expected).max())
-
-
-@settings(max_examples=30)
-@given(seeds, st.integers(0, 6), st.integers(1, 40), st.integers(1, 4), st.sampled_from([np.float64, np.float32]))
-def test_loss_cauchy_numba_matches_reference_and_accumulates(seed, r, n, m, dtype):
-    rng = np.random.default_rng(seed)
-    E0 = rng.normal(size=(n, m)).astype(dtype)
-    Es = rng.normal(size=(r * n, m)).astype(dtype)
-    start = rng.normal(size=r + 1)
-    ref, fast = kernels.KERNELS["loss_cauchy"]
-    a, b = ref(E0, Es, start.copy()), fast(E0, Es, start.copy())
-    np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12 * np.abs(a).max())
-    E = np.concatenate([E0, Es]).astype(np.float64).reshape(r + 1, -1)
-    # a[0] = start[0] + <E_0, E_0>: the subtraction cancels up to |start[0]| eps.
-    assert math.isclose(a[0] - start[0], float(np.vdot(E[0], E[0])), rel_tol=1e-12,
-                        abs_tol=4 * np.finfo(float).eps * abs(a[0]))
