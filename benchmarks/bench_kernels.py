@@ -32,7 +32,7 @@ def cases(rng):
     H = rng.normal(size=(N, 25))
     cos, sin = jets.curve_coefficients(2)
     Z0b, Zsb, Qsb = rng.normal(size=(2048, 25)), rng.normal(size=(2 * 2048, 25)), rng.normal(size=(2 * 2048, 25))
-    E0, Es = rng.normal(size=(512, 3)), rng.normal(size=(2 * 512, 3))
+    E0, Es = rng.normal(size=(2048, 3)), rng.normal(size=(2 * 2048, 3))
     return {
         "matmul_nt": ("matmul_nt", lambda: (H, W, np.empty((N, 30))), "(23200x25) @ (30x25)^T"),
         "relu": ("relu", lambda: (Z, np.empty_like(Z)), "23200x30"),
@@ -41,7 +41,7 @@ def cases(rng):
         "curve_update": ("curve_update", lambda: (W.copy(), W, 1.0, 0.01), "30x25"),
         "output_cauchy": ("output_cauchy", lambda: (Z0b, Zsb, Qsb, cos, sin, np.empty((2 * 2048, 25))),
                           "block 2048x25, order 2"),
-        "loss_cauchy": ("loss_cauchy", lambda: (E0, Es, np.zeros(3)), "block 512x3, order 2"),
+        "loss_cauchy": ("loss_cauchy", lambda: (E0, Es, np.zeros(3)), "block 2048x3, order 2"),
     }
 
 

@@ -147,8 +147,10 @@ def curve_jet(it, t=0.05, order=ORDER):
 #    = \Big(\sum_j \cos_j H_{i-1,k-j}\Big) W_i^\top + \mu_i \Big(\sum_j \sin_j H_{i-1,k-j}\Big) V_i^\top $$
 #
 # (`spherenet.jets.layer_jet`: with the coefficients stacked, two matrix products per layer for all orders at
-# once). The input does not move, $H_{0,0} = X$ and $H_{0,k} = 0$ for $k \ge 1$, so the first layer is just
-# $Z_{1,k} = \cos_k Z_{1,0} + \sin_k\, \mu_1 X V_1^\top$ (`spherenet.jets.first_layer_jet`).
+# once, $P_m = H_{i-1,m} W_i^\top$ and $Q_m = \mu_i H_{i-1,m} V_i^\top$, then the sums
+# $Z_{i,k} = \sum_j \cos_j P_{k-j} + \sin_j Q_{k-j}$). The input does not move, $H_{0,0} = X$ and
+# $H_{0,k} = 0$ for $k \ge 1$, so the first layer is just $Z_{1,k} = \cos_k Z_{1,0} + \sin_k\, \mu_1 X V_1^\top$
+# (`spherenet.jets.first_layer_jet`).
 # That makes the second layer cheap too: with the ReLU mask $D_1$ defined next, its input jet is
 # $H_{1,k} = \cos_k H_{1,0} + \sin_k\, D_1 \odot \mu_1 X V_1^\top$ for every $k$ — the same two arrays — so the
 # Cauchy sums fold into the weights, $Z_{2,k} = H_{1,0} M_k^\top + (D_1 \odot \mu_1 X V_1^\top) N_k^\top$ with
