@@ -122,8 +122,10 @@ def second_layer_matrices(W: np.ndarray, V: np.ndarray, mu: float, first, second
     cc, sc, cs, ss = (cauchy(np.asarray(a, float), np.asarray(b, float))
                       for a, b in ((c2, c), (s2, c), (c2, s), (s2, s)))
     W64, V64 = W.astype(float), float(mu) * V.astype(float)
-    return np.stack([np.concatenate([cc[k] * W64 + sc[k] * V64, cs[k] * W64 + ss[k] * V64], axis=1)
-                     for k in range(1, len(cc))]).astype(W.dtype)
+    MN = np.empty((len(cc) - 1, W.shape[0], 2 * W.shape[1]), W.dtype)
+    for k in range(1, len(cc)):
+        MN[k - 1] = np.concatenate([cc[k] * W64 + sc[k] * V64, cs[k] * W64 + ss[k] * V64], axis=1)
+    return MN
 
 
 def second_layer_jet(H0: np.ndarray, Z0: np.ndarray, XV: np.ndarray, MN: np.ndarray, out: np.ndarray,
