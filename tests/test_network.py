@@ -90,6 +90,21 @@ def test_passes_over_several_row_blocks_match_a_plain_reference(widths):
     np.testing.assert_allclose(_output(net.weights, X, Workspace()), H, rtol=1e-13, atol=1e-15)
 
 
+def test_backward_without_kept_adjoints_gives_the_same_bits():
+    """Rules that never read the adjoints (``uses_adjoints = False``) get them in block buffers only."""
+    from spherenet.network import ROW_BLOCK, Workspace, _backward, _forward_cache
+    rng = np.random.default_rng(6)
+    net = sn.NormalisedMLP([5, 7, 6, 3], seed=6)
+    X, Y = unit_rows(rng, ROW_BLOCK + 9, 5), rng.normal(size=(ROW_BLOCK + 9, 3))
+    cache = _forward_cache(net.weights, X)
+    J, grads = _backward(net.weights, cache, Y, Workspace())
+    assert cache.dZ[0] is None and all(d.shape == z.shape for d, z in zip(cache.dZ[1:], cache.Z[1:]))
+    J2, grads2 = _backward(net.weights, cache, Y, Workspace(), keep_adjoints=False)
+    assert cache.dZ is None and J2 == J
+    for a, b in zip(grads, grads2):
+        np.testing.assert_array_equal(a, b)
+
+
 @given(problems())
 def test_inner_w_grad_is_the_same_for_every_layer(problem):
     """f is 1-homogeneous in each W_i, so <W_i, ∇_i J> = <f, f - y>/N for every layer."""
