@@ -1,0 +1,35 @@
+"""The benchmark scripts still run: each once with the smallest settings (a smoke test, not a timing —
+timings live in benchmarks/README.md). ``bench_beyond.py`` is left out: it redraws the shipped figures."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CASES = {
+    "bench_kernels.py": (["--repeats", "1"], "relu_mask"),
+    "bench_jets.py": (["--repeats", "1", "--dtype", "float32"], "jet/forward"),
+    "bench_iteration.py": (["--repeats", "1", "--dtype", "float64"], "floor: the products alone"),
+    "bench_iteration.py --stages": (["--stages", "--repeats", "1", "--dtype", "float32"], "acceptance forward"),
+    "bench_scaling.py": (["--repeats", "1"], "measured exponent"),
+    "bench_majorant.py": (["--repeats", "1", "--iterations", "2", "--late", "2", "--survey", "0", "--data",
+                           "random"], "search %"),
+    "bench_long_run.py": (["--updates", "1000"], "mm-closed"),
+    "bench_memory.py": (["--samples", "2500", "--iterations", "1"], "peak MB"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_benchmark_script_runs(case, tmp_path):
+    if case == "bench_memory.py" and not Path("/proc/self/status").exists():
+        pytest.skip("bench_memory.py reads /proc (Linux)")
+    args, expected = CASES[case]
+    script = ROOT / "benchmarks" / case.split()[0]
+    env = os.environ | {"OPENBLAS_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(script), *args], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert expected in done.stdout
