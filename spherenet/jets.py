@@ -74,7 +74,7 @@ def curve_coefficients(order: int, dtype=np.float64) -> tuple[np.ndarray, np.nda
 def relu_jet(Z0: np.ndarray, Zs: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``H_k = [Z_0 > 0] ⊙ Z_k`` for ``k >= 1``: ``Zs, out: (r N, d)`` stacked, ``Z0: (N, d)``.
 
-    (``H_0 = max(Z_0, 0)`` is the forward pass's ``H``.) ``layer_jet`` applies this same rule in place.
+    (``H_0 = max(Z_0, 0)`` is the forward pass's ``H``.) ``layer_jet`` applies it in place.
     """
     return kernels.relu_mask(Zs, Z0, out)
 
@@ -105,7 +105,7 @@ def layer_jet(H: np.ndarray, Z0_below: np.ndarray, P0: np.ndarray, W: np.ndarray
     """
     n, d = Z0_below.shape[0], W.shape[0]
     rn = H.shape[0] - n
-    kernels.relu_mask(H[n:], Z0_below, H[n:])
+    relu_jet(Z0_below, H[n:], H[n:])
     Ps = np.matmul(H[n:], W.T, out=work[:rn * d].reshape(rn, d))
     Qs = np.matmul(H[:rn], muV.T, out=work[rn * d:2 * rn * d].reshape(rn, d))
     return kernels.output_cauchy(P0, Ps, Qs, c, s, out)
