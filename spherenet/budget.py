@@ -29,21 +29,29 @@ RUNG_ITERATIONS = 200
 VALIDATION_FRACTION = 0.2
 
 
-def budget_for(rho: float, train, radii_product: float, bias: bool = True) -> float:
+def budget_for(rho: float, X, Y, radii_product: float, bias: bool = True) -> float:
     """``K(rho)``: the budget at which the largest scaled training target has norm ``rho``."""
     from .data import StandardScaling
-    unit = StandardScaling.fit(train.X, train.Y, 1.0, radii_product, bias)      # t = min s / (a prod mu)
-    M = float(np.sqrt(np.sum((train.Y - np.asarray(unit.y_mean)) ** 2, axis=1)).max())
+    unit = StandardScaling.fit(X, Y, 1.0, radii_product, bias)
+    M = float(np.sqrt(np.sum((np.asarray(Y, np.float64) - np.asarray(unit.y_mean)) ** 2, axis=1)).max())
+    if not M > 0:
+        raise ValueError("y is constant in the training data: there is no spread to choose a Lipschitz budget "
+                         "for; give the budget (lipschitz=K, --lipschitz K)")
     return M / rho * radii_product * unit.input_lipschitz
 
 
-def validation_parts(train, split: str, seed: int):
-    """``(fit, validation)`` of the training data, made the way the test part was (``split``)."""
-    from .data import random_split, split_by_flight
+def validation_rows(train, split: str = "random", seed=0) -> np.ndarray:
+    """A boolean mask of the training rows held out for validation, made the way the test part was: a
+    seeded fifth of the rows (``split="random"``) or of the flights (``"flights"``, ``train`` a FlightData)."""
     from .experiments import held_out_flights
+    n = len(train.X) if hasattr(train, "X") else len(train)
     if split == "flights" and len(train.flight_ids) >= 2:
-        return split_by_flight(train, held_out_flights(train.flight_ids, VALIDATION_FRACTION, seed))
-    return random_split(train, VALIDATION_FRACTION, seed=seed)
+        return np.isin(train.flight, held_out_flights(train.flight_ids, VALIDATION_FRACTION, seed))
+    mask = np.zeros(n, dtype=bool)
+    mask[np.random.default_rng(seed).permutation(n)[n - int(round(VALIDATION_FRACTION * n)):]] = True
+    if mask.all() or not mask.any():
+        raise ValueError(f"choosing the Lipschitz budget needs at least 2 training samples (n_samples={n})")
+    return mask
 
 
 def choose_budget(rungs, tolerance: float = TOLERANCE) -> dict:
@@ -52,33 +60,35 @@ def choose_budget(rungs, tolerance: float = TOLERANCE) -> dict:
     return min((r for r in rungs if r["rmse_validation"] <= (1 + tolerance) * best), key=lambda r: r["lipschitz"])
 
 
-def select_lipschitz(s: dict, train, threads: int = 1, progress=None) -> tuple[float, dict]:
-    """``(K*, table)`` for run settings ``s`` (see the module docstring); ``table`` records every rung."""
-    from .experiments import fit_scaling, network_widths, scaled_arrays
+def select_lipschitz(X, Y, held_out, widths, method="geo-cg-layer", seed=0, dtype=np.float64, radius="unit",
+                     batch_size=None, threads=1, rule_options=None, progress=None) -> tuple[float, dict]:
+    """``(K*, table)`` (see the module docstring) for raw training data ``X (N, d)``, ``Y (N, m)``, the
+    validation rows ``held_out`` (a boolean mask) and a network ``widths`` (its input width ``d + 1``: the
+    bias feature) trained by ``method``; ``table`` records every rung."""
+    from .data import StandardScaling
     from .network import NormalisedMLP
     from .train import train as train_loop
     start = time.perf_counter()
-    fit, validation = validation_parts(train, s["split"], s["data_seed"])
-    dtype = np.dtype(s["dtype"]).type
-    iterations = RUNG_ITERATIONS
-    options = {"order": s["order"]} if s["method"] == "taylor" else {}
+    held_out = np.asarray(held_out, dtype=bool)
+    X, Y = np.asarray(X, np.float64), np.asarray(Y, np.float64)
     rungs = []
     for rho in LADDER:
-        net = NormalisedMLP(network_widths(s), seed=s["seed"], dtype=dtype)
-        K = budget_for(rho, train, float(np.prod(net.radii)))
-        scaling = fit_scaling(dict(s, lipschitz=K), fit, net)
-        (X, Y, Xv, Yv), _ = scaled_arrays(fit, validation, net, dtype, scaling)
-        history = train_loop(net, X, Y, s["method"], iterations, Xv, Yv, batch_size=s["batch_size"],
-                             seed=s["seed"], threads=threads, **options)
+        net = NormalisedMLP(widths, radius, seed=seed, dtype=dtype)
+        K = budget_for(rho, X, Y, float(np.prod(net.radii)))
+        scaling = StandardScaling.fit(X[~held_out], Y[~held_out], K, float(np.prod(net.radii)))
+        fit_X, fit_Y = scaling.transform_inputs(X[~held_out]), scaling.transform_targets(Y[~held_out])
+        val_X, val_Y = scaling.transform_inputs(X[held_out]), scaling.transform_targets(Y[held_out])
+        history = train_loop(net, fit_X.astype(dtype), fit_Y.astype(dtype), method, RUNG_ITERATIONS,
+                             val_X.astype(dtype), val_Y.astype(dtype), batch_size=batch_size, seed=seed,
+                             threads=threads, **(rule_options or {}))
         error = float(scaling.rmse_newtons(history.loss_test[-1]))
         rungs.append({"rho": rho, "lipschitz": K, "rmse_validation": error})
         if progress:
             progress(len(rungs), rungs[-1])
-        best = min(r["rmse_validation"] for r in rungs)
-        if error > (1 + TOLERANCE) * best:
+        if error > (1 + TOLERANCE) * min(r["rmse_validation"] for r in rungs):
             break
     chosen = choose_budget(rungs)
     table = {"rule": f"smallest K within {TOLERANCE:.0%} of the best validation RMSE", "tolerance": TOLERANCE,
-             "iterations": iterations, "n_fit": len(fit), "n_validation": len(validation), "rungs": rungs,
-             "chosen": chosen["lipschitz"], "seconds": time.perf_counter() - start}
+             "iterations": RUNG_ITERATIONS, "n_fit": int((~held_out).sum()), "n_validation": int(held_out.sum()),
+             "rungs": rungs, "chosen": chosen["lipschitz"], "seconds": time.perf_counter() - start}
     return chosen["lipschitz"], table

@@ -163,8 +163,11 @@ def run(settings: dict, progress=None, checkpoint=None, checkpoint_every: int | 
         return record, arrays
     fitted, selection = s, None
     if s["scaling"] == "standard" and s["lipschitz"] is None:
-        from .budget import select_lipschitz
-        K, selection = select_lipschitz(s, train_data, threads=threads)
+        from .budget import select_lipschitz, validation_rows
+        K, selection = select_lipschitz(
+            train_data.X, train_data.Y, validation_rows(train_data, s["split"], s["data_seed"]), network_widths(s),
+            s["method"], s["seed"], dtype, batch_size=s["batch_size"], threads=threads,
+            rule_options={"order": s["order"]} if s["method"] == "taylor" else None)
         fitted = dict(s, lipschitz=K)
     net = NormalisedMLP(network_widths(s), seed=s["seed"], dtype=dtype)
     scaling = fit_scaling(fitted, train_data, net)

@@ -71,7 +71,8 @@ def certificate(weights, scaling, X_scaled_sets) -> dict:
 
     Returns ``lipschitz_bound`` (``prod ||W_i||_2`` carried through the scaling), ``lipschitz_budget`` (the
     same with ``prod mu_i``: what the scaling promised before training), ``lipschitz_lower`` (the largest
-    local constant over the rows of every array in ``X_scaled_sets``, network inputs) and
+    local constant over the rows of every array in ``X_scaled_sets``, network inputs; ``None`` for no
+    arrays) and
     ``lipschitz_norm`` (which input norm the constants refer to).
     """
     from .data.scaling import StandardScaling
@@ -84,6 +85,6 @@ def certificate(weights, scaling, X_scaled_sets) -> dict:
         upper, A, norm = t * bound, None, "euclidean norm of the unit-normalised input x / ||x||"
         radii = [np.linalg.norm(np.asarray(W, np.float64)) for W in weights]
         budget = t * float(np.prod(radii))
-    lower = max(empirical_lower_bound(weights, X, A, t) for X in X_scaled_sets)
+    lower = max((empirical_lower_bound(weights, X, A, t) for X in X_scaled_sets), default=None)
     return {"lipschitz_bound": upper, "lipschitz_budget": budget, "lipschitz_lower": lower,
             "lipschitz_norm": norm}

@@ -213,7 +213,7 @@ class StandardScaling:
         if X.shape[0] != Y.shape[0]:
             raise ValueError(f"X has {X.shape[0]} rows but Y has {Y.shape[0]}")
         if X.shape[0] < 2:
-            raise ValueError("X: standardising needs at least 2 training samples")
+            raise ValueError(f"X: standardising needs at least 2 training samples (n_samples={X.shape[0]})")
         K = finite_float("lipschitz", lipschitz, positive=True)
         P = finite_float("radii_product", radii_product, positive=True)
         mean, std = _column_moments("X", X)
