@@ -75,6 +75,22 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None, help="output folder (default: results/<experiment>)")
     r.add_argument("--figures", default=None, help="figure folder (default: <out>/figures)")
 
+    k = sub.add_parser("lipschitz", help="test RMSE against the certified Lipschitz budget: a sweep, with figure")
+    k.add_argument("--method", choices=SPHERE_METHODS, default=DEFAULTS["method"], metavar="METHOD",
+                   help=f"a sphere method (default {DEFAULTS['method']})")
+    k.add_argument("--data", choices=DATA_SOURCES, default="sim")
+    k.add_argument("--data-path", help="file or folder of real flight logs (for neural-lander / neural-fly)")
+    k.add_argument("--widths", default="12-25-30-15-3")
+    k.add_argument("--split", choices=SPLIT_CHOICES, default=DEFAULTS["split"])
+    k.add_argument("--quick", action="store_true", help="small settings (a minute)")
+    k.add_argument("--points", type=int, default=None, help="budgets on the curve (default 9, quick 5)")
+    k.add_argument("--seeds", type=int, default=None, help="seeds per budget (default 3, quick 2)")
+    k.add_argument("--samples", type=int, default=None, help="simulator samples (default 30000, quick 3000)")
+    k.add_argument("--iterations", type=int, default=None, help="iterations per run (default 200, quick 60)")
+    k.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
+    k.add_argument("--out", default="results/lipschitz", help="output folder (default: results/lipschitz)")
+    k.add_argument("--figures", default=None, help="figure folder (default: <out>/figures)")
+
     pl = sub.add_parser("plot", help="redraw the figures of a train or reproduce output folder")
     pl.add_argument("folder")
     pl.add_argument("--figures", default=None, help="figure folder (default: <folder>/figures)")
@@ -208,7 +224,53 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
+def cmd_lipschitz(args) -> int:
+    from .experiments import default_executor
+    from .tradeoff import tradeoff
+    for name in ("points", "seeds", "samples", "iterations", "workers"):
+        value = getattr(args, name)
+        if value is not None and value < (2 if name == "points" else 1):
+            raise UsageError(f"--{name} must be >= {2 if name == 'points' else 1}, got {value}")
+    if args.data == "sim" and args.data_path:
+        raise UsageError("--data-path only applies to --data neural-lander or neural-fly")
+    if args.data_path and not Path(args.data_path).exists():
+        raise UsageError(f"--data-path {args.data_path}: no such file or folder")
+    out, start = Path(args.out), time.perf_counter()
+    executor = default_executor(args.workers)
+    try:
+        summary = tradeoff(out, args.method, args.data, args.data_path, parse_widths(args.widths), args.split,
+                           args.quick, args.points, args.seeds, args.samples, args.iterations, executor,
+                           progress=lambda done, total, _: print(f"  run {done}/{total}", file=sys.stderr,
+                                                                 flush=True))
+    finally:
+        executor.shutdown(cancel_futures=True)
+    summary["wall_seconds"] = time.perf_counter() - start
+    write_json(out / "summary.json", summary)
+    figures = _draw(out, args.figures)
+    _print_experiment(summary)
+    print(f"wrote {out / 'summary.json'} and {figures[0]}")
+    return 0
+
+
+def _print_tradeoff(s: dict) -> None:
+    print("budget K       test RMSE [N]     certified bound   empirical lower bound")
+    for p in s["curve"]:
+        print(f"{p['lipschitz']:<12.4g} {p['rmse_test']['mean']:6.3f} ± {p['rmse_test']['std']:<6.3f}  "
+              f"{p['lipschitz_bound']['mean']:<16.4g}  {p['lipschitz_lower']['mean']:.4g}")
+    ref = s["reference"]
+    print(f"chosen on validation: K = {', '.join(f'{k:.4g}' for k in s['auto']['chosen'])}: test RMSE "
+          f"{s['auto']['rmse_test']['mean']:.3f} ± {s['auto']['rmse_test']['std']:.3f} N")
+    print(f"the paper's pipeline: {s['paper']['rmse_test']['mean']:.3f} ± {s['paper']['rmse_test']['std']:.3f} N; "
+          f"its implicit budget K = {s['paper_budget']:.4g} with the standard scaling: "
+          f"{s['paper_budget_run']['rmse_test']['mean']:.3f} N")
+    print(f"Adam, tuned: {s['adam']['rmse_test']['mean']:.3f} ± {s['adam']['rmse_test']['std']:.3f} N;  linear least "
+          f"squares {ref['rmse_test_linear']:.3f} N;  training mean {ref['rmse_test_mean']:.3f} N"
+          + (f";  label noise {ref['label_noise_rmse']:.3f} N" if ref.get("label_noise_rmse") else ""))
+
+
 def _print_experiment(s: dict) -> None:
+    if s["experiment"] == "lipschitz":
+        return _print_tradeoff(s)
     if s["experiment"] == "exp1":
         for method, name in (("taylor", "Algorithm 1 (taylor)"), ("mm", "Algorithm 2 (mm)")):
             m = s[method]
@@ -230,6 +292,9 @@ def _draw(folder: Path, figures=None) -> list:
     figures = Path(figures) if figures else folder / "figures"
     if (folder / "summary.json").is_file():
         s = read_json(folder / "summary.json")
+        if s.get("experiment") == "lipschitz":
+            from .plots.tradeoff import tradeoff_figure
+            return [tradeoff_figure(s, figures / "lipschitz.png")]
         draw = figs.exp1_figures if s.get("experiment") == "exp1" else figs.exp2_figures
         return draw(s, figures)
     if (folder / "result.json").is_file():
@@ -252,7 +317,8 @@ def cmd_check(args) -> int:
     return 0 if ok else 1
 
 
-COMMANDS = {"train": cmd_train, "reproduce": cmd_reproduce, "plot": cmd_plot, "check": cmd_check}
+COMMANDS = {"train": cmd_train, "reproduce": cmd_reproduce, "lipschitz": cmd_lipschitz, "plot": cmd_plot,
+            "check": cmd_check}
 
 
 def main(argv=None) -> int:
