@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from . import __version__
 from .experiments import (DATA_SOURCES, DEFAULTS, METHODS, SCALING_CHOICES, SPHERE_METHODS, SPLIT_CHOICES,
                           load_problem, parse_widths, run, settings_for)
@@ -90,6 +92,12 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
     k.add_argument("--out", default="results/lipschitz", help="output folder (default: results/lipschitz)")
     k.add_argument("--figures", default=None, help="figure folder (default: <out>/figures)")
+
+    pr = sub.add_parser("predict", help="apply a trained `spherenet train` run to raw flight logs (newtons)")
+    pr.add_argument("folder", help="the run's output folder (result.json, weights.npz)")
+    pr.add_argument("--data", choices=DATA_SOURCES[1:], default="neural-lander", help="the logs' format")
+    pr.add_argument("--data-path", required=True, help="a CSV file or a folder of them")
+    pr.add_argument("--out", default="predictions.csv", help="CSV to write (default: predictions.csv)")
 
     pl = sub.add_parser("plot", help="redraw the figures of a train or reproduce output folder")
     pl.add_argument("folder")
@@ -302,6 +310,34 @@ def _draw(folder: Path, figures=None) -> list:
     raise UsageError(f"{folder}: no summary.json or result.json to plot")
 
 
+def cmd_predict(args) -> int:
+    from .data import TARGET_NAMES, load_neural_fly, load_neural_lander
+    from .estimator import from_run
+    model = from_run(args.folder)
+    if not Path(args.data_path).exists():
+        raise UsageError(f"--data-path {args.data_path}: no such file or folder")
+    data = (load_neural_lander if args.data == "neural-lander" else load_neural_fly)(args.data_path)
+    F = model.predict(data.X)
+    write_csv(args.out, ["flight", "t", *TARGET_NAMES, *(f"{n}_measured" for n in TARGET_NAMES)],
+              np.column_stack([data.flight, data.t, F, data.Y]))
+    rmse = float(np.sqrt(np.sum((F - data.Y) ** 2) / len(F)))
+    print(f"{len(F)} samples from {args.data_path}: RMSE against the logged force {rmse:.4f} N")
+    print(f"Lipschitz [{'raw features' if model.scaling == 'standard' else 'unit-normalised input'}]: "
+          f"certified <= {model.lipschitz_bound_:.4g}, empirical on the training data >= {model.lipschitz_lower_:.4g}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def write_csv(path, header, rows) -> None:
+    """``rows`` (N, len(header)) as CSV with ``header``, written atomically (17 significant digits)."""
+    import io
+
+    from .results import _atomic_write_bytes
+    buf = io.StringIO()
+    np.savetxt(buf, rows, delimiter=",", header=",".join(header), comments="", fmt="%.17g")
+    _atomic_write_bytes(path, buf.getvalue().encode())
+
+
 def cmd_plot(args) -> int:
     folder = Path(args.folder)
     if not folder.is_dir():
@@ -317,8 +353,8 @@ def cmd_check(args) -> int:
     return 0 if ok else 1
 
 
-COMMANDS = {"train": cmd_train, "reproduce": cmd_reproduce, "lipschitz": cmd_lipschitz, "plot": cmd_plot,
-            "check": cmd_check}
+COMMANDS = {"train": cmd_train, "reproduce": cmd_reproduce, "lipschitz": cmd_lipschitz, "predict": cmd_predict,
+            "plot": cmd_plot, "check": cmd_check}
 
 
 def main(argv=None) -> int:

@@ -29,6 +29,7 @@ METHODS = SPHERE_METHODS + BASELINE_METHODS
 DATA_SOURCES = ("sim", "neural-lander", "neural-fly")
 
 SCALING_CHOICES = ("standard", "paper")
+RESULT_FORMAT = 2        # result.json: 2 adds the scaling's kind, the Lipschitz certificate and "format"
 SPLIT_CHOICES = ("random", "flights")
 
 # The default pipeline: the information-preserving scaling with the Lipschitz budget chosen on a validation
@@ -258,6 +259,7 @@ def _record(s, history, scaling, n_train, n_test, net) -> dict:
     seconds = history.seconds[-1] if history.seconds else 0.0
     loss_train, loss_test = history.loss_train[-1], history.loss_test[-1]
     return {
+        "format": RESULT_FORMAT,
         **{k: s[k] for k in ("method", "widths", "seed", "iterations", "dtype", "order", "data", "data_seed",
                              "batch_size", "split")},
         "lipschitz": scaling.lipschitz if hasattr(scaling, "lipschitz") else None,
