@@ -49,6 +49,11 @@ def _geodesic(direction):
     return make
 
 
+def _batch_geodesic(**options):
+    from .beyond.stochastic import BatchGeodesicStep
+    return BatchGeodesicStep(**options)
+
+
 RULES = {
     "taylor": _taylor,                  # Algorithm 1 (order 2) and its order-r extension
     "mm": _mm("spectral"),              # Algorithm 2, the paper's majorant
@@ -59,6 +64,7 @@ RULES = {
     "geo-cg-layer": _geodesic("cg-layer"),
     "geo-adam": _geodesic("adam"),      # Adam's direction, no learning rate: the length comes from the jet
     "geo-rgrad": _geodesic("rgrad"),
+    "geo-batch": _batch_geodesic,       # docs/beyond.md §6: the mini-batch rule (default with --batch-size)
 }
 
 
