@@ -230,16 +230,17 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
     ws = Workspace()
     # Full batch: one forward cache. The rule's trial evaluations overwrite the current point's pass, which
     # nothing reads once the direction and the jet are known; a step that stays (tau = 0) recomputes it.
-    # Mini-batches: two, the current point's and the trial's, plus one for the training loss on all of X.
+    # Mini-batches: two, the current point's and the trial's; the training loss on all of X is recorded block
+    # by block (_output), so memory beyond the data does not grow with the number of samples.
     buffers = ["a", "b"]
-    full = ws.cache(buffers[0] if batches.full else "full", weights, X)
+    full = ws.cache(buffers[0], weights, X) if batches.full else None
     # BLAS and row threads as set from the first forward pass on. Overflow is detected by the explicit
     # finiteness checks below, which stop the run with a message.
     with threadpool_limits(blas_threads), rows.threads(threads), np.errstate(over="ignore", invalid="ignore"):
-        cache = _forward_cache(weights, X, full) if batches.full or resume is None else None
+        cache = _forward_cache(weights, X, full) if batches.full else None
         if resume is None:
             history = History(getattr(rule, "name", type(rule).__name__))
-            history.loss_train.append(_loss_from_output(cache.F, Y))
+            history.loss_train.append(_loss_from_output(cache.F if batches.full else _output(weights, X, ws), Y))
             if has_test:
                 history.loss_test.append(_loss_from_output(_output(weights, X_test, ws), Y_test))
         else:
@@ -274,7 +275,7 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
                 buffers.reverse()
             weights, cache = new_weights, new_cache
             elapsed += time.perf_counter() - start
-            J_train = J_new if batches.full else _loss_from_output(_forward_cache(weights, X, full).F, Y)
+            J_train = J_new if batches.full else _loss_from_output(_output(weights, X, ws), Y)
             J_prev = J_new
             _record(history, step, it, J_new - J, J_train, weights, radii, elapsed)
             if has_test:
