@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import spherenet as sn
+from spherenet import sphere
 from spherenet import checkpoint as ck
 from spherenet.beyond.stochastic import BatchGeodesicStep
 from spherenet.experiments import DEFAULTS, settings_for
@@ -60,6 +61,33 @@ def test_steps_are_the_averaged_newton_steps_halved_on_the_batch():
         assert h.tau[k] == 0.0 or h.actual[k] <= 0                  # a step decreases its own batch's loss
     assert np.mean(np.array(h.tau) > 0) > 0.8
     assert min(h.info["fallback"]) == 0                             # Adam's direction, not the gradient
+
+
+def test_curvature_comes_from_every_kth_row_of_the_batch():
+    """Batch 1000, curvature_rows 256: the jet is that of rows 0, 4, 8, .. (an independent forward pass on
+    them), the slope that of the whole batch."""
+    from spherenet.beyond import Geodesic
+    from spherenet.beyond.directions import inner
+    from spherenet.network import _backward, _direction, _forward_cache
+    from spherenet.steps import Iterate
+    X, Y = problem(9, n=1000)
+    net = sn.NormalisedMLP(WIDTHS, seed=2)
+    cache = _forward_cache(net.weights, X)
+    J, grads = _backward(net.weights, cache, Y)
+    it = Iterate(net.weights, net.radii, X, Y, cache, J, grads, _direction(net.weights, grads, net.radii), J)
+    rule = BatchGeodesicStep(curvature_rows=256)
+    step = rule(it)
+    D = rule.direction.state()                           # the first direction: -Proj(m̂/(sqrt(v̂)+δ))
+    m = [D[f"m{i}"] / 0.1 for i in range(3)]
+    v = [D[f"v{i}"] / 0.001 for i in range(3)]
+    scale = np.sqrt(max(float(a.max()) for a in v))
+    direction = [sphere.project_tangent(W, -(a / (np.sqrt(b) + 1e-8 * scale)), mu)
+                 for W, a, b, mu in zip(net.weights, m, v, net.radii)]
+    curve = Geodesic(net.weights, direction, net.radii)
+    jet = curve.loss_jet(_forward_cache(net.weights, X[::4]), X[::4], Y[::4], 2)
+    assert step.info["kappa"] == pytest.approx(2 * jet[2], rel=1e-9)
+    assert step.info["beta_batch"] == pytest.approx(-inner(grads, direction) / curve.speed, rel=1e-9)
+    assert 2 * jet[2] != pytest.approx(2 * curve.loss_jet(cache, X, Y, 2)[2], rel=1e-6)   # not the whole batch
 
 
 @pytest.mark.parametrize("seed, batch_size, target_scale, dtype", [
@@ -132,6 +160,8 @@ def test_bad_options_are_refused():
         BatchGeodesicStep(memory=1.0)
     with pytest.raises(ValueError, match="max_halvings"):
         BatchGeodesicStep(max_halvings=-1)
+    with pytest.raises(ValueError, match="curvature_rows"):
+        BatchGeodesicStep(curvature_rows=0)
 
 
 @pytest.mark.parametrize("method, expected", [(None, "geo-batch"), ("geo-cg-layer", "geo-cg-layer")])
