@@ -174,3 +174,12 @@ def test_cli_batch_size_runs_geo_batch_unless_a_method_is_named(tmp_path, method
     record = json.loads((out / "result.json").read_text())
     assert record["method"] == expected and record["batch_size"] == 64
     assert record["max_norm_drift"] <= 1e-13 and record["rmse_test"] < record["rmse_test_mean"]
+
+
+def test_time_to_accuracy_figure_draws_every_panel(tmp_path):
+    from spherenet.plots.time_to_accuracy import time_to_accuracy_figure
+    curve = [(0.0, 3.0), (0.1, 2.0), (0.5, 1.5), (2.0, 1.2)]
+    panels = {name: {"curves": {"geo-batch": [curve, curve[:3]], "Adam": [[(0.0, 3.0), (1.0, 1.4)]]},
+                     "targets": {"Adam@10ep": 1.4}} for name in ("sim", "neural-fly")}
+    path = time_to_accuracy_figure(panels, tmp_path / "f" / "tta.png")
+    assert path.stat().st_size > 10_000
