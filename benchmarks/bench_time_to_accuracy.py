@@ -256,7 +256,7 @@ def run_all(args, folder: Path) -> None:
 def draw(out: Path, figure: str) -> None:
     from spherenet.plots.time_to_accuracy import time_to_accuracy_figure
     panels = {}
-    for folder in sorted(p for p in out.iterdir() if (p / "runs").is_dir()):
+    for folder in sorted((p for p in out.iterdir() if (p / "runs").is_dir()), key=lambda p: p.name != "sim-30000"):
         curves = {}
         for p in sorted((folder / "runs").glob("*.json")):
             r = json.loads(p.read_text())

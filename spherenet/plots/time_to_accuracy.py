@@ -8,6 +8,8 @@ from matplotlib.figure import Figure
 
 from . import save_figure
 
+COLOURS = ["tab:green", "tab:blue", "tab:red", "tab:orange", "tab:purple", "tab:brown", "tab:gray"]
+
 
 def time_to_accuracy_figure(panels: dict, path) -> Path:
     """``panels``: ``{title: {"curves": {label: [[(seconds, rmse), ...] per seed]}, "targets": {name: rmse}}}``.
@@ -17,9 +19,12 @@ def time_to_accuracy_figure(panels: dict, path) -> Path:
     """
     fig = Figure(figsize=(6.4 * len(panels), 4.6), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    labels = list(dict.fromkeys(label for panel in panels.values() for label in panel["curves"]))
+    colour_of = dict(zip(labels, COLOURS * (1 + len(labels) // len(COLOURS))))   # one colour per method
     for ax, (title, panel) in zip(axes, panels.items()):
         lows = []
-        for colour, (label, runs) in zip(_colours(), panel["curves"].items()):
+        for label, runs in panel["curves"].items():
+            colour = colour_of[label]
             for k, curve in enumerate(runs):
                 t, e = np.array(curve, float).T if curve else (np.empty(0), np.empty(0))
                 keep = t > 0
@@ -37,7 +42,3 @@ def time_to_accuracy_figure(panels: dict, path) -> Path:
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
     return save_figure(fig, path)
-
-
-def _colours():
-    return iter(["tab:green", "tab:blue", "tab:red", "tab:orange", "tab:purple", "tab:brown", "tab:gray"])
