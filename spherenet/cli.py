@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__
+from . import __version__, progress
 from .experiments import (DATA_SOURCES, DEFAULTS, METHODS, SPHERE_METHODS, load_problem, parse_widths, run,
                           settings_for)
 from .results import read_json, save_arrays, write_json
@@ -45,7 +45,18 @@ def _parser() -> argparse.ArgumentParser:
                         f"Algorithm 2) or a baseline optimiser")
     t.add_argument("--order", type=int, default=2, help="jet order of the taylor method (2 = the paper)")
     t.add_argument("--iterations", type=int, default=200)
-    t.add_argument("--batch-size", type=int, default=None, help="mini-batch size (default: full batch)")
+    t.add_argument("--batch-size", type=_batch_size, default=None, metavar="B|auto",
+                   help="mini-batch size (default: full batch); auto: sgd and adam tune it with the learning "
+                        "rate on the validation part")
+    t.add_argument("--eval-every", type=int, default=1, metavar="N",
+                   help="evaluate the test loss every N iterations and at the last (default 1)")
+    t.add_argument("--max-seconds", type=float, default=None, metavar="S",
+                   help="stop after S seconds of training (evaluation and tuning excluded)")
+    t.add_argument("--lr", type=float, default=None,
+                   help="a fixed learning rate for sgd, adam or rsgd (default: sgd and adam tune it)")
+    t.add_argument("--lr-grid", type=_rates, default=None, metavar="R1,R2,...",
+                   help="the learning rates sgd and adam tune over (default: their half-decade grids)")
+    t.add_argument("--quiet", action="store_true", help="no progress bars (also off when stderr is no terminal)")
     t.add_argument("--seed", type=int, default=0, help="seed of the initialisation (and mini-batches)")
     t.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     t.add_argument("--threads", type=int, default=1, metavar="T",
@@ -74,18 +85,31 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _progress_bar(total: int, label: str):
-    """A progress callback that prints at most ~20 lines to stderr."""
-    step = max(total // 20, 1)
-    start = time.perf_counter()
+def _rates(text: str) -> list:
+    """``--lr-grid``: comma-separated numbers (an empty list is refused later, with the other checks)."""
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated learning rates, got {text!r}") from None
 
-    def report(done, *rest):
-        if done % step == 0 or done == total:
-            print(f"  {label} {done}/{total}  ({time.perf_counter() - start:.1f} s)", file=sys.stderr, flush=True)
-    return report
+
+def _batch_size(text: str):
+    """``--batch-size``: a positive integer or ``auto``."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}") from None
 
 
 def cmd_train(args) -> int:
+    if args.eval_every < 1:
+        raise UsageError(f"--eval-every must be >= 1, got {args.eval_every}")
+    if args.max_seconds is not None and not args.max_seconds > 0:
+        raise UsageError(f"--max-seconds must be > 0, got {args.max_seconds:g}")
+    if isinstance(args.batch_size, int) and args.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1 or auto, got {args.batch_size}")
     if args.data == "sim" and args.data_path:
         raise UsageError("--data-path only applies to --data neural-lander or neural-fly")
     if args.data_path and not Path(args.data_path).exists():
@@ -93,7 +117,8 @@ def cmd_train(args) -> int:
     settings = settings_for(data=args.data, data_path=args.data_path, data_seed=args.data_seed,
                             n_samples=args.samples, widths=parse_widths(args.widths), method=args.method,
                             order=args.order, iterations=args.iterations, seed=args.seed, dtype=args.dtype,
-                            batch_size=args.batch_size)
+                            batch_size=args.batch_size, eval_every=args.eval_every,
+                            max_seconds=args.max_seconds, lr=args.lr, lr_grid=args.lr_grid)
     if args.method != "taylor" and args.order != 2:
         raise UsageError("--order only applies to --method taylor")
     if args.threads < 1:
@@ -109,8 +134,12 @@ def cmd_train(args) -> int:
           file=sys.stderr)
     # Result files are written only once training has finished: an interrupted run leaves none (and its
     # last checkpoint, written atomically, intact).
-    record, arrays = run(settings, progress=_progress_bar(args.iterations, "iteration"), checkpoint=checkpoint,
-                         checkpoint_every=args.checkpoint_every, resume=args.resume, threads=args.threads)
+    # The baselines draw their own bars (tuning, then training).
+    with progress.bar(args.iterations, f"training {args.method}",
+                      args.quiet or args.method not in SPHERE_METHODS) as pbar:
+        record, arrays = run(settings, progress=progress.iteration_callback(pbar), checkpoint=checkpoint,
+                             checkpoint_every=args.checkpoint_every, resume=args.resume, threads=args.threads,
+                             quiet=args.quiet)
     save_arrays(out / "weights.npz", **arrays)
     write_json(out / "result.json", record)
     _summary(record)
@@ -144,7 +173,13 @@ def _summary(r: dict) -> None:
              f"loss J: {r['loss_train'][0]:.4g} -> {r['loss_train'][-1]:.4g} (train), "
              f"{r['loss_test'][-1]:.4g} (test)",
              f"RMSE [N]: train {_fmt(r['rmse_train'])}, test {_fmt(r['rmse_test'])}",
-             f"time: {r['seconds']:.2f} s ({1e3 * r['seconds_per_iteration']:.2f} ms/iteration)"]
+             f"time: {r['seconds_train']:.2f} s training ({1e3 * r['seconds_per_iteration']:.2f} ms/iteration), "
+             f"{r['seconds_eval']:.2f} s evaluating" + (f", {r['seconds_tuning']:.2f} s tuning"
+                                                       if r.get("tuning") else "")]
+    if r.get("tuning"):
+        batch = r["batch_size_used"]
+        lines.append(f"tuned on the validation part: lr {r['lr']:.3g}, batch "
+                     f"{'full' if batch is None else batch} ({len(r['tuning'])} runs)")
     if r["tau"]:
         lines.append(f"step tau: first {r['tau'][0]:.3g}, last {r['tau'][-1]:.3g}")
     if r["max_norm_drift"] is not None:
