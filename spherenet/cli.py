@@ -75,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
     r.add_argument("--out", default=None, help="output folder (default: results/<experiment>)")
     r.add_argument("--figures", default=None, help="figure folder (default: <out>/figures)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar (also off when stderr is no terminal)")
 
     pl = sub.add_parser("plot", help="redraw the figures of a train or reproduce output folder")
     pl.add_argument("folder")
@@ -205,10 +206,13 @@ def cmd_reproduce(args) -> int:
     start = time.perf_counter()
     executor = default_executor(args.workers)
     try:
-        summary = reproduce(args.experiment, out, quick=args.quick, seeds=args.seeds, n_samples=args.samples,
-                            executor=executor,
-                            progress=lambda done, total, _: print(f"  run {done}/{total}", file=sys.stderr,
-                                                                  flush=True))
+        with progress.bar(None, f"{args.experiment} runs", args.quiet, unit="run") as pbar:
+            def report(done, total, _):
+                pbar.total = total
+                pbar.n = done
+                pbar.refresh()
+            summary = reproduce(args.experiment, out, quick=args.quick, seeds=args.seeds, n_samples=args.samples,
+                                executor=executor, progress=report)
     finally:
         executor.shutdown(cancel_futures=True)
     summary["wall_seconds"] = time.perf_counter() - start

@@ -127,3 +127,37 @@ def test_experiment_runs_give_baselines_the_raw_data():
     assert record["lr"] == 0.01 and "tuning" not in record and record["seconds_train"] == record["seconds"]
     agd, _ = ex.run(dict(n_samples=1500, iterations=6, method="agd"))
     assert agd["scaling"]["kind"] == "Standardiser" and agd["info"]["eta"][0] > 0
+
+
+class _Terminal:
+    """A stand-in stderr that says it is a terminal and keeps what is written."""
+
+    def __init__(self):
+        self.text = ""
+
+    def isatty(self):
+        return True
+
+    def write(self, s):
+        self.text += s
+
+    def flush(self):
+        pass
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_progress_bars_show_on_a_terminal_unless_quiet(monkeypatch, quiet):
+    from spherenet import progress
+    term = _Terminal()
+    monkeypatch.setattr("sys.stderr", term)
+    X, Y = problem(N=100)
+    bl.run_baseline("adam", WIDTHS, X, Y, iterations=20, grid=[1e-2, 1e-1], quiet=quiet)
+    assert progress.enabled(quiet) is (not quiet)
+    assert ("tuning adam" in term.text and "training adam" in term.text) is (not quiet)
+    assert (term.text == "") is quiet
+
+
+def test_progress_is_off_when_stderr_is_not_a_terminal(capsys):
+    X, Y = problem(N=100)
+    bl.run_baseline("agd", WIDTHS, X, Y, iterations=5, quiet=False)
+    assert capsys.readouterr().err == ""

@@ -19,6 +19,9 @@ CASES = {
                            "random"], "search %"),
     "bench_long_run.py": (["--updates", "1000"], "mm-closed"),
     "bench_memory.py": (["--samples", "2500", "--iterations", "1"], "peak MB"),
+    "bench_agd.py": (["--seeds", "1", "--iterations", "2", "--samples", "1500"], "the authors' conventions"),
+    "bench_baselines.py": (["--seeds", "1", "--seconds", "0.1", "--samples", "1500", "--iterations", "2",
+                            "--workers", "1", "--only", "Adam", "--out", "bb"], "least squares with a bias"),
 }
 
 

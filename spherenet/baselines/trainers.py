@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import time
+from functools import partial
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -242,27 +243,28 @@ def train_rsgd(net: NormalisedMLP, X, Y, lr, iterations=200, X_test=None, Y_test
 
 # --- AGD's network (Bernstein et al. 2023, reference code jxbz/agd: architecture/fcn.py, main.py) -------------
 
-def agd_plain_weights(weights) -> list:
-    """AGD's network ``h_k = sqrt(2) relu(W_k h_(k-1))``, ``f = W_L h_(L-1)`` as a plain bias-free ReLU net:
-    relu is positively homogeneous, so it is ``spherenet.forward`` with ``[W_1, sqrt(2) W_2, ..., sqrt(2) W_L]``."""
-    return [weights[0]] + [AGD_RELU_GAIN * W for W in weights[1:]]
+def agd_plain_weights(weights, relu_gain=AGD_RELU_GAIN) -> list:
+    """AGD's network ``h_k = g relu(W_k h_(k-1))``, ``f = W_L h_(L-1)`` (``g = sqrt(2)``) as a plain bias-free
+    ReLU net: relu is positively homogeneous, so it is ``spherenet.forward`` with ``[W_1, g W_2, ..., g W_L]``."""
+    return [weights[0]] + [relu_gain * W for W in weights[1:]]
 
 
-def _agd_forward(weights, X):
-    return _plain_forward(agd_plain_weights(weights), X)
+def _agd_forward(weights, X, relu_gain=AGD_RELU_GAIN):
+    return _plain_forward(agd_plain_weights(weights, relu_gain), X)
 
 
-def _agd_backward(weights, cache, Y):
-    """Gradients of the authors' square loss ``ℓ = 1/(2 d_L N) Σ_n ||f(x_n) - y_n||²`` (their section 3):
-    ``∇_{W_k} ℓ = c_k ∇_k J / d_L`` with ``c_1 = 1``, ``c_k = sqrt(2)`` (chain rule through the plain weights).
-    The value returned is ``J = d_L ℓ``, the loss the loop records for every baseline."""
-    J, grads = _plain_backward(agd_plain_weights(weights), cache, Y)
-    d_L = weights[-1].shape[0]
-    return J, [g / d_L if k == 0 else g * (AGD_RELU_GAIN / d_L) for k, g in enumerate(grads)]
+def _agd_backward(weights, cache, Y, relu_gain=AGD_RELU_GAIN, per_output=True):
+    """Gradients of the authors' square loss ``ℓ = 1/(2 d_L N) Σ_n ||f(x_n) - y_n||²`` (their section 3;
+    ``per_output=False``: ``1/(2N) Σ ...``): ``∇_{W_k} ℓ = c_k ∇_k J / d_L`` with ``c_1 = 1``, ``c_k = g``
+    (chain rule through the plain weights). The value returned is ``J``, the loss the loop records."""
+    J, grads = _plain_backward(agd_plain_weights(weights, relu_gain), cache, Y)
+    d_L = weights[-1].shape[0] if per_output else 1
+    return J, [g / d_L if k == 0 else g * (relu_gain / d_L) for k, g in enumerate(grads)]
 
 
 def train_agd(widths, X, Y, iterations=200, X_test=None, Y_test=None, batch_size=None, seed=0,
-              max_seconds=None, dtype=np.float64, gain=1.0, loss_weights=None, eval_every=1, callback=None):
+              max_seconds=None, dtype=np.float64, gain=1.0, loss_weights=None, eval_every=1, callback=None,
+              relu_gain=AGD_RELU_GAIN, per_output=True):
     """AGD as its authors define and run it, on the arrays given; returns ``(weights, History)``.
 
     Network: bias-free, ``h_k = sqrt(2) relu(W_k h_(k-1))`` (:func:`agd_plain_weights`); start
@@ -270,12 +272,16 @@ def train_agd(widths, X, Y, iterations=200, X_test=None, Y_test=None, batch_size
     :class:`AGD` (``gain`` 1, the authors' default). Their prescription also scales the data,
     ``||x|| = sqrt(d_0)``, ``||y|| = sqrt(d_L)``: :func:`spherenet.baselines.run_baseline` standardises inputs
     and targets for that. Evaluate the result with ``spherenet.forward(agd_plain_weights(weights), X)``.
-    Other arguments as :func:`train_sgd`.
+    ``relu_gain=1`` and ``per_output=False`` (the plain network and ``J``) only serve to show what each of
+    the authors' conventions does (``benchmarks/bench_agd.py``). Other arguments as :func:`train_sgd`.
     """
     dtype = _dtype(dtype)
     weights = agd_init(widths, seed=seed, dtype=dtype)
     d_in, d_out = weights[0].shape[1], weights[-1].shape[0]
     run = _check_run(X, Y, d_in, d_out, dtype, X_test, Y_test, iterations, batch_size, max_seconds)
     X, Y, X_test, Y_test, iterations, batch_size, max_seconds = run
-    return _run("agd", _agd_forward, _agd_backward, AGD(gain), weights, X, Y, X_test, Y_test, iterations,
-                batch_size, seed, max_seconds, **_check_record(loss_weights, eval_every, callback, d_out))
+    relu_gain = finite_float("relu_gain", relu_gain, positive=True)
+    forward = partial(_agd_forward, relu_gain=relu_gain)
+    backward = partial(_agd_backward, relu_gain=relu_gain, per_output=bool(per_output))
+    return _run("agd", forward, backward, AGD(gain), weights, X, Y, X_test, Y_test, iterations, batch_size, seed,
+                max_seconds, **_check_record(loss_weights, eval_every, callback, d_out))

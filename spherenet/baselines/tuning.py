@@ -218,8 +218,9 @@ def _tune(trainer, grid, X, Y, batch_size, validation_fraction, seed, options, p
     batches = [b for b in AUTO_BATCH_SIZES if b is None or b < n_fit] if batch_size == "auto" else [batch_size]
     table = []
     for b in batches:
+        # Only the final validation loss counts: evaluate at the start and the last iteration only.
         _, rows = tune_lr(trainer, grid, X, Y, validation_fraction=validation_fraction, seed=seed,
-                          progress=progress, batch_size=b, **options)
+                          progress=progress, batch_size=b, eval_every=2**62, **options)
         table += [{"batch_size": b, **row} for row in rows]
     best = min((r for r in table if r["status"] == "ok"), key=lambda r: (r["val_loss"], r["lr"]))
     best["best"] = True
