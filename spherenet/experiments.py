@@ -204,18 +204,18 @@ def _check_same_run(path, saved, expected) -> None:
 def _run_baseline(s, train_data, test_data, quiet=True) -> tuple[dict, dict]:
     """A baseline on the RAW data, prepared as its users do (``spherenet.baselines.run_baseline``): SGD/Adam
     and AGD standardise inputs and targets themselves; retracted SGD, a sphere method, gets the paper's
-    scaling. Errors in newtons either way. The baselines compute in float64."""
+    scaling. Errors in newtons either way."""
     from . import baselines
-    net = None
+    net, dtype = None, np.dtype(s["dtype"]).type
     if s["method"] == "rsgd":
-        net = NormalisedMLP(s["widths"], seed=s["seed"])
-        (X, Y, Xt, Yt), scaling = scaled_arrays(train_data, test_data, net)
+        net = NormalisedMLP(s["widths"], seed=s["seed"], dtype=dtype)
+        (X, Y, Xt, Yt), scaling = scaled_arrays(train_data, test_data, net, dtype)
     else:
         X, Y, Xt, Yt = train_data.X, train_data.Y, test_data.X, test_data.Y
     predictor, history, table = baselines.run_baseline(
         s["method"], s["widths"], X, Y, Xt, Yt, iterations=s["iterations"], seed=s["seed"],
         batch_size=s["batch_size"], max_seconds=s["max_seconds"], eval_every=s["eval_every"], lr=s["lr"],
-        grid=s["lr_grid"], quiet=quiet)
+        grid=s["lr_grid"], quiet=quiet, dtype=dtype)
     if s["method"] != "rsgd":
         scaling = predictor.standardiser
     record = _record(s, history, scaling, len(X), len(Xt), net)

@@ -161,3 +161,11 @@ def test_progress_is_off_when_stderr_is_not_a_terminal(capsys):
     X, Y = problem(N=100)
     bl.run_baseline("agd", WIDTHS, X, Y, iterations=5, quiet=False)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("name", ["adam", "agd", "rsgd"])
+def test_run_baseline_trains_in_the_dtype_asked_for(name):
+    X, Y = problem()
+    pred, h, _ = bl.run_baseline(name, WIDTHS, X, Y, iterations=4, lr=None if name == "agd" else 0.01,
+                                 dtype=np.float32)
+    assert all(p.dtype == np.float32 for p in pred.params) and h.loss_train[-1] < h.loss_train[0]

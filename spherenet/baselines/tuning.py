@@ -229,7 +229,7 @@ def _tune(trainer, grid, X, Y, batch_size, validation_fraction, seed, options, p
 
 def run_baseline(name, widths, X, Y, X_test=None, Y_test=None, iterations=200, seed=0, batch_size=None,
                  max_seconds=None, lr=None, grid=None, validation_fraction=0.2, standardise=True, eval_every=1,
-                 quiet=True):
+                 quiet=True, dtype=np.float64):
     """Train baseline ``name`` (one of ``BASELINES``) on ``(X, Y)``; returns ``(Predictor, History, table)``.
 
     Each as its own users run it. ``"sgd"``/``"adam"`` (PyTorch's way): a biased MLP with PyTorch's default
@@ -243,6 +243,7 @@ def run_baseline(name, widths, X, Y, X_test=None, Y_test=None, iterations=200, s
     the same seed) on the arrays as given (give it the paper's scaling), fixed ``lr`` (default
     ``RSGD_DEFAULT_LR``). The test set is used only to record ``history.loss_test`` (every ``eval_every``
     iterations). Losses are recorded in the units of ``Y``. ``quiet=False`` shows progress bars on a terminal.
+    ``dtype``: float64 or float32, the precision of the training.
     """
     check_choice("baseline", name, BASELINES)
     batch_size = _check_batch(batch_size)
@@ -250,18 +251,18 @@ def run_baseline(name, widths, X, Y, X_test=None, Y_test=None, iterations=200, s
         raise ValueError("batch_size='auto' is tuned with the learning rate: it applies to sgd and adam "
                          "without a fixed lr")
     if name == "rsgd":
-        return _run_rsgd(widths, X, Y, X_test, Y_test, iterations, seed, batch_size, max_seconds, lr, grid,
-                         eval_every, quiet)
+        return _run_rsgd(NormalisedMLP(widths, seed=seed, dtype=dtype), X, Y, X_test, Y_test, iterations, seed,
+                         batch_size, max_seconds, lr, grid, eval_every, quiet)
     stand = Standardiser.fit(X, Y) if standardise else None
     data = _standardised(stand, X, Y, X_test, Y_test)
-    options = dict(iterations=iterations, max_seconds=max_seconds,
+    options = dict(iterations=iterations, max_seconds=max_seconds, dtype=dtype,
                    loss_weights=None if stand is None else stand.loss_weights)
     if name == "agd":
         if lr is not None or grid is not None:
             raise ValueError("AGD has no learning rate: leave lr and grid unset")
         with _training_bar(iterations, "training agd", quiet) as callback:
-            weights, h = train_agd(widths, data[0], data[1], X_test=data[2], Y_test=data[3], seed=seed, batch_size=batch_size, eval_every=eval_every,
-                                   callback=callback, **options)
+            weights, h = train_agd(widths, data[0], data[1], X_test=data[2], Y_test=data[3], seed=seed,
+                                   batch_size=batch_size, eval_every=eval_every, callback=callback, **options)
         return Predictor("agd", weights, False, standardiser=stand, relu_gain=AGD_RELU_GAIN,
                          batch_size=batch_size), h, None
     trainer = partial({"sgd": train_sgd, "adam": train_adam}[name], widths)
@@ -281,13 +282,13 @@ def run_baseline(name, widths, X, Y, X_test=None, Y_test=None, iterations=200, s
                      seconds_tuning=seconds_tuning), h, table
 
 
-def _run_rsgd(widths, X, Y, X_test, Y_test, iterations, seed, batch_size, max_seconds, lr, grid, eval_every,
+def _run_rsgd(net, X, Y, X_test, Y_test, iterations, seed, batch_size, max_seconds, lr, grid, eval_every,
               quiet):
     if grid is not None:
         raise ValueError("retracted SGD runs with a fixed learning rate: give lr, not grid")
     lr = RSGD_DEFAULT_LR if lr is None else lr
     with _training_bar(iterations, "training rsgd", quiet) as callback:
-        net, h = train_rsgd(NormalisedMLP(widths, seed=seed), X, Y, lr, X_test=X_test, Y_test=Y_test,
+        net, h = train_rsgd(net, X, Y, lr, X_test=X_test, Y_test=Y_test,
                             seed=seed, iterations=iterations, batch_size=batch_size, max_seconds=max_seconds,
                             eval_every=eval_every, callback=callback)
     return Predictor("rsgd", net.weights, biased=False, lr=float(lr), batch_size=batch_size), h, None
