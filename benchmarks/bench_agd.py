@@ -9,7 +9,7 @@ and ``J = 1/(2N) Σ ||f - y||²``. This script trains AGD on the simulator's def
 test/train RMSE [N] (mean ± std over seeds), the gradient summary ``G`` and step ``η`` at the first and last
 iteration, and the references: predicting the training mean, least squares.
 
-    python benchmarks/bench_agd.py [--seeds 3] [--iterations 200] [--samples 30000]
+    python benchmarks/bench_agd.py [--seeds 3] [--iterations 200] [--samples 30000] [--split random|flights]
 """
 from __future__ import annotations
 
@@ -55,7 +55,8 @@ def run(variant, seed, data, iterations):
     rmse = lambda J: unit * math.sqrt(2 * J)                            # noqa: E731
     W0 = bl.agd_plain_weights(bl.agd_init(WIDTHS, seed=seed), math.sqrt(2) if gain else 1.0)
     F0 = forward(W0, X)
-    return {"f0_rms": float(np.sqrt(np.mean(np.sum(F0 ** 2, 1)))),"test": rmse(h.loss_test[-1]), "train": rmse(h.loss_train[-1]), "G": (h.info["G"][0], h.info["G"][-1]),
+    return {"f0_rms": float(np.sqrt(np.mean(np.sum(F0 ** 2, 1)))),
+            "test": rmse(h.loss_test[-1]), "train": rmse(h.loss_train[-1]), "G": (h.info["G"][0], h.info["G"][-1]),
             "eta": (h.info["eta"][0], h.info["eta"][-1]), "y_rms": float(np.sqrt(np.mean(np.sum(Y ** 2, 1)))),
             "x_rms": float(np.sqrt(np.mean(np.sum(X ** 2, 1))))}
 
@@ -74,9 +75,12 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--iterations", type=int, default=200)
     p.add_argument("--samples", type=int, default=30000)
+    p.add_argument("--split", choices=("random", "flights"), default="random",
+                   help="random 80/20 (the default of spherenet train) or held-out figure-8 flights")
     args = p.parse_args(argv)
-    data = default_problem(seed=0, n_samples=args.samples)
-    print(f"AGD on the simulator's default problem ({len(data[0].Y)} train / {len(data[1].Y)} test samples), "
+    data = default_problem(seed=0, n_samples=args.samples, split=args.split)
+    print(f"AGD on the simulator's default problem, {args.split} split ({len(data[0].Y)} train / "
+          f"{len(data[1].Y)} test samples), "
           f"{'-'.join(map(str, WIDTHS))}, {args.iterations} full-batch iterations, seeds 0..{args.seeds - 1}")
     print("| AGD set-up | test RMSE [N] | train RMSE [N] | rms ‖x‖ | rms ‖y‖ | rms ‖f‖ at init | G first → last "
           "| η first → last |")
@@ -89,7 +93,8 @@ def main(argv=None) -> int:
               f"{r0['f0_rms']:.3g} | {r0['G'][0]:.3g} → {r0['G'][1]:.3g} | {r0['eta'][0]:.3g} → {r0['eta'][1]:.3g} |")
     for name, (test, train) in references(*data).items():
         print(f"| {name} | {test:.2f} | {train:.2f} | | | | | |")
-    print("(G, η and the output f at initialisation of seed 0; rms ‖x‖, ‖y‖, ‖f‖ over the training rows as AGD sees them: the prescription is "
+    print("(G, η and the output f at initialisation of seed 0; rms ‖x‖, ‖y‖, ‖f‖ over the training rows as AGD "
+          "sees them: the prescription is "
           f"sqrt(d_0) = {math.sqrt(WIDTHS[0]):.3g}, sqrt(d_L) = {math.sqrt(WIDTHS[-1]):.3g})")
     return 0
 

@@ -114,8 +114,8 @@ def compare_init(torch, fan_in=1000, seed=0) -> bool:
         std_err = abs(A.std() * math.sqrt(3) / bound - 1)
         good = np.abs(A).max() <= bound and std_err < 6 * 1.2 / math.sqrt(2 * A.size) + 1e-12
         ok &= bool(good)
-        print(f"  {label:16s} max |a| {np.abs(A).max() / bound:.4f} x 1/sqrt(fan_in), std {A.std() * math.sqrt(3) / bound:.4f}"
-              f" x 1/sqrt(3 fan_in)  {'ok' if good else 'FAILED'}")
+        print(f"  {label:16s} max |a| {np.abs(A).max() / bound:.4f} x 1/sqrt(fan_in), "
+              f"std {A.std() * math.sqrt(3) / bound:.4f} x 1/sqrt(3 fan_in)  {'ok' if good else 'FAILED'}")
     return ok
 
 

@@ -119,8 +119,6 @@ def cmd_train(args) -> int:
         raise UsageError(f"--eval-every must be >= 1, got {args.eval_every}")
     if args.max_seconds is not None and not args.max_seconds > 0:
         raise UsageError(f"--max-seconds must be > 0, got {args.max_seconds:g}")
-    if isinstance(args.batch_size, int) and args.batch_size < 1:
-        raise UsageError(f"--batch-size must be >= 1 or auto, got {args.batch_size}")
     if args.data == "sim" and args.data_path:
         raise UsageError("--data-path only applies to --data neural-lander or neural-fly")
     if args.lipschitz is not None and not (math.isfinite(args.lipschitz) and args.lipschitz > 0):
@@ -195,7 +193,7 @@ def _summary(r: dict) -> None:
              + (f", label noise {_fmt(r['label_noise_rmse'])}" if r.get("label_noise_rmse") else ""),
              f"time: {r['seconds_train']:.2f} s training ({1e3 * r['seconds_per_iteration']:.2f} ms/iteration), "
              f"{r['seconds_eval']:.2f} s evaluating" + (f", {r['seconds_tuning']:.2f} s tuning"
-                                                       if r.get("tuning") else "")]
+                                                       if r.get("seconds_tuning") else "")]
     if r.get("tuning"):
         batch = r["batch_size_used"]
         lines.append(f"tuned on the validation part: lr {r['lr']:.3g}, batch "

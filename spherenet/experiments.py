@@ -193,11 +193,14 @@ def run(settings: dict, progress=None, checkpoint=None, checkpoint_every: int | 
         return _run_baseline(s, train_data, test_data, quiet)
     fitted, selection = s, None
     if s["scaling"] == "standard" and s["lipschitz"] is None:
-        from .budget import select_lipschitz, validation_rows
-        K, selection = select_lipschitz(
-            train_data.X, train_data.Y, validation_rows(train_data, s["split"], s["data_seed"]), network_widths(s),
-            s["method"], s["seed"], dtype, batch_size=s["batch_size"], threads=threads,
-            rule_options={"order": s["order"]} if s["method"] == "taylor" else None)
+        from . import progress as bars
+        from .budget import LADDER, select_lipschitz, validation_rows
+        with bars.bar(len(LADDER), "choosing the Lipschitz budget", quiet, unit="rung") as pbar:
+            K, selection = select_lipschitz(
+                train_data.X, train_data.Y, validation_rows(train_data, s["split"], s["data_seed"]),
+                network_widths(s), s["method"], s["seed"], dtype, batch_size=s["batch_size"], threads=threads,
+                rule_options={"order": s["order"]} if s["method"] == "taylor" else None,
+                progress=lambda n, rung: pbar.update(1))
         fitted = dict(s, lipschitz=K)
     net = NormalisedMLP(network_widths(s), seed=s["seed"], dtype=dtype)
     scaling = fit_scaling(fitted, train_data, net)
@@ -213,6 +216,7 @@ def run(settings: dict, progress=None, checkpoint=None, checkpoint_every: int | 
     arrays = {**{f"W{i}": W for i, W in enumerate(net.weights)}, "radii": net.radii}
     record = _record(s, history, scaling, len(X), len(Xt), net)
     record.update(certificate(net.weights, scaling, (X, Xt)), threads=threads, lipschitz_selection=selection,
+                  seconds_tuning=selection["seconds"] if selection else 0.0,
                   **reference_errors(train_data, test_data))
     return record, arrays
 

@@ -169,3 +169,15 @@ def test_run_baseline_trains_in_the_dtype_asked_for(name):
     pred, h, _ = bl.run_baseline(name, WIDTHS, X, Y, iterations=4, lr=None if name == "agd" else 0.01,
                                  dtype=np.float32)
     assert all(p.dtype == np.float32 for p in pred.params) and h.loss_train[-1] < h.loss_train[0]
+
+
+def test_histories_from_before_eval_every_still_read_and_resume():
+    X, Y = problem()
+    X = X / np.linalg.norm(X, axis=1, keepdims=True)
+    net = sn.NormalisedMLP(WIDTHS, seed=0)
+    h = train(net, X, 0.1 * Y, "geo-cg-layer", 3, X, 0.1 * Y)
+    old = {k: v for k, v in h.as_dict().items() if k not in ("eval_iterations", "seconds_eval")}
+    back = type(h).from_dict(old)
+    assert back.eval_iterations == [] and back.test_iterations() == [0, 1, 2, 3]
+    more = train(net, X, 0.1 * Y, "geo-cg-layer", 2, X, 0.1 * Y, resume=back)
+    assert more.eval_iterations == [0, 1, 2, 3, 4, 5] and len(more.loss_test) == 6

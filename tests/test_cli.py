@@ -140,7 +140,7 @@ def test_check_passes_and_says_so(capsys):
     (["train", "--eval-every", "0"], "--eval-every must be >= 1, got 0"),
     (["train", "--max-seconds", "0"], "--max-seconds must be > 0"),
     (["train", "--max-seconds", "-2.5"], "--max-seconds must be > 0"),
-    (["train", "--batch-size", "0"], "--batch-size must be >= 1 or auto"),
+    (["train", "--batch-size", "0"], "batch_size must be >= 1, got 0"),
     (["train", "--batch-size", "foo"], "expected a positive integer or 'auto'"),
     (["train", "--batch-size", "auto", "--method", "taylor"], "batch size 'auto' (tuned with the learning rate)"),
     (["train", "--batch-size", "auto", "--method", "adam", "--lr", "0.1"], "without a fixed lr"),

@@ -79,7 +79,7 @@ def _best(table):
     return min(ok, key=lambda row: (row["val_loss"], row["lr"])) if ok else None
 
 
-def _edge_to_extend(table, grid, ratio, added):
+def _edge_to_extend(table, ratio, added):
     """The next rate beyond the edge of the grid tried so far that won, or ``None`` when the winner is inside
     (or no rate converged, or ``MAX_EXTENSIONS`` were added on that side)."""
     best = _best(table)
@@ -131,7 +131,7 @@ def tune_lr(trainer, grid, X, Y, validation_fraction=0.2, seed=0, extend=True, p
 
     table = [attempt(lr, False) for lr in grid]
     added, ratio = {"low": 0, "high": 0}, _grid_ratio(grid)
-    while extend and (lr := _edge_to_extend(table, grid, ratio, added)) is not None:
+    while extend and (lr := _edge_to_extend(table, ratio, added)) is not None:
         table.append(attempt(lr, True))
     table.sort(key=lambda row: row["lr"])
     best = _best(table)
