@@ -16,7 +16,7 @@ import numpy as np
 
 from . import __version__
 from .experiments import (DATA_SOURCES, DEFAULTS, METHODS, SCALING_CHOICES, SPHERE_METHODS, SPLIT_CHOICES,
-                          load_problem, parse_widths, run, settings_for)
+                          check_problem, parse_widths, run, settings_for)
 from .results import read_json, save_arrays, write_json
 
 
@@ -140,8 +140,7 @@ def cmd_train(args) -> int:
                          f"not to {args.method}")
     out = Path(args.out)
     checkpoint = _checkpoint_path(args, out)
-    load_problem(settings["data"], settings["data_path"], settings["data_seed"], settings["n_samples"],
-                 split=settings["split"])
+    check_problem(settings)
     budget = (f"Lipschitz budget {args.lipschitz:g}" if args.lipschitz is not None else
               "Lipschitz budget chosen on a validation part" if args.scaling == "standard" else "the paper's scaling")
     print(f"spherenet train: {args.method} on {args.data} ({args.split} split), widths {args.widths}, "

@@ -80,6 +80,14 @@ def held_out_flights(flight_ids, test_fraction: float, seed) -> list:
     return sorted(np.random.default_rng(seed).choice(ids, n_test, replace=False).tolist())
 
 
+def check_problem(s: dict) -> None:
+    """Load run ``s``'s data and fit its scaling once, so that data faults (a constant feature, zero-norm
+    rows for the paper's scaling, too small a budget) are reported before any work starts."""
+    train, _ = load_problem(s["data"], s["data_path"], s["data_seed"], s["n_samples"], split=s["split"])
+    net = NormalisedMLP(network_widths(s), seed=s["seed"])
+    fit_scaling(dict(s, lipschitz=s["lipschitz"] or 1.0) if s["scaling"] == "standard" else s, train, net)
+
+
 def network_widths(s: dict) -> tuple[int, ...]:
     """The network's widths for run settings ``s``: the standard scaling adds the bias feature's input."""
     return (s["widths"][0] + (s["scaling"] == "standard"),) + tuple(s["widths"][1:])
