@@ -12,9 +12,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from . import __version__, progress
 from .experiments import (DATA_SOURCES, DEFAULTS, METHODS, SCALING_CHOICES, SPHERE_METHODS, SPLIT_CHOICES,
-                          load_problem, parse_widths, run, settings_for)
+                          check_problem, parse_widths, run, settings_for)
 from .results import read_json, save_arrays, write_json
 
 
@@ -87,6 +89,28 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--figures", default=None, help="figure folder (default: <out>/figures)")
     r.add_argument("--quiet", action="store_true", help="no progress bar (also off when stderr is no terminal)")
 
+    k = sub.add_parser("lipschitz", help="test RMSE against the certified Lipschitz budget: a sweep, with figure")
+    k.add_argument("--method", choices=SPHERE_METHODS, default=DEFAULTS["method"], metavar="METHOD",
+                   help=f"a sphere method (default {DEFAULTS['method']})")
+    k.add_argument("--data", choices=DATA_SOURCES, default="sim")
+    k.add_argument("--data-path", help="file or folder of real flight logs (for neural-lander / neural-fly)")
+    k.add_argument("--widths", default="12-25-30-15-3")
+    k.add_argument("--split", choices=SPLIT_CHOICES, default=DEFAULTS["split"])
+    k.add_argument("--quick", action="store_true", help="small settings (a minute)")
+    k.add_argument("--points", type=int, default=None, help="budgets on the curve (default 9, quick 5)")
+    k.add_argument("--seeds", type=int, default=None, help="seeds per budget (default 3, quick 2)")
+    k.add_argument("--samples", type=int, default=None, help="simulator samples (default 30000, quick 3000)")
+    k.add_argument("--iterations", type=int, default=None, help="iterations per run (default 200, quick 60)")
+    k.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
+    k.add_argument("--out", default="results/lipschitz", help="output folder (default: results/lipschitz)")
+    k.add_argument("--figures", default=None, help="figure folder (default: <out>/figures)")
+
+    pr = sub.add_parser("predict", help="apply a trained `spherenet train` run to raw flight logs (newtons)")
+    pr.add_argument("folder", help="the run's output folder (result.json, weights.npz)")
+    pr.add_argument("--data", choices=DATA_SOURCES[1:], default="neural-lander", help="the logs' format")
+    pr.add_argument("--data-path", required=True, help="a CSV file or a folder of them")
+    pr.add_argument("--out", default="predictions.csv", help="CSV to write (default: predictions.csv)")
+
     pl = sub.add_parser("plot", help="redraw the figures of a train or reproduce output folder")
     pl.add_argument("folder")
     pl.add_argument("--figures", default=None, help="figure folder (default: <folder>/figures)")
@@ -140,8 +164,7 @@ def cmd_train(args) -> int:
                          f"not to {args.method}")
     out = Path(args.out)
     checkpoint = _checkpoint_path(args, out)
-    load_problem(settings["data"], settings["data_path"], settings["data_seed"], settings["n_samples"],
-                 split=settings["split"])
+    check_problem(settings)
     budget = (f"Lipschitz budget {args.lipschitz:g}" if args.lipschitz is not None else
               "Lipschitz budget chosen on a validation part" if args.scaling == "standard" else "the paper's scaling")
     print(f"spherenet train: {args.method} on {args.data} ({args.split} split), widths {args.widths}, "
@@ -245,7 +268,53 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
+def cmd_lipschitz(args) -> int:
+    from .experiments import default_executor
+    from .tradeoff import tradeoff
+    for name in ("points", "seeds", "samples", "iterations", "workers"):
+        value = getattr(args, name)
+        if value is not None and value < (2 if name == "points" else 1):
+            raise UsageError(f"--{name} must be >= {2 if name == 'points' else 1}, got {value}")
+    if args.data == "sim" and args.data_path:
+        raise UsageError("--data-path only applies to --data neural-lander or neural-fly")
+    if args.data_path and not Path(args.data_path).exists():
+        raise UsageError(f"--data-path {args.data_path}: no such file or folder")
+    out, start = Path(args.out), time.perf_counter()
+    executor = default_executor(args.workers)
+    try:
+        summary = tradeoff(out, args.method, args.data, args.data_path, parse_widths(args.widths), args.split,
+                           args.quick, args.points, args.seeds, args.samples, args.iterations, executor,
+                           progress=lambda done, total, _: print(f"  run {done}/{total}", file=sys.stderr,
+                                                                 flush=True))
+    finally:
+        executor.shutdown(cancel_futures=True)
+    summary["wall_seconds"] = time.perf_counter() - start
+    write_json(out / "summary.json", summary)
+    figures = _draw(out, args.figures)
+    _print_experiment(summary)
+    print(f"wrote {out / 'summary.json'} and {figures[0]}")
+    return 0
+
+
+def _print_tradeoff(s: dict) -> None:
+    print("budget K       test RMSE [N]     certified bound   empirical lower bound")
+    for p in s["curve"]:
+        print(f"{p['lipschitz']:<12.4g} {p['rmse_test']['mean']:6.3f} ± {p['rmse_test']['std']:<6.3f}  "
+              f"{p['lipschitz_bound']['mean']:<16.4g}  {p['lipschitz_lower']['mean']:.4g}")
+    ref = s["reference"]
+    print(f"chosen on validation: K = {', '.join(f'{k:.4g}' for k in s['auto']['chosen'])}: test RMSE "
+          f"{s['auto']['rmse_test']['mean']:.3f} ± {s['auto']['rmse_test']['std']:.3f} N")
+    print(f"the paper's pipeline: {s['paper']['rmse_test']['mean']:.3f} ± {s['paper']['rmse_test']['std']:.3f} N; "
+          f"its implicit budget K = {s['paper_budget']:.4g} with the standard scaling: "
+          f"{s['paper_budget_run']['rmse_test']['mean']:.3f} N")
+    print(f"Adam, tuned: {s['adam']['rmse_test']['mean']:.3f} ± {s['adam']['rmse_test']['std']:.3f} N;  linear least "
+          f"squares {ref['rmse_test_linear']:.3f} N;  training mean {ref['rmse_test_mean']:.3f} N"
+          + (f";  label noise {ref['label_noise_rmse']:.3f} N" if ref.get("label_noise_rmse") else ""))
+
+
 def _print_experiment(s: dict) -> None:
+    if s["experiment"] == "lipschitz":
+        return _print_tradeoff(s)
     if s["experiment"] == "exp1":
         for method, name in (("taylor", "Algorithm 1 (taylor)"), ("mm", "Algorithm 2 (mm)")):
             m = s[method]
@@ -267,11 +336,42 @@ def _draw(folder: Path, figures=None) -> list:
     figures = Path(figures) if figures else folder / "figures"
     if (folder / "summary.json").is_file():
         s = read_json(folder / "summary.json")
+        if s.get("experiment") == "lipschitz":
+            from .plots.tradeoff import tradeoff_figure
+            return [tradeoff_figure(s, figures / "lipschitz.png")]
         draw = figs.exp1_figures if s.get("experiment") == "exp1" else figs.exp2_figures
         return draw(s, figures)
     if (folder / "result.json").is_file():
         return [figs.training_figure(read_json(folder / "result.json"), figures / "training.png")]
     raise UsageError(f"{folder}: no summary.json or result.json to plot")
+
+
+def cmd_predict(args) -> int:
+    from .data import TARGET_NAMES, load_neural_fly, load_neural_lander
+    from .estimator import from_run
+    model = from_run(args.folder)
+    if not Path(args.data_path).exists():
+        raise UsageError(f"--data-path {args.data_path}: no such file or folder")
+    data = (load_neural_lander if args.data == "neural-lander" else load_neural_fly)(args.data_path)
+    F = model.predict(data.X)
+    write_csv(args.out, ["flight", "t", *TARGET_NAMES, *(f"{n}_measured" for n in TARGET_NAMES)],
+              np.column_stack([data.flight, data.t, F, data.Y]))
+    rmse = float(np.sqrt(np.sum((F - data.Y) ** 2) / len(F)))
+    print(f"{len(F)} samples from {args.data_path}: RMSE against the logged force {rmse:.4f} N")
+    print(f"Lipschitz [{'raw features' if model.scaling == 'standard' else 'unit-normalised input'}]: "
+          f"certified <= {model.lipschitz_bound_:.4g}, empirical on the training data >= {model.lipschitz_lower_:.4g}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def write_csv(path, header, rows) -> None:
+    """``rows`` (N, len(header)) as CSV with ``header``, written atomically (17 significant digits)."""
+    import io
+
+    from .results import _atomic_write_bytes
+    buf = io.StringIO()
+    np.savetxt(buf, rows, delimiter=",", header=",".join(header), comments="", fmt="%.17g")
+    _atomic_write_bytes(path, buf.getvalue().encode())
 
 
 def cmd_plot(args) -> int:
@@ -289,7 +389,8 @@ def cmd_check(args) -> int:
     return 0 if ok else 1
 
 
-COMMANDS = {"train": cmd_train, "reproduce": cmd_reproduce, "plot": cmd_plot, "check": cmd_check}
+COMMANDS = {"train": cmd_train, "reproduce": cmd_reproduce, "lipschitz": cmd_lipschitz, "predict": cmd_predict,
+            "plot": cmd_plot, "check": cmd_check}
 
 
 def main(argv=None) -> int:
