@@ -307,9 +307,23 @@ def _run_baseline(s, train_data, test_data, quiet=True) -> tuple[dict, dict]:
     record = _record(s, history, scaling, len(X), len(Xt), net)
     record.update(lr=predictor.lr, batch_size_used=predictor.batch_size, seconds_tuning=predictor.seconds_tuning,
                   threads=1, **({"tuning": table} if table is not None else {}),
+                  lipschitz_lower=_baseline_lipschitz_lower(predictor, (train_data.X, test_data.X)),
                   **reference_errors(train_data, test_data))
     names = [f"{kind}{i}" for i in range(len(s["widths"]) - 1) for kind in ("Wb" if predictor.biased else "W")]
     return record, dict(zip(names, predictor.params))
+
+
+def _baseline_lipschitz_lower(predictor, raw_inputs) -> float | None:
+    """The largest local Lipschitz constant of an SGD/Adam network over the raw inputs, in newtons per unit
+    of the raw features' norm: ``max_n ||diag(std_y) J(x~_n) diag(1/std_x)||_2`` (it certifies nothing: no
+    upper bound exists for it). ``None`` for the other baselines."""
+    from .lipschitz import empirical_lower_bound
+    standardiser = getattr(predictor, "standardiser", None)
+    if not predictor.biased or standardiser is None:
+        return None
+    weights, biases = predictor.params[0::2], predictor.params[1::2]
+    return max(empirical_lower_bound(weights, standardiser.transform_inputs(X), np.diag(1 / standardiser.x_std),
+                                     standardiser.y_std, biases) for X in raw_inputs)
 
 
 def _record(s, history, scaling, n_train, n_test, net) -> dict:
