@@ -157,3 +157,30 @@ def test_label_noise_is_the_true_forces_error_on_the_labels():
     direct = np.sqrt(np.mean(np.sum((res.data.Y - res.true_force.reshape(-1, 3)) ** 2, axis=1)))
     assert label_noise_rmse(res.data) == pytest.approx(direct, rel=1e-12)
     assert 0 < direct < np.sqrt(np.mean(np.sum(res.data.Y ** 2, axis=1)))
+
+
+def test_input_jacobians_of_a_biased_mlp_match_central_differences():
+    from spherenet.baselines.mlp import init_mlp, mlp_forward
+    params = init_mlp([3, 6, 5, 2], seed=4)
+    X = np.random.default_rng(2).standard_normal((15, 3))
+    J = lipschitz.input_jacobians(params[0::2], X, biases=params[1::2])
+    h = 1e-6
+    for n in range(15):
+        fd = np.column_stack([(mlp_forward(params, X[n:n + 1] + h * e) - mlp_forward(params, X[n:n + 1] - h * e))[0]
+                              / (2 * h) for e in np.eye(3)])
+        np.testing.assert_allclose(J[n], fd, rtol=1e-6, atol=1e-9)
+
+
+def test_adams_empirical_lipschitz_is_the_raw_maps_local_slope():
+    from spherenet.baselines import run_baseline
+    from spherenet.experiments import _baseline_lipschitz_lower
+    X, Y = raw_data(3, n=120)
+    predictor, _, _ = run_baseline("adam", (5, 7, 2), X, Y, iterations=30, lr=0.01)
+    lower = _baseline_lipschitz_lower(predictor, [X[:40]])
+    h = 1e-6 * X.std(0)
+    norms = []
+    for n in range(40):
+        J = np.column_stack([(predictor(X[n:n + 1] + hj * e) - predictor(X[n:n + 1] - hj * e))[0] / (2 * hj)
+                             for hj, e in zip(h, np.eye(5))])
+        norms.append(np.linalg.norm(J, 2))
+    assert lower == pytest.approx(max(norms), rel=1e-5)

@@ -1,5 +1,5 @@
 """The automatic step on mini-batches: Adam's direction on the product of spheres, the length from the
-geodesic jet averaged across batches (docs/beyond.md §6). No learning rate, no schedule.
+geodesic jet averaged across batches (docs/beyond.md §7). No learning rate, no schedule.
 
 Per batch ``b`` (``g = Proj_W ∇J_b``, ``T`` transport by projection, ``beta1, beta2 = 0.9, 0.999``):
 
