@@ -91,11 +91,13 @@ def sphere_curve(base: dict, method: str, seed: int, K: float, batch_size, itera
 
 def baseline_curve(base: dict, seed: int, iterations: int):
     """The project's tuned Adam baseline (batch 1024) through ``experiments.run``."""
+    from spherenet.baselines.standardise import Standardiser
     from spherenet.data import scaling_from_dict
     from spherenet.experiments import run
     start = time.perf_counter()
     record, _ = run(dict(base, method="adam", seed=seed, batch_size=BATCH, iterations=iterations))
-    scaling = scaling_from_dict(record["scaling"])
+    # the baselines record their loss in newtons (their Standardiser), the sphere methods in scaled units
+    scaling = Standardiser if record["scaling"]["kind"] == "Standardiser" else scaling_from_dict(record["scaling"])
     its = record.get("eval_iterations") or range(len(record["loss_test"]))
     step = record["seconds_per_iteration"]
     curve = [(i * step, float(scaling.rmse_newtons(loss))) for i, loss in zip(its, record["loss_test"])
