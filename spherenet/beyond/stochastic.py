@@ -75,7 +75,7 @@ class BatchGeodesicStep:
         weight, B, K = self.model
         if not weight > 0 or not B > 0:
             return 0.0
-        return min(B / K, self.eps) if K > 0 else self.eps
+        return self.eps if B >= self.eps * K else B / K          # (K <= 0 < B included; B/K cannot overflow)
 
     def curvature_sample(self, it):
         """``(cache, X, Y)`` of every ``k``-th row of the batch, ``k = ceil(N / curvature_rows)`` (all rows when
