@@ -13,6 +13,9 @@ settings.register_profile("default", deadline=None, max_examples=40,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("ci", deadline=None, max_examples=40, derandomize=True,
                           suppress_health_check=[HealthCheck.too_slow])
+# Mutation testing (setup.cfg [mutmut]): fewer, fixed examples, so thousands of mutant runs fit in an hour.
+settings.register_profile("mutation", deadline=None, max_examples=10, derandomize=True,
+                          suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("thorough", deadline=None, max_examples=500,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "default"))
