@@ -6,14 +6,17 @@ status 2; no traceback, and no partial result under the final file names.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
 from pathlib import Path
 
-from . import __version__
-from .experiments import (DATA_SOURCES, DEFAULTS, METHODS, SPHERE_METHODS, load_problem, parse_widths, run,
-                          settings_for)
+import numpy as np
+
+from . import __version__, progress
+from .experiments import (DATA_SOURCES, DEFAULTS, METHODS, SCALING_CHOICES, SPHERE_METHODS, SPLIT_CHOICES,
+                          check_problem, parse_widths, run, settings_for)
 from .results import read_json, save_arrays, write_json
 
 
@@ -39,13 +42,33 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--data-seed", type=int, default=0, help="seed of the simulator or of the 80/20 split")
     t.add_argument("--samples", type=int, default=30000, help="simulator samples (train + test)")
     t.add_argument("--widths", default="12-25-30-15-3", help="layer widths, e.g. 12-25-30-15-3")
+    t.add_argument("--split", choices=SPLIT_CHOICES, default=DEFAULTS["split"],
+                   help="random: a random 80/20 split of samples (the paper's protocol, default); flights: "
+                        "whole flights held out (the harder generalisation test)")
+    t.add_argument("--scaling", choices=SCALING_CHOICES, default=DEFAULTS["scaling"],
+                   help="standard: per-feature standardisation, a bias feature, the Lipschitz budget --lipschitz "
+                        "(default); paper: x / ||x|| and targets to the initial gain (the paper's pipeline)")
+    t.add_argument("--lipschitz", type=float, default=None, metavar="K",
+                   help="certified Lipschitz bound of the learned map, in output units per unit of the raw "
+                        "features' euclidean norm (standard scaling; default: chosen on a validation part)")
     t.add_argument("--method", choices=METHODS, default=DEFAULTS["method"], metavar="{" + ",".join(METHODS) + "}",
                    help=f"step rule (default {DEFAULTS['method']}: the paper's jet-Newton step along conjugate-"
                         f"gradient geodesics, docs/beyond.md; taylor = the paper's Algorithm 1, mm = its "
                         f"Algorithm 2) or a baseline optimiser")
     t.add_argument("--order", type=int, default=2, help="jet order of the taylor method (2 = the paper)")
     t.add_argument("--iterations", type=int, default=200)
-    t.add_argument("--batch-size", type=int, default=None, help="mini-batch size (default: full batch)")
+    t.add_argument("--batch-size", type=_batch_size, default=None, metavar="B|auto",
+                   help="mini-batch size (default: full batch); auto: sgd and adam tune it with the learning "
+                        "rate on the validation part")
+    t.add_argument("--eval-every", type=int, default=1, metavar="N",
+                   help="evaluate the test loss every N iterations and at the last (default 1)")
+    t.add_argument("--max-seconds", type=float, default=None, metavar="S",
+                   help="stop after S seconds of training (evaluation and tuning excluded)")
+    t.add_argument("--lr", type=float, default=None,
+                   help="a fixed learning rate for sgd, adam or rsgd (default: sgd and adam tune it)")
+    t.add_argument("--lr-grid", type=_rates, default=None, metavar="R1,R2,...",
+                   help="the learning rates sgd and adam tune over (default: their half-decade grids)")
+    t.add_argument("--quiet", action="store_true", help="no progress bars (also off when stderr is no terminal)")
     t.add_argument("--seed", type=int, default=0, help="seed of the initialisation (and mini-batches)")
     t.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     t.add_argument("--threads", type=int, default=1, metavar="T",
@@ -64,6 +87,29 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
     r.add_argument("--out", default=None, help="output folder (default: results/<experiment>)")
     r.add_argument("--figures", default=None, help="figure folder (default: <out>/figures)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar (also off when stderr is no terminal)")
+
+    k = sub.add_parser("lipschitz", help="test RMSE against the certified Lipschitz budget: a sweep, with figure")
+    k.add_argument("--method", choices=SPHERE_METHODS, default=DEFAULTS["method"], metavar="METHOD",
+                   help=f"a sphere method (default {DEFAULTS['method']})")
+    k.add_argument("--data", choices=DATA_SOURCES, default="sim")
+    k.add_argument("--data-path", help="file or folder of real flight logs (for neural-lander / neural-fly)")
+    k.add_argument("--widths", default="12-25-30-15-3")
+    k.add_argument("--split", choices=SPLIT_CHOICES, default=DEFAULTS["split"])
+    k.add_argument("--quick", action="store_true", help="small settings (a minute)")
+    k.add_argument("--points", type=int, default=None, help="budgets on the curve (default 9, quick 5)")
+    k.add_argument("--seeds", type=int, default=None, help="seeds per budget (default 3, quick 2)")
+    k.add_argument("--samples", type=int, default=None, help="simulator samples (default 30000, quick 3000)")
+    k.add_argument("--iterations", type=int, default=None, help="iterations per run (default 200, quick 60)")
+    k.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
+    k.add_argument("--out", default="results/lipschitz", help="output folder (default: results/lipschitz)")
+    k.add_argument("--figures", default=None, help="figure folder (default: <out>/figures)")
+
+    pr = sub.add_parser("predict", help="apply a trained `spherenet train` run to raw flight logs (newtons)")
+    pr.add_argument("folder", help="the run's output folder (result.json, weights.npz)")
+    pr.add_argument("--data", choices=DATA_SOURCES[1:], default="neural-lander", help="the logs' format")
+    pr.add_argument("--data-path", required=True, help="a CSV file or a folder of them")
+    pr.add_argument("--out", default="predictions.csv", help="CSV to write (default: predictions.csv)")
 
     pl = sub.add_parser("plot", help="redraw the figures of a train or reproduce output folder")
     pl.add_argument("folder")
@@ -74,26 +120,41 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _progress_bar(total: int, label: str):
-    """A progress callback that prints at most ~20 lines to stderr."""
-    step = max(total // 20, 1)
-    start = time.perf_counter()
+def _rates(text: str) -> list:
+    """``--lr-grid``: comma-separated numbers (an empty list is refused later, with the other checks)."""
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated learning rates, got {text!r}") from None
 
-    def report(done, *rest):
-        if done % step == 0 or done == total:
-            print(f"  {label} {done}/{total}  ({time.perf_counter() - start:.1f} s)", file=sys.stderr, flush=True)
-    return report
+
+def _batch_size(text: str):
+    """``--batch-size``: a positive integer or ``auto``."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}") from None
 
 
 def cmd_train(args) -> int:
+    if args.eval_every < 1:
+        raise UsageError(f"--eval-every must be >= 1, got {args.eval_every}")
+    if args.max_seconds is not None and not args.max_seconds > 0:
+        raise UsageError(f"--max-seconds must be > 0, got {args.max_seconds:g}")
     if args.data == "sim" and args.data_path:
         raise UsageError("--data-path only applies to --data neural-lander or neural-fly")
+    if args.lipschitz is not None and not (math.isfinite(args.lipschitz) and args.lipschitz > 0):
+        raise UsageError(f"--lipschitz must be a finite number > 0, got {args.lipschitz}")
     if args.data_path and not Path(args.data_path).exists():
         raise UsageError(f"--data-path {args.data_path}: no such file or folder")
     settings = settings_for(data=args.data, data_path=args.data_path, data_seed=args.data_seed,
                             n_samples=args.samples, widths=parse_widths(args.widths), method=args.method,
                             order=args.order, iterations=args.iterations, seed=args.seed, dtype=args.dtype,
-                            batch_size=args.batch_size)
+                            batch_size=args.batch_size, split=args.split, scaling=args.scaling,
+                            lipschitz=args.lipschitz, eval_every=args.eval_every,
+                            max_seconds=args.max_seconds, lr=args.lr, lr_grid=args.lr_grid)
     if args.method != "taylor" and args.order != 2:
         raise UsageError("--order only applies to --method taylor")
     if args.threads < 1:
@@ -103,14 +164,20 @@ def cmd_train(args) -> int:
                          f"not to {args.method}")
     out = Path(args.out)
     checkpoint = _checkpoint_path(args, out)
-    load_problem(settings["data"], settings["data_path"], settings["data_seed"], settings["n_samples"])
-    print(f"spherenet train: {args.method} on {args.data}, widths {args.widths}, {args.iterations} iterations,"
-          f" seed {args.seed}, {args.dtype}" + (f"; resuming {checkpoint}" if args.resume else ""),
-          file=sys.stderr)
+    check_problem(settings)
+    budget = (f"Lipschitz budget {args.lipschitz:g}" if args.lipschitz is not None else
+              "Lipschitz budget chosen on a validation part" if args.scaling == "standard" else "the paper's scaling")
+    print(f"spherenet train: {args.method} on {args.data} ({args.split} split), widths {args.widths}, "
+          f"{args.iterations} iterations, seed {args.seed}, {args.dtype}, {budget}"
+          + (f"; resuming {checkpoint}" if args.resume else ""), file=sys.stderr)
     # Result files are written only once training has finished: an interrupted run leaves none (and its
     # last checkpoint, written atomically, intact).
-    record, arrays = run(settings, progress=_progress_bar(args.iterations, "iteration"), checkpoint=checkpoint,
-                         checkpoint_every=args.checkpoint_every, resume=args.resume, threads=args.threads)
+    # The baselines draw their own bars (tuning, then training).
+    with progress.bar(args.iterations, f"training {args.method}",
+                      args.quiet or args.method not in SPHERE_METHODS) as pbar:
+        record, arrays = run(settings, progress=progress.iteration_callback(pbar), checkpoint=checkpoint,
+                             checkpoint_every=args.checkpoint_every, resume=args.resume, threads=args.threads,
+                             quiet=args.quiet)
     save_arrays(out / "weights.npz", **arrays)
     write_json(out / "result.json", record)
     _summary(record)
@@ -144,12 +211,26 @@ def _summary(r: dict) -> None:
              f"loss J: {r['loss_train'][0]:.4g} -> {r['loss_train'][-1]:.4g} (train), "
              f"{r['loss_test'][-1]:.4g} (test)",
              f"RMSE [N]: train {_fmt(r['rmse_train'])}, test {_fmt(r['rmse_test'])}",
-             f"time: {r['seconds']:.2f} s ({1e3 * r['seconds_per_iteration']:.2f} ms/iteration)"]
+             f"  beside it on the same split [N]: linear least squares {_fmt(r.get('rmse_test_linear'))}, "
+             f"training mean {_fmt(r.get('rmse_test_mean'))}"
+             + (f", label noise {_fmt(r['label_noise_rmse'])}" if r.get("label_noise_rmse") else ""),
+             f"time: {r['seconds_train']:.2f} s training ({1e3 * r['seconds_per_iteration']:.2f} ms/iteration), "
+             f"{r['seconds_eval']:.2f} s evaluating" + (f", {r['seconds_tuning']:.2f} s tuning"
+                                                       if r.get("seconds_tuning") else "")]
+    if r.get("tuning"):
+        batch = r["batch_size_used"]
+        lines.append(f"tuned on the validation part: lr {r['lr']:.3g}, batch "
+                     f"{'full' if batch is None else batch} ({len(r['tuning'])} runs)")
     if r["tau"]:
         lines.append(f"step tau: first {r['tau'][0]:.3g}, last {r['tau'][-1]:.3g}")
     if r["max_norm_drift"] is not None:
-        lines.append(f"max norm drift |‖W_i‖ - mu_i|/mu_i: {r['max_norm_drift']:.2g};  "
-                     f"Lipschitz bound prod mu_i = {r['lipschitz_bound']:.4g}")
+        lines.append(f"max norm drift |‖W_i‖ - mu_i|/mu_i: {r['max_norm_drift']:.2g}")
+    if r.get("lipschitz_lower") is not None:
+        chosen = r.get("lipschitz_selection")
+        lines.append(f"Lipschitz [{r['lipschitz_norm']}]: certified <= {r['lipschitz_bound']:.4g} "
+                     f"(budget {r['lipschitz_budget']:.4g}"
+                     + (", chosen on a validation part" if chosen else "") + f"), "
+                     f"empirical >= {r['lipschitz_lower']:.4g}")
     if r["stop_reason"]:
         lines.append(f"stopped early: {r['stop_reason']}")
     print("\n".join(lines))
@@ -170,10 +251,13 @@ def cmd_reproduce(args) -> int:
     start = time.perf_counter()
     executor = default_executor(args.workers)
     try:
-        summary = reproduce(args.experiment, out, quick=args.quick, seeds=args.seeds, n_samples=args.samples,
-                            executor=executor,
-                            progress=lambda done, total, _: print(f"  run {done}/{total}", file=sys.stderr,
-                                                                  flush=True))
+        with progress.bar(None, f"{args.experiment} runs", args.quiet, unit="run") as pbar:
+            def report(done, total, _):
+                pbar.total = total
+                pbar.n = done
+                pbar.refresh()
+            summary = reproduce(args.experiment, out, quick=args.quick, seeds=args.seeds, n_samples=args.samples,
+                                executor=executor, progress=report)
     finally:
         executor.shutdown(cancel_futures=True)
     summary["wall_seconds"] = time.perf_counter() - start
@@ -184,7 +268,53 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
+def cmd_lipschitz(args) -> int:
+    from .experiments import default_executor
+    from .tradeoff import tradeoff
+    for name in ("points", "seeds", "samples", "iterations", "workers"):
+        value = getattr(args, name)
+        if value is not None and value < (2 if name == "points" else 1):
+            raise UsageError(f"--{name} must be >= {2 if name == 'points' else 1}, got {value}")
+    if args.data == "sim" and args.data_path:
+        raise UsageError("--data-path only applies to --data neural-lander or neural-fly")
+    if args.data_path and not Path(args.data_path).exists():
+        raise UsageError(f"--data-path {args.data_path}: no such file or folder")
+    out, start = Path(args.out), time.perf_counter()
+    executor = default_executor(args.workers)
+    try:
+        summary = tradeoff(out, args.method, args.data, args.data_path, parse_widths(args.widths), args.split,
+                           args.quick, args.points, args.seeds, args.samples, args.iterations, executor,
+                           progress=lambda done, total, _: print(f"  run {done}/{total}", file=sys.stderr,
+                                                                 flush=True))
+    finally:
+        executor.shutdown(cancel_futures=True)
+    summary["wall_seconds"] = time.perf_counter() - start
+    write_json(out / "summary.json", summary)
+    figures = _draw(out, args.figures)
+    _print_experiment(summary)
+    print(f"wrote {out / 'summary.json'} and {figures[0]}")
+    return 0
+
+
+def _print_tradeoff(s: dict) -> None:
+    print("budget K       test RMSE [N]     certified bound   empirical lower bound")
+    for p in s["curve"]:
+        print(f"{p['lipschitz']:<12.4g} {p['rmse_test']['mean']:6.3f} ± {p['rmse_test']['std']:<6.3f}  "
+              f"{p['lipschitz_bound']['mean']:<16.4g}  {p['lipschitz_lower']['mean']:.4g}")
+    ref = s["reference"]
+    print(f"chosen on validation: K = {', '.join(f'{k:.4g}' for k in s['auto']['chosen'])}: test RMSE "
+          f"{s['auto']['rmse_test']['mean']:.3f} ± {s['auto']['rmse_test']['std']:.3f} N")
+    print(f"the paper's pipeline: {s['paper']['rmse_test']['mean']:.3f} ± {s['paper']['rmse_test']['std']:.3f} N; "
+          f"its implicit budget K = {s['paper_budget']:.4g} with the standard scaling: "
+          f"{s['paper_budget_run']['rmse_test']['mean']:.3f} N")
+    print(f"Adam, tuned: {s['adam']['rmse_test']['mean']:.3f} ± {s['adam']['rmse_test']['std']:.3f} N;  linear least "
+          f"squares {ref['rmse_test_linear']:.3f} N;  training mean {ref['rmse_test_mean']:.3f} N"
+          + (f";  label noise {ref['label_noise_rmse']:.3f} N" if ref.get("label_noise_rmse") else ""))
+
+
 def _print_experiment(s: dict) -> None:
+    if s["experiment"] == "lipschitz":
+        return _print_tradeoff(s)
     if s["experiment"] == "exp1":
         for method, name in (("taylor", "Algorithm 1 (taylor)"), ("mm", "Algorithm 2 (mm)")):
             m = s[method]
@@ -209,11 +339,42 @@ def _draw(folder: Path, figures=None) -> list:
     figures = Path(figures) if figures else folder / "figures"
     if (folder / "summary.json").is_file():
         s = read_json(folder / "summary.json")
+        if s.get("experiment") == "lipschitz":
+            from .plots.tradeoff import tradeoff_figure
+            return [tradeoff_figure(s, figures / "lipschitz.png")]
         draw = figs.exp1_figures if s.get("experiment") == "exp1" else figs.exp2_figures
         return draw(s, figures)
     if (folder / "result.json").is_file():
         return [figs.training_figure(read_json(folder / "result.json"), figures / "training.png")]
     raise UsageError(f"{folder}: no summary.json or result.json to plot")
+
+
+def cmd_predict(args) -> int:
+    from .data import TARGET_NAMES, load_neural_fly, load_neural_lander
+    from .estimator import from_run
+    model = from_run(args.folder)
+    if not Path(args.data_path).exists():
+        raise UsageError(f"--data-path {args.data_path}: no such file or folder")
+    data = (load_neural_lander if args.data == "neural-lander" else load_neural_fly)(args.data_path)
+    F = model.predict(data.X)
+    write_csv(args.out, ["flight", "t", *TARGET_NAMES, *(f"{n}_measured" for n in TARGET_NAMES)],
+              np.column_stack([data.flight, data.t, F, data.Y]))
+    rmse = float(np.sqrt(np.sum((F - data.Y) ** 2) / len(F)))
+    print(f"{len(F)} samples from {args.data_path}: RMSE against the logged force {rmse:.4f} N")
+    print(f"Lipschitz [{'raw features' if model.scaling == 'standard' else 'unit-normalised input'}]: "
+          f"certified <= {model.lipschitz_bound_:.4g}, empirical on the training data >= {model.lipschitz_lower_:.4g}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def write_csv(path, header, rows) -> None:
+    """``rows`` (N, len(header)) as CSV with ``header``, written atomically (17 significant digits)."""
+    import io
+
+    from .results import _atomic_write_bytes
+    buf = io.StringIO()
+    np.savetxt(buf, rows, delimiter=",", header=",".join(header), comments="", fmt="%.17g")
+    _atomic_write_bytes(path, buf.getvalue().encode())
 
 
 def cmd_plot(args) -> int:
@@ -231,7 +392,8 @@ def cmd_check(args) -> int:
     return 0 if ok else 1
 
 
-COMMANDS = {"train": cmd_train, "reproduce": cmd_reproduce, "plot": cmd_plot, "check": cmd_check}
+COMMANDS = {"train": cmd_train, "reproduce": cmd_reproduce, "lipschitz": cmd_lipschitz, "predict": cmd_predict,
+            "plot": cmd_plot, "check": cmd_check}
 
 
 def main(argv=None) -> int:

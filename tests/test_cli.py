@@ -30,10 +30,15 @@ def test_train_writes_result_weights_and_figure(tmp_path, capsys):
     assert all(b <= a for a, b in zip(r["loss_train"], r["loss_train"][1:]))      # backtracking: monotone
     assert all(0 <= t <= np.pi / 6 for t in r["tau"])
     assert r["max_norm_drift"] < 1e-12
-    assert r["rmse_train"] == pytest.approx(np.sqrt(2 * r["loss_train"][-1]) * r["scaling"]["y_max"]
-                                            / r["scaling"]["p_op"], rel=1e-12)
+    assert r["rmse_train"] == pytest.approx(np.sqrt(2 * r["loss_train"][-1]) * r["scaling"]["target_factor"],
+                                            rel=1e-12)
+    # the default pipeline: standard scaling, budget chosen on a validation part, the certificate reported
+    assert (r["scaling"]["kind"], r["split"]) == ("StandardScaling", "random")
+    assert r["lipschitz"] == r["lipschitz_selection"]["chosen"] == pytest.approx(r["scaling"]["lipschitz"])
+    assert 0 < r["lipschitz_lower"] <= r["lipschitz_bound"] <= r["lipschitz_budget"] * (1 + 1e-12)
+    assert r["rmse_test_linear"] > 0 and r["rmse_test_mean"] > r["rmse_test_linear"]
     arrays = load_arrays(out / "weights.npz")
-    assert [arrays[f"W{i}"].shape for i in range(4)] == [(25, 12), (30, 25), (15, 30), (3, 15)]
+    assert [arrays[f"W{i}"].shape for i in range(4)] == [(25, 13), (30, 25), (15, 30), (3, 15)]   # + bias input
     for i in range(4):
         assert np.linalg.norm(arrays[f"W{i}"]) == pytest.approx(arrays["radii"][i], rel=1e-12)
     assert (out / "figures" / "training.png").stat().st_size > 10_000
@@ -101,6 +106,61 @@ def test_reproduce_exp2_quick(tmp_path):
     assert (out / "figures" / "exp2.png").is_file()
 
 
+def test_lipschitz_sweep_quick_and_plot(tmp_path, capsys):
+    out = tmp_path / "lip"
+    assert main(["lipschitz", "--quick", "--points", "3", "--seeds", "1", "--samples", "1500", "--iterations", "15",
+                 "--widths", "12-8-3", "--workers", "1", "--out", str(out)]) == 0
+    s = _read(out / "summary.json")
+    assert s["experiment"] == "lipschitz" and len(s["curve"]) == 3
+    K = [p["lipschitz"] for p in s["curve"]]
+    assert K == sorted(K) and K[-1] / K[0] == pytest.approx(10 ** 4, rel=1e-9)        # rho over four decades
+    for p in s["curve"]:
+        assert p["lipschitz_budget"]["mean"] == pytest.approx(p["lipschitz"], rel=1e-12)
+        assert 0 < p["lipschitz_lower"]["mean"] <= p["lipschitz_bound"]["mean"] <= p["lipschitz"] * (1 + 1e-12)
+    assert s["paper"]["rmse_test"]["n"] == s["adam"]["rmse_test"]["n"] == 1
+    assert s["reference"]["rmse_test_linear"] > 0 and s["paper_budget"] > 0
+    assert (out / "figures" / "lipschitz.png").stat().st_size > 10_000
+    assert "chosen on validation" in capsys.readouterr().out
+    (out / "figures" / "lipschitz.png").unlink()
+    assert main(["plot", str(out)]) == 0 and (out / "figures" / "lipschitz.png").is_file()
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["lipschitz", "--points", "1"], "--points must be >= 2"),
+    (["lipschitz", "--seeds", "0"], "--seeds must be >= 1"),
+    (["lipschitz", "--method", "adam"], "invalid choice"),
+    (["train", "--lipschitz", "-2"], "--lipschitz must be a finite number > 0"),
+    (["train", "--lipschitz", "inf"], "--lipschitz must be a finite number > 0"),
+    (["train", "--scaling", "paper", "--lipschitz", "3"], "lipschitz applies to the standard scaling"),
+    (["train", "--split", "wind"], "invalid choice"),
+])
+def test_budget_mistakes_end_with_one_line(tmp_path, capsys, argv, match):
+    out = tmp_path / "never"
+    try:
+        status = main(argv + ["--out", str(out)])
+    except SystemExit as exit_:                       # argparse's own usage errors
+        status = exit_.code
+    assert status == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and match in err[0]
+    assert not out.exists()
+
+
+def test_a_constant_training_feature_ends_with_one_line(tmp_path, capsys):
+    from dataclasses import replace
+
+    from spherenet.data import default_problem, write_neural_lander_csv
+    train, _ = default_problem(seed=0, n_samples=600)
+    X = train.X.copy()
+    X[:, 0] = 1.25                                          # the height never changes
+    logs = write_neural_lander_csv(tmp_path / "flat.csv", replace(train, X=X))
+    out = tmp_path / "never"
+    assert main(["train", "--data", "neural-lander", "--data-path", str(logs), "--iterations", "2",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "column 0 is constant" in err[0] and not out.exists()
+
+
 @pytest.mark.parametrize("experiment", ["exp1", "exp2"])
 def test_the_shipped_full_settings_summaries_redraw(tmp_path, experiment):
     """figures/expN holds the summaries behind figures/expN.png: they stay readable by `spherenet plot`."""
@@ -132,10 +192,22 @@ def test_check_passes_and_says_so(capsys):
     (["reproduce", "exp3"], "invalid choice: 'exp3'"),
     (["reproduce", "exp1", "--seeds", "0"], "--seeds must be >= 1"),
     (["plot", "/no/such/folder"], "no such folder"),
+    (["train", "--eval-every", "0"], "--eval-every must be >= 1, got 0"),
+    (["train", "--max-seconds", "0"], "--max-seconds must be > 0"),
+    (["train", "--max-seconds", "-2.5"], "--max-seconds must be > 0"),
+    (["train", "--batch-size", "0"], "batch_size must be >= 1, got 0"),
+    (["train", "--batch-size", "foo"], "expected a positive integer or 'auto'"),
+    (["train", "--batch-size", "auto", "--method", "taylor"], "batch size 'auto' (tuned with the learning rate)"),
+    (["train", "--batch-size", "auto", "--method", "adam", "--lr", "0.1"], "without a fixed lr"),
+    (["train", "--method", "adam", "--lr-grid", ","], "lr_grid is empty"),
+    (["train", "--method", "adam", "--lr-grid", "1e-3,abc"], "expected comma-separated learning rates"),
+    (["train", "--method", "adam", "--lr-grid", "1e-3,-1"], "lr_grid[1] must be > 0"),
+    (["train", "--method", "agd", "--lr", "0.1"], "lr applies to the baselines with a learning rate"),
+    (["train", "--method", "rsgd", "--lr-grid", "1,10"], "lr_grid tunes the rate of sgd or adam"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys):
     out = tmp_path / "out"
-    with pytest.raises(SystemExit) if argv[-1] in ("newton", "exp3") else _no_raise():
+    with pytest.raises(SystemExit) if argv[-1] in ("newton", "exp3", "foo", "1e-3,abc") else _no_raise():
         code = main([*argv, *(["--out", str(out)] if argv[0] in ("train", "reproduce") else [])])
         assert code == 2
     err = capsys.readouterr().err.strip()
