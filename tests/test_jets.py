@@ -127,9 +127,8 @@ def test_first_coefficient_is_minus_beta(problem):
 
 
 # Problems whose ReLU pattern does not change for 0 <= t <= 0.12, with both hidden layers partly active
-# (found by scanning seeds; asserted below). (31, 5) replaced (37, 8), whose |J_6| = 3e-3 makes the order-5
-# remainder 3e-15 at t = 0.01, within rounding of φ: its slope came out 5.69 on this machine.
-SMOOTH = [(22, 5), (31, 5), (56, 5)]
+# (found by scanning seeds; asserted below).
+SMOOTH = [(22, 5), (37, 8), (56, 5)]
 
 
 @pytest.mark.parametrize("seed,n", SMOOTH)
