@@ -334,6 +334,9 @@ def _print_experiment(s: dict) -> None:
         for L, row in zip(s["depths"], s["rmse_test"]["mean"]):
             print(f"  L={L:<3d}" + " ".join(f"{v:6.3f}" for v in row))
         print(f"total training time {s['total_run_seconds']:.1f} s; wall clock {s['wall_seconds']:.1f} s")
+    from .reproduce import stop_lines
+    for line in stop_lines(s):
+        print(line)
 
 
 def _draw(folder: Path, figures=None) -> list:
