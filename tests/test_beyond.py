@@ -5,7 +5,7 @@ paper's own curve and jets (``jets.loss_jet_from``, ``TaylorStep``), the sphere'
 """
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import spherenet
@@ -69,9 +69,10 @@ def test_geodesic_jet_matches_finite_differences(seed, zero):
     def flips(t):
         Zt = _forward_cache(curve.point(t), X).Z
         return not all(np.array_equal(a > 0, b > 0) for a, b in zip(cache.Z[:-1], Zt[:-1]))
-    while any(flips(tk) for tk in np.linspace(-2 * h, 2 * h, 33)):
+    while h > 1e-7 and any(flips(tk) for tk in np.linspace(-2 * h, 2 * h, 33)):
         h /= 2
-    assert h > 1e-6
+    # a unit within ~1e-7 of its kink (seed 4283): finite differences cannot see the jet; draw another
+    assume(h > 1e-6)
     t = np.linspace(-2 * h, 2 * h, 9)
     phi = np.array([curve.loss(X, Y, tk)[0] for tk in t])
     fit = np.polynomial.polynomial.polyfit(t, phi, 6)
