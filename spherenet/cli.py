@@ -15,6 +15,10 @@ from . import __version__
 from .experiments import (DATA_SOURCES, DEFAULTS, METHODS, SPHERE_METHODS, load_problem, parse_widths, run,
                           settings_for)
 from .results import read_json, save_arrays, write_json
+from .runfolder import RunFolder, prepare as prepare_folder
+
+
+DEFAULT_TRAIN_OUT = "results/train"
 
 
 class UsageError(Exception):
@@ -50,7 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     t.add_argument("--threads", type=int, default=1, metavar="T",
                    help="split the samples of every pass over T threads (sphere methods; default 1)")
-    t.add_argument("--out", default="results/train", help="output folder (default: results/train)")
+    t.add_argument("--out", default=None, help=f"output folder (default: {DEFAULT_TRAIN_OUT}, replaced by each run)")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace the result of an earlier run in --out (a folder you name is otherwise kept)")
     t.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
                    help="write OUT/checkpoint.npz every N iterations and at the end (sphere methods)")
     t.add_argument("--resume", action="store_true",
@@ -101,24 +107,35 @@ def cmd_train(args) -> int:
     if args.threads > 1 and args.method not in SPHERE_METHODS:
         raise UsageError(f"--threads applies to the sphere methods ({', '.join(SPHERE_METHODS)}), "
                          f"not to {args.method}")
-    out = Path(args.out)
+    with _run_folder(args) as folder:
+        _train_into(args, settings, folder)
+    return 0
+
+
+def _run_folder(args) -> RunFolder:
+    """``--out`` as a :class:`RunFolder`: created, probed and locked before any data are loaded. The default
+    folder is replaced by every run (so ``spherenet train`` can be run again and again); a folder the user
+    named keeps its earlier result unless ``--overwrite`` (or ``--resume``, which continues that run)."""
+    return RunFolder(args.out or DEFAULT_TRAIN_OUT, replace=args.out is None or args.overwrite or args.resume)
+
+
+def _train_into(args, settings: dict, folder: RunFolder) -> None:
+    out = folder.path
     checkpoint = _checkpoint_path(args, out)
     load_problem(settings["data"], settings["data_path"], settings["data_seed"], settings["n_samples"])
     print(f"spherenet train: {args.method} on {args.data}, widths {args.widths}, {args.iterations} iterations,"
           f" seed {args.seed}, {args.dtype}" + (f"; resuming {checkpoint}" if args.resume else ""),
           file=sys.stderr)
-    # Result files are written only once training has finished: an interrupted run leaves none (and its
-    # last checkpoint, written atomically, intact).
+    # Result files are written only once training has finished, and as a set (RunFolder.publish): an
+    # interrupted run leaves the old set (and its last checkpoint, written atomically) intact.
     record, arrays = run(settings, progress=_progress_bar(args.iterations, "iteration"), checkpoint=checkpoint,
                          checkpoint_every=args.checkpoint_every, resume=args.resume, threads=args.threads)
-    save_arrays(out / "weights.npz", **arrays)
-    write_json(out / "result.json", record)
-    _summary(record)
     from .plots.experiments import training_figure
-    training_figure(record, out / "figures" / "training.png")
-    print(f"wrote {out / 'result.json'}, {out / 'weights.npz'}, {out / 'figures' / 'training.png'}"
-          + (f", {checkpoint}" if checkpoint else ""))
-    return 0
+    written = folder.publish({"weights.npz": lambda path: save_arrays(path, **arrays),
+                              "figures/training.png": lambda path: training_figure(record, path),
+                              "result.json": lambda path: write_json(path, record)})
+    _summary(record)
+    print("wrote " + ", ".join(map(str, written + ([checkpoint] if checkpoint else []))))
 
 
 def _checkpoint_path(args, out: Path):
@@ -133,7 +150,7 @@ def _checkpoint_path(args, out: Path):
     path = out / "checkpoint.npz"
     if args.resume and not path.is_file():
         raise UsageError(f"--resume: no checkpoint at {path}")
-    if not args.resume and path.exists():
+    if not args.resume and not args.overwrite and path.exists():
         raise UsageError(f"{path} exists: add --resume to continue that run, or choose another --out")
     return path
 
@@ -167,6 +184,9 @@ def cmd_reproduce(args) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name} must be >= 1, got {value}")
+    for folder in (out, args.figures):          # both writable before any run starts
+        if folder:
+            prepare_folder(folder)
     start = time.perf_counter()
     executor = default_executor(args.workers)
     try:
@@ -228,6 +248,13 @@ def cmd_check(args) -> int:
     return 0 if ok else 1
 
 
+def _error_line(err: Exception) -> str:
+    """An OSError naming a path as ``PATH: reason`` (as spherenet's own file errors do), else the text."""
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        return f"{err.filename}: {err.strerror}"
+    return str(err)
+
+
 COMMANDS = {"train": cmd_train, "reproduce": cmd_reproduce, "plot": cmd_plot, "check": cmd_check}
 
 
@@ -235,17 +262,17 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (UsageError, ValueError, TypeError, FileNotFoundError, NotADirectoryError, PermissionError) as err:
+    except BrokenPipeError:                  # e.g. `spherenet check | head -1`: the reader left
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (UsageError, ValueError, TypeError, OSError) as err:   # OSError: a file or folder, named
         if os.environ.get("SPHERENET_DEBUG"):
             raise
-        print(f"spherenet {args.command}: error: {err}", file=sys.stderr)
+        print(f"spherenet {args.command}: error: {_error_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"spherenet {args.command}: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:                  # e.g. `spherenet check | head -1`: the reader left
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
 
 
 if __name__ == "__main__":
