@@ -81,6 +81,11 @@ def _digest(arrays: dict) -> str:
     return h.hexdigest()
 
 
+def arrays_digest(*arrays) -> str:
+    """SHA-256 (hex) of arrays in order: their dtypes, shapes and bytes (e.g. to recognise a training set)."""
+    return _digest({f"{i:06d}": a for i, a in enumerate(arrays)})
+
+
 def save_arrays(path, **arrays) -> Path:
     """Save named arrays to ``.npz`` with a SHA-256 of their contents, atomically."""
     arrays = {k: np.asarray(v) for k, v in arrays.items()}

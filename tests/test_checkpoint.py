@@ -388,3 +388,27 @@ def test_rules_with_memory_carry_it_in_the_checkpoint(tmp_path):
         """)
         out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
         assert json.loads(out.stdout) == expected.as_dict()["loss_train"], name
+
+
+def test_cli_resume_on_other_data_or_threads_is_refused(tmp_path, capsys):
+    """The checkpoint records a SHA-256 of the training data and the thread count (issue 21): a resume after
+    the data file changed at the same path, or with another --threads, is refused; the same ones continue."""
+    from spherenet.data import simulate_dataset, write_neural_lander_csv
+    from spherenet.experiments import load_problem
+    data = tmp_path / "log.csv"
+    write_neural_lander_csv(data, simulate_dataset(n_samples=400, seed=1))
+    real = ["--data", "neural-lander", "--data-path", str(data)]
+    out = tmp_path / "run"
+    assert cli.main(["train", *real, "--iterations", "3", "--checkpoint-every", "2", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert cli.main(["train", *real, "--iterations", "5", "--resume", "--threads", "2", "--out", str(out)]) == 2
+    assert "the run used --threads 1, not 2; resume with --threads 1" in capsys.readouterr().err
+    lines = data.read_text().splitlines()
+    cells = lines[7].split(",")
+    cells[14] = repr(float(cells[14]) + 0.25)                     # one force value changed
+    data.write_text("\n".join(lines[:7] + [",".join(cells)] + lines[8:]) + "\n")
+    load_problem.cache_clear()                                    # a new process would read the file again
+    assert cli.main(["train", *real, "--iterations", "5", "--resume", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"{out / 'checkpoint.npz'}: the data differ from those the run was trained on" in err
+    assert ck.load_checkpoint(out / "checkpoint.npz").iterations == 3 and _result(out)["iterations"] == 3
