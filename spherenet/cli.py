@@ -6,14 +6,18 @@ status 2; no traceback, and no partial result under the final file names.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
 from . import __version__
 from .experiments import (DATA_SOURCES, DEFAULTS, METHODS, SPHERE_METHODS, load_problem, parse_widths, run,
                           settings_for)
+from .memory import check_fits
 from .results import read_json, save_arrays, write_json
 from .runfolder import RunFolder, prepare as prepare_folder
 
@@ -122,7 +126,10 @@ def _run_folder(args) -> RunFolder:
 def _train_into(args, settings: dict, folder: RunFolder) -> None:
     out = folder.path
     checkpoint = _checkpoint_path(args, out)
-    load_problem(settings["data"], settings["data_path"], settings["data_seed"], settings["n_samples"])
+    train_data, test_data = load_problem(settings["data"], settings["data_path"], settings["data_seed"],
+                                         settings["n_samples"])
+    check_fits(settings["widths"], len(train_data), len(test_data), settings["dtype"], settings["batch_size"],
+               settings["order"])
     print(f"spherenet train: {args.method} on {args.data}, widths {args.widths}, {args.iterations} iterations,"
           f" seed {args.seed}, {args.dtype}" + (f"; resuming {checkpoint}" if args.resume else ""),
           file=sys.stderr)
@@ -190,10 +197,14 @@ def cmd_reproduce(args) -> int:
     start = time.perf_counter()
     executor = default_executor(args.workers)
     try:
-        summary = reproduce(args.experiment, out, quick=args.quick, seeds=args.seeds, n_samples=args.samples,
-                            executor=executor,
-                            progress=lambda done, total, _: print(f"  run {done}/{total}", file=sys.stderr,
-                                                                  flush=True))
+        with _sigterm_raises():
+            summary = reproduce(args.experiment, out, quick=args.quick, seeds=args.seeds, n_samples=args.samples,
+                                executor=executor,
+                                progress=lambda done, total, _: print(f"  run {done}/{total}", file=sys.stderr,
+                                                                      flush=True))
+    except BaseException:                       # Ctrl-C, SIGTERM, an error: the workers stop now
+        _stop_workers(executor)
+        raise
     finally:
         executor.shutdown(cancel_futures=True)
     summary["wall_seconds"] = time.perf_counter() - start
@@ -202,6 +213,36 @@ def cmd_reproduce(args) -> int:
     _print_experiment(summary)
     print(f"wrote {out / 'summary.json'} and {len(figures)} figure(s) in {Path(figures[0]).parent}")
     return 0
+
+
+class Terminated(Exception):
+    """SIGTERM arrived (``kill PID``): the command stops as for Ctrl-C, with exit status 143."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """While inside: SIGTERM raises :class:`Terminated` in the main thread, so ``finally`` blocks run (by
+    default SIGTERM ends the process at once, leaving a sweep's pool workers blocked on their pipe)."""
+    def handler(signum, frame):
+        raise Terminated()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_workers(executor) -> None:
+    """Terminate a process pool's workers without waiting for their runs (finished runs are on disk)."""
+    stop = getattr(executor, "terminate_workers", None)           # Python >= 3.14
+    if stop is not None:
+        stop()
+        return
+    for process in list((getattr(executor, "_processes", None) or {}).values()):
+        process.terminate()
 
 
 def _print_experiment(s: dict) -> None:
@@ -265,7 +306,7 @@ def main(argv=None) -> int:
     except BrokenPipeError:                  # e.g. `spherenet check | head -1`: the reader left
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (UsageError, ValueError, TypeError, OSError) as err:   # OSError: a file or folder, named
+    except (UsageError, ValueError, TypeError, OSError, MemoryError) as err:   # OSError: a path, named
         if os.environ.get("SPHERENET_DEBUG"):
             raise
         print(f"spherenet {args.command}: error: {_error_line(err)}", file=sys.stderr)
@@ -273,6 +314,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"spherenet {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"spherenet {args.command}: terminated (SIGTERM)", file=sys.stderr)
+        return 143
 
 
 if __name__ == "__main__":
