@@ -23,8 +23,8 @@ def _umask() -> int:
     return mask
 
 
-def _atomic_write_bytes(path, data: bytes) -> Path:
-    """Write ``data`` to a temporary name beside ``path``, sync it, rename it to ``path``.
+def _atomic_write_bytes(path, data: bytes, sync: bool = True) -> Path:
+    """Write ``data`` to a temporary name beside ``path``, sync it (unless ``sync=False``), rename it to ``path``.
 
     The file gets the ordinary permissions ``0o666 & ~umask`` (``mkstemp`` alone would make it 0600). An
     ``OSError`` (full disk, read-only folder, ...) is re-raised naming ``path``; no temporary file is left.
@@ -38,7 +38,8 @@ def _atomic_write_bytes(path, data: bytes) -> Path:
             os.fchmod(f.fileno(), 0o666 & ~_umask())
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as err:
         if tmp is not None:
@@ -86,14 +87,15 @@ def arrays_digest(*arrays) -> str:
     return _digest({f"{i:06d}": a for i, a in enumerate(arrays)})
 
 
-def save_arrays(path, **arrays) -> Path:
-    """Save named arrays to ``.npz`` with a SHA-256 of their contents, atomically."""
+def save_arrays(path, *, sync: bool = True, **arrays) -> Path:
+    """Save named arrays to ``.npz`` with a SHA-256 of their contents, atomically. ``sync=False``: rename
+    without waiting for the disk (still whole or absent after a killed process, not after a power cut)."""
     arrays = {k: np.asarray(v) for k, v in arrays.items()}
     if "_sha256" in arrays:
         raise ValueError("'_sha256' is reserved for the checksum")
     buf = io.BytesIO()
     np.savez(buf, _sha256=np.array(_digest(arrays)), **arrays)
-    return _atomic_write_bytes(path, buf.getvalue())
+    return _atomic_write_bytes(path, buf.getvalue(), sync)
 
 
 def load_arrays(path) -> dict:

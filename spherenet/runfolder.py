@@ -14,7 +14,8 @@
   always sits beside the files of its own run: a failure while writing (a full disk) leaves the old set
   untouched, and a kill during the renames leaves ``.pending/COMPLETE`` (and no ``result.json``), which the
   next :meth:`RunFolder.open` of the folder finishes moving before anything else. A ``.pending`` without the
-  marker is the debris of an interrupted write and is deleted.
+  marker is the debris of an interrupted write and is deleted, as are the temporary files (``.*.tmp``) of
+  atomic writes (a checkpoint's, a figure's) that a killed run left.
 """
 from __future__ import annotations
 
@@ -124,11 +125,17 @@ class RunFolder:
             os.close(fd)
 
     def _recover(self) -> None:
+        """Finish (or discard) an interrupted publish, and delete the temporary files of writes a killed run
+        left (``.NAME.XXXX.tmp``, ``spherenet.results``' temporary names: no other run holds the folder)."""
         pending = self.path / PENDING
         if (pending / COMPLETE).is_file():
             self._move_into_place(pending)
         elif pending.exists():
             shutil.rmtree(pending)
+        for folder in (self.path, self.path / "figures"):
+            for tmp in folder.glob(".*.tmp"):
+                if tmp.is_file():
+                    tmp.unlink()
 
     def publish(self, writers: dict) -> list[Path]:
         """Write the run's files as a set. ``writers``: relative path -> ``write(path)`` (writes one file).

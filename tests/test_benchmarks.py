@@ -19,6 +19,8 @@ CASES = {
                            "random"], "search %"),
     "bench_long_run.py": (["--updates", "1000"], "mm-closed"),
     "bench_memory.py": (["--samples", "2500", "--iterations", "1"], "peak MB"),
+    "bench_checkpoint.py": (["--iterations", "3", "--repeats", "1", "--samples", "2000", "--inline"],
+                            "checkpoint every 1"),
 }
 
 

@@ -91,10 +91,10 @@ def test_a_full_disk_while_writing_the_set_keeps_the_old_set(tmp_path, capsys, m
     capsys.readouterr()
     real = results._atomic_write_bytes
 
-    def full_at_json(path, data):                     # the disk fills when the last file is written
+    def full_at_json(path, data, *sync):               # the disk fills when the last file is written
         if Path(path).name == "result.json":
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        return real(path, data)
+        return real(path, data, *sync)
     monkeypatch.setattr(results, "_atomic_write_bytes", full_at_json)
     assert main([*T, "--seed", "2", "--out", str(out), "--overwrite"]) == 2
     assert f"{out / 'result.json'}: No space left on device (no file of the run replaced)" in _one_line(
