@@ -266,12 +266,30 @@ def _draw(folder: Path, figures=None) -> list:
     from .plots import experiments as figs
     figures = Path(figures) if figures else folder / "figures"
     if (folder / "summary.json").is_file():
-        s = read_json(folder / "summary.json")
+        s = _read_record(folder / "summary.json")
         draw = figs.exp1_figures if s.get("experiment") == "exp1" else figs.exp2_figures
-        return draw(s, figures)
+        return _drawn_from(folder / "summary.json", lambda: draw(s, figures))
     if (folder / "result.json").is_file():
-        return [figs.training_figure(read_json(folder / "result.json"), figures / "training.png")]
+        r = _read_record(folder / "result.json")
+        return _drawn_from(folder / "result.json", lambda: [figs.training_figure(r, figures / "training.png")])
     raise UsageError(f"{folder}: no summary.json or result.json to plot")
+
+
+def _read_record(path: Path) -> dict:
+    record = read_json(path)
+    if not isinstance(record, dict):
+        raise ValueError(f"{path}: expected a JSON object written by spherenet, found a JSON {type(record).__name__}")
+    return record
+
+
+def _drawn_from(path: Path, draw) -> list:
+    """``draw()``, with what a record lacking keys or holding values of the wrong kind raises turned into one
+    line naming the file (``spherenet plot`` reads files that may have been edited or cut)."""
+    try:
+        return draw()
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as err:
+        what = f"no key {err.args[0]!r}" if isinstance(err, KeyError) else f"{type(err).__name__}: {err}"
+        raise ValueError(f"{path}: not a complete spherenet record ({what})") from None
 
 
 def cmd_plot(args) -> int:
