@@ -230,3 +230,19 @@ def test_prepare_names_the_folder_and_reproduce_checks_it_first(tmp_path, capsys
     monkeypatch.setattr(spherenet.reproduce, "reproduce", refuse)
     assert main(["reproduce", "exp1", "--quick", "--workers", "1", "--out", str(tmp_path / "f")]) == 2
     assert f"{tmp_path / 'f'}: exists and is not a folder" in _one_line(capsys)
+
+
+@pytest.mark.parametrize("code, reason", [(errno.EROFS, "Read-only file system"),
+                                          (errno.ENOSPC, "No space left on device")])
+def test_an_unwritable_out_is_named_before_training(tmp_path, capsys, monkeypatch, code, reason):
+    """A read-only mount or a full disk fails the probe: one line naming --out, before any data are loaded."""
+    import spherenet.runfolder as rf
+
+    def refuse(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+    _no_training(monkeypatch)
+    monkeypatch.setattr(rf.tempfile, "mkstemp", refuse)
+    out = tmp_path / "run"
+    assert main([*T, "--out", str(out)]) == 2
+    assert _one_line(capsys).endswith(f"{out}: {reason}")
+    assert not out.exists()
