@@ -85,6 +85,22 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None, help="output folder (default: results/<experiment>)")
     r.add_argument("--figures", default=None, help="figure folder (default: <out>/figures)")
 
+    k = sub.add_parser("lipschitz", help="test RMSE against the certified Lipschitz budget: a sweep, with figure")
+    k.add_argument("--method", choices=SPHERE_METHODS, default=DEFAULTS["method"], metavar="METHOD",
+                   help=f"a sphere method (default {DEFAULTS['method']})")
+    k.add_argument("--data", choices=DATA_SOURCES, default="sim")
+    k.add_argument("--data-path", help="file or folder of real flight logs (for neural-lander / neural-fly)")
+    k.add_argument("--widths", default="12-25-30-15-3")
+    k.add_argument("--split", choices=SPLIT_CHOICES, default=DEFAULTS["split"])
+    k.add_argument("--quick", action="store_true", help="small settings (a minute)")
+    k.add_argument("--points", type=int, default=None, help="budgets on the curve (default 9, quick 5)")
+    k.add_argument("--seeds", type=int, default=None, help="seeds per budget (default 3, quick 2)")
+    k.add_argument("--samples", type=int, default=None, help="simulator samples (default 30000, quick 3000)")
+    k.add_argument("--iterations", type=int, default=None, help="iterations per run (default 200, quick 60)")
+    k.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
+    k.add_argument("--out", default="results/lipschitz", help="output folder (default: results/lipschitz)")
+    k.add_argument("--figures", default=None, help="figure folder (default: <out>/figures)")
+
     pl = sub.add_parser("plot", help="redraw the figures of a train or reproduce output folder")
     pl.add_argument("folder")
     pl.add_argument("--figures", default=None, help="figure folder (default: <folder>/figures)")
@@ -207,7 +223,6 @@ def _fmt(x) -> str:
 
 
 def cmd_reproduce(args) -> int:
-    from .experiments import default_executor
     from .reproduce import reproduce
     out = Path(args.out or f"results/{args.experiment}")
     for name in ("seeds", "samples", "workers"):
@@ -218,18 +233,9 @@ def cmd_reproduce(args) -> int:
         if folder:
             prepare_folder(folder)
     start = time.perf_counter()
-    executor = default_executor(args.workers)
-    try:
-        with _sigterm_raises():
-            summary = reproduce(args.experiment, out, quick=args.quick, seeds=args.seeds, n_samples=args.samples,
-                                executor=executor,
-                                progress=lambda done, total, _: print(f"  run {done}/{total}", file=sys.stderr,
-                                                                      flush=True))
-    except BaseException:                       # Ctrl-C, SIGTERM, an error: the workers stop now
-        _stop_workers(executor)
-        raise
-    finally:
-        executor.shutdown(cancel_futures=True)
+    summary = _in_pool(args.workers, lambda executor: reproduce(
+        args.experiment, out, quick=args.quick, seeds=args.seeds, n_samples=args.samples, executor=executor,
+        progress=lambda done, total, _: print(f"  run {done}/{total}", file=sys.stderr, flush=True)))
     summary["wall_seconds"] = time.perf_counter() - start
     write_json(out / "summary.json", summary)
     figures = _draw(out, args.figures)
@@ -258,6 +264,21 @@ def _sigterm_raises():
         signal.signal(signal.SIGTERM, previous)
 
 
+def _in_pool(workers, call):
+    """``call(executor)`` on a new local process pool. Ctrl-C, SIGTERM or an error stop its workers at once
+    (finished runs are on disk); otherwise the pool is shut down when the call returns."""
+    from .experiments import default_executor
+    executor = default_executor(workers)
+    try:
+        with _sigterm_raises():
+            return call(executor)
+    except BaseException:
+        _stop_workers(executor)
+        raise
+    finally:
+        executor.shutdown(cancel_futures=True)
+
+
 def _stop_workers(executor) -> None:
     """Terminate a process pool's workers without waiting for their runs (finished runs are on disk)."""
     stop = getattr(executor, "terminate_workers", None)           # Python >= 3.14
@@ -268,7 +289,51 @@ def _stop_workers(executor) -> None:
         process.terminate()
 
 
+def cmd_lipschitz(args) -> int:
+    from .tradeoff import tradeoff
+    for name in ("points", "seeds", "samples", "iterations", "workers"):
+        value = getattr(args, name)
+        if value is not None and value < (2 if name == "points" else 1):
+            raise UsageError(f"--{name} must be >= {2 if name == 'points' else 1}, got {value}")
+    if args.data == "sim" and args.data_path:
+        raise UsageError("--data-path only applies to --data neural-lander or neural-fly")
+    if args.data_path and not Path(args.data_path).exists():
+        raise UsageError(f"--data-path {args.data_path}: no such file or folder")
+    out, start = Path(args.out), time.perf_counter()
+    for folder in (out, args.figures):          # both writable before any run starts
+        if folder:
+            prepare_folder(folder)
+    summary = _in_pool(args.workers, lambda executor: tradeoff(
+        out, args.method, args.data, args.data_path, parse_widths(args.widths), args.split, args.quick,
+        args.points, args.seeds, args.samples, args.iterations, executor,
+        progress=lambda done, total, _: print(f"  run {done}/{total}", file=sys.stderr, flush=True)))
+    summary["wall_seconds"] = time.perf_counter() - start
+    write_json(out / "summary.json", summary)
+    figures = _draw(out, args.figures)
+    _print_experiment(summary)
+    print(f"wrote {out / 'summary.json'} and {figures[0]}")
+    return 0
+
+
+def _print_tradeoff(s: dict) -> None:
+    print("budget K       test RMSE [N]     certified bound   empirical lower bound")
+    for p in s["curve"]:
+        print(f"{p['lipschitz']:<12.4g} {p['rmse_test']['mean']:6.3f} ± {p['rmse_test']['std']:<6.3f}  "
+              f"{p['lipschitz_bound']['mean']:<16.4g}  {p['lipschitz_lower']['mean']:.4g}")
+    ref = s["reference"]
+    print(f"chosen on validation: K = {', '.join(f'{k:.4g}' for k in s['auto']['chosen'])}: test RMSE "
+          f"{s['auto']['rmse_test']['mean']:.3f} ± {s['auto']['rmse_test']['std']:.3f} N")
+    print(f"the paper's pipeline: {s['paper']['rmse_test']['mean']:.3f} ± {s['paper']['rmse_test']['std']:.3f} N; "
+          f"its implicit budget K = {s['paper_budget']:.4g} with the standard scaling: "
+          f"{s['paper_budget_run']['rmse_test']['mean']:.3f} N")
+    print(f"Adam, tuned: {s['adam']['rmse_test']['mean']:.3f} ± {s['adam']['rmse_test']['std']:.3f} N;  linear least "
+          f"squares {ref['rmse_test_linear']:.3f} N;  training mean {ref['rmse_test_mean']:.3f} N"
+          + (f";  label noise {ref['label_noise_rmse']:.3f} N" if ref.get("label_noise_rmse") else ""))
+
+
 def _print_experiment(s: dict) -> None:
+    if s["experiment"] == "lipschitz":
+        return _print_tradeoff(s)
     if s["experiment"] == "exp1":
         for method, name in (("taylor", "Algorithm 1 (taylor)"), ("mm", "Algorithm 2 (mm)")):
             m = s[method]
@@ -290,6 +355,9 @@ def _draw(folder: Path, figures=None) -> list:
     figures = Path(figures) if figures else folder / "figures"
     if (folder / "summary.json").is_file():
         s = _read_record(folder / "summary.json")
+        if s.get("experiment") == "lipschitz":
+            from .plots.tradeoff import tradeoff_figure
+            return _drawn_from(folder / "summary.json", lambda: [tradeoff_figure(s, figures / "lipschitz.png")])
         draw = figs.exp1_figures if s.get("experiment") == "exp1" else figs.exp2_figures
         return _drawn_from(folder / "summary.json", lambda: draw(s, figures))
     if (folder / "result.json").is_file():
@@ -337,7 +405,8 @@ def _error_line(err: Exception) -> str:
     return str(err)
 
 
-COMMANDS = {"train": cmd_train, "reproduce": cmd_reproduce, "plot": cmd_plot, "check": cmd_check}
+COMMANDS = {"train": cmd_train, "reproduce": cmd_reproduce, "lipschitz": cmd_lipschitz, "plot": cmd_plot,
+            "check": cmd_check}
 
 
 def main(argv=None) -> int:
