@@ -4,10 +4,10 @@ without, on the simulator's default problem (24,000 training rows), runs alterna
 Printed, per variant, the median wall time over the repeats and its ratio to the plain run:
 
 * ``plain``: one ``train`` call of N iterations;
-* ``pieces``: N calls of one iteration each, continuing one another, nothing written (what
-  ``train_with_checkpoints`` costs before it writes anything: ``train``'s per-call restart);
-* ``checkpoint every 1``: ``spherenet.checkpoint.train_with_checkpoints(..., every=1)``, the history
-  appended to its log (format 2);
+* ``pieces``: N calls of one iteration each, continuing one another, nothing written (``train``'s
+  per-call restart: how checkpoints were taken before, and still are for mini-batches);
+* ``checkpoint every 1``: ``spherenet.checkpoint.train_with_checkpoints(..., every=1)``: one ``train``
+  call, a checkpoint written as each step begins, the history appended to its log (format 2);
 * ``inline history (format 1)`` with ``--inline``: the same, with the whole history rewritten into the
   ``.npz`` and synced at every write, as checkpoints were written before.
 
@@ -57,23 +57,23 @@ def pieces(widths, n, n_samples, folder, inline):
 
 def checkpointed(widths, n, n_samples, folder, inline):
     net, (X, Y, Xt, Yt) = _setup(widths, n_samples)
-    writes, save = [], ck.save_checkpoint
+    writes, write = [], ck._write
 
-    def timed(*args, **kwargs):
+    def timed(*args):
         if inline:
-            kwargs.update(log=None)
+            args = args[:9] + (None,) + args[10:]          # no log: the history inline, synced
         t = time.perf_counter()
-        out = save(*args, **kwargs)
+        out = write(*args)
         writes.append(time.perf_counter() - t)
         return out
-    ck.save_checkpoint = timed
+    ck._write = timed
     try:
         path = Path(folder) / f"c{time.monotonic_ns()}.npz"
         start = time.perf_counter()
         ck.train_with_checkpoints(path, net, X, Y, METHOD, n, 1, Xt, Yt)
         return time.perf_counter() - start, writes
     finally:
-        ck.save_checkpoint = save
+        ck._write = write
 
 
 def main(argv=None):

@@ -92,6 +92,13 @@ def save_checkpoint(path, net: NormalisedMLP, history: History, rule_name: str, 
         raise TypeError(f"net must be a NormalisedMLP, got {type(net).__name__}")
     if not isinstance(history, History):
         raise TypeError(f"history must be a spherenet.train.History, got {type(history).__name__}")
+    return _write(path, net.weights, net.radii, history, rule_name, rule_options, settings, batch_size, rule,
+                  log, final)
+
+
+def _write(path, weights, radii, history: History, rule_name: str, rule_options, settings, batch_size, rule,
+           log, final) -> Path:
+    """:func:`save_checkpoint` for given ``weights`` and ``radii`` (the state after ``history``)."""
     if rule_name in RULES and rule_name not in MEMORYLESS and not hasattr(rule, "state"):
         raise ValueError(f"{rule_name!r} keeps a memory across iterations (its conjugate-gradient or moment "
                          f"state): pass the rule object (rule=...) so the checkpoint holds it; without it a "
@@ -101,9 +108,9 @@ def save_checkpoint(path, net: NormalisedMLP, history: History, rule_name: str, 
             "batch_size": batch_size, "settings": settings}
     _check_rule(meta, history, "save_checkpoint")
     _check_history("save_checkpoint", history)
-    _check_on_spheres("save_checkpoint: net", net.weights, net.radii, history)
+    _check_on_spheres("save_checkpoint: net", weights, radii, history)
     try:
-        text = json.dumps(meta, allow_nan=False)
+        json.dumps(meta, allow_nan=False)
     except (TypeError, ValueError) as err:
         raise TypeError(f"rule_options and settings must be JSON-ready (numbers, strings, lists, dicts): "
                         f"{err}") from None
@@ -113,9 +120,9 @@ def save_checkpoint(path, net: NormalisedMLP, history: History, rule_name: str, 
     else:
         meta["format"] = FORMAT_LOGGED
         meta["history_log"], sync = log.append(history, final)
-    weights = {f"W{i}": W for i, W in enumerate(net.weights)}
-    return save_arrays(path, radii=np.asarray(net.radii, dtype=np.float64), meta=np.array(json.dumps(meta)),
-                       sync=sync, **weights, **state)
+    arrays = {f"W{i}": W for i, W in enumerate(weights)}
+    return save_arrays(path, radii=np.asarray(radii, dtype=np.float64), meta=np.array(json.dumps(meta)),
+                       sync=sync, **arrays, **state)
 
 
 class _HistoryLog:
@@ -307,28 +314,66 @@ def train_with_checkpoints(path, net: NormalisedMLP, X, Y, rule_name: str, itera
     """``train`` for ``iterations`` steps, writing a checkpoint to ``path`` every ``every`` steps and at the end.
 
     ``history``: continue that run (as ``train(..., resume=history)``); ``every=None``: only at the end.
-    The run is cut into pieces of ``every`` steps; each piece resumes the last, so the numbers are those of
-    one uninterrupted ``train`` call (one rule object serves every piece; ``rule``: the object to continue
-    with, e.g. ``Checkpoint.rule()``, else a new one is made). If the run stops early (``history.stop_reason``) the checkpoint is
-    written and the loop ends. An exception (e.g. KeyboardInterrupt) leaves the last checkpoint as it was.
-    ``threads``: as in ``train`` (resume with the same count to get the same bits).
+    The numbers are those of one uninterrupted ``train`` call (``rule``: the step-rule object to continue
+    with, e.g. ``Checkpoint.rule()``, else a new one is made). Full batch: ONE ``train`` call, the
+    checkpoints written by :class:`_SavingRule` as each ``every``-th iteration begins. Mini-batches: pieces of
+    ``every`` steps, each resuming the last (a mini-batch's draw state is only known between calls). If the
+    run stops early (``history.stop_reason``) the checkpoint is written and the loop ends. An exception
+    (e.g. KeyboardInterrupt) leaves the last checkpoint as it was. ``threads``: as in ``train`` (resume
+    with the same count to get the same bits).
     """
     if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
         raise ValueError(f"checkpoint every must be an integer >= 1, got {every!r}")
     options = dict(rule_options or {})
     rule = rule if rule is not None else make_rule(rule_name, **options)
-    done, target = (history.iterations if history else 0), (history.iterations if history else 0) + iterations
     log = _HistoryLog(path)
-    while True:
-        piece = min(every or iterations, target - done) if target > done else 0
-        history = train(net, X, Y, rule, piece, X_test, Y_test, batch_size=batch_size, seed=seed,
-                        callback=callback, resume=history, threads=threads)
-        done = history.iterations
-        last = done >= target or bool(history.stop_reason) or piece == 0
+
+    def save(weights, radii, history, final):
         first = log.size == 0
-        save_checkpoint(path, net, history, rule_name, options, settings, batch_size=batch_size, rule=rule,
-                        log=log, final=last)
+        _write(path, weights, radii, history, rule_name, options, settings, batch_size, rule, log, final)
         if first:
             log.remove_older()
+
+    run = dict(batch_size=batch_size, seed=seed, threads=threads)
+    if batch_size is None or batch_size >= len(X):
+        saving = _SavingRule(rule, every, save, callback)
+        history = train(net, X, Y, saving, iterations, X_test, Y_test, callback=saving.after_iteration,
+                        resume=history, **run)
+        save(net.weights, net.radii, history, final=True)
+        return history
+    done, target = (history.iterations if history else 0), (history.iterations if history else 0) + iterations
+    while True:
+        piece = min(every or iterations, target - done) if target > done else 0
+        history = train(net, X, Y, rule, piece, X_test, Y_test, callback=callback, resume=history, **run)
+        done = history.iterations
+        last = done >= target or bool(history.stop_reason) or piece == 0
+        save(net.weights, net.radii, history, final=last)
         if last:
             return history
+
+
+class _SavingRule:
+    """A step rule that writes a checkpoint before every ``every``-th step it takes, then takes it.
+
+    As a full-batch step begins, ``it.weights``, the rule's memory and the history (as the loop last
+    reported it, :meth:`after_iteration`) are exactly the state after the previous iteration: what a
+    ``train`` call that ended there would leave. Everything else is the wrapped rule's.
+    """
+
+    def __init__(self, rule, every, save, callback):
+        self.rule, self.every, self.save, self.callback = rule, every, save, callback
+        self.history = None
+
+    def __getattr__(self, name):
+        return getattr(self.rule, name)
+
+    def __call__(self, it):
+        h = self.history
+        if self.every and h is not None and h.iterations % self.every == 0:
+            self.save(it.weights, it.radii, h, final=False)
+        return self.rule(it)
+
+    def after_iteration(self, k, history) -> None:
+        self.history = history
+        if self.callback is not None:
+            self.callback(k, history)
