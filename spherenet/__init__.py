@@ -7,12 +7,12 @@ from . import _numba_cache
 _numba_cache.configure()                 # before the kernels compile: a read-only install still imports
 
 from . import data, jets, kernels, majorant, mm, sphere, steps, taylor, train  # noqa: E402
-from .estimator import NotFittedError, SphereNetRegressor  # noqa: E402
+from .estimator import NotFittedError, SphereNetRegressor, load  # noqa: E402
 from .network import (Direction, ForwardCache, NormalisedMLP, direction, forward, forward_cache, loss,  # noqa: E402
                       loss_and_grad, radii_for)
 
 __version__ = "0.1.0"
 
 __all__ = ["Direction", "ForwardCache", "NormalisedMLP", "NotFittedError", "SphereNetRegressor", "data",
-           "direction", "forward", "forward_cache", "jets", "kernels", "loss", "loss_and_grad", "majorant", "mm",
+           "direction", "forward", "forward_cache", "jets", "kernels", "load", "loss", "loss_and_grad", "majorant", "mm",
            "radii_for", "sphere", "steps", "taylor", "train"]

@@ -15,9 +15,11 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+
 from . import __version__
 from .experiments import (DATA_SOURCES, DEFAULTS, METHODS, SCALING_CHOICES, SPHERE_METHODS, SPLIT_CHOICES,
-                          load_problem, parse_widths, run, settings_for)
+                          check_problem, load_problem, network_widths, parse_widths, run, settings_for)
 from .memory import check_fits
 from .results import read_json, save_arrays, write_json
 from .runfolder import RunFolder, prepare as prepare_folder
@@ -101,6 +103,12 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("--out", default="results/lipschitz", help="output folder (default: results/lipschitz)")
     k.add_argument("--figures", default=None, help="figure folder (default: <out>/figures)")
 
+    pr = sub.add_parser("predict", help="apply a trained `spherenet train` run to raw flight logs (newtons)")
+    pr.add_argument("folder", help="the run's output folder (result.json, weights.npz)")
+    pr.add_argument("--data", choices=DATA_SOURCES[1:], default="neural-lander", help="the logs' format")
+    pr.add_argument("--data-path", required=True, help="a CSV file or a folder of them")
+    pr.add_argument("--out", default="predictions.csv", help="CSV to write (default: predictions.csv)")
+
     pl = sub.add_parser("plot", help="redraw the figures of a train or reproduce output folder")
     pl.add_argument("folder")
     pl.add_argument("--figures", default=None, help="figure folder (default: <folder>/figures)")
@@ -157,8 +165,9 @@ def _train_into(args, settings: dict, folder: RunFolder) -> None:
     checkpoint = _checkpoint_path(args, out)
     train_data, test_data = load_problem(settings["data"], settings["data_path"], settings["data_seed"],
                                          settings["n_samples"], split=settings["split"])
-    check_fits(settings["widths"], len(train_data), len(test_data), settings["dtype"], settings["batch_size"],
-               settings["order"])
+    check_fits(network_widths(settings), len(train_data), len(test_data), settings["dtype"],
+               settings["batch_size"], settings["order"])              # before the network is allocated
+    check_problem(settings)
     budget = (f"Lipschitz budget {args.lipschitz:g}" if args.lipschitz is not None else
               "Lipschitz budget chosen on a validation part" if args.scaling == "standard" else "the paper's scaling")
     print(f"spherenet train: {args.method} on {args.data} ({args.split} split), widths {args.widths}, "
@@ -383,6 +392,34 @@ def _drawn_from(path: Path, draw) -> list:
         raise ValueError(f"{path}: not a complete spherenet record ({what})") from None
 
 
+def cmd_predict(args) -> int:
+    from .data import TARGET_NAMES, load_neural_fly, load_neural_lander
+    from .estimator import from_run
+    model = from_run(args.folder)
+    if not Path(args.data_path).exists():
+        raise UsageError(f"--data-path {args.data_path}: no such file or folder")
+    data = (load_neural_lander if args.data == "neural-lander" else load_neural_fly)(args.data_path)
+    F = model.predict(data.X)
+    write_csv(args.out, ["flight", "t", *TARGET_NAMES, *(f"{n}_measured" for n in TARGET_NAMES)],
+              np.column_stack([data.flight, data.t, F, data.Y]))
+    rmse = float(np.sqrt(np.sum((F - data.Y) ** 2) / len(F)))
+    print(f"{len(F)} samples from {args.data_path}: RMSE against the logged force {rmse:.4f} N")
+    print(f"Lipschitz [{'raw features' if model.scaling == 'standard' else 'unit-normalised input'}]: "
+          f"certified <= {model.lipschitz_bound_:.4g}, empirical on the training data >= {model.lipschitz_lower_:.4g}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def write_csv(path, header, rows) -> None:
+    """``rows`` (N, len(header)) as CSV with ``header``, written atomically (17 significant digits)."""
+    import io
+
+    from .results import _atomic_write_bytes
+    buf = io.StringIO()
+    np.savetxt(buf, rows, delimiter=",", header=",".join(header), comments="", fmt="%.17g")
+    _atomic_write_bytes(path, buf.getvalue().encode())
+
+
 def cmd_plot(args) -> int:
     folder = Path(args.folder)
     if not folder.is_dir():
@@ -405,8 +442,8 @@ def _error_line(err: Exception) -> str:
     return str(err)
 
 
-COMMANDS = {"train": cmd_train, "reproduce": cmd_reproduce, "lipschitz": cmd_lipschitz, "plot": cmd_plot,
-            "check": cmd_check}
+COMMANDS = {"train": cmd_train, "reproduce": cmd_reproduce, "lipschitz": cmd_lipschitz, "predict": cmd_predict,
+            "plot": cmd_plot, "check": cmd_check}
 
 
 def main(argv=None) -> int:

@@ -146,6 +146,21 @@ def test_budget_mistakes_end_with_one_line(tmp_path, capsys, argv, match):
     assert not out.exists()
 
 
+def test_a_constant_training_feature_ends_with_one_line(tmp_path, capsys):
+    from dataclasses import replace
+
+    from spherenet.data import default_problem, write_neural_lander_csv
+    train, _ = default_problem(seed=0, n_samples=600)
+    X = train.X.copy()
+    X[:, 0] = 1.25                                          # the height never changes
+    logs = write_neural_lander_csv(tmp_path / "flat.csv", replace(train, X=X))
+    out = tmp_path / "never"
+    assert main(["train", "--data", "neural-lander", "--data-path", str(logs), "--iterations", "2",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "column 0 is constant" in err[0] and not out.exists()
+
+
 @pytest.mark.parametrize("experiment", ["exp1", "exp2"])
 def test_the_shipped_full_settings_summaries_redraw(tmp_path, experiment):
     """figures/expN holds the summaries behind figures/expN.png: they stay readable by `spherenet plot`."""
