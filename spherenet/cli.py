@@ -166,7 +166,7 @@ def _train_into(args, settings: dict, folder: RunFolder) -> None:
     train_data, test_data = load_problem(settings["data"], settings["data_path"], settings["data_seed"],
                                          settings["n_samples"], split=settings["split"])
     check_fits(network_widths(settings), len(train_data), len(test_data), settings["dtype"],
-               settings["batch_size"], settings["order"])              # before the network is allocated
+               settings["batch_size"], settings["order"], name=args.widths)   # before the network exists
     check_problem(settings)
     budget = (f"Lipschitz budget {args.lipschitz:g}" if args.lipschitz is not None else
               "Lipschitz budget chosen on a validation part" if args.scaling == "standard" else "the paper's scaling")

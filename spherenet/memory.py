@@ -47,7 +47,8 @@ def _read_int(path) -> int | None:
 def _cgroup_room() -> int | None:
     """Bytes left under this process's cgroup memory limit (v2 or v1), or None if there is no limit."""
     for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                         ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+                         ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                          "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
         cap, used = _read_int(limit), _read_int(usage)
         if cap is not None and used is not None and cap < 2 ** 60:
             return max(cap - used, 0)
@@ -78,13 +79,15 @@ def _gb(n: int) -> str:
 
 
 def check_fits(widths, n_train: int, n_test: int = 0, dtype="float64", batch_size=None, order: int = 2,
-               available: int | None = None) -> int:
+               available: int | None = None, name: str | None = None) -> int:
     """Raise MemoryError (one line: how much is needed, how much there is) if the run cannot fit; else
-    return the estimate in bytes. ``available``: bytes to compare with (default: :func:`available_bytes`)."""
+    return the estimate in bytes. ``available``: bytes to compare with (default: :func:`available_bytes`);
+    ``name``: the network as the user gave it (default: the widths joined by '-')."""
     need = training_bytes(widths, n_train, n_test, dtype, batch_size, order)
     have = available_bytes() if available is None else available
     if have is not None and need > have:
-        raise MemoryError(f"network {'-'.join(map(str, widths))} on {max(n_train, n_test):,} rows in {dtype} needs "
+        name = name or "-".join(map(str, widths))
+        raise MemoryError(f"network {name} on {max(n_train, n_test):,} rows in {dtype} needs "
                           f"about {_gb(need)} of buffers, but only {_gb(have)} of memory is available: use "
                           f"narrower layers, --batch-size, fewer samples or float32")
     return need
