@@ -13,7 +13,7 @@ renamed, so an interrupted write never leaves a half-written file under the fina
 history is not in ``meta`` but in an append-only log beside the file, ``<stem>.<generation>.history.jsonl``,
 one JSON line per write holding what each of the history's lists gained since the last (``_HistoryLog``);
 ``meta`` names the log and holds the byte length and SHA-256 of the log's prefix that belongs to this
-checkpoint, and the history's scalars (method, stop reason, mini-batch state). Lines past that prefix (a
+checkpoint, and the history's other fields (method, stop reason, mini-batch state, ...). Lines past that prefix (a
 process killed between appending and renaming the ``.npz``) are ignored. Each process starts a new log
 generation (with the whole history) and, once its first checkpoint is renamed into place, deletes older
 generations, so the file a checkpoint names is never rewritten. Format-2 writes are synced to disk at most
@@ -33,7 +33,7 @@ import math
 import os
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -141,7 +141,9 @@ class _HistoryLog:
         return values[done:]
 
     def append(self, history: History, final: bool) -> tuple[dict, bool]:
-        chunk = {name: self._new(name, getattr(history, name)) for name in _LISTS}
+        lists = {f.name: getattr(history, f.name) for f in fields(History)
+                 if isinstance(getattr(history, f.name), list)}
+        chunk = {name: self._new(name, values) for name, values in lists.items()}
         chunk["info"] = {key: self._new(f"info.{key}", values) for key, values in history.info.items()}
         line = (json.dumps(_json_safe(chunk), allow_nan=False) + "\n").encode()
         sync = final or time.monotonic() - self.last_sync >= SYNC_SECONDS
@@ -157,9 +159,9 @@ class _HistoryLog:
             self.last_sync = time.monotonic()
         self.hash.update(line)
         self.size += len(line)
+        scalars = {f.name: getattr(history, f.name) for f in fields(History) if f.name not in lists and f.name != "info"}
         return {"log": self.path.name, "bytes": self.size, "sha256": self.hash.hexdigest(),
-                "method": history.method, "stop_reason": history.stop_reason,
-                "batch_state": _json_safe(history.batch_state)}, sync
+                "scalars": _json_safe(scalars)}, sync
 
     def remove_older(self) -> None:
         """Delete the logs of earlier generations (once a checkpoint naming this one is in place)."""
@@ -170,7 +172,8 @@ class _HistoryLog:
 
 def _logged_history(path: Path, ref) -> dict:
     """The history dict (as ``History.as_dict`` gives it) from the log prefix ``ref`` names, checked."""
-    if not isinstance(ref, dict) or not {"log", "bytes", "sha256", "method", "stop_reason", "batch_state"} <= set(ref):
+    if not isinstance(ref, dict) or not {"log", "bytes", "sha256", "scalars"} <= set(ref) \
+            or not isinstance(ref["scalars"], dict):
         raise ValueError(f"{path}: the checkpoint's history reference is damaged")
     name = ref["log"]
     if not isinstance(name, str) or Path(name).name != name or not isinstance(ref["bytes"], int):
@@ -183,16 +186,15 @@ def _logged_history(path: Path, ref) -> dict:
         raise ValueError(f"{path}: cannot read its history log {log} ({err.strerror or err})") from None
     if len(data) != ref["bytes"] or hashlib.sha256(data).hexdigest() != ref["sha256"]:
         raise ValueError(f"{path}: its history log {log} is truncated or was changed (checksum mismatch)")
-    d = {name: [] for name in _LISTS}
+    d: dict = {}
     info: dict = {}
     for line in data.splitlines():
         chunk = json.loads(line)
-        for key in _LISTS:
-            d[key].extend(chunk[key])
-        for key, values in chunk["info"].items():
+        for key, values in chunk.pop("info").items():
             info.setdefault(key, []).extend(values)
-    return {**d, "info": info, "method": ref["method"], "stop_reason": ref["stop_reason"],
-            "batch_state": ref["batch_state"]}
+        for key, values in chunk.items():
+            d.setdefault(key, []).extend(values)
+    return {**d, "info": info, **ref["scalars"]}
 
 
 def load_checkpoint(path) -> Checkpoint:
