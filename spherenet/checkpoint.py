@@ -47,7 +47,6 @@ FORMAT = 1                 # the history inline in meta (save_checkpoint)
 FORMAT_LOGGED = 2          # the history in an append-only log (train_with_checkpoints)
 SYNC_SECONDS = 5.0
 _PER_STEP = ("tau", "beta", "predicted", "actual", "halvings", "drift", "seconds", "flags")
-_LISTS = ("loss_train", "loss_test") + _PER_STEP
 
 
 @dataclass
