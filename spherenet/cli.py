@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, progress
-from .experiments import (DATA_SOURCES, DEFAULTS, METHODS, SCALING_CHOICES, SPHERE_METHODS, SPLIT_CHOICES,
-                          check_problem, load_problem, network_widths, parse_widths, run, settings_for)
+from .experiments import (BATCH_METHOD, DATA_SOURCES, DEFAULTS, METHODS, SCALING_CHOICES, SPHERE_METHODS,
+                          SPLIT_CHOICES, check_problem, default_method, load_problem, network_widths, parse_widths,
+                          run, settings_for)
 from .memory import check_fits
 from .results import read_json, save_arrays, write_json
 from .runfolder import RunFolder, prepare as prepare_folder
@@ -59,10 +60,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--lipschitz", type=float, default=None, metavar="K",
                    help="certified Lipschitz bound of the learned map, in output units per unit of the raw "
                         "features' euclidean norm (standard scaling; default: chosen on a validation part)")
-    t.add_argument("--method", choices=METHODS, default=DEFAULTS["method"], metavar="{" + ",".join(METHODS) + "}",
+    t.add_argument("--method", choices=METHODS, default=None, metavar="{" + ",".join(METHODS) + "}",
                    help=f"step rule (default {DEFAULTS['method']}: the paper's jet-Newton step along conjugate-"
-                        f"gradient geodesics, docs/beyond.md; taylor = the paper's Algorithm 1, mm = its "
-                        f"Algorithm 2) or a baseline optimiser")
+                        f"gradient geodesics, docs/beyond.md; with --batch-size, {BATCH_METHOD}: Adam's direction "
+                        f"with the jet-Newton step averaged across batches; taylor = the paper's Algorithm 1, "
+                        f"mm = its Algorithm 2) or a baseline optimiser")
     t.add_argument("--order", type=int, default=2, help="jet order of the taylor method (2 = the paper)")
     t.add_argument("--iterations", type=int, default=200)
     t.add_argument("--batch-size", type=_batch_size, default=None, metavar="B|auto",
@@ -159,6 +161,7 @@ def cmd_train(args) -> int:
         raise UsageError(f"--lipschitz must be a finite number > 0, got {args.lipschitz}")
     if args.data_path and not Path(args.data_path).exists():
         raise UsageError(f"--data-path {args.data_path}: no such file or folder")
+    args.method = args.method or default_method(args.batch_size)
     settings = settings_for(data=args.data, data_path=args.data_path, data_seed=args.data_seed,
                             n_samples=args.samples, widths=parse_widths(args.widths), method=args.method,
                             order=args.order, iterations=args.iterations, seed=args.seed, dtype=args.dtype,
@@ -250,7 +253,10 @@ def _summary(r: dict) -> None:
         lines.append(f"step tau: first {r['tau'][0]:.3g}, last {r['tau'][-1]:.3g}")
     if r["max_norm_drift"] is not None:
         lines.append(f"max norm drift |‖W_i‖ - mu_i|/mu_i: {r['max_norm_drift']:.2g}")
-    if r.get("lipschitz_lower") is not None:
+    if r.get("lipschitz_lower") is not None and r.get("lipschitz_bound") is None:
+        lines.append(f"Lipschitz [euclidean norm of the raw features]: no certificate; empirical >= "
+                     f"{r['lipschitz_lower']:.4g}")
+    elif r.get("lipschitz_lower") is not None:
         chosen = r.get("lipschitz_selection")
         lines.append(f"Lipschitz [{r['lipschitz_norm']}]: certified <= {r['lipschitz_bound']:.4g} "
                      f"(budget {r['lipschitz_budget']:.4g}"
@@ -396,6 +402,9 @@ def _print_experiment(s: dict) -> None:
         for L, row in zip(s["depths"], s["rmse_test"]["mean"]):
             print(f"  L={L:<3d}" + " ".join(f"{v:6.3f}" for v in row))
         print(f"total training time {s['total_run_seconds']:.1f} s; wall clock {s['wall_seconds']:.1f} s")
+    from .reproduce import stop_lines
+    for line in stop_lines(s):
+        print(line)
 
 
 def _draw(folder: Path, figures=None) -> list:

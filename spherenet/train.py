@@ -21,7 +21,7 @@ from . import rows
 from ._checks import check_data, finite_float, positive_int
 
 from .network import (NormalisedMLP, Workspace, _backward, _direction, _forward_cache, _loss_from_output,
-                      _output)
+                      _output, hidden_activation_bound)
 from .steps import Iterate, weights_along
 
 
@@ -49,6 +49,11 @@ def _geodesic(direction):
     return make
 
 
+def _batch_geodesic(**options):
+    from .beyond.stochastic import BatchGeodesicStep
+    return BatchGeodesicStep(**options)
+
+
 RULES = {
     "taylor": _taylor,                  # Algorithm 1 (order 2) and its order-r extension
     "mm": _mm("spectral"),              # Algorithm 2, the paper's majorant
@@ -59,6 +64,7 @@ RULES = {
     "geo-cg-layer": _geodesic("cg-layer"),
     "geo-adam": _geodesic("adam"),      # Adam's direction, no learning rate: the length comes from the jet
     "geo-rgrad": _geodesic("rgrad"),
+    "geo-batch": _batch_geodesic,       # docs/beyond.md §7: the mini-batch rule (default with --batch-size)
 }
 
 
@@ -207,7 +213,8 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
     ``max_seconds``: stop once this much training time (evaluation excluded) is used (``stop_reason`` says so).
     Stops early, with ``history.stop_reason`` set and the last good weights kept, when the full-batch
     Riemannian gradient vanishes, the loss becomes non-finite, or a memoryless rule (``MEMORYLESS``) takes a
-    full-batch step of ``tau = 0``, after which every iteration would repeat the last.
+    full-batch step of ``tau = 0``, after which every iteration would repeat the last. Stops before the first
+    step if a hidden activation could overflow (:func:`_overflow_risk`).
     """
     if not isinstance(net, NormalisedMLP):
         raise TypeError(f"net must be a spherenet.NormalisedMLP, got {type(net).__name__}")
@@ -238,19 +245,20 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
     ws = Workspace()
     # Full batch: one forward cache. The rule's trial evaluations overwrite the current point's pass, which
     # nothing reads once the direction and the jet are known; a step that stays (tau = 0) recomputes it.
-    # Mini-batches: two, the current point's and the trial's, plus one for the training loss on all of X.
+    # Mini-batches: two, the current point's and the trial's; the training loss on all of X is recorded block
+    # by block (_output), so memory beyond the data does not grow with the number of samples.
     buffers = ["a", "b"]
-    full = ws.cache(buffers[0] if batches.full else "full", weights, X)
+    full = ws.cache(buffers[0], weights, X) if batches.full else None
     # BLAS and row threads as set from the first forward pass on. Overflow is detected by the explicit
     # finiteness checks below, which stop the run with a message.
     with threadpool_limits(blas_threads), rows.threads(threads), np.errstate(over="ignore", invalid="ignore"):
-        cache = _forward_cache(weights, X, full) if batches.full or resume is None else None
+        cache = _forward_cache(weights, X, full) if batches.full else None
 
         def evaluate(k, with_train):
-            """The record-only losses at iteration k (not training time)."""
+            """The record-only losses at iteration k (not training time), block by block."""
             begin = time.perf_counter()
             if with_train:
-                history.loss_train.append(_loss_from_output(_forward_cache(weights, X, full).F, Y))
+                history.loss_train.append(_loss_from_output(_output(weights, X, ws), Y))
             if has_test:
                 history.loss_test.append(_loss_from_output(_output(weights, X_test, ws), Y_test))
             history.eval_iterations.append(k)
@@ -258,13 +266,14 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
 
         if resume is None:
             history = History(getattr(rule, "name", type(rule).__name__))
-            history.loss_train.append(_loss_from_output(cache.F, Y))
+            history.loss_train.append(_loss_from_output(cache.F if batches.full else _output(weights, X, ws), Y))
             evaluate(0, with_train=False)
         else:
             history = _check_resumable(resume, has_test, batches)
         J_prev = history.loss_train[-1]
         elapsed = history.seconds[-1] if history.seconds else 0.0
-        for k in range(history.iterations, history.iterations + iterations):
+        history.stop_reason = _overflow_risk(radii, net.dtype, X, X_test if has_test else None)
+        for k in range(history.iterations, history.iterations + (0 if history.stop_reason else iterations)):
             start = time.perf_counter()
             Xb, Yb = batches.next()
             if not batches.full:
@@ -314,6 +323,24 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
     history.batch_state = batches.state()
     net.weights = weights
     return history
+
+
+def _overflow_risk(radii, dtype, X, X_test=None) -> str:
+    """Why a hidden activation could become non-finite, or ``""`` if it cannot.
+
+    The checks on ``J`` and the gradients see every non-finite number that reaches the output, but a hidden
+    pre-activation that overflows to ``-Inf`` leaves the ReLU as a finite 0 and is never seen again. That
+    needs ``|Z| > max(dtype)``, which the a-priori bound ``network.hidden_activation_bound`` (times 2, for
+    rounding and norm drift) rules out: one check per run, nothing per step.
+    """
+    limit = float(np.finfo(dtype).max) / 2
+    for name, data in (("X", X), ("X_test", X_test)):
+        bound = 0.0 if data is None else hidden_activation_bound(radii, data)
+        if not bound < limit:
+            return (f"a hidden activation could overflow {np.dtype(dtype).name}: max_n ||x_n|| · max_i Π_(j<=i) "
+                    f"mu_j = {bound:.3g} on {name} is not below max/2 = {limit:.3g} (an overflow to -Inf would "
+                    f"leave the ReLU as a finite 0); scale the inputs or the radii down. No step taken")
+    return ""
 
 
 def _stuck(step, it: Iterate, rule, batches: _Batches) -> bool:
