@@ -2,9 +2,13 @@
 
 An implementation of Cho & Shin, "Automatic Optimisation of Normalised Neural Networks" (arXiv 2312.10672).
 """
-from . import data, jets, kernels, majorant, mm, sphere, steps, taylor, train
-from .estimator import NotFittedError, SphereNetRegressor, load
-from .network import (Direction, ForwardCache, NormalisedMLP, direction, forward, forward_cache, loss,
+from . import _numba_cache
+
+_numba_cache.configure()                 # before the kernels compile: a read-only install still imports
+
+from . import data, jets, kernels, majorant, mm, sphere, steps, taylor, train  # noqa: E402
+from .estimator import NotFittedError, SphereNetRegressor, load  # noqa: E402
+from .network import (Direction, ForwardCache, NormalisedMLP, direction, forward, forward_cache, loss,  # noqa: E402
                       loss_and_grad, radii_for)
 
 __version__ = "0.1.0"

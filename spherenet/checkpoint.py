@@ -9,6 +9,17 @@ renamed, so an interrupted write never leaves a half-written file under the fina
                           "settings", "history"}  (history = ``History.as_dict()``, which keeps the
                           mini-batch draw state, so a resumed run draws the batches an uninterrupted one would)
 
+:func:`train_with_checkpoints` writes format 2, whose cost per write does not grow with the run: the
+history is not in ``meta`` but in an append-only log beside the file, ``<stem>.<generation>.history.jsonl``,
+one JSON line per write holding what each of the history's lists gained since the last (``_HistoryLog``);
+``meta`` names the log and holds the byte length and SHA-256 of the log's prefix that belongs to this
+checkpoint, and the history's other fields (method, stop reason, mini-batch state, ...). Lines past that prefix (a
+process killed between appending and renaming the ``.npz``) are ignored. Each process starts a new log
+generation (with the whole history) and, once its first checkpoint is renamed into place, deletes older
+generations, so the file a checkpoint names is never rewritten. Format-2 writes are synced to disk at most
+every ``SYNC_SECONDS`` and at the end (an atomic rename keeps them whole against a killed process; only
+a power cut can lose the last few seconds).
+
 The SHA-256 stored beside the arrays covers all of them, the JSON included. :func:`load_checkpoint` refuses,
 naming the file: a missing, truncated, edited or non-finite file; weights off their spheres; a history
 whose lengths disagree with each other or with the rule. A resumed run (:func:`resume`) gives the numbers
@@ -16,19 +27,25 @@ an uninterrupted run gives, bit for bit (only the wall-clock ``seconds`` differ)
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
-from dataclasses import dataclass, field
+import os
+import secrets
+import time
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
 from .network import NormalisedMLP
 from .results import load_arrays, save_arrays
-from .train import MEMORYLESS, RULES, History, _drift, make_rule, train
+from .train import MEMORYLESS, RULES, History, _drift, _json_safe, make_rule, train
 
 KIND = "spherenet-checkpoint"
-FORMAT = 1
+FORMAT = 1                 # the history inline in meta (save_checkpoint)
+FORMAT_LOGGED = 2          # the history in an append-only log (train_with_checkpoints)
+SYNC_SECONDS = 5.0
 _PER_STEP = ("tau", "beta", "predicted", "actual", "halvings", "drift", "seconds", "flags")
 
 
@@ -62,7 +79,8 @@ class Checkpoint:
 
 
 def save_checkpoint(path, net: NormalisedMLP, history: History, rule_name: str, rule_options: dict | None = None,
-                    settings: dict | None = None, *, batch_size: int | None = None, rule=None) -> Path:
+                    settings: dict | None = None, *, batch_size: int | None = None, rule=None,
+                    log: "_HistoryLog | None" = None, final: bool = True) -> Path:
     """Write ``net``, ``history`` and the rule that produced them to ``path`` (atomically); returns the path.
 
     ``history`` must be the one ``train`` returned for ``net`` (the weights are the state AFTER it).
@@ -73,24 +91,109 @@ def save_checkpoint(path, net: NormalisedMLP, history: History, rule_name: str, 
         raise TypeError(f"net must be a NormalisedMLP, got {type(net).__name__}")
     if not isinstance(history, History):
         raise TypeError(f"history must be a spherenet.train.History, got {type(history).__name__}")
+    return _write(path, net.weights, net.radii, history, rule_name, rule_options, settings, batch_size, rule,
+                  log, final)
+
+
+def _write(path, weights, radii, history: History, rule_name: str, rule_options, settings, batch_size, rule,
+           log, final) -> Path:
+    """:func:`save_checkpoint` for given ``weights`` and ``radii`` (the state after ``history``)."""
     if rule_name in RULES and rule_name not in MEMORYLESS and not hasattr(rule, "state"):
         raise ValueError(f"{rule_name!r} keeps a memory across iterations (its conjugate-gradient or moment "
                          f"state): pass the rule object (rule=...) so the checkpoint holds it; without it a "
                          f"resumed run would not repeat an uninterrupted one")
     state = {f"rule.{k}": v for k, v in (rule.state() if hasattr(rule, "state") else {}).items()}
     meta = {"kind": KIND, "format": FORMAT, "rule": rule_name, "rule_options": dict(rule_options or {}),
-            "batch_size": batch_size, "settings": settings, "history": history.as_dict()}
+            "batch_size": batch_size, "settings": settings}
     _check_rule(meta, history, "save_checkpoint")
     _check_history("save_checkpoint", history)
-    _check_on_spheres("save_checkpoint: net", net.weights, net.radii, history)
+    _check_on_spheres("save_checkpoint: net", weights, radii, history)
     try:
-        text = json.dumps(meta, allow_nan=False)
+        json.dumps(meta, allow_nan=False)
     except (TypeError, ValueError) as err:
         raise TypeError(f"rule_options and settings must be JSON-ready (numbers, strings, lists, dicts): "
                         f"{err}") from None
-    weights = {f"W{i}": W for i, W in enumerate(net.weights)}
-    return save_arrays(path, radii=np.asarray(net.radii, dtype=np.float64), meta=np.array(text), **weights,
-                       **state)
+    sync = True
+    if log is None:
+        meta["history"] = history.as_dict()
+    else:
+        meta["format"] = FORMAT_LOGGED
+        meta["history_log"], sync = log.append(history, final)
+    arrays = {f"W{i}": W for i, W in enumerate(weights)}
+    return save_arrays(path, radii=np.asarray(radii, dtype=np.float64), meta=np.array(json.dumps(meta)),
+                       sync=sync, **arrays, **state)
+
+
+class _HistoryLog:
+    """A run's history as an append-only file beside its checkpoint (see the module docstring): each
+    :meth:`append` writes one line with what every list gained since the last, so it costs what the new
+    steps cost, and returns the reference ``meta`` keeps (log name, prefix length and SHA-256)."""
+
+    def __init__(self, checkpoint):
+        self.checkpoint = Path(checkpoint)
+        self.path = self.checkpoint.with_name(f"{self.checkpoint.stem}.{secrets.token_hex(6)}.history.jsonl")
+        self.written: dict[str, int] = {}           # list name (info lists as "info.<key>") -> entries logged
+        self.hash, self.size, self.last_sync = hashlib.sha256(), 0, -math.inf
+
+    def _new(self, name: str, values: list) -> list:
+        done, self.written[name] = self.written.get(name, 0), len(values)
+        return values[done:]
+
+    def append(self, history: History, final: bool) -> tuple[dict, bool]:
+        lists = {f.name: getattr(history, f.name) for f in fields(History)
+                 if isinstance(getattr(history, f.name), list)}
+        chunk = {name: self._new(name, values) for name, values in lists.items()}
+        chunk["info"] = {key: self._new(f"info.{key}", values) for key, values in history.info.items()}
+        line = (json.dumps(_json_safe(chunk), allow_nan=False) + "\n").encode()
+        sync = final or time.monotonic() - self.last_sync >= SYNC_SECONDS
+        try:
+            with open(self.path, "ab") as f:
+                f.write(line)
+                f.flush()
+                if sync:
+                    os.fsync(f.fileno())
+        except OSError as err:
+            raise OSError(err.errno, err.strerror or str(err), str(self.path)) from None
+        if sync:
+            self.last_sync = time.monotonic()
+        self.hash.update(line)
+        self.size += len(line)
+        scalars = {f.name: getattr(history, f.name) for f in fields(History) if f.name not in lists and f.name != "info"}
+        return {"log": self.path.name, "bytes": self.size, "sha256": self.hash.hexdigest(),
+                "scalars": _json_safe(scalars)}, sync
+
+    def remove_older(self) -> None:
+        """Delete the logs of earlier generations (once a checkpoint naming this one is in place)."""
+        for old in self.checkpoint.parent.glob(f"{self.checkpoint.stem}.*.history.jsonl"):
+            if old.name != self.path.name:
+                old.unlink(missing_ok=True)
+
+
+def _logged_history(path: Path, ref) -> dict:
+    """The history dict (as ``History.as_dict`` gives it) from the log prefix ``ref`` names, checked."""
+    if not isinstance(ref, dict) or not {"log", "bytes", "sha256", "scalars"} <= set(ref) \
+            or not isinstance(ref["scalars"], dict):
+        raise ValueError(f"{path}: the checkpoint's history reference is damaged")
+    name = ref["log"]
+    if not isinstance(name, str) or Path(name).name != name or not isinstance(ref["bytes"], int):
+        raise ValueError(f"{path}: the checkpoint's history reference is damaged")
+    log = path.with_name(name)
+    try:
+        with open(log, "rb") as f:
+            data = f.read(ref["bytes"])
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read its history log {log} ({err.strerror or err})") from None
+    if len(data) != ref["bytes"] or hashlib.sha256(data).hexdigest() != ref["sha256"]:
+        raise ValueError(f"{path}: its history log {log} is truncated or was changed (checksum mismatch)")
+    d: dict = {}
+    info: dict = {}
+    for line in data.splitlines():
+        chunk = json.loads(line)
+        for key, values in chunk.pop("info").items():
+            info.setdefault(key, []).extend(values)
+        for key, values in chunk.items():
+            d.setdefault(key, []).extend(values)
+    return {**d, "info": info, **ref["scalars"]}
 
 
 def load_checkpoint(path) -> Checkpoint:
@@ -110,8 +213,11 @@ def load_checkpoint(path) -> Checkpoint:
         raise ValueError(f"{path}: the checkpoint's 'meta' entry is not valid JSON ({err.msg})") from None
     if not isinstance(meta, dict) or meta.get("kind") != KIND:
         raise ValueError(f"{path}: not a spherenet checkpoint")
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path}: checkpoint format {meta.get('format')!r}; this version reads format {FORMAT}")
+    if meta.get("format") not in (FORMAT, FORMAT_LOGGED):
+        raise ValueError(f"{path}: checkpoint format {meta.get('format')!r}; this version reads formats "
+                         f"{FORMAT} and {FORMAT_LOGGED}")
+    if meta["format"] == FORMAT_LOGGED:
+        meta["history"] = _logged_history(Path(path), meta.get("history_log"))
     try:
         history = History.from_dict(meta["history"])
     except (KeyError, TypeError, ValueError) as err:
@@ -209,22 +315,66 @@ def train_with_checkpoints(path, net: NormalisedMLP, X, Y, rule_name: str, itera
     """``train`` for ``iterations`` steps, writing a checkpoint to ``path`` every ``every`` steps and at the end.
 
     ``history``: continue that run (as ``train(..., resume=history)``); ``every=None``: only at the end.
-    The run is cut into pieces of ``every`` steps; each piece resumes the last, so the numbers are those of
-    one uninterrupted ``train`` call (one rule object serves every piece; ``rule``: the object to continue
-    with, e.g. ``Checkpoint.rule()``, else a new one is made). If the run stops early (``history.stop_reason``) the checkpoint is
-    written and the loop ends. An exception (e.g. KeyboardInterrupt) leaves the last checkpoint as it was.
-    ``threads``: as in ``train`` (resume with the same count to get the same bits).
+    The numbers are those of one uninterrupted ``train`` call (``rule``: the step-rule object to continue
+    with, e.g. ``Checkpoint.rule()``, else a new one is made). Full batch: ONE ``train`` call, the
+    checkpoints written by :class:`_SavingRule` as each ``every``-th iteration begins. Mini-batches: pieces of
+    ``every`` steps, each resuming the last (a mini-batch's draw state is only known between calls). If the
+    run stops early (``history.stop_reason``) the checkpoint is written and the loop ends. An exception
+    (e.g. KeyboardInterrupt) leaves the last checkpoint as it was. ``threads``: as in ``train`` (resume
+    with the same count to get the same bits).
     """
     if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
         raise ValueError(f"checkpoint every must be an integer >= 1, got {every!r}")
     options = dict(rule_options or {})
     rule = rule if rule is not None else make_rule(rule_name, **options)
+    log = _HistoryLog(path)
+
+    def save(weights, radii, history, final):
+        first = log.size == 0
+        _write(path, weights, radii, history, rule_name, options, settings, batch_size, rule, log, final)
+        if first:
+            log.remove_older()
+
+    run = dict(batch_size=batch_size, seed=seed, threads=threads)
+    if batch_size is None or batch_size >= len(X):
+        saving = _SavingRule(rule, every, save, callback)
+        history = train(net, X, Y, saving, iterations, X_test, Y_test, callback=saving.after_iteration,
+                        resume=history, **run)
+        save(net.weights, net.radii, history, final=True)
+        return history
     done, target = (history.iterations if history else 0), (history.iterations if history else 0) + iterations
     while True:
         piece = min(every or iterations, target - done) if target > done else 0
-        history = train(net, X, Y, rule, piece, X_test, Y_test, batch_size=batch_size, seed=seed,
-                        callback=callback, resume=history, threads=threads)
+        history = train(net, X, Y, rule, piece, X_test, Y_test, callback=callback, resume=history, **run)
         done = history.iterations
-        save_checkpoint(path, net, history, rule_name, options, settings, batch_size=batch_size, rule=rule)
-        if done >= target or history.stop_reason or piece == 0:
+        last = done >= target or bool(history.stop_reason) or piece == 0
+        save(net.weights, net.radii, history, final=last)
+        if last:
             return history
+
+
+class _SavingRule:
+    """A step rule that writes a checkpoint before every ``every``-th step it takes, then takes it.
+
+    As a full-batch step begins, ``it.weights``, the rule's memory and the history (as the loop last
+    reported it, :meth:`after_iteration`) are exactly the state after the previous iteration: what a
+    ``train`` call that ended there would leave. Everything else is the wrapped rule's.
+    """
+
+    def __init__(self, rule, every, save, callback):
+        self.rule, self.every, self.save, self.callback = rule, every, save, callback
+        self.history = None
+
+    def __getattr__(self, name):
+        return getattr(self.rule, name)
+
+    def __call__(self, it):
+        h = self.history
+        if self.every and h is not None and h.iterations % self.every == 0:
+            self.save(it.weights, it.radii, h, final=False)
+        return self.rule(it)
+
+    def after_iteration(self, k, history) -> None:
+        self.history = history
+        if self.callback is not None:
+            self.callback(k, history)

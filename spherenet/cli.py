@@ -6,9 +6,12 @@ status 2; no traceback, and no partial result under the final file names.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,8 +19,14 @@ import numpy as np
 
 from . import __version__, progress
 from .experiments import (BATCH_METHOD, DATA_SOURCES, DEFAULTS, METHODS, SCALING_CHOICES, SPHERE_METHODS,
-                          SPLIT_CHOICES, check_problem, default_method, parse_widths, run, settings_for)
+                          SPLIT_CHOICES, check_problem, default_method, load_problem, network_widths, parse_widths,
+                          run, settings_for)
+from .memory import check_fits
 from .results import read_json, save_arrays, write_json
+from .runfolder import RunFolder, prepare as prepare_folder
+
+
+DEFAULT_TRAIN_OUT = "results/train"
 
 
 class UsageError(Exception):
@@ -74,7 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     t.add_argument("--threads", type=int, default=1, metavar="T",
                    help="split the samples of every pass over T threads (sphere methods; default 1)")
-    t.add_argument("--out", default="results/train", help="output folder (default: results/train)")
+    t.add_argument("--out", default=None, help=f"output folder (default: {DEFAULT_TRAIN_OUT}, replaced by each run)")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace the result of an earlier run in --out (a folder you name is otherwise kept)")
     t.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
                    help="write OUT/checkpoint.npz every N iterations and at the end (sphere methods)")
     t.add_argument("--resume", action="store_true",
@@ -164,30 +175,45 @@ def cmd_train(args) -> int:
     if args.threads > 1 and args.method not in SPHERE_METHODS:
         raise UsageError(f"--threads applies to the sphere methods ({', '.join(SPHERE_METHODS)}), "
                          f"not to {args.method}")
-    out = Path(args.out)
+    with _run_folder(args) as folder:
+        _train_into(args, settings, folder)
+    return 0
+
+
+def _run_folder(args) -> RunFolder:
+    """``--out`` as a :class:`RunFolder`: created, probed and locked before any data are loaded. The default
+    folder is replaced by every run (so ``spherenet train`` can be run again and again); a folder the user
+    named keeps its earlier result unless ``--overwrite`` (or ``--resume``, which continues that run)."""
+    return RunFolder(args.out or DEFAULT_TRAIN_OUT, replace=args.out is None or args.overwrite or args.resume)
+
+
+def _train_into(args, settings: dict, folder: RunFolder) -> None:
+    out = folder.path
     checkpoint = _checkpoint_path(args, out)
+    train_data, test_data = load_problem(settings["data"], settings["data_path"], settings["data_seed"],
+                                         settings["n_samples"], split=settings["split"])
+    check_fits(network_widths(settings), len(train_data), len(test_data), settings["dtype"],
+               settings["batch_size"], settings["order"], name=args.widths)   # before the network exists
     check_problem(settings)
     budget = (f"Lipschitz budget {args.lipschitz:g}" if args.lipschitz is not None else
               "Lipschitz budget chosen on a validation part" if args.scaling == "standard" else "the paper's scaling")
     print(f"spherenet train: {args.method} on {args.data} ({args.split} split), widths {args.widths}, "
           f"{args.iterations} iterations, seed {args.seed}, {args.dtype}, {budget}"
           + (f"; resuming {checkpoint}" if args.resume else ""), file=sys.stderr)
-    # Result files are written only once training has finished: an interrupted run leaves none (and its
-    # last checkpoint, written atomically, intact).
+    # Result files are written only once training has finished, and as a set (RunFolder.publish): an
+    # interrupted run leaves the old set (and its last checkpoint, written atomically) intact.
     # The baselines draw their own bars (tuning, then training).
     with progress.bar(args.iterations, f"training {args.method}",
                       args.quiet or args.method not in SPHERE_METHODS) as pbar:
         record, arrays = run(settings, progress=progress.iteration_callback(pbar), checkpoint=checkpoint,
                              checkpoint_every=args.checkpoint_every, resume=args.resume, threads=args.threads,
                              quiet=args.quiet)
-    save_arrays(out / "weights.npz", **arrays)
-    write_json(out / "result.json", record)
-    _summary(record)
     from .plots.experiments import training_figure
-    training_figure(record, out / "figures" / "training.png")
-    print(f"wrote {out / 'result.json'}, {out / 'weights.npz'}, {out / 'figures' / 'training.png'}"
-          + (f", {checkpoint}" if checkpoint else ""))
-    return 0
+    written = folder.publish({"weights.npz": lambda path: save_arrays(path, **arrays),
+                              "figures/training.png": lambda path: training_figure(record, path),
+                              "result.json": lambda path: write_json(path, record)})
+    _summary(record)
+    print("wrote " + ", ".join(map(str, written + ([checkpoint] if checkpoint else []))))
 
 
 def _checkpoint_path(args, out: Path):
@@ -202,7 +228,7 @@ def _checkpoint_path(args, out: Path):
     path = out / "checkpoint.npz"
     if args.resume and not path.is_file():
         raise UsageError(f"--resume: no checkpoint at {path}")
-    if not args.resume and path.exists():
+    if not args.resume and not args.overwrite and path.exists():
         raise UsageError(f"{path} exists: add --resume to continue that run, or choose another --out")
     return path
 
@@ -246,25 +272,24 @@ def _fmt(x) -> str:
 
 
 def cmd_reproduce(args) -> int:
-    from .experiments import default_executor
     from .reproduce import reproduce
     out = Path(args.out or f"results/{args.experiment}")
     for name in ("seeds", "samples", "workers"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name} must be >= 1, got {value}")
+    for folder in (out, args.figures):          # both writable before any run starts
+        if folder:
+            prepare_folder(folder)
     start = time.perf_counter()
-    executor = default_executor(args.workers)
-    try:
-        with progress.bar(None, f"{args.experiment} runs", args.quiet, unit="run") as pbar:
-            def report(done, total, _):
-                pbar.total = total
-                pbar.n = done
-                pbar.refresh()
-            summary = reproduce(args.experiment, out, quick=args.quick, seeds=args.seeds, n_samples=args.samples,
-                                executor=executor, progress=report)
-    finally:
-        executor.shutdown(cancel_futures=True)
+    with progress.bar(None, f"{args.experiment} runs", args.quiet, unit="run") as pbar:
+        def report(done, total, _):
+            pbar.total = total
+            pbar.n = done
+            pbar.refresh()
+        summary = _in_pool(args.workers, lambda executor: reproduce(
+            args.experiment, out, quick=args.quick, seeds=args.seeds, n_samples=args.samples, executor=executor,
+            progress=report))
     summary["wall_seconds"] = time.perf_counter() - start
     write_json(out / "summary.json", summary)
     figures = _draw(out, args.figures)
@@ -273,8 +298,52 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
-def cmd_lipschitz(args) -> int:
+class Terminated(Exception):
+    """SIGTERM arrived (``kill PID``): the command stops as for Ctrl-C, with exit status 143."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """While inside: SIGTERM raises :class:`Terminated` in the main thread, so ``finally`` blocks run (by
+    default SIGTERM ends the process at once, leaving a sweep's pool workers blocked on their pipe)."""
+    def handler(signum, frame):
+        raise Terminated()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _in_pool(workers, call):
+    """``call(executor)`` on a new local process pool. Ctrl-C, SIGTERM or an error stop its workers at once
+    (finished runs are on disk); otherwise the pool is shut down when the call returns."""
     from .experiments import default_executor
+    executor = default_executor(workers)
+    try:
+        with _sigterm_raises():
+            return call(executor)
+    except BaseException:
+        _stop_workers(executor)
+        raise
+    finally:
+        executor.shutdown(cancel_futures=True)
+
+
+def _stop_workers(executor) -> None:
+    """Terminate a process pool's workers without waiting for their runs (finished runs are on disk)."""
+    stop = getattr(executor, "terminate_workers", None)           # Python >= 3.14
+    if stop is not None:
+        stop()
+        return
+    for process in list((getattr(executor, "_processes", None) or {}).values()):
+        process.terminate()
+
+
+def cmd_lipschitz(args) -> int:
     from .tradeoff import tradeoff
     for name in ("points", "seeds", "samples", "iterations", "workers"):
         value = getattr(args, name)
@@ -285,14 +354,13 @@ def cmd_lipschitz(args) -> int:
     if args.data_path and not Path(args.data_path).exists():
         raise UsageError(f"--data-path {args.data_path}: no such file or folder")
     out, start = Path(args.out), time.perf_counter()
-    executor = default_executor(args.workers)
-    try:
-        summary = tradeoff(out, args.method, args.data, args.data_path, parse_widths(args.widths), args.split,
-                           args.quick, args.points, args.seeds, args.samples, args.iterations, executor,
-                           progress=lambda done, total, _: print(f"  run {done}/{total}", file=sys.stderr,
-                                                                 flush=True))
-    finally:
-        executor.shutdown(cancel_futures=True)
+    for folder in (out, args.figures):          # both writable before any run starts
+        if folder:
+            prepare_folder(folder)
+    summary = _in_pool(args.workers, lambda executor: tradeoff(
+        out, args.method, args.data, args.data_path, parse_widths(args.widths), args.split, args.quick,
+        args.points, args.seeds, args.samples, args.iterations, executor,
+        progress=lambda done, total, _: print(f"  run {done}/{total}", file=sys.stderr, flush=True)))
     summary["wall_seconds"] = time.perf_counter() - start
     write_json(out / "summary.json", summary)
     figures = _draw(out, args.figures)
@@ -343,15 +411,33 @@ def _draw(folder: Path, figures=None) -> list:
     from .plots import experiments as figs
     figures = Path(figures) if figures else folder / "figures"
     if (folder / "summary.json").is_file():
-        s = read_json(folder / "summary.json")
+        s = _read_record(folder / "summary.json")
         if s.get("experiment") == "lipschitz":
             from .plots.tradeoff import tradeoff_figure
-            return [tradeoff_figure(s, figures / "lipschitz.png")]
+            return _drawn_from(folder / "summary.json", lambda: [tradeoff_figure(s, figures / "lipschitz.png")])
         draw = figs.exp1_figures if s.get("experiment") == "exp1" else figs.exp2_figures
-        return draw(s, figures)
+        return _drawn_from(folder / "summary.json", lambda: draw(s, figures))
     if (folder / "result.json").is_file():
-        return [figs.training_figure(read_json(folder / "result.json"), figures / "training.png")]
+        r = _read_record(folder / "result.json")
+        return _drawn_from(folder / "result.json", lambda: [figs.training_figure(r, figures / "training.png")])
     raise UsageError(f"{folder}: no summary.json or result.json to plot")
+
+
+def _read_record(path: Path) -> dict:
+    record = read_json(path)
+    if not isinstance(record, dict):
+        raise ValueError(f"{path}: expected a JSON object written by spherenet, found a JSON {type(record).__name__}")
+    return record
+
+
+def _drawn_from(path: Path, draw) -> list:
+    """``draw()``, with what a record lacking keys or holding values of the wrong kind raises turned into one
+    line naming the file (``spherenet plot`` reads files that may have been edited or cut)."""
+    try:
+        return draw()
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as err:
+        what = f"no key {err.args[0]!r}" if isinstance(err, KeyError) else f"{type(err).__name__}: {err}"
+        raise ValueError(f"{path}: not a complete spherenet record ({what})") from None
 
 
 def cmd_predict(args) -> int:
@@ -397,6 +483,13 @@ def cmd_check(args) -> int:
     return 0 if ok else 1
 
 
+def _error_line(err: Exception) -> str:
+    """An OSError naming a path as ``PATH: reason`` (as spherenet's own file errors do), else the text."""
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        return f"{err.filename}: {err.strerror}"
+    return str(err)
+
+
 COMMANDS = {"train": cmd_train, "reproduce": cmd_reproduce, "lipschitz": cmd_lipschitz, "predict": cmd_predict,
             "plot": cmd_plot, "check": cmd_check}
 
@@ -405,17 +498,20 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (UsageError, ValueError, TypeError, FileNotFoundError, NotADirectoryError, PermissionError) as err:
+    except BrokenPipeError:                  # e.g. `spherenet check | head -1`: the reader left
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (UsageError, ValueError, TypeError, OSError, MemoryError) as err:   # OSError: a path, named
         if os.environ.get("SPHERENET_DEBUG"):
             raise
-        print(f"spherenet {args.command}: error: {err}", file=sys.stderr)
+        print(f"spherenet {args.command}: error: {_error_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"spherenet {args.command}: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:                  # e.g. `spherenet check | head -1`: the reader left
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+    except Terminated:
+        print(f"spherenet {args.command}: terminated (SIGTERM)", file=sys.stderr)
+        return 143
 
 
 if __name__ == "__main__":

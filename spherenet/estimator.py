@@ -301,7 +301,22 @@ class SphereNetRegressor:
 
     @classmethod
     def load(cls, path) -> "SphereNetRegressor":
-        """The estimator :meth:`save` wrote; a damaged or edited file is refused (checksum)."""
+        """The estimator :meth:`save` wrote; a damaged or edited file is refused (checksum), and a file whose
+        checksum was recomputed after an edit is refused by its contents, always naming the file."""
+        try:
+            est = cls._load(path)
+            est._checked_params()                    # parameters edited into something fit would refuse
+            return est
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError, IndexError) as err:
+            what = f"no entry {err.args[0]!r}" if isinstance(err, KeyError) else f"{type(err).__name__}: {err}"
+            raise ValueError(f"{path}: not a valid {cls.__name__} file ({what})") from None
+        except ValueError as err:
+            if str(path) in str(err):
+                raise
+            raise ValueError(f"{path}: {err}") from None
+
+    @classmethod
+    def _load(cls, path) -> "SphereNetRegressor":
         weights, radii, extra = load_weights(path)
         try:
             state, params, scaling, history = (json.loads(str(extra[k]))

@@ -20,7 +20,7 @@ import numpy as np
 
 from ._checks import check_choice, finite_float, positive_int
 from .network import NormalisedMLP, check_widths
-from .results import read_json, save_arrays, write_json
+from .results import arrays_digest, read_json, save_arrays, write_json
 from .train import RULES, train
 
 SPHERE_METHODS = tuple(RULES)                       # taylor, mm, mm-frobenius, mm-telescoping, mm-closed
@@ -264,7 +264,8 @@ def _train_checkpointed(s, net, data, scaling, options, progress, path, every, r
     """``train`` in pieces, checkpointing to ``path`` (continuing the run saved there if ``resume``)."""
     from .checkpoint import load_checkpoint, train_with_checkpoints
     X, Y, Xt, Yt = data
-    stored = {"run": {k: v for k, v in s.items() if k != "iterations"}, "scaling": scaling.to_dict()}
+    stored = {"run": {k: v for k, v in s.items() if k != "iterations"}, "scaling": scaling.to_dict(),
+              "data_sha256": arrays_digest(X, Y, Xt, Yt), "threads": threads}
     history, rule = None, None
     if resume:
         saved = load_checkpoint(path)
@@ -285,7 +286,8 @@ def _train_checkpointed(s, net, data, scaling, options, progress, path, every, r
 
 
 def _check_same_run(path, saved, expected) -> None:
-    if not isinstance(saved, dict) or set(saved) != set(expected):
+    # "data_sha256" and "threads" are absent from checkpoints written before they were recorded
+    if not isinstance(saved, dict) or not {"run", "scaling"} <= set(saved) <= set(expected):
         raise ValueError(f"{path}: not a checkpoint of a `spherenet train` run")
     run_saved, run_now = saved["run"], expected["run"]
     differ = [f"{k}={run_saved.get(k)!r} there, {run_now.get(k)!r} here" for k in run_now
@@ -293,8 +295,19 @@ def _check_same_run(path, saved, expected) -> None:
     if differ:
         raise ValueError(f"{path} is a run with other settings ({'; '.join(differ)}): resume with the same "
                          f"options (only --iterations may change)")
+    _check_same_data_and_threads(path, saved, expected)
     if saved["scaling"] != expected["scaling"]:
         raise ValueError(f"{path}: the data's scaling differs from the checkpoint's (the data changed?)")
+
+
+def _check_same_data_and_threads(path, saved, expected) -> None:
+    """A resume must see the same training and test data (by hash) and split them over as many threads."""
+    if saved.get("data_sha256", expected["data_sha256"]) != expected["data_sha256"]:
+        raise ValueError(f"{path}: the data differ from those the run was trained on (SHA-256 of the scaled "
+                         f"train and test arrays); resume only on the same data, or start a new run")
+    if saved.get("threads", expected["threads"]) != expected["threads"]:
+        raise ValueError(f"{path}: the run used --threads {saved['threads']}, not {expected['threads']}; resume "
+                         f"with --threads {saved['threads']} (another count changes the numbers by rounding)")
 
 
 def _run_baseline(s, train_data, test_data, quiet=True) -> tuple[dict, dict]:

@@ -17,20 +17,44 @@ from pathlib import Path
 import numpy as np
 
 
-def _atomic_write_bytes(path, data: bytes) -> Path:
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _atomic_write_bytes(path, data: bytes, sync: bool = True) -> Path:
+    """Write ``data`` to a temporary name beside ``path``, sync it (unless ``sync=False``), rename it to ``path``.
+
+    The file gets the ordinary permissions ``0o666 & ~umask`` (``mkstemp`` alone would make it 0600). An
+    ``OSError`` (full disk, read-only folder, ...) is re-raised naming ``path``; no temporary file is left.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise OSError(err.errno, err.strerror or str(err), str(path)) from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_bytes(path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary name, sync, rename), with umask permissions."""
+    return _atomic_write_bytes(path, data)
 
 
 def write_json(path, obj) -> Path:
@@ -58,14 +82,20 @@ def _digest(arrays: dict) -> str:
     return h.hexdigest()
 
 
-def save_arrays(path, **arrays) -> Path:
-    """Save named arrays to ``.npz`` with a SHA-256 of their contents, atomically."""
+def arrays_digest(*arrays) -> str:
+    """SHA-256 (hex) of arrays in order: their dtypes, shapes and bytes (e.g. to recognise a training set)."""
+    return _digest({f"{i:06d}": a for i, a in enumerate(arrays)})
+
+
+def save_arrays(path, *, sync: bool = True, **arrays) -> Path:
+    """Save named arrays to ``.npz`` with a SHA-256 of their contents, atomically. ``sync=False``: rename
+    without waiting for the disk (still whole or absent after a killed process, not after a power cut)."""
     arrays = {k: np.asarray(v) for k, v in arrays.items()}
     if "_sha256" in arrays:
         raise ValueError("'_sha256' is reserved for the checksum")
     buf = io.BytesIO()
     np.savez(buf, _sha256=np.array(_digest(arrays)), **arrays)
-    return _atomic_write_bytes(path, buf.getvalue())
+    return _atomic_write_bytes(path, buf.getvalue(), sync)
 
 
 def load_arrays(path) -> dict:

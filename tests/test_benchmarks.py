@@ -19,6 +19,8 @@ CASES = {
                            "random"], "search %"),
     "bench_long_run.py": (["--updates", "1000"], "mm-closed"),
     "bench_memory.py": (["--samples", "2500", "--iterations", "1"], "peak MB"),
+    "bench_checkpoint.py": (["--iterations", "3", "--repeats", "1", "--samples", "2000", "--inline"],
+                            "checkpoint every 1"),
     "bench_batch_drift.py": (["--steps", "300"], "float32"),
     "bench_time_to_accuracy.py": (["--samples", "1500", "--seeds", "1", "--epochs", "2", "--iterations", "3",
                                    "--rho", "1e-3", "--workers", "1", "--targets", "5", "--methods", "geo-cg-layer",

@@ -323,7 +323,9 @@ def test_cli_interrupted_run_leaves_no_results_and_its_last_checkpoint(tmp_path,
         m.setattr(cli.progress, "iteration_callback", interrupt_at_7)
         assert _train(out, "--iterations", "10", "--checkpoint-every", "3") == 130
     assert "interrupted" in capsys.readouterr().err
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz"]      # no result, no temporary
+    names = sorted(p.name for p in out.iterdir())                           # no result, no temporary
+    assert len(names) == 2 and names[1] == "checkpoint.npz", names
+    assert names[0].startswith("checkpoint.") and names[0].endswith(".history.jsonl")
     saved = ck.load_checkpoint(out / "checkpoint.npz")
     assert saved.iterations == 6 and not saved.history.stop_reason
     assert _train(out, "--iterations", "10", "--resume") == 0
@@ -388,3 +390,144 @@ def test_rules_with_memory_carry_it_in_the_checkpoint(tmp_path):
         """)
         out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
         assert json.loads(out.stdout) == expected.as_dict()["loss_train"], name
+
+
+def test_cli_resume_on_other_data_or_threads_is_refused(tmp_path, capsys):
+    """The checkpoint records a SHA-256 of the training data and the thread count (issue 21): a resume after
+    the data file changed at the same path, or with another --threads, is refused; the same ones continue."""
+    from spherenet.data import simulate_dataset, write_neural_lander_csv
+    from spherenet.experiments import load_problem
+    data = tmp_path / "log.csv"
+    write_neural_lander_csv(data, simulate_dataset(n_samples=400, seed=1))
+    real = ["--data", "neural-lander", "--data-path", str(data)]
+    out = tmp_path / "run"
+    assert cli.main(["train", *real, "--iterations", "3", "--checkpoint-every", "2", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert cli.main(["train", *real, "--iterations", "5", "--resume", "--threads", "2", "--out", str(out)]) == 2
+    assert "the run used --threads 1, not 2; resume with --threads 1" in capsys.readouterr().err
+    lines = data.read_text().splitlines()
+    cells = lines[7].split(",")
+    cells[14] = repr(float(cells[14]) + 0.25)                     # one force value changed
+    data.write_text("\n".join(lines[:7] + [",".join(cells)] + lines[8:]) + "\n")
+    load_problem.cache_clear()                                    # a new process would read the file again
+    assert cli.main(["train", *real, "--iterations", "5", "--resume", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"{out / 'checkpoint.npz'}: the data differ from those the run was trained on" in err
+    assert ck.load_checkpoint(out / "checkpoint.npz").iterations == 3 and _result(out)["iterations"] == 3
+
+
+# --- checkpoints that cost O(1) per write (issue 21): the history in an append-only log ----------------------
+
+def _logs(folder):
+    return sorted(folder.glob("c.*.history.jsonl"))
+
+
+@pytest.mark.parametrize("rule, batch_size, options", [("taylor", None, {"order": 1}), ("geo-cg-layer", 16, {})])
+def test_logged_checkpoints_resume_exactly_and_do_not_grow(tmp_path, rule, batch_size, options):
+    """Every write appends one bounded line and rewrites a .npz whose size does not grow with the run; the
+    logged history equals the run's (NaN included), and a resume continues bit for bit."""
+    X, Y = data()
+    whole = sn.NormalisedMLP(WIDTHS, seed=1)
+    expected = train(whole, X, Y, rule, 40, batch_size=batch_size, seed=4, **options)
+    part = sn.NormalisedMLP(WIDTHS, seed=1)
+    path, sizes = tmp_path / "c.npz", []
+    ck.train_with_checkpoints(path, part, X, Y, rule, 5, 1, batch_size=batch_size, seed=4, rule_options=options)
+    sizes.append(path.stat().st_size)
+    c = ck.load_checkpoint(path)
+    ck.train_with_checkpoints(path, c.net, X, Y, rule, 35, 1, batch_size=batch_size, seed=4, rule_options=options,
+                              history=c.history, rule=c.rule())
+    sizes.append(path.stat().st_size)
+    back = ck.load_checkpoint(path)
+    clock = {k: back.history.as_dict()[k] for k in ("seconds", "seconds_eval") if k in expected.as_dict()}
+    assert back.history.as_dict() == expected.as_dict() | clock
+    assert_same_net(back.net, whole)
+    assert abs(sizes[1] - sizes[0]) < 64                        # 35 more steps, the same .npz
+    (log,) = _logs(tmp_path)              # the first call's log replaced: whole history first, a line per write
+    lines = log.read_bytes().splitlines()
+    assert len(lines) == 35 and max(map(len, lines[1:])) < 2 * min(map(len, lines[1:]))
+
+
+def _logged(tmp_path, iterations=6):
+    X, Y = data()
+    net = sn.NormalisedMLP(WIDTHS, seed=1)
+    path = tmp_path / "c.npz"
+    ck.train_with_checkpoints(path, net, X, Y, "taylor", iterations, 2, seed=4)
+    (log,) = _logs(tmp_path)
+    return path, log
+
+
+def test_a_log_tail_past_the_checkpoint_is_ignored(tmp_path):
+    """A kill between appending to the log and renaming the .npz leaves a line the checkpoint does not name."""
+    path, log = _logged(tmp_path)
+    before = ck.load_checkpoint(path).history.as_dict()
+    with open(log, "ab") as f:
+        f.write(b'{"loss_train": [0.5], "half a line')
+    assert ck.load_checkpoint(path).history.as_dict() == before
+
+
+@pytest.mark.parametrize("damage, match", [
+    (lambda log: log.unlink(), "cannot read its history log"),
+    (lambda log: log.write_bytes(log.read_bytes()[:-10]), "is truncated or was changed"),
+    (lambda log: log.write_bytes(log.read_bytes().replace(b"0.", b"1.", 1)), "is truncated or was changed"),
+])
+def test_a_damaged_or_missing_log_is_refused_naming_it(tmp_path, damage, match):
+    path, log = _logged(tmp_path)
+    damage(log)
+    with pytest.raises(ValueError, match=match) as info:
+        ck.load_checkpoint(path)
+    assert str(path) in str(info.value)
+
+
+def test_a_log_reference_pointing_elsewhere_is_refused(tmp_path):
+    path, log = _logged(tmp_path)
+    arrays = load_arrays(path)
+    meta = json.loads(str(arrays["meta"]))
+    meta["history_log"]["log"] = "../" + log.name
+    arrays["meta"] = np.array(json.dumps(meta))
+    save_arrays(path, **arrays)
+    with pytest.raises(ValueError, match="history reference is damaged"):
+        ck.load_checkpoint(path)
+
+
+def test_cli_cleans_temporary_files_a_kill_left(tmp_path):
+    out = tmp_path / "run"
+    assert _train(out, "--iterations", "3", "--checkpoint-every", "1") == 0
+    debris = [out / ".checkpoint.npz.k1ll3d.tmp", out / "figures" / ".training.png.x7.tmp"]
+    for f in debris:
+        f.parent.mkdir(exist_ok=True)
+        f.write_bytes(b"half")
+    assert _train(out, "--iterations", "5", "--resume") == 0
+    assert not any(f.exists() for f in debris)
+    assert len(list(out.glob("checkpoint.*.history.jsonl"))) == 1
+
+
+def test_a_run_killed_at_a_random_moment_resumes_bit_for_bit(tmp_path):
+    """kill -9 while checkpointing every iteration (full batch: one train call, a checkpoint as each step
+    begins), then --resume in a new process: the same numbers and weights as a run never interrupted."""
+    import os
+    import signal
+    import time
+    from pathlib import Path
+    repo = str(Path(__file__).resolve().parent.parent)
+    argv = [sys.executable, "-m", "spherenet", "train", "--samples", "2000", "--widths", "12-8-3", "--iterations",
+            "150", "--method", "geo-cg-layer"]
+    env = {**os.environ, "PYTHONPATH": repo}
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*argv, "--checkpoint-every", "1", "--out", str(killed)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(1200):
+            if (killed / "checkpoint.npz").exists() and ck.load_checkpoint(killed / "checkpoint.npz").iterations >= 20:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    done = ck.load_checkpoint(killed / "checkpoint.npz").iterations
+    assert proc.returncode == -signal.SIGKILL and 20 <= done < 150
+    subprocess.run([*argv, "--resume", "--out", str(killed)], env=env, check=True, capture_output=True, timeout=300)
+    subprocess.run([*argv, "--out", str(tmp_path / "plain")], env=env, check=True, capture_output=True, timeout=300)
+    r, plain = _result(killed), _result(tmp_path / "plain")
+    assert {k: r[k] for k in SAME} == {k: plain[k] for k in SAME}
+    w, wp = load_arrays(killed / "weights.npz"), load_arrays(tmp_path / "plain" / "weights.npz")
+    assert all(np.array_equal(w[k], wp[k]) for k in wp)

@@ -165,3 +165,91 @@ def test_writers_refuse_bad_input(tmp_path):
         write_neural_fly_csv(tmp_path / "x.csv", make_data(n_flights=2))
     with pytest.raises(TypeError, match="FlightData"):
         write_neural_lander_csv(tmp_path / "x.csv", np.zeros((3, 15)))
+
+
+# --- data faults named (issue 21): every refusal names the file, the line and the column ----------------
+
+def _lander_file(path, rows, header=NEURAL_LANDER_COLUMNS, encoding="utf-8", bom=b""):
+    path.write_bytes(bom + lander_text(rows, header).encode(encoding))
+    return path
+
+
+def test_duplicate_column_names_are_refused(tmp_path):
+    header = NEURAL_LANDER_COLUMNS[:13] + ("fax", "fay", "faz", "fax")
+    path = _lander_file(tmp_path / "dup.csv", [GOOD_ROW + [999.0]], header)
+    with pytest.raises(ValueError, match=r"dup\.csv:1: column 'fax' appears twice \(columns 14 and 17\)"):
+        load_neural_lander(path)
+    fly = tmp_path / "f.csv"
+    fly.write_text(",".join(("",) + NEURAL_FLY_COLUMNS + ("fa",)) + "\n" + fly_line(0) + ",1\n")
+    with pytest.raises(ValueError, match=r"f\.csv:1: column 'fa' appears twice"):
+        load_neural_fly(fly)
+
+
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path):
+    plain = load_neural_lander(_lander_file(tmp_path / "a.csv", [GOOD_ROW]))
+    marked = load_neural_lander(_lander_file(tmp_path / "b.csv", [GOOD_ROW], bom=b"\xef\xbb\xbf"))
+    assert np.array_equal(plain.X, marked.X) and np.array_equal(plain.Y, marked.Y)
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"PK\x03\x04\x14\x00\x00\x00", r"x\.csv:1: a zip archive"),
+    (b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X", r"x\.csv:1: a macOS resource file"),
+    ("t,z\n".encode("utf-16"), r"x\.csv:1: UTF-16 text \(save it as UTF-8\)"),
+    ("t,z\n".encode("utf-16-le"), r"x\.csv:1: column 2: byte 0x00: binary data"),
+    (b"t,z\n0,1\n0,\xe9t\xe9\n", r"x\.csv:3: column 3: byte 0xe9: not UTF-8 text"),
+    (bytes(range(256)) * 4, r"x\.csv:1: column 1: byte 0x00: binary data"),
+])
+def test_files_that_are_not_utf8_text_are_named_at_their_line(tmp_path, content, match):
+    (tmp_path / "x.csv").write_bytes(content)
+    with pytest.raises(ValueError, match=match):
+        load_neural_lander(tmp_path / "x.csv")
+
+
+def test_macos_resource_twins_in_a_folder_are_skipped(tmp_path):
+    _lander_file(tmp_path / "log.csv", [GOOD_ROW])
+    (tmp_path / "._log.csv").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
+    assert len(load_neural_lander(tmp_path)) == 1
+
+
+def test_an_oversized_cell_is_named_at_its_line(tmp_path):
+    rows = [GOOD_ROW] * 3 + [[*GOOD_ROW[:15], "1" * 200_000]] + [GOOD_ROW]
+    with pytest.raises(ValueError, match=r"big\.csv:5: field larger than field limit"):
+        load_neural_lander(_lander_file(tmp_path / "big.csv", rows))
+
+
+def test_an_unterminated_quote_is_named_where_it_opens(tmp_path):
+    lines = [fly_line(i) for i in range(300)]
+    lines[39] = lines[39][:-1]                    # file line 41: the last cell's closing quote is missing
+    with pytest.raises(ValueError, match=r"f\.csv:41: a quoted cell runs over \d+ lines \(an unterminated quote"):
+        load_neural_fly(write_fly(tmp_path / "f.csv", lines))
+
+
+@pytest.mark.parametrize("cell", ["1_0", "١٠", "infinity", "0x10", "1e5_0"])
+def test_numbers_python_reads_but_a_csv_does_not_mean_are_refused(tmp_path, cell):
+    path = _lander_file(tmp_path / "n.csv", [GOOD_ROW, [*GOOD_ROW[:2], cell, *GOOD_ROW[3:]]])
+    with pytest.raises(ValueError, match=r"n\.csv:3: column 'vx': (not a plain decimal|not a number|non-finite)"):
+        load_neural_lander(path)
+    fly = write_fly(tmp_path / "f.csv", [fly_line(0), fly_line(1, fa="[1_0, 2, 3]")])
+    with pytest.raises(ValueError, match=r"f\.csv:3: column 'fa': not a plain decimal number: '1_0'"):
+        load_neural_fly(fly)
+
+
+@pytest.mark.parametrize("target, how", [(1e200, "overflows"), (-1e300, "overflows"), (1e-300, "underflows"),
+                                         (2e-170, "underflows")])
+def test_targets_whose_squares_leave_double_range_are_refused_at_load(tmp_path, target, how):
+    rows = [GOOD_ROW, GOOD_ROW[:13] + [0.0, target, 0.0]]
+    with pytest.raises(ValueError, match=rf"r\.csv:3: column 'fay': target .*squared norm {how}"):
+        load_neural_lander(_lander_file(tmp_path / "r.csv", rows))
+    fly = write_fly(tmp_path / "f.csv", [fly_line(0, fa=f"[0.0, {target!r}, 0.0]")] * 2)
+    with pytest.raises(ValueError, match=rf"f\.csv:2: column 'fa': target .*squared norm {how}"):
+        load_neural_fly(fly)
+
+
+def test_targets_near_the_range_limits_train(tmp_path):
+    """The bound is the scaling's: targets of 1e150 N and of 1e-150 N still give a finite fit."""
+    from spherenet.data import PaperScaling
+    for scale in (1e150, 1e-150):
+        rows = [GOOD_ROW[:13] + [scale * v for v in (1.0, -2.0, 0.5)]] * 2
+        d = load_neural_lander(_lander_file(tmp_path / "ok.csv", rows))
+        s = PaperScaling.fit(d.X, d.Y, 1.0)
+        assert np.isfinite(s.y_max) and s.y_max > 0 and np.all(np.isfinite(s.transform_targets(d.Y)))

@@ -17,15 +17,21 @@ with vectors as quoted lists, e.g. ``"[0.33, -0.07, 2.17]"``. Used: ``t``, ``p``
 the Neural-Fly authors' own code). The file name ``{vehicle}_{trajectory}_{method}_{condition}.csv``
 is parsed into the flight's metadata, with ``wind_percent`` from conditions like ``35wind`` / ``nowind``.
 
-Both loaders take a file or a folder (every ``*.csv`` in it, sorted by name). Quaternions are returned
-with ``q_w >= 0`` unless ``canonical_quaternion=False`` (q and -q are the same attitude). Bad input
-raises: FileNotFoundError (missing path), ValueError naming the file and line for a missing column,
-a non-numeric or malformed list cell, NaN/Inf, a wrong cell count, an empty file, a zero-norm input row,
-or a file whose targets are all zero; ValueError naming the folder if it holds no CSV file.
+Both loaders take a file or a folder (every ``*.csv`` in it, sorted by name; macOS ``._*.csv`` resource
+files skipped). Files are UTF-8 (a byte-order mark is accepted). Quaternions are returned with
+``q_w >= 0`` unless ``canonical_quaternion=False`` (q and -q are the same attitude). Bad input raises:
+FileNotFoundError (missing path); ValueError naming the file, the line and the column (by name, or by
+position for bytes) for a missing or twice-named column, a file that is not UTF-8 text (binary, zip,
+UTF-16, latin-1), a cell over csv's field limit or an unterminated quote (named at the line where it
+opens), a non-numeric, non-decimal (``1_0``) or malformed list cell, NaN/Inf, a target whose squared
+norm overflows or underflows (beyond ~1e154 or below ~1e-154 N), a wrong cell count, an empty file, a
+zero-norm input row, or a file whose targets are all zero; ValueError naming the folder if it holds no
+CSV file.
 """
 from __future__ import annotations
 
 import csv
+import io
 import math
 import re
 from pathlib import Path
@@ -48,22 +54,70 @@ def _files(path) -> list[Path]:
     if not path.exists():
         raise FileNotFoundError(f"no such file or folder: {path}")
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".csv" and p.is_file())
+        # "._x.csv": the resource forks macOS writes beside files on foreign disks, not data
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".csv" and p.is_file()
+                       and not p.name.startswith("._"))
         if not files:
             raise ValueError(f"folder {path} contains no .csv data files")
         return files
     return [path]
 
 
+# Leading bytes of files that are not CSV text, and what they are.
+_NOT_TEXT = ((b"PK\x03\x04", "a zip archive (unpack it first)"),
+             (b"\x00\x05\x16\x07", "a macOS resource file (the '._' twin of a data file), not data"),
+             (b"\xff\xfe", "UTF-16 text (save it as UTF-8)"), (b"\xfe\xff", "UTF-16 text (save it as UTF-8)"))
+
+
+def _text(path: Path) -> str:
+    """The file decoded as UTF-8 (a leading byte-order mark, as Excel writes, dropped); anything else is
+    refused naming the line and column of the first byte that is not text."""
+    data = path.read_bytes()
+    for magic, what in _NOT_TEXT:
+        if data.startswith(magic):
+            raise ValueError(f"{path}:1: {what}, not a CSV text file")
+    data = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+    nul = data.find(b"\x00")
+    try:
+        if nul >= 0:
+            raise UnicodeDecodeError("utf-8", data, nul, nul + 1, "NUL byte")
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        column = err.start - data.rfind(b"\n", 0, err.start)
+        kind = "binary data (a NUL byte)" if err.reason == "NUL byte" else "not UTF-8 text"
+        raise ValueError(f"{path}:{line}: column {column}: byte 0x{data[err.start]:02x}: {kind}; "
+                         f"expected a CSV file saved as UTF-8") from None
+
+
+def _records(path: Path, text: str):
+    """``(line number, cells)`` of every CSV record. A record must stay on its line (no cell of these
+    formats holds a line break), so an unterminated quote is named at the line where it opens."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    start = 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            raise ValueError(f"{path}:{start}: {err} (a cell starting on this line runs on: an unterminated "
+                             f"quote?)") from None
+        if reader.line_num > start:
+            raise ValueError(f"{path}:{start}: a quoted cell runs over {reader.line_num - start + 1} lines "
+                             f"(an unterminated quote?)")
+        yield start, cells
+        start = reader.line_num + 1
+
+
 def _read_csv(path: Path, required) -> tuple[dict[str, int], list[tuple[int, list[str]]]]:
     """Header name -> column index, and (line number, cells) of every non-blank data row."""
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None:
-            raise ValueError(f"{path}: empty file (no header line)")
-        rows = [(reader.line_num, cells) for cells in reader if any(c.strip() for c in cells)]
-    cols = {name.strip(): i for i, name in enumerate(header)}
+    records = _records(path, _text(path))
+    _, header = next(records, (1, None))
+    if header is None:
+        raise ValueError(f"{path}: empty file (no header line)")
+    rows = [(line, cells) for line, cells in records if any(c.strip() for c in cells)]
+    cols = _columns(path, header)
     missing = [c for c in required if c not in cols]
     if missing:
         raise ValueError(f"{path}:1: missing column(s) {', '.join(missing)}; header is {header}")
@@ -76,6 +130,21 @@ def _read_csv(path: Path, required) -> tuple[dict[str, int], list[tuple[int, lis
     return cols, rows
 
 
+def _columns(path: Path, header) -> dict[str, int]:
+    """Header name -> column index; a name given twice is refused (which one would be meant?)."""
+    cols = {}
+    for i, name in enumerate(header):
+        name = name.strip()
+        if name in cols:
+            raise ValueError(f"{path}:1: column {name!r} appears twice (columns {cols[name] + 1} and {i + 1})")
+        cols[name] = i
+    return cols
+
+
+# A plain decimal number: what float() reads, less its extras ("1_0", "infinity", non-ASCII digits).
+_DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
 def _number(text: str, path, line, column) -> float:
     try:
         x = float(text)
@@ -83,6 +152,8 @@ def _number(text: str, path, line, column) -> float:
         raise ValueError(f"{path}:{line}: column {column!r}: not a number: {text!r}") from None
     if not math.isfinite(x):
         raise ValueError(f"{path}:{line}: column {column!r}: non-finite value {text!r}")
+    if not _DECIMAL.fullmatch(text.strip()):
+        raise ValueError(f"{path}:{line}: column {column!r}: not a plain decimal number: {text!r}")
     return x
 
 
@@ -98,7 +169,21 @@ def _list_cell(text: str, size: int, path, line, column) -> list[float]:
     return [_number(p.strip(), path, line, column) for p in parts]
 
 
-def _finish(path: Path, X, Y, t, lines, flight_labels, canonical_quaternion, source, meta_base):
+def _check_target_range(path: Path, Y: np.ndarray, lines, columns) -> None:
+    """The scaling divides by max_n ||y_n||: refuse a target whose squared norm overflows (|y| above ~1e154 N)
+    or underflows to below the smallest normal double (a non-zero y below ~1e-154 N), naming its place."""
+    with np.errstate(over="ignore", under="ignore"):
+        squares = np.einsum("ij,ij->i", Y, Y)
+    bad = np.flatnonzero(~np.isfinite(squares) | ((squares < np.finfo(np.float64).tiny) & np.any(Y != 0, axis=1)))
+    if bad.size:
+        i = bad[0]
+        j = int(np.argmax(np.abs(Y[i])))
+        how = "overflows" if not np.isfinite(squares[i]) else "underflows"
+        raise ValueError(f"{path}:{lines[i]}: column {columns[j]!r}: target {Y[i, j]!r}: its squared norm {how} "
+                         f"in double precision (the scaling needs forces between 1e-154 and 1e154 N)")
+
+
+def _finish(path: Path, X, Y, t, lines, flight_labels, canonical_quaternion, source, meta_base, target_columns):
     """Shared checks and assembly for one file: returns FlightData with flights numbered from 0."""
     X, Y, t = np.array(X, dtype=np.float64), np.array(Y, dtype=np.float64), np.array(t, dtype=np.float64)
     zero = np.flatnonzero(~np.any(X != 0.0, axis=1))
@@ -106,6 +191,7 @@ def _finish(path: Path, X, Y, t, lines, flight_labels, canonical_quaternion, sou
         raise ValueError(f"{path}:{lines[zero[0]]}: zero-norm input row (all 12 features are 0)")
     if not np.any(Y != 0.0):
         raise ValueError(f"{path}: all targets are zero (the residual force columns hold only 0)")
+    _check_target_range(path, Y, lines, target_columns)
     if canonical_quaternion:
         X[:, 4:8] *= np.where(X[:, 7:8] < 0, -1.0, 1.0)
     labels = list(dict.fromkeys(flight_labels))
@@ -126,7 +212,8 @@ def _load_lander_file(path: Path, u_scale: float, canonical_quaternion: bool) ->
         Y.append(vals[13:16])
         lines.append(line)
         flights.append(cells[cols["flight"]].strip() if "flight" in cols else "")
-    return _finish(path, X, Y, t, lines, flights, canonical_quaternion, "neural-lander", {})
+    return _finish(path, X, Y, t, lines, flights, canonical_quaternion, "neural-lander", {},
+                   NEURAL_LANDER_COLUMNS[13:16])
 
 
 def _neural_fly_meta(path: Path) -> dict:
@@ -151,7 +238,7 @@ def _load_fly_file(path: Path, pwm_scale: float, canonical_quaternion: bool) -> 
         Y.append(get["fa"])
         lines.append(line)
     return _finish(path, X, Y, t, lines, [""] * len(t), canonical_quaternion, "neural-fly",
-                   _neural_fly_meta(path))
+                   _neural_fly_meta(path), ("fa",) * 3)
 
 
 def load_neural_lander(path, *, u_scale: float = 1.0, canonical_quaternion: bool = True) -> FlightData:

@@ -11,6 +11,7 @@ from .. import majorant as mj
 from ..jets import loss_jet_from
 from ..network import _backward, _direction, _forward_cache, _loss_from_output
 from ..steps import Iterate
+from . import save_figure
 
 VARIANT_STYLE = {"spectral": ("tab:orange", "m spectral (paper)"), "telescoping": ("tab:red", "m telescoping"),
                  "frobenius": ("tab:purple", "m Frobenius")}
@@ -19,11 +20,7 @@ METHOD_LABELS = {"taylor": "Alg. 1 (Taylor)", "mm": "Alg. 2, spectral (paper)", 
 EPS_ALG1 = math.pi / 6
 
 
-def _save(fig: Figure, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    return path
+_save = save_figure
 
 
 def _algorithm1_tau(it: Iterate, J2: float) -> tuple[float, str]:

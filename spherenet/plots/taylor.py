@@ -6,6 +6,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from . import save_figure
+
 
 def along_curve(diag: dict, path, title: str | None = None) -> Path:
     """Draw ``spherenet.taylor.along_curve``'s output: true ``φ(t) - φ(0)`` against the Taylor models of
@@ -39,7 +41,4 @@ def along_curve(diag: dict, path, title: str | None = None) -> Path:
     ax.legend(lines + lines2, labels + labels2, fontsize=8, loc="best")
     ax.set_title(title or rf"Taylor models of $\varphi$ ($\beta$ = {diag['beta']:.3g}, "
                           rf"$\kappa$ = {diag['kappa']:.3g})", fontsize=10)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    return path
+    return save_figure(fig, path)

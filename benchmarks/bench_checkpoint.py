@@ -1,0 +1,114 @@
+"""What does ``--checkpoint-every 1`` cost? Training with a checkpoint after every iteration, against training
+without, on the simulator's default problem (24,000 training rows), runs alternated and repeated.
+
+Printed, per variant, the median wall time over the repeats and its ratio to the plain run:
+
+* ``plain``: one ``train`` call of N iterations;
+* ``pieces``: N calls of one iteration each, continuing one another, nothing written (``train``'s
+  per-call restart: how checkpoints were taken before, and still are for mini-batches);
+* ``checkpoint every 1``: ``spherenet.checkpoint.train_with_checkpoints(..., every=1)``: one ``train``
+  call, a checkpoint written as each step begins, the history appended to its log (format 2);
+* ``inline history (format 1)`` with ``--inline``: the same, with the whole history rewritten into the
+  ``.npz`` and synced at every write, as checkpoints were written before.
+
+and the mean cost of one write over the first and the last tenth of the run (flat if O(1) per write).
+
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_checkpoint.py [--iterations 1500] [--widths 12-25-30-15-3]
+                                                                  [--repeats 3] [--inline]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from spherenet import checkpoint as ck
+from spherenet.experiments import load_problem, parse_widths, scaled_arrays
+from spherenet.network import NormalisedMLP
+from spherenet.train import make_rule, train
+
+METHOD = "geo-cg-layer"
+
+
+def _setup(widths, n_samples):
+    train_data, test_data = load_problem(n_samples=n_samples)
+    net = NormalisedMLP(widths, seed=0)
+    arrays, _ = scaled_arrays(train_data, test_data, net)
+    return net, arrays
+
+
+def plain(widths, n, n_samples, folder, inline):
+    net, (X, Y, Xt, Yt) = _setup(widths, n_samples)
+    start = time.perf_counter()
+    train(net, X, Y, METHOD, n, Xt, Yt)
+    return time.perf_counter() - start, []
+
+
+def pieces(widths, n, n_samples, folder, inline):
+    net, (X, Y, Xt, Yt) = _setup(widths, n_samples)
+    rule, history = make_rule(METHOD), None
+    start = time.perf_counter()
+    for _ in range(n):
+        history = train(net, X, Y, rule, 1, Xt, Yt, resume=history)
+    return time.perf_counter() - start, []
+
+
+def checkpointed(widths, n, n_samples, folder, inline):
+    net, (X, Y, Xt, Yt) = _setup(widths, n_samples)
+    writes, write = [], ck._write
+
+    def timed(*args):
+        if inline:
+            args = args[:9] + (None,) + args[10:]          # no log: the history inline, synced
+        t = time.perf_counter()
+        out = write(*args)
+        writes.append(time.perf_counter() - t)
+        return out
+    ck._write = timed
+    try:
+        path = Path(folder) / f"c{time.monotonic_ns()}.npz"
+        start = time.perf_counter()
+        ck.train_with_checkpoints(path, net, X, Y, METHOD, n, 1, Xt, Yt)
+        return time.perf_counter() - start, writes
+    finally:
+        ck._write = write
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--iterations", type=int, default=1500)
+    p.add_argument("--widths", default="12-25-30-15-3")
+    p.add_argument("--samples", type=int, default=30000)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--inline", action="store_true", help="also time format-1 writes (whole history each time)")
+    args = p.parse_args(argv)
+    widths, n = parse_widths(args.widths), args.iterations
+    variants = {"plain": (plain, False), "pieces": (pieces, False), "checkpoint every 1": (checkpointed, False)}
+    if args.inline:
+        variants["inline history (format 1)"] = (checkpointed, True)
+    times = {name: [] for name in variants}
+    writes = {name: [] for name in variants}
+    checkpointed(widths, 2, args.samples, tempfile.gettempdir(), False)          # compile, load, warm caches
+    with tempfile.TemporaryDirectory() as folder:
+        for _ in range(args.repeats):                                            # alternated: a shared machine
+            for name, (fn, inline) in variants.items():
+                seconds, w = fn(widths, n, args.samples, folder, inline)
+                times[name].append(seconds)
+                writes[name] = w or writes[name]
+    base = statistics.median(times["plain"])
+    print(f"{args.widths}, {n} iterations, {args.samples} samples, {METHOD}, median of {args.repeats}:")
+    for name in variants:
+        t = statistics.median(times[name])
+        line = f"  {name:28s} {t:8.2f} s   {t / base:5.2f}x plain"
+        w = writes[name]
+        if w:
+            tenth = max(len(w) // 10, 1)
+            line += (f"   one write: {1e3 * statistics.mean(w[:tenth]):.2f} ms (first tenth), "
+                     f"{1e3 * statistics.mean(w[-tenth:]):.2f} ms (last tenth)")
+        print(line)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Runs by ordinary users (issue 21): with the package installed read-only and no writable home folder,
+import and every command work, Numba's kernel cache falling back to a private temporary folder."""
+import os
+import shutil
+import stat
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from spherenet import _numba_cache
+
+from .ordinary_user import NOBODY, ordinary_user_prefix, run_as_ordinary_user
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def read_only_install():
+    """A copy of the package in a folder the ordinary user cannot write, a writable work folder, and the
+    environment: HOME missing, TMPDIR private to the test."""
+    if ordinary_user_prefix() is None:
+        pytest.skip("cannot run as an ordinary user here (root without setpriv)")
+    root = Path(tempfile.mkdtemp(prefix="spherenet-user-"))
+    try:
+        install = root / "site"
+        shutil.copytree(REPO / "spherenet", install / "spherenet",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc"))
+        work = root / "work"
+        work.mkdir()
+        os.chmod(root, 0o755)
+        if os.geteuid() == 0:
+            os.chown(work, NOBODY, NOBODY)
+        else:                                       # as an ordinary user: make the install truly read-only
+            for p in sorted(install.rglob("*"), reverse=True):
+                os.chmod(p, 0o555 if p.is_dir() else 0o444)
+            os.chmod(install, 0o555)
+        env = {**os.environ, "PYTHONPATH": str(install), "HOME": "/nonexistent", "TMPDIR": str(work),
+               "XDG_CACHE_HOME": "/nonexistent/.cache"}
+        env.pop("NUMBA_CACHE_DIR", None)
+        yield install, work, env
+    finally:
+        for p in root.rglob("*"):
+            if p.is_dir() and not p.is_symlink():
+                os.chmod(p, 0o755)
+        shutil.rmtree(root)
+
+
+def _ok(proc):
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def test_every_command_works_for_an_ordinary_user_with_a_read_only_install(read_only_install):
+    install, work, env = read_only_install
+    uid = NOBODY if os.geteuid() == 0 else os.geteuid()
+    assert "spherenet 0.1.0" in _ok(run_as_ordinary_user(["-m", "spherenet", "--version"], env=env, cwd=work)).stdout
+    out = work / "run"
+    _ok(run_as_ordinary_user(["-m", "spherenet", "train", "--iterations", "3", "--widths", "12-8-3", "--samples",
+                              "600", "--out", str(out)], env=env, cwd=work))
+    assert (out / "result.json").is_file() and (out / "figures" / "training.png").is_file()
+    _ok(run_as_ordinary_user(["-m", "spherenet", "plot", str(out)], env=env, cwd=work))
+    assert "verdict: all checks passed" in _ok(run_as_ordinary_user(["-m", "spherenet", "check"], env=env,
+                                                                     cwd=work)).stdout
+    cache = work / f"spherenet-numba-{uid}"
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700 and cache.stat().st_uid == uid
+    assert any(cache.rglob("*.nbi")), "the kernels were not cached in the fallback folder"
+    assert not any((install / "spherenet").rglob("*.nbi"))
+
+
+def test_the_shared_cache_name_taken_by_a_folder_others_can_write_is_not_used(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    shared = tmp_path / f"spherenet-numba-{os.geteuid()}"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    chosen = Path(_numba_cache.fallback_folder())
+    assert chosen != shared and chosen.parent == tmp_path
+    assert stat.S_IMODE(chosen.stat().st_mode) == 0o700
+    shared.rmdir()
+    shared.symlink_to(chosen)                       # a symbolic link is not trusted either
+    assert Path(_numba_cache.fallback_folder()) not in (shared, chosen)
+    shared.unlink()
+    assert Path(_numba_cache.fallback_folder()) == shared
+
+
+def test_a_writable_install_keeps_numbas_own_cache():
+    """In this checkout the package folder is writable: nothing is changed."""
+    from numba.core import config
+    before = config.CACHE_DIR
+    assert _numba_cache.configure() is None and config.CACHE_DIR == before
