@@ -62,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--seeds", type=int, default=None, help="number of seeds (default: 40, quick: fewer)")
     r.add_argument("--samples", type=int, default=None, help="simulator samples (default: 30000, quick: fewer)")
     r.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
+    r.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the trainings on the Dask cluster whose scheduler is at ADDRESS, e.g. "
+                        "tcp://10.0.0.5:8786 (default: local processes; docs/cluster.md)")
     r.add_argument("--out", default=None, help="output folder (default: results/<experiment>)")
     r.add_argument("--figures", default=None, help="figure folder (default: <out>/figures)")
 
@@ -159,8 +162,16 @@ def _fmt(x) -> str:
     return "n/a" if x is None else f"{x:.4f}"
 
 
+def _cluster_failures(scheduler) -> tuple:
+    """What a lost run on the cluster raises (none without a scheduler: a local failure is a bug)."""
+    if scheduler is None:
+        return ()
+    from .cluster import CLUSTER_FAILURES
+    return CLUSTER_FAILURES
+
+
 def cmd_reproduce(args) -> int:
-    from .experiments import default_executor
+    from .experiments import executor_for
     from .reproduce import reproduce
     out = Path(args.out or f"results/{args.experiment}")
     for name in ("seeds", "samples", "workers"):
@@ -168,12 +179,16 @@ def cmd_reproduce(args) -> int:
         if value is not None and value < 1:
             raise UsageError(f"--{name} must be >= 1, got {value}")
     start = time.perf_counter()
-    executor = default_executor(args.workers)
+    executor = executor_for(args.scheduler, args.workers)
     try:
         summary = reproduce(args.experiment, out, quick=args.quick, seeds=args.seeds, n_samples=args.samples,
                             executor=executor,
                             progress=lambda done, total, _: print(f"  run {done}/{total}", file=sys.stderr,
                                                                   flush=True))
+    except _cluster_failures(args.scheduler) as err:
+        print(f"spherenet reproduce: error: the Dask cluster lost a run ({type(err).__name__}: {err}); the "
+              f"finished runs are kept in {out / 'runs'}: rerun the same command to resume", file=sys.stderr)
+        return 1
     finally:
         executor.shutdown(cancel_futures=True)
     summary["wall_seconds"] = time.perf_counter() - start

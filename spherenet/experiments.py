@@ -237,6 +237,23 @@ def default_executor(max_workers: int | None = None) -> Executor:
     return ProcessPoolExecutor(max_workers=max_workers or os.cpu_count() or 1, initializer=_limit_threads)
 
 
+def executor_for(scheduler: str | None = None, workers: int | None = None) -> Executor:
+    """Where a sweep's runs execute: the Dask cluster whose scheduler is at ``scheduler`` (e.g.
+    ``"tcp://10.0.0.5:8786"``; ``spherenet.cluster``), else a :func:`default_executor` of ``workers``
+    processes. The caller shuts it down (``with executor_for(...) as pool: sweep(..., executor=pool)``)."""
+    if scheduler is None:
+        return default_executor(workers)
+    if workers is not None:
+        raise ValueError("--workers sizes the local process pool; on a Dask cluster its workers run the "
+                         "trainings (start more with `dask worker`)")
+    try:
+        from .cluster import DaskExecutor
+    except ImportError as err:
+        raise ValueError(f"running on a Dask scheduler needs dask.distributed ({err}): "
+                         f"pip install 'spherenet[dask]'") from None
+    return DaskExecutor(scheduler)
+
+
 def sweep(settings_list, out_dir, executor: Executor | None = None, progress=None) -> list[dict]:
     """Run every settings dict not already finished in ``out_dir/runs``; return all records in input order.
 
