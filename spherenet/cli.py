@@ -6,14 +6,15 @@ status 2; no traceback, and no partial result under the final file names.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
 from pathlib import Path
 
 from . import __version__
-from .experiments import (DATA_SOURCES, DEFAULTS, METHODS, SPHERE_METHODS, load_problem, parse_widths, run,
-                          settings_for)
+from .experiments import (DATA_SOURCES, DEFAULTS, METHODS, SCALING_CHOICES, SPHERE_METHODS, SPLIT_CHOICES,
+                          load_problem, parse_widths, run, settings_for)
 from .results import read_json, save_arrays, write_json
 
 
@@ -39,6 +40,15 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--data-seed", type=int, default=0, help="seed of the simulator or of the 80/20 split")
     t.add_argument("--samples", type=int, default=30000, help="simulator samples (train + test)")
     t.add_argument("--widths", default="12-25-30-15-3", help="layer widths, e.g. 12-25-30-15-3")
+    t.add_argument("--split", choices=SPLIT_CHOICES, default=DEFAULTS["split"],
+                   help="random: a random 80/20 split of samples (the paper's protocol, default); flights: "
+                        "whole flights held out (the harder generalisation test)")
+    t.add_argument("--scaling", choices=SCALING_CHOICES, default=DEFAULTS["scaling"],
+                   help="standard: per-feature standardisation, a bias feature, the Lipschitz budget --lipschitz "
+                        "(default); paper: x / ||x|| and targets to the initial gain (the paper's pipeline)")
+    t.add_argument("--lipschitz", type=float, default=None, metavar="K",
+                   help="certified Lipschitz bound of the learned map, in output units per unit of the raw "
+                        "features' euclidean norm (standard scaling; default: chosen on a validation part)")
     t.add_argument("--method", choices=METHODS, default=DEFAULTS["method"], metavar="{" + ",".join(METHODS) + "}",
                    help=f"step rule (default {DEFAULTS['method']}: the paper's jet-Newton step along conjugate-"
                         f"gradient geodesics, docs/beyond.md; taylor = the paper's Algorithm 1, mm = its "
@@ -91,12 +101,15 @@ def _progress_bar(total: int, label: str):
 def cmd_train(args) -> int:
     if args.data == "sim" and args.data_path:
         raise UsageError("--data-path only applies to --data neural-lander or neural-fly")
+    if args.lipschitz is not None and not (math.isfinite(args.lipschitz) and args.lipschitz > 0):
+        raise UsageError(f"--lipschitz must be a finite number > 0, got {args.lipschitz}")
     if args.data_path and not Path(args.data_path).exists():
         raise UsageError(f"--data-path {args.data_path}: no such file or folder")
     settings = settings_for(data=args.data, data_path=args.data_path, data_seed=args.data_seed,
                             n_samples=args.samples, widths=parse_widths(args.widths), method=args.method,
                             order=args.order, iterations=args.iterations, seed=args.seed, dtype=args.dtype,
-                            batch_size=args.batch_size)
+                            batch_size=args.batch_size, split=args.split, scaling=args.scaling,
+                            lipschitz=args.lipschitz)
     if args.method != "taylor" and args.order != 2:
         raise UsageError("--order only applies to --method taylor")
     if args.threads < 1:
@@ -106,10 +119,13 @@ def cmd_train(args) -> int:
                          f"not to {args.method}")
     out = Path(args.out)
     checkpoint = _checkpoint_path(args, out)
-    load_problem(settings["data"], settings["data_path"], settings["data_seed"], settings["n_samples"])
-    print(f"spherenet train: {args.method} on {args.data}, widths {args.widths}, {args.iterations} iterations,"
-          f" seed {args.seed}, {args.dtype}" + (f"; resuming {checkpoint}" if args.resume else ""),
-          file=sys.stderr)
+    load_problem(settings["data"], settings["data_path"], settings["data_seed"], settings["n_samples"],
+                 split=settings["split"])
+    budget = (f"Lipschitz budget {args.lipschitz:g}" if args.lipschitz is not None else
+              "Lipschitz budget chosen on a validation part" if args.scaling == "standard" else "the paper's scaling")
+    print(f"spherenet train: {args.method} on {args.data} ({args.split} split), widths {args.widths}, "
+          f"{args.iterations} iterations, seed {args.seed}, {args.dtype}, {budget}"
+          + (f"; resuming {checkpoint}" if args.resume else ""), file=sys.stderr)
     # Result files are written only once training has finished: an interrupted run leaves none (and its
     # last checkpoint, written atomically, intact).
     record, arrays = run(settings, progress=_progress_bar(args.iterations, "iteration"), checkpoint=checkpoint,
@@ -147,12 +163,20 @@ def _summary(r: dict) -> None:
              f"loss J: {r['loss_train'][0]:.4g} -> {r['loss_train'][-1]:.4g} (train), "
              f"{r['loss_test'][-1]:.4g} (test)",
              f"RMSE [N]: train {_fmt(r['rmse_train'])}, test {_fmt(r['rmse_test'])}",
+             f"  beside it on the same split [N]: linear least squares {_fmt(r.get('rmse_test_linear'))}, "
+             f"training mean {_fmt(r.get('rmse_test_mean'))}"
+             + (f", label noise {_fmt(r['label_noise_rmse'])}" if r.get("label_noise_rmse") else ""),
              f"time: {r['seconds']:.2f} s ({1e3 * r['seconds_per_iteration']:.2f} ms/iteration)"]
     if r["tau"]:
         lines.append(f"step tau: first {r['tau'][0]:.3g}, last {r['tau'][-1]:.3g}")
     if r["max_norm_drift"] is not None:
-        lines.append(f"max norm drift |‖W_i‖ - mu_i|/mu_i: {r['max_norm_drift']:.2g};  "
-                     f"Lipschitz bound prod mu_i = {r['lipschitz_bound']:.4g}")
+        lines.append(f"max norm drift |‖W_i‖ - mu_i|/mu_i: {r['max_norm_drift']:.2g}")
+    if r.get("lipschitz_lower") is not None:
+        chosen = r.get("lipschitz_selection")
+        lines.append(f"Lipschitz [{r['lipschitz_norm']}]: certified <= {r['lipschitz_bound']:.4g} "
+                     f"(budget {r['lipschitz_budget']:.4g}"
+                     + (", chosen on a validation part" if chosen else "") + f"), "
+                     f"empirical >= {r['lipschitz_lower']:.4g}")
     if r["stop_reason"]:
         lines.append(f"stopped early: {r['stop_reason']}")
     print("\n".join(lines))

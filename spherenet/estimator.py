@@ -1,5 +1,5 @@
-"""``SphereNetRegressor``: the whole pipeline (the paper's scaling, a normalised MLP, an automatic step
-rule) behind the scikit-learn estimator conventions, without depending on scikit-learn.
+"""``SphereNetRegressor``: the whole pipeline (a scaling with a Lipschitz budget, a normalised MLP, an
+automatic step rule) behind the scikit-learn estimator conventions, without depending on scikit-learn.
 
     est = SphereNetRegressor(hidden=(25, 30, 15), iterations=200).fit(X, y)
     est.predict(X_new)          # raw units (newtons for the quadrotor data)
@@ -9,7 +9,7 @@ Conventions followed: the constructor stores its arguments untouched (validated 
 lives in attributes ending in ``_``; ``get_params``/``set_params`` read ``__init__``'s signature; ``fit``
 returns ``self``; using a method that needs a fitted model before ``fit`` raises :class:`NotFittedError`.
 
-Rule for zero-norm inputs: the paper's scaling maps every sample ``x -> x / ||x||_2``, which is undefined
+Rule for zero-norm inputs (``scaling="paper"`` only): the paper's scaling maps every sample ``x -> x / ||x||_2``, which is undefined
 for ``x = 0`` (and, with ``standardize=True``, for a sample equal to the training mean). Such a row is
 bad input in ``fit`` and in ``predict`` alike: ValueError naming ``X`` and the first offending row, never
 a NaN prediction. An all-zero target set is refused in ``fit`` for the same reason (``y_max = 0``), and
@@ -25,13 +25,13 @@ import sys
 
 import numpy as np
 
-from ._checks import as_float_matrix, check_choice, positive_int
-from .data.scaling import PaperScaling
+from ._checks import as_float_matrix, check_choice, finite_float, positive_int
+from .data.scaling import PaperScaling, StandardScaling, scaling_from_dict
 from .network import NormalisedMLP
 from .results import load_weights, save_weights
 from .train import RULES, History, train
 
-_FORMAT = 1
+_FORMAT = 2          # 2: the scaling's kind, the Lipschitz certificate (format 1 files are refused)
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -73,8 +73,16 @@ class SphereNetRegressor:
         Sphere radii ``mu_i`` (``spherenet.network.radii_for``).
     batch_size : int or None, default None
         None: full batch (the paper); else mini-batches of this size.
+    scaling : "standard" | "paper", default "standard"
+        "standard": per-feature standardisation into the unit ball, a bias feature, and targets at the
+        Lipschitz budget ``lipschitz`` (:class:`spherenet.data.StandardScaling`); "paper": the paper's
+        ``x / ||x||`` and targets scaled to the initial gain (:class:`spherenet.data.PaperScaling`).
+    lipschitz : float > 0 or None, default None
+        The certified Lipschitz bound K of ``x -> predict(x)`` in output units per unit of the raw
+        features' Euclidean norm (``scaling="standard"``). None chooses it on a validation fifth of the
+        training data (:func:`spherenet.budget.select_lipschitz`; ``lipschitz_selection_`` keeps the table).
     standardize : bool, default False
-        Standardise every feature with the training mean/std before ``x / ||x||`` (NOT in the paper).
+        ``scaling="paper"`` only: standardise every feature before ``x / ||x||`` (NOT in the paper).
     dtype : "float64" | "float32", default "float64"
         Precision of the network and of training; scaling and predictions are float64.
     random_state : int >= 0 or None, default 0
@@ -86,15 +94,21 @@ class SphereNetRegressor:
     Fitted attributes
     -----------------
     net_ : NormalisedMLP             the trained network (on scaled data)
-    scaling_ : PaperScaling          the paper's scaling fitted on the training data with the initial P_op
+    scaling_ : StandardScaling | PaperScaling   the scaling fitted on the training data
     history_ : spherenet.train.History   everything the training loop recorded
     n_features_in_ : int             input width
     n_outputs_ : int                 output width (1 for a 1-D ``y``; ``predict`` then returns 1-D)
     n_iter_ : int                    iterations actually taken
     seed_ : int                      the seed used
-    lipschitz_bound_ : float         ``L = prod_i ||W_i||_2 * y_max / P_op`` [output units]
+    lipschitz_bound_ : float         certified Lipschitz bound [output units per input unit], below
+    lipschitz_budget_ : float        the bound promised before training (``prod mu_i`` in place of the
+                                     spectral norms): ``lipschitz`` for the standard scaling
+    lipschitz_lower_ : float         the largest local constant ``||J(x_n)||_2`` over the training inputs
+    lipschitz_selection_ : dict | None   the validation ladder, when ``lipschitz`` was None
 
-    ``lipschitz_bound_`` bounds the Lipschitz constant of ``u -> predict`` where ``u`` is the NORMALISED
+    Standard scaling: ``lipschitz_bound_ = t prod_i ||W_i||_2 a / min_j s_j`` bounds ``x -> predict(x)``
+    in the raw features' Euclidean norm (``spherenet.lipschitz``). Paper scaling:
+    ``lipschitz_bound_ = prod_i ||W_i||_2 y_max / P_op`` bounds ``u -> predict`` where ``u`` is the NORMALISED
     input (``u = x/||x||``, after standardisation if on): the network is ``prod_i ||W_i||_2``-Lipschitz
     (<= ``prod_i mu_i``) and the inverse target scaling multiplies by ``y_max / P_op``. It is not a bound in
     raw inputs, because ``x -> x/||x||`` is unbounded near 0; on raw inputs with ``||x|| >= r`` (no
@@ -103,13 +117,16 @@ class SphereNetRegressor:
     """
 
     def __init__(self, hidden=(25, 30, 15), method="geo-cg-layer", order=2, iterations=200, radius="unit",
-                 batch_size=None, standardize=False, dtype="float64", random_state=0, verbose=False):
+                 batch_size=None, scaling="standard", lipschitz=None, standardize=False, dtype="float64",
+                 random_state=0, verbose=False):
         self.hidden = hidden
         self.method = method
         self.order = order
         self.iterations = iterations
         self.radius = radius
         self.batch_size = batch_size
+        self.scaling = scaling
+        self.lipschitz = lipschitz
         self.standardize = standardize
         self.dtype = dtype
         self.random_state = random_state
@@ -151,6 +168,13 @@ class SphereNetRegressor:
             positive_int("batch_size", self.batch_size)
         if not isinstance(self.standardize, (bool, np.bool_)):
             raise TypeError(f"standardize must be True or False, got {self.standardize!r}")
+        check_choice("scaling", self.scaling, ("standard", "paper"))
+        if self.scaling == "paper" and self.lipschitz is not None:
+            raise ValueError("lipschitz applies to scaling='standard'; the paper's scaling fixes the budget itself")
+        if self.scaling == "standard" and self.standardize:
+            raise ValueError("standardize=True applies to scaling='paper' (the standard scaling standardises)")
+        if self.lipschitz is not None:
+            finite_float("lipschitz", self.lipschitz, positive=True)
         try:
             dtype = None if self.dtype is None else np.dtype(self.dtype)  # np.dtype(None) would be float64
         except TypeError:
@@ -178,8 +202,7 @@ class SphereNetRegressor:
         if self.standardize and X.shape[0] == 1:
             raise ValueError("standardize=True needs at least 2 samples: with n_samples=1 the sample "
                              "standardises to the zero vector, where x / ||x|| is undefined")
-        net = NormalisedMLP([X.shape[1], *p["hidden"], Y.shape[1]], self.radius, p["seed"], p["dtype"])
-        scaling = PaperScaling.fit(X, Y, net.spectral_norm_product(), standardize=bool(self.standardize))
+        net, scaling, selection = self._fit_scaling(X, Y, p)
         Xs, Ys = scaling.transform_inputs(X), scaling.transform_targets(Y)
         callback = _progress(p["iterations"]) if self.verbose else None
         history = train(net, Xs.astype(p["dtype"]), Ys.astype(p["dtype"]), rule=self.method,
@@ -187,14 +210,34 @@ class SphereNetRegressor:
                         callback=callback, **p["options"])
         if self.verbose and history.stop_reason:
             print(f"[SphereNetRegressor] {history.stop_reason}")
-        self._set_fitted(net, scaling, history, y_1d, p["seed"])
+        from .lipschitz import certificate
+        cert = certificate(net.weights, scaling, [Xs])
+        self._set_fitted(net, scaling, history, y_1d, p["seed"], cert["lipschitz_lower"], selection)
         return self
 
-    def _set_fitted(self, net, scaling, history, y_1d, seed) -> None:
+    def _fit_scaling(self, X, Y, p):
+        """The network and its fitted scaling (the budget chosen on a validation part if not given)."""
+        widths = [X.shape[1] + (self.scaling == "standard"), *p["hidden"], Y.shape[1]]
+        if self.scaling == "paper":
+            net = NormalisedMLP(widths, self.radius, p["seed"], p["dtype"])
+            return net, PaperScaling.fit(X, Y, net.spectral_norm_product(), standardize=bool(self.standardize)), None
+        K, selection = self.lipschitz, None
+        if K is None:
+            from .budget import select_lipschitz, validation_rows
+            K, selection = select_lipschitz(X, Y, validation_rows(X, "random", p["seed"]), widths, self.method,
+                                            p["seed"], p["dtype"], self.radius, self.batch_size,
+                                            rule_options=p["options"])
+        net = NormalisedMLP(widths, self.radius, p["seed"], p["dtype"])
+        return net, StandardScaling.fit(X, Y, K, float(np.prod(net.radii))), selection
+
+    def _set_fitted(self, net, scaling, history, y_1d, seed, lipschitz_lower, selection) -> None:
+        from .lipschitz import certificate
         self.net_, self.scaling_, self.history_ = net, scaling, history
         self.n_features_in_, self.n_outputs_ = scaling.n_features, scaling.n_targets
         self.n_iter_, self.seed_ = history.iterations, seed
-        self.lipschitz_bound_ = net.spectral_norm_product() * scaling.y_max / scaling.p_op
+        bounds = certificate(net.weights, scaling, [])
+        self.lipschitz_bound_, self.lipschitz_budget_ = bounds["lipschitz_bound"], bounds["lipschitz_budget"]
+        self.lipschitz_lower_, self.lipschitz_selection_ = lipschitz_lower, selection
         self._y_1d = y_1d
 
     def _check_fitted(self) -> None:
@@ -249,7 +292,8 @@ class SphereNetRegressor:
         """Write the fitted model to a checksummed ``.npz`` (weights, radii, and JSON strings for the
         parameters, the scaling, the history and the other fitted attributes); returns the path."""
         self._check_fitted()
-        state = {"kind": type(self).__name__, "format": _FORMAT, "y_1d": self._y_1d, "seed": self.seed_}
+        state = {"kind": type(self).__name__, "format": _FORMAT, "y_1d": self._y_1d, "seed": self.seed_,
+                 "lipschitz_lower": self.lipschitz_lower_, "lipschitz_selection": self.lipschitz_selection_}
         return save_weights(path, self.net_.weights, self.net_.radii,
                             params=_json_str(_encode(self.get_params())),
                             scaling=_json_str(self.scaling_.to_dict()),
@@ -270,8 +314,12 @@ class SphereNetRegressor:
         # The weights are checked against their radii up to the drift the fit itself recorded.
         drift = max([d for d in history.get("drift", []) if d is not None], default=0.0)
         rtol = max(1e-6 if weights[0].dtype == np.float32 else 1e-10, 2 * drift)
-        est._set_fitted(NormalisedMLP.from_weights(weights, radii, rtol), PaperScaling.from_dict(scaling),
-                        _history_from_dict(history), bool(state["y_1d"]), state["seed"])
+        try:
+            est._set_fitted(NormalisedMLP.from_weights(weights, radii, rtol), scaling_from_dict(scaling),
+                            _history_from_dict(history), bool(state["y_1d"]), state["seed"],
+                            state["lipschitz_lower"], state["lipschitz_selection"])
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"{path}: not a readable {cls.__name__} file ({type(err).__name__}: {err})") from None
         return est
 
     def __sklearn_tags__(self):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._checks import check_choice, positive_int
+from ._checks import check_choice, finite_float, positive_int
 from .network import NormalisedMLP, check_widths
 from .results import read_json, save_arrays, write_json
 from .train import RULES, train
@@ -28,11 +28,16 @@ BASELINE_METHODS = ("sgd", "adam", "rsgd", "agd")
 METHODS = SPHERE_METHODS + BASELINE_METHODS
 DATA_SOURCES = ("sim", "neural-lander", "neural-fly")
 
-# The default method is the automatic rule that won on held-out flights (docs/beyond.md): the paper's
-# jet-Newton step along a layer-normalised conjugate-gradient geodesic. The paper's Algorithm 1 is "taylor"
-# (the default of `reproduce`, which runs the paper's experiments).
+SCALING_CHOICES = ("standard", "paper")
+SPLIT_CHOICES = ("random", "flights")
+
+# The default pipeline: the information-preserving scaling with the Lipschitz budget chosen on a validation
+# part (spherenet.budget), a random 80/20 split (the paper's protocol), and the jet-Newton step along a
+# layer-normalised conjugate-gradient geodesic (docs/beyond.md). The paper's pipeline is scaling="paper"
+# with method="taylor" (Algorithm 1), which `reproduce` runs.
 DEFAULTS = dict(data="sim", data_path=None, data_seed=0, n_samples=30000, widths=(12, 25, 30, 15, 3),
-                method="geo-cg-layer", order=2, iterations=200, seed=0, dtype="float64", batch_size=None)
+                method="geo-cg-layer", order=2, iterations=200, seed=0, dtype="float64", batch_size=None,
+                scaling="standard", lipschitz=None, split="random")
 
 
 def parse_widths(text: str) -> tuple[int, ...]:
@@ -45,25 +50,55 @@ def parse_widths(text: str) -> tuple[int, ...]:
 
 
 @functools.lru_cache(maxsize=4)
-def load_problem(data="sim", data_path=None, data_seed=0, n_samples=30000, test_fraction=0.2):
-    """``(train, test)`` FlightData. ``sim``: the simulator's default problem (waypoint flights to train,
-    figure-8 flights to test); real logs: a seeded random 80/20 split (the paper's)."""
+def load_problem(data="sim", data_path=None, data_seed=0, n_samples=30000, test_fraction=0.2, split="random"):
+    """``(train, test)`` FlightData, split as ``split`` says: ``"random"`` (the paper's protocol, a seeded
+    random 80/20 split of samples) or ``"flights"`` (whole flights held out: the simulator's figure-8
+    flights, or a seeded fifth of a real log's flights)."""
     from . import data as sd
     check_choice("data source", data, DATA_SOURCES)
+    check_choice("split", split, SPLIT_CHOICES)
     if data == "sim":
         if data_path is not None:
             raise ValueError("--data-path only applies to --data neural-lander or neural-fly")
-        return sd.default_problem(seed=data_seed, n_samples=n_samples, test_fraction=test_fraction)
+        return sd.default_problem(seed=data_seed, n_samples=n_samples, test_fraction=test_fraction, split=split)
     if data_path is None:
         raise ValueError(f"--data {data} needs --data-path (the file or folder you downloaded)")
     loader = sd.load_neural_lander if data == "neural-lander" else sd.load_neural_fly
-    return sd.random_split(loader(data_path), test_fraction=test_fraction, seed=data_seed)
+    logs = loader(data_path)
+    if split == "random":
+        return sd.random_split(logs, test_fraction=test_fraction, seed=data_seed)
+    return sd.split_by_flight(logs, held_out_flights(logs.flight_ids, test_fraction, data_seed))
 
 
-def scaled_arrays(train, test, net: NormalisedMLP, dtype=np.float64):
-    """The paper's scaling (METHOD.md §2) fitted on ``train`` with ``P_op`` of ``net`` at initialisation."""
+def held_out_flights(flight_ids, test_fraction: float, seed) -> list:
+    """A seeded choice of ``round(f n)`` of the ``n`` flights (at least one, never all)."""
+    ids = np.asarray(flight_ids)
+    if ids.size < 2:
+        raise ValueError(f"split='flights' needs at least 2 flights; the data have {ids.size}")
+    n_test = min(max(int(round(test_fraction * ids.size)), 1), ids.size - 1)
+    return sorted(np.random.default_rng(seed).choice(ids, n_test, replace=False).tolist())
+
+
+def network_widths(s: dict) -> tuple[int, ...]:
+    """The network's widths for run settings ``s``: the standard scaling adds the bias feature's input."""
+    return (s["widths"][0] + (s["scaling"] == "standard"),) + tuple(s["widths"][1:])
+
+
+def fit_scaling(s: dict, train, net: NormalisedMLP):
+    """The scaling of run ``s`` fitted on ``train``: the paper's (with ``P_op`` of ``net`` at
+    initialisation) or the standard one at the budget ``s["lipschitz"]`` for ``net``'s radii."""
+    from .data import PaperScaling, StandardScaling
+    if s["scaling"] == "paper":
+        return PaperScaling.fit(train.X, train.Y, net.spectral_norm_product())
+    return StandardScaling.fit(train.X, train.Y, s["lipschitz"], float(np.prod(net.radii)))
+
+
+def scaled_arrays(train, test, net: NormalisedMLP, dtype=np.float64, scaling=None):
+    """``[X, Y, X_test, Y_test]`` scaled, and the scaling: by default the paper's (METHOD.md §2), fitted on
+    ``train`` with ``P_op`` of ``net`` at initialisation; or the fitted ``scaling`` given."""
     from .data import PaperScaling
-    scaling = PaperScaling.fit(train.X, train.Y, net.spectral_norm_product())
+    if scaling is None:
+        scaling = PaperScaling.fit(train.X, train.Y, net.spectral_norm_product())
     arrays = [scaling.transform_inputs(train.X), scaling.transform_targets(train.Y),
               scaling.transform_inputs(test.X), scaling.transform_targets(test.Y)]
     return [a.astype(dtype) for a in arrays], scaling
@@ -79,6 +114,13 @@ def settings_for(**overrides) -> dict:
     check_choice("method", s["method"], METHODS)
     check_choice("data source", s["data"], DATA_SOURCES)
     check_choice("dtype", s["dtype"], ("float64", "float32"))
+    check_choice("scaling", s["scaling"], SCALING_CHOICES)
+    check_choice("split", s["split"], SPLIT_CHOICES)
+    if s["lipschitz"] is not None:
+        if s["scaling"] == "paper":
+            raise ValueError("lipschitz applies to the standard scaling; the paper's scaling fixes the budget "
+                             "itself (y_max / P_op)")
+        s["lipschitz"] = finite_float("lipschitz", s["lipschitz"], positive=True)
     positive_int("iterations", s["iterations"], minimum=0)
     positive_int("order", s["order"], minimum=1)
     positive_int("n_samples", s["n_samples"], minimum=2)
@@ -109,25 +151,59 @@ def run(settings: dict, progress=None, checkpoint=None, checkpoint_every: int | 
                          f"not to the baseline {s['method']!r}")
     if resume and checkpoint is None:
         raise ValueError("resume=True needs the checkpoint path to resume from")
-    train_data, test_data = load_problem(s["data"], s["data_path"], s["data_seed"], s["n_samples"])
+    train_data, test_data = load_problem(s["data"], s["data_path"], s["data_seed"], s["n_samples"],
+                                         split=s["split"])
     dtype = np.dtype(s["dtype"]).type
-    net = NormalisedMLP(s["widths"], seed=s["seed"], dtype=dtype)
-    (X, Y, Xt, Yt), scaling = scaled_arrays(train_data, test_data, net, dtype)
     if s["method"] in BASELINE_METHODS:
+        net = NormalisedMLP(s["widths"], seed=s["seed"], dtype=dtype)
+        (X, Y, Xt, Yt), scaling = scaled_arrays(train_data, test_data, net, dtype)
         arrays, history, extra = _run_baseline(s, net, X, Y, Xt, Yt, progress)
+        record = _record(s, history, scaling, len(X), len(Xt), net)
+        record.update(extra, threads=1, **reference_errors(train_data, test_data))
+        return record, arrays
+    fitted, selection = s, None
+    if s["scaling"] == "standard" and s["lipschitz"] is None:
+        from .budget import select_lipschitz, validation_rows
+        K, selection = select_lipschitz(
+            train_data.X, train_data.Y, validation_rows(train_data, s["split"], s["data_seed"]), network_widths(s),
+            s["method"], s["seed"], dtype, batch_size=s["batch_size"], threads=threads,
+            rule_options={"order": s["order"]} if s["method"] == "taylor" else None)
+        fitted = dict(s, lipschitz=K)
+    net = NormalisedMLP(network_widths(s), seed=s["seed"], dtype=dtype)
+    scaling = fit_scaling(fitted, train_data, net)
+    (X, Y, Xt, Yt), _ = scaled_arrays(train_data, test_data, net, dtype, scaling)
+    options = {"order": s["order"]} if s["method"] == "taylor" else {}
+    if checkpoint is None:
+        history = train(net, X, Y, s["method"], s["iterations"], Xt, Yt, batch_size=s["batch_size"],
+                        seed=s["seed"], callback=progress, threads=threads, **options)
     else:
-        options = {"order": s["order"]} if s["method"] == "taylor" else {}
-        if checkpoint is None:
-            history = train(net, X, Y, s["method"], s["iterations"], Xt, Yt, batch_size=s["batch_size"],
-                            seed=s["seed"], callback=progress, threads=threads, **options)
-        else:
-            history = _train_checkpointed(s, net, (X, Y, Xt, Yt), scaling, options, progress, checkpoint,
-                                          checkpoint_every, resume, threads)
-        arrays = {**{f"W{i}": W for i, W in enumerate(net.weights)}, "radii": net.radii}
-        extra = {}
+        history = _train_checkpointed(s, net, (X, Y, Xt, Yt), scaling, options, progress, checkpoint,
+                                      checkpoint_every, resume, threads)
+    arrays = {**{f"W{i}": W for i, W in enumerate(net.weights)}, "radii": net.radii}
     record = _record(s, history, scaling, len(X), len(Xt), net)
-    record.update(extra, threads=threads if s["method"] in SPHERE_METHODS else 1)
+    record.update(certificate(net.weights, scaling, (X, Xt)), threads=threads, lipschitz_selection=selection,
+                  **reference_errors(train_data, test_data))
     return record, arrays
+
+
+def reference_errors(train, test) -> dict:
+    """What a run's errors mean, on the same split and raw features: linear least squares with a bias
+    (``rmse_*_linear``), predicting the training mean (``rmse_test_mean``) and, for simulated data, the
+    labels' own noise (``label_noise_rmse``, :func:`spherenet.data.label_noise_rmse`)."""
+    from .baselines import fit_linear
+    from .data import label_noise_rmse
+    linear, mean = fit_linear(train.X, train.Y), train.Y.mean(axis=0)
+
+    def rmse(F, Y):
+        return float(np.sqrt(np.sum((F - Y) ** 2) / len(Y)))
+    return {"rmse_train_linear": rmse(linear(train.X), train.Y), "rmse_test_linear": rmse(linear(test.X), test.Y),
+            "rmse_test_mean": rmse(mean, test.Y), "label_noise_rmse": label_noise_rmse(test)}
+
+
+def certificate(weights, scaling, scaled_inputs) -> dict:
+    """The Lipschitz certificate of the trained network in physical units (:mod:`spherenet.lipschitz`)."""
+    from .lipschitz import certificate as lipschitz_certificate
+    return lipschitz_certificate([np.asarray(W, np.float64) for W in weights], scaling, scaled_inputs)
 
 
 def _train_checkpointed(s, net, data, scaling, options, progress, path, every, resume, threads):
@@ -183,7 +259,8 @@ def _record(s, history, scaling, n_train, n_test, net) -> dict:
     loss_train, loss_test = history.loss_train[-1], history.loss_test[-1]
     return {
         **{k: s[k] for k in ("method", "widths", "seed", "iterations", "dtype", "order", "data", "data_seed",
-                             "batch_size")},
+                             "batch_size", "split")},
+        "lipschitz": scaling.lipschitz if hasattr(scaling, "lipschitz") else None,
         "n_train": n_train, "n_test": n_test,
         "rmse_train": _finite_or_none(scaling.rmse_newtons(loss_train)),
         "rmse_test": _finite_or_none(scaling.rmse_newtons(loss_test)),
@@ -194,7 +271,6 @@ def _record(s, history, scaling, n_train, n_test, net) -> dict:
         "iterations_done": len(history.loss_train) - 1,
         "seconds": seconds, "seconds_per_iteration": seconds / max(len(history.loss_train) - 1, 1),
         "max_norm_drift": max(h["drift"], default=0.0) if s["method"] in SPHERE_METHODS + ("rsgd",) else None,
-        "lipschitz_bound": net.lipschitz_bound() if s["method"] in SPHERE_METHODS + ("rsgd",) else None,
         "scaling": scaling.to_dict(),
     }
 

@@ -30,10 +30,15 @@ def test_train_writes_result_weights_and_figure(tmp_path, capsys):
     assert all(b <= a for a, b in zip(r["loss_train"], r["loss_train"][1:]))      # backtracking: monotone
     assert all(0 <= t <= np.pi / 6 for t in r["tau"])
     assert r["max_norm_drift"] < 1e-12
-    assert r["rmse_train"] == pytest.approx(np.sqrt(2 * r["loss_train"][-1]) * r["scaling"]["y_max"]
-                                            / r["scaling"]["p_op"], rel=1e-12)
+    assert r["rmse_train"] == pytest.approx(np.sqrt(2 * r["loss_train"][-1]) * r["scaling"]["target_factor"],
+                                            rel=1e-12)
+    # the default pipeline: standard scaling, budget chosen on a validation part, the certificate reported
+    assert (r["scaling"]["kind"], r["split"]) == ("StandardScaling", "random")
+    assert r["lipschitz"] == r["lipschitz_selection"]["chosen"] == pytest.approx(r["scaling"]["lipschitz"])
+    assert 0 < r["lipschitz_lower"] <= r["lipschitz_bound"] <= r["lipschitz_budget"] * (1 + 1e-12)
+    assert r["rmse_test_linear"] > 0 and r["rmse_test_mean"] > r["rmse_test_linear"]
     arrays = load_arrays(out / "weights.npz")
-    assert [arrays[f"W{i}"].shape for i in range(4)] == [(25, 12), (30, 25), (15, 30), (3, 15)]
+    assert [arrays[f"W{i}"].shape for i in range(4)] == [(25, 13), (30, 25), (15, 30), (3, 15)]   # + bias input
     for i in range(4):
         assert np.linalg.norm(arrays[f"W{i}"]) == pytest.approx(arrays["radii"][i], rel=1e-12)
     assert (out / "figures" / "training.png").stat().st_size > 10_000

@@ -15,7 +15,20 @@ CALM = WindModel(speed=0.0, turbulence_base=0.0, turbulence_fraction=0.0)
 
 @pytest.fixture(scope="module")
 def problem():
-    return default_problem(seed=0, **SMALL)
+    return default_problem(seed=0, split="flights", **SMALL)
+
+
+def test_default_problem_random_split_shares_the_flights_samples(problem):
+    """The default split is the paper's: the same flights as split="flights", their samples split at random."""
+    train, test = default_problem(seed=0, **SMALL)
+    flights_train, flights_test = problem
+    assert (len(train), len(test)) == (1600, 400)
+    assert set(train.flight_ids) & set(test.flight_ids)                 # flights on both sides
+    both = np.vstack([train.X, test.X])
+    same = np.vstack([flights_train.X, flights_test.X])
+    assert np.array_equal(np.sort(both, axis=0), np.sort(same, axis=0))  # the same samples, re-split
+    with pytest.raises(ValueError, match="split"):
+        default_problem(seed=0, split="by-wind", **SMALL)
 
 
 def hover_refs(heights, params, n_samples, warmup=1.5, tail=0.3):

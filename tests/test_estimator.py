@@ -12,8 +12,8 @@ from spherenet.data import default_problem
 from spherenet.estimator import NotFittedError, SphereNetRegressor
 from spherenet.network import NormalisedMLP
 
-PARAMS = ["batch_size", "dtype", "hidden", "iterations", "method", "order", "radius", "random_state",
-          "standardize", "verbose"]
+PARAMS = ["batch_size", "dtype", "hidden", "iterations", "lipschitz", "method", "order", "radius", "random_state",
+          "scaling", "standardize", "verbose"]
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +23,12 @@ def problem():
 
 @pytest.fixture(scope="module")
 def fitted(problem):
+    train, _ = problem
+    return SphereNetRegressor(iterations=30, scaling="paper").fit(train.X, train.Y)
+
+
+@pytest.fixture(scope="module")
+def fitted_standard(problem):
     train, _ = problem
     return SphereNetRegressor(iterations=30).fit(train.X, train.Y)
 
@@ -84,6 +90,28 @@ def test_lipschitz_bound(problem, fitted):
     V /= np.linalg.norm(V, axis=1, keepdims=True)
     ratios = (np.linalg.norm(fitted.predict(U) - fitted.predict(V), axis=1) / np.linalg.norm(U - V, axis=1))
     assert ratios.max() <= fitted.lipschitz_bound_
+
+
+def test_default_pipeline_is_the_standard_scaling_with_a_chosen_budget(problem, fitted_standard):
+    """predict = t g(a [(x - m)/s, 1]) + ybar, written out by hand; the certificate holds on raw inputs."""
+    train, test = problem
+    est = fitted_standard
+    m, s, ybar = train.X.mean(0), train.X.std(0), train.Y.mean(0)
+    Z = np.hstack([(test.X - m) / s, np.ones((len(test.X), 1))])
+    a = 1 / np.linalg.norm(np.hstack([(train.X - m) / s, np.ones((len(train.X), 1))]), axis=1).max()
+    t = est.scaling_.target_factor
+    np.testing.assert_allclose(est.predict(test.X), t * est.net_.forward(a * Z) + ybar, rtol=1e-10, atol=1e-10)
+    K = est.lipschitz_selection_["chosen"]
+    assert est.lipschitz_budget_ == pytest.approx(K, rel=1e-12)
+    assert t * np.prod(est.net_.radii) * a / s.min() == pytest.approx(K, rel=1e-12)
+    assert 0 < est.lipschitz_lower_ <= est.lipschitz_bound_ <= K * (1 + 1e-12)
+    rng = np.random.default_rng(2)
+    A = test.X[:300]
+    B = A + rng.standard_normal(A.shape) * s * 0.1
+    ratios = np.linalg.norm(est.predict(A) - est.predict(B), axis=1) / np.linalg.norm(A - B, axis=1)
+    assert ratios.max() <= est.lipschitz_bound_
+    fixed = SphereNetRegressor(iterations=3, lipschitz=2.5 * K).fit(train.X[:500], train.Y[:500])
+    assert fixed.lipschitz_selection_ is None and fixed.lipschitz_budget_ == pytest.approx(2.5 * K)
 
 
 def test_one_dimensional_y_gives_one_dimensional_predictions(small):
@@ -209,8 +237,8 @@ def _with(A, index, value, dtype=float):
     (lambda X, Y: (_with(X, (0, 0), {"a": 1}, object), Y), TypeError, "X must hold real numbers"),
     (lambda X, Y: (X + 1j, Y), ValueError, "X: Complex data not supported"),
     (lambda X, Y: (X, None), ValueError, "requires y to be passed"),
-    (lambda X, Y: (_with(X, 5, 0.0), Y), ValueError, "X: row 5 has zero norm"),
-    (lambda X, Y: (X, 0 * Y), ValueError, "all target rows are zero"),
+    (lambda X, Y: (X, 0 * Y + 2.0), ValueError, "y is constant"),
+    (lambda X, Y: (_with(X, (slice(None), 3), 1.5), Y), ValueError, "column 3 is constant"),
     (lambda X, Y: ([[1.0, 2.0], [3.0]], Y[:2]), ValueError, "X is not a rectangular array"),
 ])
 def test_fit_refuses_bad_data(small, make, error, match):
@@ -252,7 +280,30 @@ def test_fit_refuses_bad_parameters(small, params, error, match):
 def test_standardize_with_one_sample_is_refused_clearly(small):
     X, Y = small
     with pytest.raises(ValueError, match="n_samples=1"):
-        SphereNetRegressor(standardize=True).fit(X[:1], Y[:1])
+        SphereNetRegressor(standardize=True, scaling="paper").fit(X[:1], Y[:1])
+    with pytest.raises(ValueError, match="n_samples=1"):
+        SphereNetRegressor().fit(X[:1], Y[:1])
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda X, Y: (_with(X, 5, 0.0), Y), "X: row 5 has zero norm"),
+    (lambda X, Y: (X, 0 * Y), "all target rows are zero"),
+])
+def test_paper_scaling_refuses_what_it_cannot_scale(small, make, match):
+    X, Y = small
+    with pytest.raises(ValueError, match=match):
+        SphereNetRegressor(hidden=(3,), iterations=1, scaling="paper").fit(*make(X[:20], Y[:20]))
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"lipschitz": -1.0}, "lipschitz must be > 0"), ({"lipschitz": float("nan")}, "lipschitz must be finite"),
+    ({"scaling": "paper", "lipschitz": 1.0}, "lipschitz applies to scaling='standard'"),
+    ({"standardize": True}, "standardize=True applies to scaling='paper'"), ({"scaling": "unit"}, "scaling"),
+])
+def test_budget_options_are_checked(small, params, match):
+    X, Y = small
+    with pytest.raises(ValueError, match=match):
+        SphereNetRegressor(hidden=(3,), iterations=1, **params).fit(X[:20], Y[:20])
 
 
 def test_predict_and_score_refuse_mismatched_input(fitted, problem):
@@ -322,23 +373,26 @@ def test_load_refuses_tampered_and_foreign_files(fitted, tmp_path):
 
 # --- scikit-learn, when installed ------------------------------------------------------------------------
 
-# The one check the paper's scaling cannot pass, with the reason. Keep this list as short as honesty allows.
+# The checks each scaling cannot pass, with the reason. Keep these lists as short as honesty allows.
 EXPECTED_FAILED_CHECKS = {
-    "check_estimators_dtypes": "its integer-cast X has an all-zero row (row 15); the paper's per-sample "
-                               "scaling x / ||x|| is undefined there and SphereNetRegressor refuses it "
-                               "(documented zero-norm rule)",
+    "standard": {},
+    "paper": {"check_estimators_dtypes": "its integer-cast X has an all-zero row (row 15); the paper's per-sample "
+                                         "scaling x / ||x|| is undefined there and SphereNetRegressor refuses it "
+                                         "(documented zero-norm rule)"},
 }
 
 
 @pytest.mark.filterwarnings("ignore:Estimator SphereNetRegressor does not inherit:UserWarning")
-def test_sklearn_check_estimator():
+@pytest.mark.parametrize("scaling", ["standard", "paper"])
+def test_sklearn_check_estimator(scaling):
     pytest.importorskip("sklearn")
     from sklearn.utils.estimator_checks import check_estimator
-    # 25 iterations keep the ~50 fits cheap (also under NUMBA_DISABLE_JIT); R² on the check's data is 0.8.
-    results = check_estimator(SphereNetRegressor(iterations=25), expected_failed_checks=EXPECTED_FAILED_CHECKS,
-                              on_skip=None)
+    # 25 iterations and a given budget keep the ~50 fits cheap; R² on the check's data is 0.8.
+    options = {"lipschitz": 10.0} if scaling == "standard" else {}
+    results = check_estimator(SphereNetRegressor(iterations=25, scaling=scaling, **options),
+                              expected_failed_checks=EXPECTED_FAILED_CHECKS[scaling], on_skip=None)
     status = {r["check_name"]: r["status"] for r in results}
-    assert {name for name, s in status.items() if s == "xfail"} == set(EXPECTED_FAILED_CHECKS)
+    assert {name for name, s in status.items() if s == "xfail"} == set(EXPECTED_FAILED_CHECKS[scaling])
     assert "check_regressors_train" in status and status["check_regressors_train"] == "passed"
 
 

@@ -133,7 +133,8 @@ SMOOTH = [(22, 5), (37, 8), (56, 5)]
 
 @pytest.mark.parametrize("seed,n", SMOOTH)
 def test_taylor_remainder_has_slope_order_plus_one(seed, n):
-    """``|φ(t) - sum_{k<=r} J_k t^k| ~ J_{r+1} t^{r+1}``: log-log slope r+1 for r = 1..6.
+    """``|φ(t) - sum_{k<=r} J_k t^k| = |J_{r+1} t^{r+1} + J_{r+2} t^{r+2}| + O(t^{r+3})``, hence log-log slope
+    r+1 where ``J_{r+1}`` dominates, for r = 1..6.
 
     Window per order: ``t in [a, 4a]``, ``a = 10^(-12/(r+1))``, where the remainder is ~1e-12 (well above
     the 1e-16 rounding of φ) and no unit changes sign (checked), so the jet is exact there.
@@ -141,7 +142,7 @@ def test_taylor_remainder_has_slope_order_plus_one(seed, n):
     net, X, Y = random_problem(seed, widths=(4, 6, 5, 2), n=n)
     cache, _, d = setup(net, X, Y)
     assert d.beta > 0 and all(0 < np.mean(Z > 0) < 1 for Z in cache.Z[:-1])
-    J = jets.loss_jet(net.weights, d.V, net.radii, X, Y, 6)
+    J = jets.loss_jet(net.weights, d.V, net.radii, X, Y, 8)
     for r in range(1, 7):
         a = 10 ** (-12 / (r + 1))
         t = np.geomspace(a, 4 * a, 8)
@@ -149,9 +150,15 @@ def test_taylor_remainder_has_slope_order_plus_one(seed, n):
             Z_t = _forward_cache([sn.sphere.curve(W, D, mu, tk) for W, D, mu in
                                   zip(net.weights, d.V, net.radii)], X).Z
             assert all(np.array_equal(Z_t[i] > 0, cache.Z[i] > 0) for i in range(len(Z_t) - 1))
-        remainder = [abs(phi_true(net, d.V, X, Y, tk) - np.polyval(J[r::-1], tk)) for tk in t]
-        slope = np.polyfit(np.log(t), np.log(remainder), 1)[0]
-        assert abs(slope - (r + 1)) <= 0.3, (r, slope)
+        remainder = np.array([abs(phi_true(net, d.V, X, Y, tk) - np.polyval(J[r::-1], tk)) for tk in t])
+        # The next two terms must account for the remainder (up to O(t^{r+3}) and the ~4e-16 rounding of
+        # phi): a test of J_{r+1} and J_{r+2} against phi that holds even where J_{r+2} t rivals J_{r+1}
+        # (seed 37: J_6 = -3.3e-3, J_7 = 3.3e-2), which bends a plain log-log slope.
+        next_terms = np.abs(J[r + 1] * t ** (r + 1) + J[r + 2] * t ** (r + 2))
+        assert np.all(np.abs(remainder - next_terms) <= 0.02 * remainder + 1e-15), (r, remainder, next_terms)
+        if abs(J[r + 2]) * t[-1] <= 0.1 * abs(J[r + 1]):       # J_{r+1} dominates: slope r + 1
+            slope = np.polyfit(np.log(t), np.log(remainder), 1)[0]
+            assert abs(slope - (r + 1)) <= 0.3, (r, slope)
 
 
 @pytest.mark.parametrize("seed", [3, 4, 5, 6])

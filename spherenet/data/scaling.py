@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._checks import as_float_matrix, finite_float
+from .._checks import as_float_matrix, check_finite, finite_float
 
 
 def _row_norms(name: str, A: np.ndarray) -> np.ndarray:
@@ -142,3 +142,185 @@ class PaperScaling:
                        None if d["std"] is None else tuple(d["std"]))
         except KeyError as err:
             raise ValueError(f"d is missing the key {err.args[0]!r}") from None
+
+
+# --- an information-preserving scaling with a Lipschitz budget chosen by the user -------------------------
+
+def _column_moments(name: str, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of every column, computed on columns divided by their largest |entry| (no overflow
+    for entries up to 1e308, no underflow to 0 for denormal columns)."""
+    big = np.abs(X).max(axis=0)
+    safe = np.where(big > 0, big, 1.0)
+    S = X / safe
+    mean = S.mean(axis=0)
+    std = np.sqrt(np.mean((S - mean) ** 2, axis=0))
+    constant = np.flatnonzero(std <= 8 * np.finfo(float).eps * np.abs(mean))
+    if constant.size:
+        raise ValueError(f"{name}: column {constant[0]} is constant in the training data (std 0; "
+                         f"{constant.size} such column(s)); standardising divides by it. Drop the column, "
+                         f"or use the paper's scaling")
+    return mean * safe, std * safe
+
+
+@dataclass(frozen=True)
+class StandardScaling:
+    """Per-feature standardisation into the unit ball, an optional bias feature, targets at a chosen
+    Lipschitz budget. Fitted on the TRAINING set; NOT the paper's (see :class:`PaperScaling`)::
+
+        inputs   z = (x - m) / s                     per feature, training mean m and std s
+                 x~ = a [z, 1]   (bias=True)         a constant feature, the size of one std of a feature:
+                                                     the first layer gets a bias
+                 a = 1 / max_train ||[z_n, 1]||      every training row in the unit ball
+        targets  y_s = (y - ybar) / t                ybar = training mean, t = target factor [N]
+        inverse  y = t g(x~) + ybar                  g = the network
+        RMSE[N]  = sqrt(2 J) t
+
+    The raw map ``x -> y`` is then Lipschitz in the Euclidean norm of the raw feature vector, with
+
+        Lip <= t * prod_i ||W_i||_2 * a / min_j s_j  <=  t * prod_i mu_i * a / min_j s_j = K,
+
+    (``x -> x~`` is affine with linear part ``a diag(1/s)``, of norm ``a / min_j s_j``; the bias feature
+    and both means are constants). The user chooses the budget ``K``; :meth:`fit` solves for ``t``.
+    Unlike the paper's scaling, every row keeps its magnitude, and the budget is a stated number.
+    A constant training feature is refused (``s_j = 0``). No budget ``K > 0`` is out of reach: every
+    ``K`` gives a finite ``t``, so there is no floor (only float range: ``y_s`` must stay finite).
+    """
+
+    mean: tuple
+    std: tuple
+    input_factor: float          # a
+    y_mean: tuple
+    target_factor: float         # t [N]
+    radii_product: float         # prod_i mu_i of the network it was fitted for
+    bias: bool = True
+
+    def __post_init__(self):
+        for name in ("input_factor", "target_factor", "radii_product"):
+            finite_float(name, getattr(self, name), positive=True)
+        for name in ("mean", "std", "y_mean"):
+            arr = np.asarray(getattr(self, name), dtype=np.float64)
+            if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)):
+                raise ValueError(f"{name} must be a non-empty sequence of finite numbers")
+            object.__setattr__(self, name, tuple(float(v) for v in arr))
+        if len(self.std) != len(self.mean) or min(self.std) <= 0:
+            raise ValueError("std must have one positive entry per feature")
+        object.__setattr__(self, "bias", bool(self.bias))
+
+    @classmethod
+    def fit(cls, X, Y, lipschitz: float, radii_product: float = 1.0, bias: bool = True) -> "StandardScaling":
+        """Fit on training ``X (N, d)``, ``Y (N, m)`` [N] so that ``t prod mu a / min s = lipschitz``."""
+        X, Y = as_float_matrix("X", X), as_float_matrix("Y", Y)
+        if X.shape[0] != Y.shape[0]:
+            raise ValueError(f"X has {X.shape[0]} rows but Y has {Y.shape[0]}")
+        if X.shape[0] < 2:
+            raise ValueError(f"X: standardising needs at least 2 training samples (n_samples={X.shape[0]})")
+        K = finite_float("lipschitz", lipschitz, positive=True)
+        P = finite_float("radii_product", radii_product, positive=True)
+        mean, std = _column_moments("X", X)
+        Z = (X - mean) / std
+        a = 1.0 / _row_norms("X (standardised)", np.hstack([Z, np.ones((len(Z), 1))]) if bias else Z).max()
+        t = K * std.min() / (a * P)
+        out = cls(tuple(mean), tuple(std), a, tuple(_column_moments_mean(Y)), t, P, bias)
+        scaled = out.transform_targets(Y)
+        if not np.all(np.isfinite(scaled)):
+            raise ValueError(f"lipschitz={lipschitz:g} is too small for float64: the scaled targets overflow")
+        return out
+
+    @property
+    def n_features(self) -> int:
+        return len(self.mean)
+
+    @property
+    def n_targets(self) -> int:
+        return len(self.y_mean)
+
+    @property
+    def n_inputs(self) -> int:
+        """Width of the network's input: the features, plus one for the bias feature."""
+        return self.n_features + self.bias
+
+    @property
+    def input_lipschitz(self) -> float:
+        """``a / min_j s_j``: the Lipschitz constant of ``x -> x~`` (Euclidean norms)."""
+        return self.input_factor / min(self.std)
+
+    @property
+    def lipschitz(self) -> float:
+        """The budget ``K = t prod_i mu_i a / min_j s_j`` [output units per raw input unit]."""
+        return self.target_factor * self.radii_product * self.input_lipschitz
+
+    def certificate(self, network_bound: float) -> float:
+        """``t * network_bound * a / min_j s_j``: the raw map's Lipschitz bound for a network bound."""
+        return self.target_factor * float(network_bound) * self.input_lipschitz
+
+    def transform_inputs(self, X) -> np.ndarray:
+        """(N, d) raw -> (N, d + bias) network inputs ``a [(x - m) / s, 1]``."""
+        X = as_float_matrix("X", X, self.n_features)
+        with np.errstate(over="ignore"):
+            U = (X - np.asarray(self.mean)) * (self.input_factor / np.asarray(self.std))
+        check_finite("X (scaled)", U)
+        return np.hstack([U, np.full((len(U), 1), self.input_factor)]) if self.bias else U
+
+    def input_jacobian(self) -> np.ndarray:
+        """``d x~ / d x``: the (d + bias, d) matrix ``[a diag(1/s); 0]``."""
+        D = np.diag(self.input_factor / np.asarray(self.std))
+        return np.vstack([D, np.zeros((1, self.n_features))]) if self.bias else D
+
+    def transform_targets(self, Y) -> np.ndarray:
+        """(N, m) [N] -> (N, m) scaled: ``(y - ybar) / t``."""
+        Y = as_float_matrix("Y", Y, self.n_targets)
+        with np.errstate(over="ignore"):
+            return (Y - np.asarray(self.y_mean)) / self.target_factor
+
+    def inverse_targets(self, Ys) -> np.ndarray:
+        """(N, m) scaled -> (N, m) [N]: ``t y_s + ybar``."""
+        Ys = as_float_matrix("Ys", Ys, self.n_targets)
+        return Ys * self.target_factor + np.asarray(self.y_mean)
+
+    def transform(self, data) -> tuple[np.ndarray, np.ndarray]:
+        """(transform_inputs(data.X), transform_targets(data.Y)) for a FlightData."""
+        return self.transform_inputs(data.X), self.transform_targets(data.Y)
+
+    def rmse_newtons(self, J):
+        """``sqrt(2 J) t`` [N] for a loss J >= 0 on scaled data (float or array)."""
+        J_arr = np.asarray(J, dtype=np.float64)
+        if not np.all(np.isfinite(J_arr)) or np.any(J_arr < 0):
+            raise ValueError(f"J must be finite and >= 0, got {J!r}")
+        out = np.sqrt(2.0 * J_arr) * self.target_factor
+        return float(out) if out.ndim == 0 else out
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict; :meth:`from_dict` inverts it exactly."""
+        return {"kind": "StandardScaling", "mean": list(self.mean), "std": list(self.std),
+                "input_factor": self.input_factor, "y_mean": list(self.y_mean),
+                "target_factor": self.target_factor, "radii_product": self.radii_product, "bias": self.bias,
+                "lipschitz": self.lipschitz}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "StandardScaling":
+        if not isinstance(d, dict) or d.get("kind") != "StandardScaling":
+            raise ValueError("d must be a dict produced by StandardScaling.to_dict() (kind='StandardScaling')")
+        try:
+            return cls(d["mean"], d["std"], d["input_factor"], d["y_mean"], d["target_factor"],
+                       d["radii_product"], d["bias"])
+        except KeyError as err:
+            raise ValueError(f"d is missing the key {err.args[0]!r}") from None
+
+
+def _column_moments_mean(Y: np.ndarray) -> np.ndarray:
+    big = np.abs(Y).max(axis=0)
+    safe = np.where(big > 0, big, 1.0)
+    return (Y / safe).mean(axis=0) * safe
+
+
+SCALINGS = {"paper": PaperScaling, "standard": StandardScaling}
+
+
+def scaling_from_dict(d: dict):
+    """The scaling object a ``to_dict()`` of either class describes."""
+    kind = d.get("kind") if isinstance(d, dict) else None
+    for cls in SCALINGS.values():
+        if kind == cls.__name__:
+            return cls.from_dict(d)
+    raise ValueError(f"unknown scaling kind {kind!r}; expected one of "
+                     f"{', '.join(c.__name__ for c in SCALINGS.values())}")

@@ -22,11 +22,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .._checks import check_choice, finite_float, positive_int
-from .container import FlightData
+from .container import FlightData, concat
 from .controller import ControllerGains, control, position_gains, trim_state, update_integral
 from .measurement import features, measure, residual_force
 from .quadrotor import Q, QuadrotorParams, aerodynamic_force, rk4_step
 from .trajectories import TRAJECTORIES, Reference
+from .splits import random_split
 
 
 @dataclass(frozen=True)
@@ -133,8 +134,8 @@ def _check_flights(refs, states, keep, sps, max_error: float = 2.0):
     return err, min_z
 
 
-def _flight_meta(ref: Reference, w0, sigma_g, err, min_z) -> dict:
-    return {"kind": ref.kind, "wind": w0.tolist(), "wind_speed": float(np.linalg.norm(w0)),
+def _flight_meta(ref: Reference, w0, sigma_g, err, min_z, label_noise_ms) -> dict:
+    return {"kind": ref.kind, "label_noise_ms": float(label_noise_ms), "wind": w0.tolist(), "wind_speed": float(np.linalg.norm(w0)),
             "wind_direction": float(np.arctan2(w0[1], w0[0])), "turbulence_std": float(sigma_g),
             "yaw": ref.yaw, "max_tracking_error": float(err), "min_height": float(min_z), **ref.info}
 
@@ -168,7 +169,9 @@ def simulate_references(refs: list[Reference], *, seed=0, params: QuadrotorParam
     err, min_z = _check_flights(refs, states[:, keep], keep, sps)
     n = len(refs)
     ids = first_flight_id + np.arange(n)
-    meta = {int(ids[i]): _flight_meta(refs[i], w0[i], sigma_g[i], err[i], min_z[i]) for i in range(n)}
+    noise_ms = np.mean(np.sum((Y - true_f[:, keep]) ** 2, axis=-1), axis=1)       # per flight [N^2]
+    meta = {int(ids[i]): _flight_meta(refs[i], w0[i], sigma_g[i], err[i], min_z[i], noise_ms[i])
+            for i in range(n)}
     data = FlightData(X.reshape(-1, X.shape[-1]), Y.reshape(-1, 3), np.repeat(ids, n_samples),
                       np.tile(np.arange(n_samples) / fs, n), source=source, meta=meta)
     return SimulationResult(data, states[:, keep], winds[:, keep], true_f[:, keep])
@@ -224,13 +227,20 @@ def simulate_dataset(n_samples: int = 30000, seed=0, params: QuadrotorParams | N
     return _run(kinds, per, seed, params, wind, None, {}).data.subset(np.arange(n_samples))
 
 
+SPLITS = ("random", "flights")
+
+
 def default_problem(seed=0, n_samples: int = 30000, *, test_fraction: float = 0.2,
                     params: QuadrotorParams | None = None, flight_duration: float = 5.0,
-                    wind=None) -> tuple[FlightData, FlightData]:
+                    wind=None, split: str = "random") -> tuple[FlightData, FlightData]:
     """The embedded default train/test problem: (train, test) FlightData, sizes n - round(f n) and round(f n).
 
-    train = random-waypoint flights, test = held-out figure-8 flights (a different trajectory family, so
-    the test measures generalisation, not interpolation), each flight with its own constant wind of
+    The flights: random-waypoint flights (as many as the train part needs) and figure-8 flights (as many
+    as the test part needs). ``split="random"`` (the default, the paper's protocol): a seeded random 80/20
+    split of all their samples (:func:`random_split` with ``seed``), so the test error measures
+    interpolation between neighbouring samples. ``split="flights"`` (the harder generalisation test):
+    train = the random-waypoint flights, test = the held-out figure-8 flights (a different trajectory
+    family). Each flight has its own constant wind of
     0-12 m/s in a random horizontal direction plus turbulence. Flights last ``flight_duration`` seconds
     (500 samples at 100 Hz); the last flight of each part is cut to hit the sizes exactly. The wind, which
     the inputs do not contain, sets most of the residual force: 5-s flights give 48 training winds and 12
@@ -239,6 +249,7 @@ def default_problem(seed=0, n_samples: int = 30000, *, test_fraction: float = 0.
     ids come first, test ids follow, so ``concat([train, test])`` is valid.
     """
     n_samples = positive_int("n_samples", n_samples, minimum=2)
+    check_choice("split", split, SPLITS)
     f = finite_float("test_fraction", test_fraction)
     n_test = int(round(f * n_samples))
     if not 0 < n_test < n_samples:
@@ -252,8 +263,22 @@ def default_problem(seed=0, n_samples: int = 30000, *, test_fraction: float = 0.
     data = res.data
     train = data.subset(np.flatnonzero(data.flight < n_tr)[:n_train])
     test = data.subset(np.flatnonzero(data.flight >= n_tr)[:n_test])
+    if split == "random":
+        return random_split(concat([train, test]), test_fraction=f, seed=seed)
     return replace(train, source="simulator:waypoints"), replace(test, source="simulator:figure8")
 
 
-__all__ = ["SimulationResult", "WindModel", "default_problem", "make_references",
+def label_noise_rmse(data: FlightData) -> float | None:
+    """The error [N] of the exact (noise-free, unfiltered) residual force as a predictor of the labels:
+    ``sqrt(mean ||F_a,label - F_a,true||^2)`` from each flight's recorded mean, weighted by its samples in
+    ``data``. No model of the features can be expected to beat it by much (it does not see the sensor
+    noise, and the wind is not among the features). ``None`` for data without that record (real logs)."""
+    ids, counts = np.unique(data.flight, return_counts=True)
+    values = [data.meta[int(i)].get("label_noise_ms") for i in ids]
+    if any(v is None for v in values):
+        return None
+    return float(np.sqrt(np.dot(values, counts) / counts.sum()))
+
+
+__all__ = ["SimulationResult", "label_noise_rmse", "WindModel", "default_problem", "make_references",
            "simulate_dataset", "simulate_flights", "simulate_references"]
