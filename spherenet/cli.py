@@ -248,8 +248,20 @@ def _draw(folder: Path, figures=None) -> list:
         draw = figs.exp1_figures if s.get("experiment") == "exp1" else figs.exp2_figures
         return draw(s, figures)
     if (folder / "result.json").is_file():
-        return [figs.training_figure(read_json(folder / "result.json"), figures / "training.png")]
+        record = read_json(folder / "result.json")
+        return [figs.training_figure(record, figures / "training.png"), _draw_predictions(folder, record, figures)]
     raise UsageError(f"{folder}: no summary.json or result.json to plot")
+
+
+def _draw_predictions(folder: Path, record: dict, figures: Path) -> Path:
+    """Predicted against measured force on the test set, recomputed from the run's weights and data."""
+    from .experiments import predict_test
+    from .plots.predictions import predictions_figure
+    from .results import load_arrays
+    weights = folder / "weights.npz"
+    if not weights.is_file():
+        raise UsageError(f"{weights}: no such file (the test-set predictions need the trained weights)")
+    return predictions_figure(record, predict_test(record, load_arrays(weights)), figures / "predictions.png")
 
 
 def cmd_plot(args) -> int:

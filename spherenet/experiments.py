@@ -200,6 +200,36 @@ def reference_errors(train, test) -> dict:
             "rmse_test_mean": rmse(mean, test.Y), "label_noise_rmse": label_noise_rmse(test)}
 
 
+def predict_test(record: dict, arrays: dict) -> dict:
+    """The test-set forces [N] of a finished run, recomputed from its record and trained parameters:
+    ``{"measured": Y, "network": F, "linear": L}``, each ``(n_test, 3)``.
+
+    The data come back as the run had them (``record``'s data source, ``data_path``, seeds, samples and
+    split: the simulator regenerates them, real logs are read again), then
+    ``F = scaling.inverse_targets(f(scaling.transform_inputs(X)))`` with the network ``f`` in the run's dtype
+    and the scaling saved in the record, and ``L`` is linear least squares with a bias fitted on the raw
+    training features (the model behind ``rmse_test_linear``).
+    """
+    from .baselines import Predictor, fit_linear
+    from .data import scaling_from_dict
+    train_data, test_data = load_problem(
+        record["data"], record.get("data_path"), record["data_seed"],
+        record.get("n_samples", record["n_train"] + record["n_test"]), split=record.get("split", "random"))
+    if len(test_data) != record["n_test"]:
+        raise ValueError(f"the data have {len(test_data)} test samples, the run had {record['n_test']}: "
+                         f"they are not the data it was trained on")
+    biased = "b0" in arrays                    # SGD and Adam keep biases; every other method is bias-free
+    names = [f"{kind}{i}" for i in range(len(record["widths"]) - 1) for kind in ("Wb" if biased else "W")]
+    missing = [name for name in names if name not in arrays]
+    if missing:
+        raise ValueError(f"the trained parameters lack {', '.join(missing)} for widths {record['widths']}")
+    network = Predictor(record["method"], [arrays[name] for name in names], biased)
+    scaling = scaling_from_dict(record["scaling"])
+    X = scaling.transform_inputs(test_data.X).astype(record["dtype"])
+    return {"measured": test_data.Y, "network": scaling.inverse_targets(network(X)),
+            "linear": fit_linear(train_data.X, train_data.Y)(test_data.X)}
+
+
 def certificate(weights, scaling, scaled_inputs) -> dict:
     """The Lipschitz certificate of the trained network in physical units (:mod:`spherenet.lipschitz`)."""
     from .lipschitz import certificate as lipschitz_certificate
@@ -259,7 +289,7 @@ def _record(s, history, scaling, n_train, n_test, net) -> dict:
     loss_train, loss_test = history.loss_train[-1], history.loss_test[-1]
     return {
         **{k: s[k] for k in ("method", "widths", "seed", "iterations", "dtype", "order", "data", "data_seed",
-                             "batch_size", "split")},
+                             "batch_size", "split", "n_samples", "data_path")},
         "lipschitz": scaling.lipschitz if hasattr(scaling, "lipschitz") else None,
         "n_train": n_train, "n_test": n_test,
         "rmse_train": _finite_or_none(scaling.rmse_newtons(loss_train)),
