@@ -318,12 +318,9 @@ def run_key(settings: dict) -> str:
     return f"{s['method']}_{'-'.join(map(str, s['widths']))}_seed{s['seed']}_{digest}"
 
 
-def _run_and_save(settings: dict, out_dir: str) -> dict:
-    record, arrays = run(settings)
-    key = run_key(settings)
-    save_arrays(Path(out_dir) / "runs" / f"{key}.npz", **arrays)
-    write_json(Path(out_dir) / "runs" / f"{key}.json", record)    # written last: marks the run finished
-    return record
+def _save_run(runs_dir: Path, key: str, record: dict, arrays: dict) -> None:
+    save_arrays(runs_dir / f"{key}.npz", **arrays)
+    write_json(runs_dir / f"{key}.json", record)    # written last: marks the run finished
 
 
 def _expected_cost(s: dict) -> float:
@@ -363,8 +360,8 @@ def executor_for(scheduler: str | None = None, workers: int | None = None) -> Ex
 def sweep(settings_list, out_dir, executor: Executor | None = None, progress=None) -> list[dict]:
     """Run every settings dict not already finished in ``out_dir/runs``; return all records in input order.
 
-    Finished runs are recognised by their result file and never redone. ``progress(done, total, record)``
-    is called as runs finish. With ``executor=None`` a :func:`default_executor` is made and shut down here.
+    Finished runs are recognised by their result file and never redone; each run is saved here as soon as
+    it comes back from the executor. ``progress(done, total, record)`` is called as runs finish. With ``executor=None`` a :func:`default_executor` is made and shut down here.
     """
     settings_list = [settings_for(**s) for s in settings_list]
     keys = [run_key(s) for s in settings_list]
@@ -376,9 +373,13 @@ def sweep(settings_list, out_dir, executor: Executor | None = None, progress=Non
         own = executor is None
         executor = executor or default_executor()
         try:
-            futures = {executor.submit(_run_and_save, s, str(out_dir)): k for k, s in todo}
+            # The workers return the results and this process writes them: on a cluster the workers need
+            # no access to out_dir.
+            futures = {executor.submit(run, s): k for k, s in todo}
             for future in as_completed(futures):
-                records[futures[future]] = future.result()
+                key = futures[future]
+                records[key], arrays = future.result()
+                _save_run(runs_dir, key, records[key], arrays)
                 if progress:
                     progress(len(records), len(keys), records[futures[future]])
         finally:
