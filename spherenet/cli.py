@@ -210,8 +210,9 @@ def cmd_reproduce(args) -> int:
                             progress=lambda done, total, _: print(f"  run {done}/{total}", file=sys.stderr,
                                                                   flush=True))
     except _cluster_failures(args.scheduler) as err:
-        print(f"spherenet reproduce: error: the Dask cluster lost a run ({type(err).__name__}: {err}); the "
-              f"finished runs are kept in {out / 'runs'}: rerun the same command to resume", file=sys.stderr)
+        reason = " ".join(f"{type(err).__name__}: {err}".split()).rstrip(":")
+        print(f"spherenet reproduce: error: the Dask cluster lost a run ({reason}); the finished runs are kept "
+              f"in {out / 'runs'}: rerun the same command to resume", file=sys.stderr)
         return 1
     finally:
         executor.shutdown(cancel_futures=True)

@@ -13,6 +13,7 @@ which must therefore name the same file on every machine (a shared file system p
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import concurrent.futures as cf
 
@@ -88,4 +89,12 @@ class DaskExecutor(cf.Executor):
             self.client.cancel(list(in_flight))
         elif wait:
             cf.wait(in_flight.values())
-        self.client.close()
+        # If the scheduler has gone, closing cancels the client's attempts to reconnect, which distributed
+        # logs as an error with a traceback: the caller has been told already (the futures failed).
+        quiet = logging.getLogger("distributed.client")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)
+        try:
+            self.client.close()
+        finally:
+            quiet.setLevel(level)

@@ -3,7 +3,7 @@ the results equal the local process pool's bit for bit, and a worker killed mid-
 import os
 import signal
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -177,3 +177,21 @@ def test_reproduce_with_a_bad_scheduler_is_one_line(extra, message, tmp_path, ca
     assert err.count("\n") == 1 and message in err, err
     assert time.perf_counter() - start < 30
     assert not (tmp_path / "runs").exists()
+
+
+class _Worker:
+    address = "tcp://10.0.0.7:40000"
+
+
+@pytest.mark.parametrize("failure", [sc.KilledWorker("run-1", _Worker(), 3), CancelledError()],
+                         ids=["killed-worker", "scheduler-gone"])
+def test_reproduce_says_in_one_line_that_the_cluster_lost_a_run(failure, cluster, tmp_path, capsys,
+                                                                 monkeypatch):
+    def lose_a_run(*args, **kwargs):
+        raise failure
+    monkeypatch.setattr("spherenet.reproduce.reproduce", lose_a_run)
+    argv = ["reproduce", "exp1", "--quick", "--out", str(tmp_path), "--scheduler", cluster.scheduler_address]
+    assert within_timeout(main, argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"the Dask cluster lost a run ({type(failure).__name__}" in err, err
+    assert f"kept in {tmp_path / 'runs'}: rerun the same command to resume" in err
