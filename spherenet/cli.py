@@ -12,9 +12,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from . import __version__
 from .experiments import (DATA_SOURCES, DEFAULTS, METHODS, SCALING_CHOICES, SPHERE_METHODS, SPLIT_CHOICES,
-                          load_problem, parse_widths, run, settings_for)
+                          check_problem, parse_widths, run, settings_for)
 from .results import read_json, save_arrays, write_json
 
 
@@ -71,12 +73,31 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--quick", action="store_true", help="small settings (a minute), not the paper's")
     r.add_argument("--seeds", type=int, default=None, help="number of seeds (default: 40, quick: fewer)")
     r.add_argument("--samples", type=int, default=None, help="simulator samples (default: 30000, quick: fewer)")
-    r.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
-    r.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="run the trainings on the Dask cluster whose scheduler is at ADDRESS, e.g. "
-                        "tcp://10.0.0.5:8786 (default: local processes; docs/cluster.md)")
+    _add_executor_options(r)
     r.add_argument("--out", default=None, help="output folder (default: results/<experiment>)")
     r.add_argument("--figures", default=None, help="figure folder (default: <out>/figures)")
+
+    k = sub.add_parser("lipschitz", help="test RMSE against the certified Lipschitz budget: a sweep, with figure")
+    k.add_argument("--method", choices=SPHERE_METHODS, default=DEFAULTS["method"], metavar="METHOD",
+                   help=f"a sphere method (default {DEFAULTS['method']})")
+    k.add_argument("--data", choices=DATA_SOURCES, default="sim")
+    k.add_argument("--data-path", help="file or folder of real flight logs (for neural-lander / neural-fly)")
+    k.add_argument("--widths", default="12-25-30-15-3")
+    k.add_argument("--split", choices=SPLIT_CHOICES, default=DEFAULTS["split"])
+    k.add_argument("--quick", action="store_true", help="small settings (a minute)")
+    k.add_argument("--points", type=int, default=None, help="budgets on the curve (default 9, quick 5)")
+    k.add_argument("--seeds", type=int, default=None, help="seeds per budget (default 3, quick 2)")
+    k.add_argument("--samples", type=int, default=None, help="simulator samples (default 30000, quick 3000)")
+    k.add_argument("--iterations", type=int, default=None, help="iterations per run (default 200, quick 60)")
+    _add_executor_options(k)
+    k.add_argument("--out", default="results/lipschitz", help="output folder (default: results/lipschitz)")
+    k.add_argument("--figures", default=None, help="figure folder (default: <out>/figures)")
+
+    pr = sub.add_parser("predict", help="apply a trained `spherenet train` run to raw flight logs (newtons)")
+    pr.add_argument("folder", help="the run's output folder (result.json, weights.npz)")
+    pr.add_argument("--data", choices=DATA_SOURCES[1:], default="neural-lander", help="the logs' format")
+    pr.add_argument("--data-path", required=True, help="a CSV file or a folder of them")
+    pr.add_argument("--out", default="predictions.csv", help="CSV to write (default: predictions.csv)")
 
     pl = sub.add_parser("plot", help="redraw the figures of a train or reproduce output folder")
     pl.add_argument("folder")
@@ -85,6 +106,14 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="verify gradients, jets, norms and the majorant on a random problem")
     c.add_argument("--seed", type=int, default=0)
     return p
+
+
+def _add_executor_options(p) -> None:
+    """Where a sweep's trainings run: ``--workers`` local processes or the cluster at ``--scheduler``."""
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the trainings on the Dask cluster whose scheduler is at ADDRESS, e.g. "
+                        "tcp://10.0.0.5:8786 (default: local processes; docs/cluster.md)")
 
 
 def _progress_bar(total: int, label: str):
@@ -119,8 +148,7 @@ def cmd_train(args) -> int:
                          f"not to {args.method}")
     out = Path(args.out)
     checkpoint = _checkpoint_path(args, out)
-    load_problem(settings["data"], settings["data_path"], settings["data_seed"], settings["n_samples"],
-                 split=settings["split"])
+    check_problem(settings)
     budget = (f"Lipschitz budget {args.lipschitz:g}" if args.lipschitz is not None else
               "Lipschitz budget chosen on a validation part" if args.scaling == "standard" else "the paper's scaling")
     print(f"spherenet train: {args.method} on {args.data} ({args.split} split), widths {args.widths}, "
@@ -186,16 +214,26 @@ def _fmt(x) -> str:
     return "n/a" if x is None else f"{x:.4f}"
 
 
-def _cluster_failures(scheduler) -> tuple:
-    """What a lost run on the cluster raises (none without a scheduler: a local failure is a bug)."""
-    if scheduler is None:
-        return ()
-    from .cluster import CLUSTER_FAILURES
-    return CLUSTER_FAILURES
+def _run_sweep(args, out: Path, sweep):
+    """``sweep(executor, progress)`` on the executor that ``--scheduler``/``--workers`` name, shut down after.
+    Returns its summary, or ``None`` once one line on stderr has said that the cluster lost a run."""
+    from .experiments import executor_for
+    executor = executor_for(args.scheduler, args.workers)      # a bad address or a missing dask ends here
+    failures = ()
+    if args.scheduler is not None:
+        from .cluster import CLUSTER_FAILURES as failures
+    try:
+        return sweep(executor, lambda done, total, _: print(f"  run {done}/{total}", file=sys.stderr, flush=True))
+    except failures as err:
+        reason = " ".join(f"{type(err).__name__}: {err}".split()).rstrip(":")
+        print(f"spherenet {args.command}: error: the Dask cluster lost a run ({reason}); the finished runs are "
+              f"kept in {out / 'runs'}: rerun the same command to resume", file=sys.stderr)
+        return None
+    finally:
+        executor.shutdown(cancel_futures=True)
 
 
 def cmd_reproduce(args) -> int:
-    from .experiments import executor_for
     from .reproduce import reproduce
     out = Path(args.out or f"results/{args.experiment}")
     for name in ("seeds", "samples", "workers"):
@@ -203,19 +241,11 @@ def cmd_reproduce(args) -> int:
         if value is not None and value < 1:
             raise UsageError(f"--{name} must be >= 1, got {value}")
     start = time.perf_counter()
-    executor = executor_for(args.scheduler, args.workers)
-    try:
-        summary = reproduce(args.experiment, out, quick=args.quick, seeds=args.seeds, n_samples=args.samples,
-                            executor=executor,
-                            progress=lambda done, total, _: print(f"  run {done}/{total}", file=sys.stderr,
-                                                                  flush=True))
-    except _cluster_failures(args.scheduler) as err:
-        reason = " ".join(f"{type(err).__name__}: {err}".split()).rstrip(":")
-        print(f"spherenet reproduce: error: the Dask cluster lost a run ({reason}); the finished runs are kept "
-              f"in {out / 'runs'}: rerun the same command to resume", file=sys.stderr)
+    summary = _run_sweep(args, out, lambda executor, progress: reproduce(
+        args.experiment, out, quick=args.quick, seeds=args.seeds, n_samples=args.samples, executor=executor,
+        progress=progress))
+    if summary is None:
         return 1
-    finally:
-        executor.shutdown(cancel_futures=True)
     summary["wall_seconds"] = time.perf_counter() - start
     write_json(out / "summary.json", summary)
     figures = _draw(out, args.figures)
@@ -224,7 +254,49 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
+def cmd_lipschitz(args) -> int:
+    from .tradeoff import tradeoff
+    for name in ("points", "seeds", "samples", "iterations", "workers"):
+        value = getattr(args, name)
+        if value is not None and value < (2 if name == "points" else 1):
+            raise UsageError(f"--{name} must be >= {2 if name == 'points' else 1}, got {value}")
+    if args.data == "sim" and args.data_path:
+        raise UsageError("--data-path only applies to --data neural-lander or neural-fly")
+    if args.data_path and not Path(args.data_path).exists():
+        raise UsageError(f"--data-path {args.data_path}: no such file or folder")
+    out, start = Path(args.out), time.perf_counter()
+    summary = _run_sweep(args, out, lambda executor, progress: tradeoff(
+        out, args.method, args.data, args.data_path, parse_widths(args.widths), args.split, args.quick,
+        args.points, args.seeds, args.samples, args.iterations, executor, progress=progress))
+    if summary is None:
+        return 1
+    summary["wall_seconds"] = time.perf_counter() - start
+    write_json(out / "summary.json", summary)
+    figures = _draw(out, args.figures)
+    _print_experiment(summary)
+    print(f"wrote {out / 'summary.json'} and {figures[0]}")
+    return 0
+
+
+def _print_tradeoff(s: dict) -> None:
+    print("budget K       test RMSE [N]     certified bound   empirical lower bound")
+    for p in s["curve"]:
+        print(f"{p['lipschitz']:<12.4g} {p['rmse_test']['mean']:6.3f} ± {p['rmse_test']['std']:<6.3f}  "
+              f"{p['lipschitz_bound']['mean']:<16.4g}  {p['lipschitz_lower']['mean']:.4g}")
+    ref = s["reference"]
+    print(f"chosen on validation: K = {', '.join(f'{k:.4g}' for k in s['auto']['chosen'])}: test RMSE "
+          f"{s['auto']['rmse_test']['mean']:.3f} ± {s['auto']['rmse_test']['std']:.3f} N")
+    print(f"the paper's pipeline: {s['paper']['rmse_test']['mean']:.3f} ± {s['paper']['rmse_test']['std']:.3f} N; "
+          f"its implicit budget K = {s['paper_budget']:.4g} with the standard scaling: "
+          f"{s['paper_budget_run']['rmse_test']['mean']:.3f} N")
+    print(f"Adam, tuned: {s['adam']['rmse_test']['mean']:.3f} ± {s['adam']['rmse_test']['std']:.3f} N;  linear least "
+          f"squares {ref['rmse_test_linear']:.3f} N;  training mean {ref['rmse_test_mean']:.3f} N"
+          + (f";  label noise {ref['label_noise_rmse']:.3f} N" if ref.get("label_noise_rmse") else ""))
+
+
 def _print_experiment(s: dict) -> None:
+    if s["experiment"] == "lipschitz":
+        return _print_tradeoff(s)
     if s["experiment"] == "exp1":
         for method, name in (("taylor", "Algorithm 1 (taylor)"), ("mm", "Algorithm 2 (mm)")):
             m = s[method]
@@ -246,6 +318,9 @@ def _draw(folder: Path, figures=None) -> list:
     figures = Path(figures) if figures else folder / "figures"
     if (folder / "summary.json").is_file():
         s = read_json(folder / "summary.json")
+        if s.get("experiment") == "lipschitz":
+            from .plots.tradeoff import tradeoff_figure
+            return [tradeoff_figure(s, figures / "lipschitz.png")]
         draw = figs.exp1_figures if s.get("experiment") == "exp1" else figs.exp2_figures
         return draw(s, figures)
     if (folder / "result.json").is_file():
@@ -265,6 +340,34 @@ def _draw_predictions(folder: Path, record: dict, figures: Path) -> Path:
     return predictions_figure(record, predict_test(record, load_arrays(weights)), figures / "predictions.png")
 
 
+def cmd_predict(args) -> int:
+    from .data import TARGET_NAMES, load_neural_fly, load_neural_lander
+    from .estimator import from_run
+    model = from_run(args.folder)
+    if not Path(args.data_path).exists():
+        raise UsageError(f"--data-path {args.data_path}: no such file or folder")
+    data = (load_neural_lander if args.data == "neural-lander" else load_neural_fly)(args.data_path)
+    F = model.predict(data.X)
+    write_csv(args.out, ["flight", "t", *TARGET_NAMES, *(f"{n}_measured" for n in TARGET_NAMES)],
+              np.column_stack([data.flight, data.t, F, data.Y]))
+    rmse = float(np.sqrt(np.sum((F - data.Y) ** 2) / len(F)))
+    print(f"{len(F)} samples from {args.data_path}: RMSE against the logged force {rmse:.4f} N")
+    print(f"Lipschitz [{'raw features' if model.scaling == 'standard' else 'unit-normalised input'}]: "
+          f"certified <= {model.lipschitz_bound_:.4g}, empirical on the training data >= {model.lipschitz_lower_:.4g}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def write_csv(path, header, rows) -> None:
+    """``rows`` (N, len(header)) as CSV with ``header``, written atomically (17 significant digits)."""
+    import io
+
+    from .results import _atomic_write_bytes
+    buf = io.StringIO()
+    np.savetxt(buf, rows, delimiter=",", header=",".join(header), comments="", fmt="%.17g")
+    _atomic_write_bytes(path, buf.getvalue().encode())
+
+
 def cmd_plot(args) -> int:
     folder = Path(args.folder)
     if not folder.is_dir():
@@ -280,7 +383,8 @@ def cmd_check(args) -> int:
     return 0 if ok else 1
 
 
-COMMANDS = {"train": cmd_train, "reproduce": cmd_reproduce, "plot": cmd_plot, "check": cmd_check}
+COMMANDS = {"train": cmd_train, "reproduce": cmd_reproduce, "lipschitz": cmd_lipschitz, "predict": cmd_predict,
+            "plot": cmd_plot, "check": cmd_check}
 
 
 def main(argv=None) -> int:

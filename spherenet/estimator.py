@@ -443,3 +443,55 @@ def _history_from_dict(d: dict) -> History:
         d[key] = nums(d[key])
     d["info"] = {k: nums(v) for k, v in d["info"].items()}
     return History(**d)
+
+
+# --- a trained run, ready to use ---------------------------------------------------------------------------
+
+def from_run(folder) -> SphereNetRegressor:
+    """The model a ``spherenet train`` run wrote into ``folder`` (``result.json`` + ``weights.npz``), as a
+    fitted :class:`SphereNetRegressor`: ``predict`` takes raw features and returns newtons, with the run's
+    scaling and its Lipschitz certificate (``lipschitz_bound_``, ``lipschitz_budget_``, ``lipschitz_lower_``).
+
+    Refused with an error naming the file: a missing or damaged file, a baseline's run (no network on
+    spheres), a result written by a spherenet whose result format differs (``RESULT_FORMAT``).
+    """
+    from pathlib import Path
+
+    from .experiments import RESULT_FORMAT, SPHERE_METHODS
+    from .results import read_json
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder (a `spherenet train --out` folder)")
+    record = read_json(folder / "result.json")
+    if not isinstance(record, dict) or record.get("format") != RESULT_FORMAT:
+        found = record.get("format") if isinstance(record, dict) else None
+        raise ValueError(f"{folder / 'result.json'}: result format {found!r}, this spherenet reads format "
+                         f"{RESULT_FORMAT}: written by another version; retrain with this one")
+    if record.get("method") not in SPHERE_METHODS:
+        raise ValueError(f"{folder}: a run of the baseline {record.get('method')!r}, not a network on spheres")
+    weights, radii, _ = load_weights(folder / "weights.npz")
+    try:
+        history = History.from_dict({k: record[k] for k in ("method", "loss_train", "loss_test", "tau", "beta",
+                                                              "halvings", "flags", "info", "stop_reason")})
+        est = SphereNetRegressor(hidden=tuple(record["widths"][1:-1]), method=record["method"],
+                                 iterations=record["iterations"], batch_size=record["batch_size"],
+                                 scaling="paper" if record["scaling"]["kind"] == "PaperScaling" else "standard",
+                                 lipschitz=record["lipschitz"] if record["lipschitz_selection"] is None
+                                 and record["scaling"]["kind"] == "StandardScaling" else None,
+                                 dtype=record["dtype"], random_state=record["seed"])
+        rtol = max(1e-6 if weights[0].dtype == np.float32 else 1e-10, 2 * (record["max_norm_drift"] or 0.0))
+        est._set_fitted(NormalisedMLP.from_weights(weights, radii, rtol), scaling_from_dict(record["scaling"]),
+                        history, False, record["seed"], record["lipschitz_lower"], record["lipschitz_selection"])
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"{folder / 'result.json'}: not a readable `spherenet train` result "
+                         f"({type(err).__name__}: {err})") from None
+    if est.net_.widths[0] != est.scaling_.n_inputs:
+        raise ValueError(f"{folder}: weights.npz and result.json do not belong together (input widths differ)")
+    return est
+
+
+def load(path) -> SphereNetRegressor:
+    """A trained model, ready to ``predict`` raw features: a ``spherenet train`` output folder
+    (:func:`from_run`) or a file written by :meth:`SphereNetRegressor.save`."""
+    from pathlib import Path
+    return from_run(path) if Path(path).is_dir() else SphereNetRegressor.load(path)

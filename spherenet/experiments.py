@@ -29,6 +29,7 @@ METHODS = SPHERE_METHODS + BASELINE_METHODS
 DATA_SOURCES = ("sim", "neural-lander", "neural-fly")
 
 SCALING_CHOICES = ("standard", "paper")
+RESULT_FORMAT = 2        # result.json: 2 adds the scaling's kind, the Lipschitz certificate and "format"
 SPLIT_CHOICES = ("random", "flights")
 
 # The default pipeline: the information-preserving scaling with the Lipschitz budget chosen on a validation
@@ -77,6 +78,14 @@ def held_out_flights(flight_ids, test_fraction: float, seed) -> list:
         raise ValueError(f"split='flights' needs at least 2 flights; the data have {ids.size}")
     n_test = min(max(int(round(test_fraction * ids.size)), 1), ids.size - 1)
     return sorted(np.random.default_rng(seed).choice(ids, n_test, replace=False).tolist())
+
+
+def check_problem(s: dict) -> None:
+    """Load run ``s``'s data and fit its scaling once, so that data faults (a constant feature, zero-norm
+    rows for the paper's scaling, too small a budget) are reported before any work starts."""
+    train, _ = load_problem(s["data"], s["data_path"], s["data_seed"], s["n_samples"], split=s["split"])
+    net = NormalisedMLP(network_widths(s), seed=s["seed"])
+    fit_scaling(dict(s, lipschitz=s["lipschitz"] or 1.0) if s["scaling"] == "standard" else s, train, net)
 
 
 def network_widths(s: dict) -> tuple[int, ...]:
@@ -288,6 +297,7 @@ def _record(s, history, scaling, n_train, n_test, net) -> dict:
     seconds = history.seconds[-1] if history.seconds else 0.0
     loss_train, loss_test = history.loss_train[-1], history.loss_test[-1]
     return {
+        "format": RESULT_FORMAT,
         **{k: s[k] for k in ("method", "widths", "seed", "iterations", "dtype", "order", "data", "data_seed",
                              "batch_size", "split", "n_samples", "data_path")},
         "lipschitz": scaling.lipschitz if hasattr(scaling, "lipschitz") else None,

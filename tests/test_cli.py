@@ -106,6 +106,61 @@ def test_reproduce_exp2_quick(tmp_path):
     assert (out / "figures" / "exp2.png").is_file()
 
 
+def test_lipschitz_sweep_quick_and_plot(tmp_path, capsys):
+    out = tmp_path / "lip"
+    assert main(["lipschitz", "--quick", "--points", "3", "--seeds", "1", "--samples", "1500", "--iterations", "15",
+                 "--widths", "12-8-3", "--workers", "1", "--out", str(out)]) == 0
+    s = _read(out / "summary.json")
+    assert s["experiment"] == "lipschitz" and len(s["curve"]) == 3
+    K = [p["lipschitz"] for p in s["curve"]]
+    assert K == sorted(K) and K[-1] / K[0] == pytest.approx(10 ** 4, rel=1e-9)        # rho over four decades
+    for p in s["curve"]:
+        assert p["lipschitz_budget"]["mean"] == pytest.approx(p["lipschitz"], rel=1e-12)
+        assert 0 < p["lipschitz_lower"]["mean"] <= p["lipschitz_bound"]["mean"] <= p["lipschitz"] * (1 + 1e-12)
+    assert s["paper"]["rmse_test"]["n"] == s["adam"]["rmse_test"]["n"] == 1
+    assert s["reference"]["rmse_test_linear"] > 0 and s["paper_budget"] > 0
+    assert (out / "figures" / "lipschitz.png").stat().st_size > 10_000
+    assert "chosen on validation" in capsys.readouterr().out
+    (out / "figures" / "lipschitz.png").unlink()
+    assert main(["plot", str(out)]) == 0 and (out / "figures" / "lipschitz.png").is_file()
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["lipschitz", "--points", "1"], "--points must be >= 2"),
+    (["lipschitz", "--seeds", "0"], "--seeds must be >= 1"),
+    (["lipschitz", "--method", "adam"], "invalid choice"),
+    (["train", "--lipschitz", "-2"], "--lipschitz must be a finite number > 0"),
+    (["train", "--lipschitz", "inf"], "--lipschitz must be a finite number > 0"),
+    (["train", "--scaling", "paper", "--lipschitz", "3"], "lipschitz applies to the standard scaling"),
+    (["train", "--split", "wind"], "invalid choice"),
+])
+def test_budget_mistakes_end_with_one_line(tmp_path, capsys, argv, match):
+    out = tmp_path / "never"
+    try:
+        status = main(argv + ["--out", str(out)])
+    except SystemExit as exit_:                       # argparse's own usage errors
+        status = exit_.code
+    assert status == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and match in err[0]
+    assert not out.exists()
+
+
+def test_a_constant_training_feature_ends_with_one_line(tmp_path, capsys):
+    from dataclasses import replace
+
+    from spherenet.data import default_problem, write_neural_lander_csv
+    train, _ = default_problem(seed=0, n_samples=600)
+    X = train.X.copy()
+    X[:, 0] = 1.25                                          # the height never changes
+    logs = write_neural_lander_csv(tmp_path / "flat.csv", replace(train, X=X))
+    out = tmp_path / "never"
+    assert main(["train", "--data", "neural-lander", "--data-path", str(logs), "--iterations", "2",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "column 0 is constant" in err[0] and not out.exists()
+
+
 @pytest.mark.parametrize("experiment", ["exp1", "exp2"])
 def test_the_shipped_full_settings_summaries_redraw(tmp_path, experiment):
     """figures/expN holds the summaries behind figures/expN.png: they stay readable by `spherenet plot`."""

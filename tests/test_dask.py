@@ -164,15 +164,30 @@ def test_reproduce_on_the_cluster(cluster, tmp_path, capsys):
     assert (tmp_path / "figures" / "exp1.png").is_file()
 
 
+def test_the_lipschitz_sweep_on_the_cluster(cluster, tmp_path, capsys):
+    argv = ["lipschitz", "--quick", "--points", "2", "--seeds", "1", "--samples", "800", "--iterations", "3",
+            "--out", str(tmp_path), "--scheduler", cluster.scheduler_address]
+    assert within_timeout(main, argv) == 0
+    summary = read_json(tmp_path / "summary.json")
+    assert summary["experiment"] == "lipschitz" and len(summary["curve"]) == 2
+    runs = list((tmp_path / "runs").glob("*.json"))
+    assert len(runs) == len(list((tmp_path / "runs").glob("*.npz"))) >= 2
+    assert (tmp_path / "figures" / "lipschitz.png").is_file()
+
+
+COMMANDS = {"reproduce": ["reproduce", "exp1", "--quick"], "lipschitz": ["lipschitz", "--quick"]}
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--scheduler", "no-port-here"], "scheduler 'no-port-here': cannot connect to a Dask scheduler there"),
     (["--scheduler", "tcp://127.0.0.1:1"], "Timed out trying to connect"),
     (["--scheduler", "tcp://127.0.0.1:1", "--workers", "2"], "--workers sizes the local process pool"),
 ])
-def test_reproduce_with_a_bad_scheduler_is_one_line(extra, message, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_bad_scheduler_is_one_line(command, extra, message, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(sc, "CONNECT_TIMEOUT", "1s")
     start = time.perf_counter()
-    assert main(["reproduce", "exp1", "--quick", "--out", str(tmp_path)] + extra) == 2
+    assert main(COMMANDS[command] + ["--out", str(tmp_path)] + extra) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
     assert time.perf_counter() - start < 30
@@ -185,13 +200,16 @@ class _Worker:
 
 @pytest.mark.parametrize("failure", [sc.KilledWorker("run-1", _Worker(), 3), CancelledError()],
                          ids=["killed-worker", "scheduler-gone"])
-def test_reproduce_says_in_one_line_that_the_cluster_lost_a_run(failure, cluster, tmp_path, capsys,
-                                                                 monkeypatch):
+@pytest.mark.parametrize("command, sweep", [("reproduce", "spherenet.reproduce.reproduce"),
+                                            ("lipschitz", "spherenet.tradeoff.tradeoff")])
+def test_a_lost_run_is_one_line_naming_the_folder_to_resume(command, sweep, failure, cluster, tmp_path, capsys,
+                                                             monkeypatch):
     def lose_a_run(*args, **kwargs):
         raise failure
-    monkeypatch.setattr("spherenet.reproduce.reproduce", lose_a_run)
-    argv = ["reproduce", "exp1", "--quick", "--out", str(tmp_path), "--scheduler", cluster.scheduler_address]
+    monkeypatch.setattr(sweep, lose_a_run)
+    argv = COMMANDS[command] + ["--out", str(tmp_path), "--scheduler", cluster.scheduler_address]
     assert within_timeout(main, argv) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"the Dask cluster lost a run ({type(failure).__name__}" in err, err
+    assert err.startswith(f"spherenet {command}: error: the Dask cluster lost a run ({type(failure).__name__}")
+    assert err.count("\n") == 1, err
     assert f"kept in {tmp_path / 'runs'}: rerun the same command to resume" in err

@@ -86,6 +86,11 @@ class PaperScaling:
         return self.mean is not None
 
     @property
+    def n_inputs(self) -> int:
+        """Width of the network's input (the features themselves)."""
+        return self.n_features
+
+    @property
     def constant_features(self) -> tuple:
         """Indices of features whose training std is 0 (centred only)."""
         return tuple(i for i, s in enumerate(self.std or ()) if s == 0.0)
