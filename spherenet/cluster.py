@@ -1,21 +1,23 @@
 """Sweeps on a Dask distributed cluster: a ``concurrent.futures.Executor`` whose calls run on its workers.
 
-``spherenet.experiments.sweep`` needs nothing more than ``submit`` and futures, so the same streaming and
-resuming (every finished run in ``OUT/runs``, finished runs never redone) hold on a cluster. A worker that
-dies takes only the run it was computing with it: the scheduler runs that task again on another worker
-(up to ``distributed.scheduler.allowed-failures`` times, then :data:`KilledWorker <distributed.KilledWorker>`),
-and runs already finished are files that nothing rewrites.
+``spherenet.experiments.sweep`` needs nothing more than ``submit`` and futures, so its guarantees hold on a
+cluster: each finished run comes back to the calling process, which saves it at once in ``OUT/runs``, and a
+rerun skips every saved run. A worker that dies takes only the run it was computing with it: the scheduler
+runs that task again on another worker (up to ``distributed.scheduler.allowed-failures`` times, then the
+sweep raises ``distributed.KilledWorker``). A finished task is released on the cluster as soon as its
+result has arrived, so no later death makes the scheduler run it again.
 
 What every worker needs: spherenet (the same version) importable, and the data. The simulator regenerates
 its data from the seed in the settings inside each worker; real logs are read from the run's ``data_path``,
-which must therefore name the same file on every machine (a shared file system path).
+which must therefore name the same file on every machine (a shared file system path). The workers never
+touch ``OUT``.
 """
 from __future__ import annotations
 
+import concurrent.futures as cf
 import functools
 import logging
 import threading
-import concurrent.futures as cf
 
 from distributed import Client, KilledWorker, WorkerPlugin
 from distributed.comm import resolve_address
@@ -76,7 +78,8 @@ class DaskExecutor(cf.Executor):
             else:
                 handle.set_exception(task.exception())
         except BaseException as err:                         # the result could not be fetched
-            handle.set_exception(err)
+            if not handle.done():
+                handle.set_exception(err)
         finally:
             with self._lock:
                 self._in_flight.pop(task, None)
