@@ -47,10 +47,11 @@ def validation_rows(train, split: str = "random", seed=0) -> np.ndarray:
     n = len(train.X) if hasattr(train, "X") else len(train)
     if split == "flights" and len(train.flight_ids) >= 2:
         return np.isin(train.flight, held_out_flights(train.flight_ids, VALIDATION_FRACTION, seed))
+    if n < 3:
+        raise ValueError(f"X: choosing the Lipschitz budget needs at least 3 training samples (n_samples={n}), "
+                         f"two to fit and one to validate; give the budget (lipschitz=K)")
     mask = np.zeros(n, dtype=bool)
-    mask[np.random.default_rng(seed).permutation(n)[n - int(round(VALIDATION_FRACTION * n)):]] = True
-    if mask.all() or not mask.any():
-        raise ValueError(f"choosing the Lipschitz budget needs at least 2 training samples (n_samples={n})")
+    mask[np.random.default_rng(seed).permutation(n)[n - max(1, int(round(VALIDATION_FRACTION * n))):]] = True
     return mask
 
 

@@ -26,20 +26,24 @@ def spectral_bound(weights) -> float:
     return float(np.prod([np.linalg.norm(np.asarray(W, np.float64), 2) for W in check_weights(weights)]))
 
 
-def input_jacobians(weights, X) -> np.ndarray:
+def input_jacobians(weights, X, biases=None) -> np.ndarray:
     """``J(x_n) = W_L D_{L-1} ... D_1 W_1`` for every row of ``X``: shape ``(N, d_L, d_0)``, float64.
 
     Reverse accumulation from the output: ``B <- W_L``, then for ``i = L-1..1``: ``B <- (B ⊙ [Z_i > 0]) W_i``
-    (tie rule of the package: a pre-activation of exactly 0 is inactive).
+    (tie rule of the package: a pre-activation of exactly 0 is inactive). ``biases``: ``b_1..b_L`` of an
+    ordinary MLP ``Z_i = H_{i-1} W_i^T + b_i`` (they move the pattern ``D_i``, not the formula); ``None``
+    for the bias-free network.
     """
     weights = [np.asarray(W, np.float64) for W in check_weights(weights)]
+    biases = [np.zeros(W.shape[0]) for W in weights] if biases is None else [np.asarray(b, np.float64)
+                                                                            for b in biases]
     X = as_float_matrix("X", X, weights[0].shape[1])
     out = np.empty((X.shape[0], weights[-1].shape[0], weights[0].shape[1]))
     for start in range(0, X.shape[0], ROW_BLOCK):
         rows = slice(start, start + ROW_BLOCK)
         H, masks = X[rows], []
-        for W in weights[:-1]:
-            Z = H @ W.T
+        for W, b in zip(weights[:-1], biases):
+            Z = H @ W.T + b
             masks.append(Z > 0)
             H = np.maximum(Z, 0.0)
         B = np.broadcast_to(weights[-1], (H.shape[0],) + weights[-1].shape)
@@ -76,15 +80,13 @@ def certificate(weights, scaling, X_scaled_sets) -> dict:
     ``lipschitz_norm`` (which input norm the constants refer to).
     """
     from .data.scaling import StandardScaling
-    bound = spectral_bound(weights)
+    bound, t = spectral_bound(weights), scaling.unit
     if isinstance(scaling, StandardScaling):
         upper, budget = scaling.certificate(bound), scaling.lipschitz
-        A, t, norm = scaling.input_jacobian(), scaling.target_factor, "euclidean norm of the raw features"
+        A, norm = scaling.input_jacobian(), "euclidean norm of the raw features"
     else:                               # the paper's: inputs x / ||x||, targets y P_op / y_max
-        t = scaling.y_max / scaling.p_op
         upper, A, norm = t * bound, None, "euclidean norm of the unit-normalised input x / ||x||"
-        radii = [np.linalg.norm(np.asarray(W, np.float64)) for W in weights]
-        budget = t * float(np.prod(radii))
+        budget = t * float(np.prod([np.linalg.norm(np.asarray(W, np.float64)) for W in weights]))
     lower = max((empirical_lower_bound(weights, X, A, t) for X in X_scaled_sets), default=None)
     return {"lipschitz_bound": upper, "lipschitz_budget": budget, "lipschitz_lower": lower,
             "lipschitz_norm": norm}

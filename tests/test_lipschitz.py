@@ -157,3 +157,15 @@ def test_label_noise_is_the_true_forces_error_on_the_labels():
     direct = np.sqrt(np.mean(np.sum((res.data.Y - res.true_force.reshape(-1, 3)) ** 2, axis=1)))
     assert label_noise_rmse(res.data) == pytest.approx(direct, rel=1e-12)
     assert 0 < direct < np.sqrt(np.mean(np.sum(res.data.Y ** 2, axis=1)))
+
+
+def test_input_jacobians_of_a_biased_mlp_match_central_differences():
+    from spherenet.baselines.mlp import init_mlp, mlp_forward
+    params = init_mlp([3, 6, 5, 2], seed=4)
+    X = np.random.default_rng(2).standard_normal((15, 3))
+    J = lipschitz.input_jacobians(params[0::2], X, biases=params[1::2])
+    h = 1e-6
+    for n in range(15):
+        fd = np.column_stack([(mlp_forward(params, X[n:n + 1] + h * e) - mlp_forward(params, X[n:n + 1] - h * e))[0]
+                              / (2 * h) for e in np.eye(3)])
+        np.testing.assert_allclose(J[n], fd, rtol=1e-6, atol=1e-9)

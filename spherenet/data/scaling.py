@@ -38,8 +38,24 @@ def _row_norms(name: str, A: np.ndarray) -> np.ndarray:
     return norms
 
 
+class _Newtons:
+    """What both scalings share: their property ``unit`` [N] is what one unit of scaled target is worth."""
+
+    def transform(self, data) -> tuple[np.ndarray, np.ndarray]:
+        """(transform_inputs(data.X), transform_targets(data.Y)) for a FlightData."""
+        return self.transform_inputs(data.X), self.transform_targets(data.Y)
+
+    def rmse_newtons(self, J):
+        """``sqrt(2 J) unit`` [N] for a loss J >= 0 on scaled data (float or array)."""
+        J_arr = np.asarray(J, dtype=np.float64)
+        if not np.all(np.isfinite(J_arr)) or np.any(J_arr < 0):
+            raise ValueError(f"J must be finite and >= 0, got {J!r}")
+        out = np.sqrt(2.0 * J_arr) * self.unit
+        return float(out) if out.ndim == 0 else out
+
+
 @dataclass(frozen=True)
-class PaperScaling:
+class PaperScaling(_Newtons):
     """Fitted scaling. p_op > 0, y_max > 0 [N]; mean/std: (d,) tuples when standardising, else None."""
 
     p_op: float
@@ -118,17 +134,10 @@ class PaperScaling:
         Ys = as_float_matrix("Ys", Ys, self.n_targets)
         return Ys * (self.y_max / self.p_op)
 
-    def transform(self, data) -> tuple[np.ndarray, np.ndarray]:
-        """(transform_inputs(data.X), transform_targets(data.Y)) for a FlightData."""
-        return self.transform_inputs(data.X), self.transform_targets(data.Y)
-
-    def rmse_newtons(self, J):
-        """sqrt(2 J) y_max / P_op [N] for a loss J >= 0 on scaled data (float or array)."""
-        J_arr = np.asarray(J, dtype=np.float64)
-        if not np.all(np.isfinite(J_arr)) or np.any(J_arr < 0):
-            raise ValueError(f"J must be finite and >= 0, got {J!r}")
-        out = np.sqrt(2.0 * J_arr) * (self.y_max / self.p_op)
-        return float(out) if out.ndim == 0 else out
+    @property
+    def unit(self) -> float:
+        """``y_max / P_op`` [N]: one unit of scaled target (``rmse_newtons(J) = sqrt(2 J) y_max / P_op``)."""
+        return self.y_max / self.p_op
 
     def to_dict(self) -> dict:
         """JSON-ready dict; :meth:`from_dict` inverts it exactly."""
@@ -168,7 +177,7 @@ def _column_moments(name: str, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclass(frozen=True)
-class StandardScaling:
+class StandardScaling(_Newtons):
     """Per-feature standardisation into the unit ball, an optional bias feature, targets at a chosen
     Lipschitz budget. Fitted on the TRAINING set; NOT the paper's (see :class:`PaperScaling`)::
 
@@ -282,17 +291,10 @@ class StandardScaling:
         Ys = as_float_matrix("Ys", Ys, self.n_targets)
         return Ys * self.target_factor + np.asarray(self.y_mean)
 
-    def transform(self, data) -> tuple[np.ndarray, np.ndarray]:
-        """(transform_inputs(data.X), transform_targets(data.Y)) for a FlightData."""
-        return self.transform_inputs(data.X), self.transform_targets(data.Y)
-
-    def rmse_newtons(self, J):
-        """``sqrt(2 J) t`` [N] for a loss J >= 0 on scaled data (float or array)."""
-        J_arr = np.asarray(J, dtype=np.float64)
-        if not np.all(np.isfinite(J_arr)) or np.any(J_arr < 0):
-            raise ValueError(f"J must be finite and >= 0, got {J!r}")
-        out = np.sqrt(2.0 * J_arr) * self.target_factor
-        return float(out) if out.ndim == 0 else out
+    @property
+    def unit(self) -> float:
+        """``t`` [N]: one unit of scaled target (``rmse_newtons(J) = sqrt(2 J) t``)."""
+        return self.target_factor
 
     def to_dict(self) -> dict:
         """JSON-ready dict; :meth:`from_dict` inverts it exactly."""
