@@ -221,6 +221,9 @@ def predict_test(record: dict, arrays: dict) -> dict:
     """
     from .baselines import Predictor, fit_linear
     from .data import scaling_from_dict
+    if record["data"] != "sim" and not record.get("data_path"):
+        raise ValueError(f"the run read {record['data']} logs but its record names no data_path "
+                         f"(written by an older spherenet): its test set cannot be read again")
     train_data, test_data = load_problem(
         record["data"], record.get("data_path"), record["data_seed"],
         record.get("n_samples", record["n_train"] + record["n_test"]), split=record.get("split", "random"))
@@ -371,7 +374,8 @@ def sweep(settings_list, out_dir, executor: Executor | None = None, progress=Non
     """Run every settings dict not already finished in ``out_dir/runs``; return all records in input order.
 
     Finished runs are recognised by their result file and never redone; each run is saved here as soon as
-    it comes back from the executor. ``progress(done, total, record)`` is called as runs finish. With ``executor=None`` a :func:`default_executor` is made and shut down here.
+    it comes back from the executor. ``progress(done, total, record)`` is called as runs finish. With
+    ``executor=None`` a :func:`default_executor` is made and shut down here.
     """
     settings_list = [settings_for(**s) for s in settings_list]
     keys = [run_key(s) for s in settings_list]

@@ -56,6 +56,8 @@ def test_predictions_refuse_other_data_or_parameters():
         ex.predict_test(dict(record, n_test=record["n_test"] + 1), arrays)
     with pytest.raises(ValueError, match="lack W3 for widths"):
         ex.predict_test(record, {k: v for k, v in arrays.items() if k != "W3"})
+    with pytest.raises(ValueError, match="names no data_path"):
+        ex.predict_test(dict(record, data="neural-lander", data_path=None), arrays)
 
 
 def test_plot_draws_the_predictions_of_a_training_run(tmp_path, capsys):
