@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, progress
 from .experiments import (DATA_SOURCES, DEFAULTS, METHODS, SCALING_CHOICES, SPHERE_METHODS, SPLIT_CHOICES,
                           check_problem, parse_widths, run, settings_for)
 from .results import read_json, save_arrays, write_json
@@ -57,7 +57,18 @@ def _parser() -> argparse.ArgumentParser:
                         f"Algorithm 2) or a baseline optimiser")
     t.add_argument("--order", type=int, default=2, help="jet order of the taylor method (2 = the paper)")
     t.add_argument("--iterations", type=int, default=200)
-    t.add_argument("--batch-size", type=int, default=None, help="mini-batch size (default: full batch)")
+    t.add_argument("--batch-size", type=_batch_size, default=None, metavar="B|auto",
+                   help="mini-batch size (default: full batch); auto: sgd and adam tune it with the learning "
+                        "rate on the validation part")
+    t.add_argument("--eval-every", type=int, default=1, metavar="N",
+                   help="evaluate the test loss every N iterations and at the last (default 1)")
+    t.add_argument("--max-seconds", type=float, default=None, metavar="S",
+                   help="stop after S seconds of training (evaluation and tuning excluded)")
+    t.add_argument("--lr", type=float, default=None,
+                   help="a fixed learning rate for sgd, adam or rsgd (default: sgd and adam tune it)")
+    t.add_argument("--lr-grid", type=_rates, default=None, metavar="R1,R2,...",
+                   help="the learning rates sgd and adam tune over (default: their half-decade grids)")
+    t.add_argument("--quiet", action="store_true", help="no progress bars (also off when stderr is no terminal)")
     t.add_argument("--seed", type=int, default=0, help="seed of the initialisation (and mini-batches)")
     t.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     t.add_argument("--threads", type=int, default=1, metavar="T",
@@ -76,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_executor_options(r)
     r.add_argument("--out", default=None, help="output folder (default: results/<experiment>)")
     r.add_argument("--figures", default=None, help="figure folder (default: <out>/figures)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar (also off when stderr is no terminal)")
 
     k = sub.add_parser("lipschitz", help="test RMSE against the certified Lipschitz budget: a sweep, with figure")
     k.add_argument("--method", choices=SPHERE_METHODS, default=DEFAULTS["method"], metavar="METHOD",
@@ -108,6 +120,14 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _rates(text: str) -> list:
+    """``--lr-grid``: comma-separated numbers (an empty list is refused later, with the other checks)."""
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated learning rates, got {text!r}") from None
+
+
 def _add_executor_options(p) -> None:
     """Where a sweep's trainings run: ``--workers`` local processes or the cluster at ``--scheduler``."""
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
@@ -121,13 +141,22 @@ def _progress_bar(total: int, label: str):
     step = max(total // 20, 1)
     start = time.perf_counter()
 
-    def report(done, *rest):
-        if done % step == 0 or done == total:
-            print(f"  {label} {done}/{total}  ({time.perf_counter() - start:.1f} s)", file=sys.stderr, flush=True)
-    return report
+
+def _batch_size(text: str):
+    """``--batch-size``: a positive integer or ``auto``."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}") from None
 
 
 def cmd_train(args) -> int:
+    if args.eval_every < 1:
+        raise UsageError(f"--eval-every must be >= 1, got {args.eval_every}")
+    if args.max_seconds is not None and not args.max_seconds > 0:
+        raise UsageError(f"--max-seconds must be > 0, got {args.max_seconds:g}")
     if args.data == "sim" and args.data_path:
         raise UsageError("--data-path only applies to --data neural-lander or neural-fly")
     if args.lipschitz is not None and not (math.isfinite(args.lipschitz) and args.lipschitz > 0):
@@ -138,7 +167,8 @@ def cmd_train(args) -> int:
                             n_samples=args.samples, widths=parse_widths(args.widths), method=args.method,
                             order=args.order, iterations=args.iterations, seed=args.seed, dtype=args.dtype,
                             batch_size=args.batch_size, split=args.split, scaling=args.scaling,
-                            lipschitz=args.lipschitz)
+                            lipschitz=args.lipschitz, eval_every=args.eval_every,
+                            max_seconds=args.max_seconds, lr=args.lr, lr_grid=args.lr_grid)
     if args.method != "taylor" and args.order != 2:
         raise UsageError("--order only applies to --method taylor")
     if args.threads < 1:
@@ -156,8 +186,12 @@ def cmd_train(args) -> int:
           + (f"; resuming {checkpoint}" if args.resume else ""), file=sys.stderr)
     # Result files are written only once training has finished: an interrupted run leaves none (and its
     # last checkpoint, written atomically, intact).
-    record, arrays = run(settings, progress=_progress_bar(args.iterations, "iteration"), checkpoint=checkpoint,
-                         checkpoint_every=args.checkpoint_every, resume=args.resume, threads=args.threads)
+    # The baselines draw their own bars (tuning, then training).
+    with progress.bar(args.iterations, f"training {args.method}",
+                      args.quiet or args.method not in SPHERE_METHODS) as pbar:
+        record, arrays = run(settings, progress=progress.iteration_callback(pbar), checkpoint=checkpoint,
+                             checkpoint_every=args.checkpoint_every, resume=args.resume, threads=args.threads,
+                             quiet=args.quiet)
     save_arrays(out / "weights.npz", **arrays)
     write_json(out / "result.json", record)
     _summary(record)
@@ -194,7 +228,13 @@ def _summary(r: dict) -> None:
              f"  beside it on the same split [N]: linear least squares {_fmt(r.get('rmse_test_linear'))}, "
              f"training mean {_fmt(r.get('rmse_test_mean'))}"
              + (f", label noise {_fmt(r['label_noise_rmse'])}" if r.get("label_noise_rmse") else ""),
-             f"time: {r['seconds']:.2f} s ({1e3 * r['seconds_per_iteration']:.2f} ms/iteration)"]
+             f"time: {r['seconds_train']:.2f} s training ({1e3 * r['seconds_per_iteration']:.2f} ms/iteration), "
+             f"{r['seconds_eval']:.2f} s evaluating" + (f", {r['seconds_tuning']:.2f} s tuning"
+                                                       if r.get("seconds_tuning") else "")]
+    if r.get("tuning"):
+        batch = r["batch_size_used"]
+        lines.append(f"tuned on the validation part: lr {r['lr']:.3g}, batch "
+                     f"{'full' if batch is None else batch} ({len(r['tuning'])} runs)")
     if r["tau"]:
         lines.append(f"step tau: first {r['tau'][0]:.3g}, last {r['tau'][-1]:.3g}")
     if r["max_norm_drift"] is not None:
@@ -215,7 +255,7 @@ def _fmt(x) -> str:
 
 
 def _run_sweep(args, out: Path, sweep):
-    """``sweep(executor, progress)`` on the executor that ``--scheduler``/``--workers`` name, shut down after.
+    """``sweep(executor)`` on the executor that ``--scheduler``/``--workers`` name, shut down after.
     Returns its summary, or ``None`` once one line on stderr has said that the cluster lost a run."""
     from .experiments import executor_for
     executor = executor_for(args.scheduler, args.workers)      # a bad address or a missing dask ends here
@@ -223,7 +263,7 @@ def _run_sweep(args, out: Path, sweep):
     if args.scheduler is not None:
         from .cluster import CLUSTER_FAILURES as failures
     try:
-        return sweep(executor, lambda done, total, _: print(f"  run {done}/{total}", file=sys.stderr, flush=True))
+        return sweep(executor)
     except failures as err:
         reason = " ".join(f"{type(err).__name__}: {err}".split()).rstrip(":")
         print(f"spherenet {args.command}: error: the Dask cluster lost a run ({reason}); the finished runs are "
@@ -241,9 +281,14 @@ def cmd_reproduce(args) -> int:
         if value is not None and value < 1:
             raise UsageError(f"--{name} must be >= 1, got {value}")
     start = time.perf_counter()
-    summary = _run_sweep(args, out, lambda executor, progress: reproduce(
-        args.experiment, out, quick=args.quick, seeds=args.seeds, n_samples=args.samples, executor=executor,
-        progress=progress))
+    with progress.bar(None, f"{args.experiment} runs", args.quiet, unit="run") as pbar:
+        def report(done, total, _):
+            pbar.total = total
+            pbar.n = done
+            pbar.refresh()
+        summary = _run_sweep(args, out, lambda executor: reproduce(
+            args.experiment, out, quick=args.quick, seeds=args.seeds, n_samples=args.samples, executor=executor,
+            progress=report))
     if summary is None:
         return 1
     summary["wall_seconds"] = time.perf_counter() - start
@@ -265,9 +310,10 @@ def cmd_lipschitz(args) -> int:
     if args.data_path and not Path(args.data_path).exists():
         raise UsageError(f"--data-path {args.data_path}: no such file or folder")
     out, start = Path(args.out), time.perf_counter()
-    summary = _run_sweep(args, out, lambda executor, progress: tradeoff(
+    summary = _run_sweep(args, out, lambda executor: tradeoff(
         out, args.method, args.data, args.data_path, parse_widths(args.widths), args.split, args.quick,
-        args.points, args.seeds, args.samples, args.iterations, executor, progress=progress))
+        args.points, args.seeds, args.samples, args.iterations, executor,
+        progress=lambda done, total, _: print(f"  run {done}/{total}", file=sys.stderr, flush=True)))
     if summary is None:
         return 1
     summary["wall_seconds"] = time.perf_counter() - start

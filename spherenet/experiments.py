@@ -38,7 +38,11 @@ SPLIT_CHOICES = ("random", "flights")
 # with method="taylor" (Algorithm 1), which `reproduce` runs.
 DEFAULTS = dict(data="sim", data_path=None, data_seed=0, n_samples=30000, widths=(12, 25, 30, 15, 3),
                 method="geo-cg-layer", order=2, iterations=200, seed=0, dtype="float64", batch_size=None,
-                scaling="standard", lipschitz=None, split="random")
+                scaling="standard", lipschitz=None, split="random", eval_every=1, max_seconds=None, lr=None,
+                lr_grid=None)
+# Settings added after sweeps were first stored: left out of a run's key while at their default, so the
+# runs stored before them keep their names.
+LATER_SETTINGS = {"eval_every": 1, "max_seconds": None, "lr": None, "lr_grid": None}
 
 
 def parse_widths(text: str) -> tuple[int, ...]:
@@ -135,15 +139,41 @@ def settings_for(**overrides) -> dict:
     positive_int("n_samples", s["n_samples"], minimum=2)
     positive_int("seed", s["seed"], minimum=0)
     positive_int("data_seed", s["data_seed"], minimum=0)
-    if s["batch_size"] is not None:
+    if s["batch_size"] == "auto":
+        if s["method"] not in ("sgd", "adam"):
+            raise ValueError(f"batch size 'auto' (tuned with the learning rate) applies to sgd and adam, "
+                             f"not to {s['method']}")
+    elif s["batch_size"] is not None:
         positive_int("batch_size", s["batch_size"])
+    positive_int("eval_every", s["eval_every"])
+    _check_baseline_options(s)
+    if s["max_seconds"] is not None:
+        finite_float("max_seconds", s["max_seconds"], positive=True)
     if s["widths"][0] != 12 or s["widths"][-1] != 3:
         raise ValueError(f"widths {s['widths']}: the quadrotor problem maps 12 inputs to 3 outputs")
     return s
 
 
+def _check_baseline_options(s) -> None:
+    """``lr`` (a fixed rate) and ``lr_grid`` (the rates to tune over) apply to the baselines that have a rate."""
+    for key in ("lr", "lr_grid"):
+        if s[key] is not None and s["method"] not in ("sgd", "adam", "rsgd"):
+            raise ValueError(f"{key} applies to the baselines with a learning rate (sgd, adam, rsgd), "
+                             f"not to {s['method']}")
+    if s["lr"] is not None:
+        finite_float("lr", s["lr"], positive=True)
+        if s["batch_size"] == "auto":
+            raise ValueError("batch size 'auto' is tuned with the learning rate: give it without a fixed lr")
+    if s["lr_grid"] is not None:
+        if s["method"] == "rsgd" or s["lr"] is not None:
+            raise ValueError("lr_grid tunes the rate of sgd or adam: give it without lr")
+        if len(s["lr_grid"]) == 0:
+            raise ValueError("lr_grid is empty: give at least one learning rate")
+        s["lr_grid"] = [finite_float(f"lr_grid[{i}]", v, positive=True) for i, v in enumerate(s["lr_grid"])]
+
+
 def run(settings: dict, progress=None, checkpoint=None, checkpoint_every: int | None = None,
-        resume: bool = False, threads: int = 1) -> tuple[dict, dict]:
+        resume: bool = False, threads: int = 1, quiet: bool = True) -> tuple[dict, dict]:
     """Train once as ``settings`` say; return the result record and the trained parameters as named
     arrays (``W0, W1, ..., radii`` for the sphere methods; a baseline's own names otherwise).
 
@@ -152,6 +182,8 @@ def run(settings: dict, progress=None, checkpoint=None, checkpoint_every: int | 
     settings except ``iterations`` (the total to reach). The numbers equal those of an uninterrupted run.
     ``threads``: the sphere methods split their samples over this many threads (``spherenet.rows``); the
     numbers are the same for the same count and differ by rounding for another (recorded as ``threads``).
+    Baselines get the raw data and prepare it as their users do (``_run_baseline``); ``quiet=False`` shows
+    their tuning and training progress on a terminal.
     """
     threads = positive_int("threads", threads)
     s = settings_for(**settings)
@@ -160,23 +192,24 @@ def run(settings: dict, progress=None, checkpoint=None, checkpoint_every: int | 
                          f"not to the baseline {s['method']!r}")
     if resume and checkpoint is None:
         raise ValueError("resume=True needs the checkpoint path to resume from")
+    if checkpoint is not None and (s["eval_every"] != 1 or s["max_seconds"] is not None):
+        raise ValueError("checkpointed runs evaluate every iteration and have no time budget: leave "
+                         "eval_every and max_seconds at their defaults")
     train_data, test_data = load_problem(s["data"], s["data_path"], s["data_seed"], s["n_samples"],
                                          split=s["split"])
     dtype = np.dtype(s["dtype"]).type
     if s["method"] in BASELINE_METHODS:
-        net = NormalisedMLP(s["widths"], seed=s["seed"], dtype=dtype)
-        (X, Y, Xt, Yt), scaling = scaled_arrays(train_data, test_data, net, dtype)
-        arrays, history, extra = _run_baseline(s, net, X, Y, Xt, Yt, progress)
-        record = _record(s, history, scaling, len(X), len(Xt), net)
-        record.update(extra, threads=1, **reference_errors(train_data, test_data))
-        return record, arrays
+        return _run_baseline(s, train_data, test_data, quiet)
     fitted, selection = s, None
     if s["scaling"] == "standard" and s["lipschitz"] is None:
-        from .budget import select_lipschitz, validation_rows
-        K, selection = select_lipschitz(
-            train_data.X, train_data.Y, validation_rows(train_data, s["split"], s["data_seed"]), network_widths(s),
-            s["method"], s["seed"], dtype, batch_size=s["batch_size"], threads=threads,
-            rule_options={"order": s["order"]} if s["method"] == "taylor" else None)
+        from . import progress as bars
+        from .budget import LADDER, select_lipschitz, validation_rows
+        with bars.bar(len(LADDER), "choosing the Lipschitz budget", quiet, unit="rung") as pbar:
+            K, selection = select_lipschitz(
+                train_data.X, train_data.Y, validation_rows(train_data, s["split"], s["data_seed"]),
+                network_widths(s), s["method"], s["seed"], dtype, batch_size=s["batch_size"], threads=threads,
+                rule_options={"order": s["order"]} if s["method"] == "taylor" else None,
+                progress=lambda n, rung: pbar.update(1))
         fitted = dict(s, lipschitz=K)
     net = NormalisedMLP(network_widths(s), seed=s["seed"], dtype=dtype)
     scaling = fit_scaling(fitted, train_data, net)
@@ -184,13 +217,15 @@ def run(settings: dict, progress=None, checkpoint=None, checkpoint_every: int | 
     options = {"order": s["order"]} if s["method"] == "taylor" else {}
     if checkpoint is None:
         history = train(net, X, Y, s["method"], s["iterations"], Xt, Yt, batch_size=s["batch_size"],
-                        seed=s["seed"], callback=progress, threads=threads, **options)
+                        seed=s["seed"], callback=progress, threads=threads, eval_every=s["eval_every"],
+                        max_seconds=s["max_seconds"], **options)
     else:
         history = _train_checkpointed(s, net, (X, Y, Xt, Yt), scaling, options, progress, checkpoint,
                                       checkpoint_every, resume, threads)
     arrays = {**{f"W{i}": W for i, W in enumerate(net.weights)}, "radii": net.radii}
     record = _record(s, history, scaling, len(X), len(Xt), net)
     record.update(certificate(net.weights, scaling, (X, Xt)), threads=threads, lipschitz_selection=selection,
+                  seconds_tuning=selection["seconds"] if selection else 0.0,
                   **reference_errors(train_data, test_data))
     return record, arrays
 
@@ -285,14 +320,43 @@ def _check_same_run(path, saved, expected) -> None:
         raise ValueError(f"{path}: the data's scaling differs from the checkpoint's (the data changed?)")
 
 
-def _run_baseline(s, net, X, Y, Xt, Yt, progress):
+def _run_baseline(s, train_data, test_data, quiet=True) -> tuple[dict, dict]:
+    """A baseline on the RAW data, prepared as its users do (``spherenet.baselines.run_baseline``): SGD/Adam
+    and AGD standardise inputs and targets themselves; retracted SGD, a sphere method, gets the paper's
+    scaling. Errors in newtons either way."""
     from . import baselines
+    net, dtype = None, np.dtype(s["dtype"]).type
+    if s["method"] == "rsgd":
+        net = NormalisedMLP(s["widths"], seed=s["seed"], dtype=dtype)
+        (X, Y, Xt, Yt), scaling = scaled_arrays(train_data, test_data, net, dtype)
+    else:
+        X, Y, Xt, Yt = train_data.X, train_data.Y, test_data.X, test_data.Y
     predictor, history, table = baselines.run_baseline(
         s["method"], s["widths"], X, Y, Xt, Yt, iterations=s["iterations"], seed=s["seed"],
-        batch_size=s["batch_size"])
-    extra = {"lr": predictor.lr, **({"tuning": table} if table is not None else {})}
+        batch_size=s["batch_size"], max_seconds=s["max_seconds"], eval_every=s["eval_every"], lr=s["lr"],
+        grid=s["lr_grid"], quiet=quiet, dtype=dtype)
+    if s["method"] != "rsgd":
+        scaling = predictor.standardiser
+    record = _record(s, history, scaling, len(X), len(Xt), net)
+    record.update(lr=predictor.lr, batch_size_used=predictor.batch_size, seconds_tuning=predictor.seconds_tuning,
+                  threads=1, **({"tuning": table} if table is not None else {}),
+                  lipschitz_lower=_baseline_lipschitz_lower(predictor, (train_data.X, test_data.X)),
+                  **reference_errors(train_data, test_data))
     names = [f"{kind}{i}" for i in range(len(s["widths"]) - 1) for kind in ("Wb" if predictor.biased else "W")]
-    return dict(zip(names, predictor.params)), history, extra
+    return record, dict(zip(names, predictor.params))
+
+
+def _baseline_lipschitz_lower(predictor, raw_inputs) -> float | None:
+    """The largest local Lipschitz constant of an SGD/Adam network over the raw inputs, in newtons per unit
+    of the raw features' norm: ``max_n ||diag(std_y) J(x~_n) diag(1/std_x)||_2`` (it certifies nothing: no
+    upper bound exists for it). ``None`` for the other baselines."""
+    from .lipschitz import empirical_lower_bound
+    standardiser = getattr(predictor, "standardiser", None)
+    if not predictor.biased or standardiser is None:
+        return None
+    weights, biases = predictor.params[0::2], predictor.params[1::2]
+    return max(empirical_lower_bound(weights, standardiser.transform_inputs(X), np.diag(1 / standardiser.x_std),
+                                     standardiser.y_std, biases) for X in raw_inputs)
 
 
 def _record(s, history, scaling, n_train, n_test, net) -> dict:
@@ -302,7 +366,7 @@ def _record(s, history, scaling, n_train, n_test, net) -> dict:
     return {
         "format": RESULT_FORMAT,
         **{k: s[k] for k in ("method", "widths", "seed", "iterations", "dtype", "order", "data", "data_seed",
-                             "batch_size", "split", "n_samples", "data_path")},
+                             "batch_size", "split", "eval_every", "max_seconds", "n_samples", "data_path")},
         "lipschitz": scaling.lipschitz if hasattr(scaling, "lipschitz") else None,
         "n_train": n_train, "n_test": n_test,
         "rmse_train": _finite_or_none(scaling.rmse_newtons(loss_train)),
@@ -311,8 +375,9 @@ def _record(s, history, scaling, n_train, n_test, net) -> dict:
         "tau": h["tau"] if s["method"] in SPHERE_METHODS else [],           # optimisers without an angle
         "beta": h["beta"],
         "halvings": h["halvings"], "flags": h["flags"], "info": h["info"], "stop_reason": history.stop_reason,
-        "iterations_done": len(history.loss_train) - 1,
-        "seconds": seconds, "seconds_per_iteration": seconds / max(len(history.loss_train) - 1, 1),
+        "iterations_done": history.iterations,
+        "seconds": seconds, "seconds_per_iteration": seconds / max(history.iterations, 1),
+        "seconds_train": seconds, "seconds_eval": history.seconds_eval, "eval_iterations": history.test_iterations(),
         "max_norm_drift": max(h["drift"], default=0.0) if s["method"] in SPHERE_METHODS + ("rsgd",) else None,
         "scaling": scaling.to_dict(),
     }
@@ -327,6 +392,7 @@ def _finite_or_none(x):
 def run_key(settings: dict) -> str:
     """A stable file name for a run: readable fields plus a hash of the full settings."""
     s = settings_for(**settings)
+    s = {k: v for k, v in s.items() if k not in LATER_SETTINGS or v != LATER_SETTINGS[k]}
     digest = hashlib.sha256(json.dumps(s, sort_keys=True).encode()).hexdigest()[:10]
     return f"{s['method']}_{'-'.join(map(str, s['widths']))}_seed{s['seed']}_{digest}"
 

@@ -53,21 +53,23 @@ def input_jacobians(weights, X, biases=None) -> np.ndarray:
     return out
 
 
-def jacobian_norms(weights, X, input_map=None, output_factor: float = 1.0) -> np.ndarray:
-    """``||t J(x_n) A||_2`` per row: the local Lipschitz constant at each sample, (N,).
+def jacobian_norms(weights, X, input_map=None, output_factor=1.0, biases=None) -> np.ndarray:
+    """``||T J(x_n) A||_2`` per row: the local Lipschitz constant at each sample, (N,).
 
     ``input_map``: ``A``, the ``(d_0, d)`` Jacobian of the input scaling (``None``: identity);
-    ``output_factor``: ``t``, the target scaling's factor.
+    ``output_factor``: ``T``, the target scaling's factor ``t`` or per-output factors (a diagonal ``T``);
+    ``biases``: of an ordinary MLP (:func:`input_jacobians`).
     """
-    J = input_jacobians(weights, X)
+    J = input_jacobians(weights, X, biases)
     if input_map is not None:
         J = J @ np.asarray(input_map, np.float64)
-    return float(output_factor) * np.linalg.norm(J, ord=2, axis=(1, 2))
+    J = J * np.asarray(output_factor, np.float64).reshape(-1, 1)
+    return np.linalg.norm(J, ord=2, axis=(1, 2))
 
 
-def empirical_lower_bound(weights, X, input_map=None, output_factor: float = 1.0) -> float:
-    """``max_n ||t J(x_n) A||_2``: a lower bound on the Lipschitz constant of the scaled map."""
-    return float(jacobian_norms(weights, X, input_map, output_factor).max())
+def empirical_lower_bound(weights, X, input_map=None, output_factor=1.0, biases=None) -> float:
+    """``max_n ||T J(x_n) A||_2``: a lower bound on the Lipschitz constant of the scaled map."""
+    return float(jacobian_norms(weights, X, input_map, output_factor, biases).max())
 
 
 def certificate(weights, scaling, X_scaled_sets) -> dict:

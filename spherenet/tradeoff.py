@@ -8,7 +8,8 @@ For one method and one data source, :func:`tradeoff` trains the standard pipelin
 * the paper's pipeline (``scaling="paper"``, the same method), and the standard pipeline at the paper's
   implicit budget ``K(rho = P_op)``: the paper scales the targets so that the largest has norm
   ``P_op = prod ||W_i||_2`` at initialisation, on unit-norm inputs, which is ``rho = P_op``;
-* tuned, unconstrained Adam (``method="adam"``), which certifies nothing;
+* tuned, unconstrained Adam (``method="adam"``, full batch, as its users run it), which certifies
+  nothing: only its empirical lower bound is known;
 
 and records linear least squares, the training mean and the label noise on the same split. The summary is
 JSON (``spherenet plot`` redraws it); :func:`spherenet.plots.tradeoff.tradeoff_figure` draws it.
@@ -45,7 +46,7 @@ def tradeoff_settings(base: dict, points: int, seeds: int) -> tuple[dict, list[d
         "auto": [dict(base, lipschitz=None, seed=s) for s in range(seeds)],
         "paper_budget": [dict(base, lipschitz=K_paper, seed=s) for s in range(seeds)],
         "paper": [dict(base, scaling="paper", lipschitz=None, seed=s) for s in range(seeds)],
-        "adam": [dict(base, method="adam", scaling="paper", lipschitz=None, seed=s) for s in range(seeds)],
+        "adam": [dict(base, method="adam", lipschitz=None, seed=s) for s in range(seeds)],
     }
     return group, [s for runs in group.values() for s in runs]
 

@@ -18,7 +18,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import rows
-from ._checks import check_data, positive_int
+from ._checks import check_data, finite_float, positive_int
 
 from .network import (NormalisedMLP, Workspace, _backward, _direction, _forward_cache, _loss_from_output,
                       _output)
@@ -86,6 +86,9 @@ class History:
     (test-loss evaluation excluded); ``flags``: degenerate cases met (see ``spherenet.steps.FLAGS``);
     ``info``: the rule's extra scalars per step (e.g. ``kappa``), one list per key;
     ``stop_reason``: why the loop ended early, or ``""``.
+    ``eval_iterations``: the iterations at which ``loss_test`` was recorded (every ``eval_every`` and the
+    last; empty in records older than this field: then every iteration), and ``loss_train`` too in mini-batch
+    runs (full batch: every iteration); ``seconds_eval``: the time those evaluations took (not in ``seconds``).
     """
     method: str
     loss_train: list = field(default_factory=list)
@@ -101,10 +104,16 @@ class History:
     info: dict = field(default_factory=dict)
     stop_reason: str = ""
     batch_state: dict = field(default_factory=dict)
+    eval_iterations: list = field(default_factory=list)
+    seconds_eval: float = 0.0
 
     @property
     def iterations(self) -> int:
         return len(self.tau)
+
+    def test_iterations(self) -> list:
+        """The iteration of every ``loss_test`` entry (``eval_iterations``, or every one in older records)."""
+        return list(self.eval_iterations) or list(range(len(self.loss_test)))
 
     def record_info(self, info: dict) -> None:
         for key, value in info.items():
@@ -180,7 +189,8 @@ class _Batches:
 
 def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test=None, Y_test=None,
           batch_size: int | None = None, seed=0, callback=None, resume: History | None = None,
-          blas_threads: int | None = 1, threads: int = 1, **rule_options) -> History:
+          blas_threads: int | None = 1, threads: int = 1, eval_every: int = 1, max_seconds: float | None = None,
+          **rule_options) -> History:
     """Train ``net`` in place by ``iterations`` steps of ``rule`` and return the :class:`History`.
 
     ``rule``: a name from ``RULES`` (built with ``rule_options``, e.g. ``order=4``) or a step-rule object.
@@ -192,6 +202,9 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
     thread and lose 10x when the cores are shared, ``benchmarks/README.md``; ``None`` leaves BLAS as it is).
     ``threads``: split every pass's samples over this many threads (``spherenet.rows``; default 1). The
     numbers are the same for the same thread count; other counts differ by rounding.
+    ``eval_every``: evaluate the test loss (and, with mini-batches, the full training loss) every this many
+    iterations and at the last (``history.eval_iterations``; the time goes to ``history.seconds_eval``).
+    ``max_seconds``: stop once this much training time (evaluation excluded) is used (``stop_reason`` says so).
     Stops early, with ``history.stop_reason`` set and the last good weights kept, when the full-batch
     Riemannian gradient vanishes, the loss becomes non-finite, or a memoryless rule (``MEMORYLESS``) takes a
     full-batch step of ``tau = 0``, after which every iteration would repeat the last.
@@ -217,6 +230,7 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
     elif rule_options:
         raise TypeError(f"options {sorted(rule_options)} only apply when the rule is given by name")
     threads = positive_int("threads", threads)
+    eval_every, max_seconds = _check_budget(eval_every, max_seconds)
     batches = _Batches(X, Y, batch_size, np.random.default_rng(seed))
     keep_adjoints = getattr(rule, "uses_adjoints", True)      # (unknown rules may read cache.dZ)
 
@@ -231,11 +245,21 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
     # finiteness checks below, which stop the run with a message.
     with threadpool_limits(blas_threads), rows.threads(threads), np.errstate(over="ignore", invalid="ignore"):
         cache = _forward_cache(weights, X, full) if batches.full or resume is None else None
+
+        def evaluate(k, with_train):
+            """The record-only losses at iteration k (not training time)."""
+            begin = time.perf_counter()
+            if with_train:
+                history.loss_train.append(_loss_from_output(_forward_cache(weights, X, full).F, Y))
+            if has_test:
+                history.loss_test.append(_loss_from_output(_output(weights, X_test, ws), Y_test))
+            history.eval_iterations.append(k)
+            history.seconds_eval += time.perf_counter() - begin
+
         if resume is None:
             history = History(getattr(rule, "name", type(rule).__name__))
             history.loss_train.append(_loss_from_output(cache.F, Y))
-            if has_test:
-                history.loss_test.append(_loss_from_output(_output(weights, X_test, ws), Y_test))
+            evaluate(0, with_train=False)
         else:
             history = _check_resumable(resume, has_test, batches)
         J_prev = history.loss_train[-1]
@@ -268,11 +292,10 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
                 buffers.reverse()
             weights, cache = new_weights, new_cache
             elapsed += time.perf_counter() - start
-            J_train = J_new if batches.full else _loss_from_output(_forward_cache(weights, X, full).F, Y)
             J_prev = J_new
-            _record(history, step, it, J_new - J, J_train, weights, radii, elapsed)
-            if has_test:
-                history.loss_test.append(_loss_from_output(_output(weights, X_test, ws), Y_test))
+            _record(history, step, it, J_new - J, J_new if batches.full else None, weights, radii, elapsed)
+            if (k + 1) % eval_every == 0:
+                evaluate(k + 1, with_train=not batches.full)
             if callback is not None:
                 callback(k + 1, history)
             if "stationary" in step.flags and batches.full:
@@ -283,6 +306,11 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
                                        f" and {rule.name!r} has no memory, so every further iteration would repeat "
                                        f"it; stopped")
                 break
+            if max_seconds is not None and elapsed >= max_seconds:
+                history.stop_reason = f"time budget of {max_seconds:g} s reached after {k + 1} iterations"
+                break
+        if history.eval_iterations[-1] != history.iterations:          # always evaluated at the last
+            evaluate(history.iterations, with_train=not batches.full)
     history.batch_state = batches.state()
     net.weights = weights
     return history
@@ -297,6 +325,13 @@ def _stuck(step, it: Iterate, rule, batches: _Batches) -> bool:
     return batches.full and step.tau == 0 and memoryless and it.loss_prev == it.loss
 
 
+def _check_budget(eval_every, max_seconds):
+    eval_every = positive_int("eval_every", eval_every)
+    if max_seconds is not None:
+        max_seconds = finite_float("max_seconds", max_seconds, positive=True)
+    return eval_every, max_seconds
+
+
 def _check_resumable(history: History, has_test: bool, batches: _Batches) -> History:
     if not isinstance(history, History):
         raise TypeError(f"resume must be a History, got {type(history).__name__}")
@@ -308,6 +343,8 @@ def _check_resumable(history: History, has_test: bool, batches: _Batches) -> His
         if not history.batch_state:
             raise ValueError("the history has no mini-batch state to resume from")
         batches.restore(history.batch_state)
+    if not history.eval_iterations:           # a record from before eval_every: evaluated at every iteration
+        history.eval_iterations = list(range(history.iterations + 1))
     return history
 
 
@@ -315,7 +352,8 @@ def _record(history: History, step, it: Iterate, actual, J_train, weights, radii
     flags = list(step.flags)
     if it.direction.zero_layers and "zero-layer" not in flags:
         flags.append("zero-layer")
-    history.loss_train.append(J_train)
+    if J_train is not None:                       # full batch: the training loss comes with the step
+        history.loss_train.append(J_train)
     history.tau.append(float(step.tau))
     history.beta.append(it.direction.beta)
     history.predicted.append(float(step.predicted))

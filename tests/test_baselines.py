@@ -142,12 +142,32 @@ def test_agd_init_is_scaled_semi_orthogonal():
     assert not np.allclose(weights[1], bl.agd_init(widths, seed=8)[1])
 
 
-def test_agd_step_matches_method_section_7():
+def agd_reference_loss_and_grad(weights, X, Y):
+    """The reference code's network and loss, written out here: ``h_k = sqrt(2) relu(W_k h_(k-1))``,
+    ``f = W_L h_(L-1)``, ``ℓ = 1/(2 d_L N) Σ ||f - y||²`` (jxbz/agd architecture/fcn.py; paper section 3)."""
+    H, Z = [X], []
+    for k, W in enumerate(weights):
+        Z.append(H[-1] @ W.T)
+        if k < len(weights) - 1:
+            H.append(np.sqrt(2) * np.maximum(Z[-1], 0))
+    N, d_L = Y.shape
+    R = Z[-1] - Y
+    dZ, grads = R / (N * d_L), [None] * len(weights)
+    for k in range(len(weights) - 1, -1, -1):
+        grads[k] = dZ.T @ H[k]
+        if k:
+            dZ = np.sqrt(2) * (dZ @ weights[k]) * (Z[k - 1] > 0)
+    return 0.5 * np.sum(R ** 2) / (N * d_L), grads, Z[-1]
+
+
+def test_agd_step_matches_the_authors_definition():
     X, Y = problem(widths=[5, 8, 6, 3])
     widths = [5, 8, 6, 3]
     weights, h = bl.train_agd(widths, X, Y, iterations=1, seed=4)
     W0 = bl.agd_init(widths, seed=4)
-    _, grads = sn.loss_and_grad(W0, X, Y)
+    ell, grads, F = agd_reference_loss_and_grad(W0, X, Y)
+    np.testing.assert_allclose(sn.forward(bl.agd_plain_weights(W0), X), F, rtol=1e-13, atol=1e-15)
+    assert h.loss_train[0] == pytest.approx(3 * ell, rel=1e-13)        # recorded: 1/(2N) Σ ||f - y||²
     L = len(W0)
     s = [np.sqrt(d_out / d_in) for d_in, d_out in zip(widths[:-1], widths[1:])]
     G = sum(sk * np.linalg.norm(g) for sk, g in zip(s, grads)) / L
@@ -155,12 +175,14 @@ def test_agd_step_matches_method_section_7():
     for W, W_new, g, sk in zip(W0, weights, grads, s):
         np.testing.assert_allclose(W_new, W - eta / L * sk * g / np.linalg.norm(g), rtol=1e-13, atol=1e-16)
     assert h.info["G"][0] == pytest.approx(G, rel=1e-13) and h.info["eta"][0] == pytest.approx(eta, rel=1e-13)
+    doubled, _ = bl.train_agd(widths, X, Y, iterations=1, seed=4, gain=2.0)      # the reference's --gain
+    np.testing.assert_allclose(doubled[0] - W0[0], 2 * (weights[0] - W0[0]), rtol=1e-12, atol=1e-16)
 
 
 def test_agd_at_an_exact_fit_is_stationary():
     X, _ = problem()
     W0 = bl.agd_init(WIDTHS, seed=0)
-    Y = sn.forward(W0, X)
+    Y = sn.forward(bl.agd_plain_weights(W0), X)
     weights, h = bl.train_agd(WIDTHS, X, Y, iterations=3, seed=0)
     assert h.flags == [["stationary"]] * 3 and h.info["eta"] == [0.0] * 3
     assert all(np.array_equal(a, b) for a, b in zip(weights, W0))
@@ -195,7 +217,7 @@ def test_diverging_lr_stops_with_a_reason_and_no_nan():
     assert mlp.mlp_loss(params, X, Y) == pytest.approx(h.loss_train[-1], rel=1e-12)   # the last good ones
     _, ok = bl.train_sgd(WIDTHS, X, Y, 1e-3, iterations=5)
     assert not bl.diverged(ok) and ok.stop_reason == ""
-    best, table = bl.tune_lr(partial(bl.train_sgd, WIDTHS), [1e-2, 1e200], X, Y, iterations=20)
+    best, table = bl.tune_lr(partial(bl.train_sgd, WIDTHS), [1e-2, 1e200], X, Y, iterations=20, extend=False)
     assert best == 1e-2 and [r["status"] for r in table] == ["ok", "diverged"]
     assert table[1]["val_loss"] is None and math.isfinite(table[0]["val_loss"])
     json.dumps(table, allow_nan=False)
@@ -255,6 +277,32 @@ def test_tuner_picks_lowest_validation_loss_on_training_rows_only():
         assert sorted(X_fit[:, 0]) == sorted(fit) and sorted(X_val[:, 0]) == sorted(val)
     with pytest.raises(TypeError, match="test"):
         bl.tune_lr(constant_trainer, grid, X, Y, X_test=X, Y_test=Y)
+
+
+@pytest.mark.parametrize("grid, added", [([1e-2, 10 ** -1.5, 1e-1], [10 ** -0.5, 1.0, 10 ** 0.5]),
+                                         ([10.0, 10 ** 1.5, 100.0], [10 ** -0.5, 1.0, 10 ** 0.5])])
+def test_tuner_extends_the_grid_past_a_winning_edge(grid, added):
+    rng = np.random.default_rng(0)
+    X, Y = np.arange(80.0)[:, None], 1.0 + 0.01 * rng.standard_normal((80, 1))   # best constant: about 1
+    best, table = bl.tune_lr(constant_trainer, grid, X, Y)
+    assert [r["lr"] for r in table if r["extended"]] == pytest.approx(added, rel=1e-12)
+    assert [r["lr"] for r in table if not r["extended"]] == grid
+    assert [r["lr"] for r in table] == sorted(r["lr"] for r in table)
+    assert best == pytest.approx(1.0, rel=1e-12) and best not in (table[0]["lr"], table[-1]["lr"])
+    text = bl.format_tuning(table, best)
+    assert "+" in text and "warning" not in text
+    unextended, rows = bl.tune_lr(constant_trainer, grid, X, Y, extend=False)
+    assert unextended in (grid[0], grid[-1]) and len(rows) == 3
+    assert "still at the edge" in bl.format_tuning(rows, unextended)
+
+
+def test_tuner_extends_at_most_max_extensions_per_side_and_refuses_an_empty_grid():
+    X, Y = np.arange(40.0)[:, None], np.full((40, 1), 1.0)
+    best, table = bl.tune_lr(constant_trainer, [1e-9, 1e-8], X, Y)
+    assert len(table) == 2 + bl.MAX_EXTENSIONS and best == pytest.approx(1e-8 * 10 ** bl.MAX_EXTENSIONS)
+    assert "still at the edge" in bl.format_tuning(table, best)
+    with pytest.raises(ValueError, match="empty"):
+        bl.tune_lr(constant_trainer, [], X, Y)
 
 
 def test_run_baseline_tunes_on_validation_even_when_the_test_set_disagrees():

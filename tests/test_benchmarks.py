@@ -19,6 +19,9 @@ CASES = {
                            "random"], "search %"),
     "bench_long_run.py": (["--updates", "1000"], "mm-closed"),
     "bench_memory.py": (["--samples", "2500", "--iterations", "1"], "peak MB"),
+    "bench_agd.py": (["--seeds", "1", "--iterations", "2", "--samples", "1500"], "the authors' conventions"),
+    "bench_baselines.py": (["--seeds", "1", "--seconds", "0.1", "--samples", "1500", "--iterations", "2",
+                            "--workers", "1", "--only", "Adam", "--out", "bb"], "least squares with a bias"),
 }
 
 
@@ -33,3 +36,14 @@ def test_benchmark_script_runs(case, tmp_path):
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert expected in done.stdout
+
+
+def test_torch_parity_script_passes_when_torch_is_installed(tmp_path):
+    """spherenet's Adam and SGD equal torch.optim's step for step (relative 1e-10); torch is optional."""
+    pytest.importorskip("torch")
+    env = os.environ | {"OPENBLAS_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_torch_parity.py"), "--steps", "50"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "verdict: spherenet's Adam and SGD equal PyTorch's" in done.stdout
+    assert done.stdout.count(": ok") == 2

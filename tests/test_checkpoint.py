@@ -312,7 +312,7 @@ def test_cli_resumed_run_equals_uninterrupted(tmp_path, options):
 
 
 def test_cli_interrupted_run_leaves_no_results_and_its_last_checkpoint(tmp_path, monkeypatch, capsys):
-    def interrupt_at_7(total, label):
+    def interrupt_at_7(pbar):
         def callback(k, history):
             if k == 7:
                 raise KeyboardInterrupt
@@ -320,7 +320,7 @@ def test_cli_interrupted_run_leaves_no_results_and_its_last_checkpoint(tmp_path,
 
     out = tmp_path / "run"
     with monkeypatch.context() as m:
-        m.setattr(cli, "_progress_bar", interrupt_at_7)
+        m.setattr(cli.progress, "iteration_callback", interrupt_at_7)
         assert _train(out, "--iterations", "10", "--checkpoint-every", "3") == 130
     assert "interrupted" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz"]      # no result, no temporary

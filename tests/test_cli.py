@@ -192,10 +192,22 @@ def test_check_passes_and_says_so(capsys):
     (["reproduce", "exp3"], "invalid choice: 'exp3'"),
     (["reproduce", "exp1", "--seeds", "0"], "--seeds must be >= 1"),
     (["plot", "/no/such/folder"], "no such folder"),
+    (["train", "--eval-every", "0"], "--eval-every must be >= 1, got 0"),
+    (["train", "--max-seconds", "0"], "--max-seconds must be > 0"),
+    (["train", "--max-seconds", "-2.5"], "--max-seconds must be > 0"),
+    (["train", "--batch-size", "0"], "batch_size must be >= 1, got 0"),
+    (["train", "--batch-size", "foo"], "expected a positive integer or 'auto'"),
+    (["train", "--batch-size", "auto", "--method", "taylor"], "batch size 'auto' (tuned with the learning rate)"),
+    (["train", "--batch-size", "auto", "--method", "adam", "--lr", "0.1"], "without a fixed lr"),
+    (["train", "--method", "adam", "--lr-grid", ","], "lr_grid is empty"),
+    (["train", "--method", "adam", "--lr-grid", "1e-3,abc"], "expected comma-separated learning rates"),
+    (["train", "--method", "adam", "--lr-grid", "1e-3,-1"], "lr_grid[1] must be > 0"),
+    (["train", "--method", "agd", "--lr", "0.1"], "lr applies to the baselines with a learning rate"),
+    (["train", "--method", "rsgd", "--lr-grid", "1,10"], "lr_grid tunes the rate of sgd or adam"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys):
     out = tmp_path / "out"
-    with pytest.raises(SystemExit) if argv[-1] in ("newton", "exp3") else _no_raise():
+    with pytest.raises(SystemExit) if argv[-1] in ("newton", "exp3", "foo", "1e-3,abc") else _no_raise():
         code = main([*argv, *(["--out", str(out)] if argv[0] in ("train", "reproduce") else [])])
         assert code == 2
     err = capsys.readouterr().err.strip()

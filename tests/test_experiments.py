@@ -55,7 +55,11 @@ def test_run_key_depends_on_every_setting():
     (dict(method="lbfgs"), "unknown method 'lbfgs'"),
     (dict(data="mnist"), "unknown data source"),
     (dict(dtype="float16"), "unknown dtype"),
-    (dict(lr=0.1), "unknown run setting"),
+    (dict(momentum=0.9), "unknown run setting"),
+    (dict(eval_every=0), "eval_every must be >= 1"),
+    (dict(max_seconds=0.0), "max_seconds must be > 0"),
+    (dict(method="adam", lr_grid=[]), "lr_grid is empty"),
+    (dict(method="taylor", batch_size="auto"), "applies to sgd and adam"),
     (dict(iterations=-2), "iterations must be >= 0"),
     (dict(widths=(12, 3, 2)), "maps 12 inputs to 3 outputs"),
 ])

@@ -169,3 +169,18 @@ def test_input_jacobians_of_a_biased_mlp_match_central_differences():
         fd = np.column_stack([(mlp_forward(params, X[n:n + 1] + h * e) - mlp_forward(params, X[n:n + 1] - h * e))[0]
                               / (2 * h) for e in np.eye(3)])
         np.testing.assert_allclose(J[n], fd, rtol=1e-6, atol=1e-9)
+
+
+def test_adams_empirical_lipschitz_is_the_raw_maps_local_slope():
+    from spherenet.baselines import run_baseline
+    from spherenet.experiments import _baseline_lipschitz_lower
+    X, Y = raw_data(3, n=120)
+    predictor, _, _ = run_baseline("adam", (5, 7, 2), X, Y, iterations=30, lr=0.01)
+    lower = _baseline_lipschitz_lower(predictor, [X[:40]])
+    h = 1e-6 * X.std(0)
+    norms = []
+    for n in range(40):
+        J = np.column_stack([(predictor(X[n:n + 1] + hj * e) - predictor(X[n:n + 1] - hj * e))[0] / (2 * hj)
+                             for hj, e in zip(h, np.eye(5))])
+        norms.append(np.linalg.norm(J, 2))
+    assert lower == pytest.approx(max(norms), rel=1e-5)

@@ -136,17 +136,26 @@ def agd_init(widths, seed=0, dtype=np.float64) -> list[np.ndarray]:
     return weights
 
 
+# The reference code's network multiplies every hidden ReLU by sqrt(2) (jxbz/agd, architecture/fcn.py): with
+# weights of singular values sqrt(d_k/d_(k-1)) the signal then keeps its size through the layers.
+AGD_RELU_GAIN = math.sqrt(2.0)
+
+
 class AGD:
     """Automatic gradient descent (METHOD.md §7), for the bias-free network, with ``W_k: (d_k, d_{k-1})``::
 
         G = (1/L) Σ_k sqrt(d_k/d_{k-1}) ||∇_k J||_F
         η = log((1 + sqrt(1 + 4G))/2)
-        W_k <- W_k - (η/L) sqrt(d_k/d_{k-1}) ∇_k J/||∇_k J||_F
+        W_k <- W_k - gain (η/L) sqrt(d_k/d_{k-1}) ∇_k J/||∇_k J||_F
 
-    No learning rate and no manifold. A layer with ``∇_k J = 0`` does not move (flag ``"zero-layer"``);
-    when every gradient is zero, ``G = 0``, ``η = 0`` (flag ``"stationary"``).
+    No learning rate and no manifold. ``gain`` multiplies the step (the reference code's option; its default
+    1 is the paper's rule). A layer with ``∇_k J = 0`` does not move (flag ``"zero-layer"``); when every
+    gradient is zero, ``G = 0``, ``η = 0`` (flag ``"stationary"``).
     """
     name = "agd"
+
+    def __init__(self, gain: float = 1.0):
+        self.gain = finite_float("gain", gain, positive=True)
 
     def __call__(self, weights, grads) -> Update:
         L = len(weights)
@@ -154,7 +163,7 @@ class AGD:
         norms = [sphere.fro(G) for G in grads]
         G_sum = sum(s * n for s, n in zip(scales, norms)) / L
         eta = math.log((1 + math.sqrt(1 + 4 * G_sum)) / 2)
-        new = [W - (eta / L) * s * (G / n) if n > 0 else W.copy()
+        new = [W - (self.gain * eta / L) * s * (G / n) if n > 0 else W.copy()
                for W, G, s, n in zip(weights, grads, scales, norms)]
         flags = ("stationary",) if G_sum == 0 else ("zero-layer",) if min(norms) == 0 else ()
         return Update(new, flags=flags, info={"eta": eta, "G": G_sum})

@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import math
 import time
+from functools import partial
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .._checks import check_data, finite_float, positive_int
 from ..network import NormalisedMLP, _loss_from_output
@@ -35,7 +37,7 @@ from ..network import _backward as _plain_backward
 from ..network import _forward_cache as _plain_forward
 from ..train import History, _Batches
 from . import mlp
-from .optimisers import AGD, SGD, Adam, RetractedSGD, agd_init
+from .optimisers import AGD, AGD_RELU_GAIN, SGD, Adam, RetractedSGD, agd_init
 
 NAN = float("nan")
 DIVERGED = "diverged"
@@ -68,21 +70,49 @@ def _check_run(X, Y, d_in, d_out, dtype, X_test, Y_test, iterations, batch_size,
     return X, Y, X_test, Y_test, iterations, batch_size, max_seconds
 
 
+def weighted_loss(F, Y, weights=None) -> float:
+    """``J = 1/(2N) Σ_n Σ_j w_j (F_nj - Y_nj)²`` (``weights=None``: every ``w_j = 1``, the training loss)."""
+    if weights is None:
+        return _loss_from_output(F, Y)
+    R = F - Y
+    return 0.5 * float(np.einsum("nj,nj,j->", R, R, weights)) / len(Y)
+
+
+class _Evaluator:
+    """The record-only evaluations of a run (full training loss in mini-batch runs, test loss), timed apart
+    from training into ``history.seconds_eval`` and made every ``eval_every`` iterations and at the last."""
+
+    def __init__(self, history, forward, X, Y, X_test, Y_test, weights, eval_every):
+        self.history, self.forward, self.weights, self.every = history, forward, weights, eval_every
+        self.train, self.test = (X, Y), (None if X_test is None else (X_test, Y_test))
+
+    def loss(self, params, data) -> float:
+        return weighted_loss(self.forward(params, data[0]).F, data[1], self.weights)
+
+    def __call__(self, params, k, with_train: bool) -> None:
+        start = time.perf_counter()
+        if with_train:
+            self.history.loss_train.append(self.loss(params, self.train))
+        if self.test is not None:
+            self.history.loss_test.append(self.loss(params, self.test))
+        self.history.eval_iterations.append(k)
+        self.history.seconds_eval += time.perf_counter() - start
+
+    def due(self, k) -> bool:
+        return k % self.every == 0
+
+
 def _run(method, forward, backward, optimiser, params, X, Y, X_test, Y_test, iterations, batch_size, seed,
-         max_seconds):
+         max_seconds, loss_weights=None, eval_every=1, callback=None):
     """The loop shared by every baseline (inputs already validated). Returns ``(params, History)``."""
     history = History(method)
     batches = _Batches(X, Y, batch_size, np.random.default_rng(seed))
-
-    def evaluate(p, Xe, Ye):
-        return _loss_from_output(forward(p, Xe).F, Ye)
-
+    evaluate = _Evaluator(history, forward, X, Y, X_test, Y_test, loss_weights, eval_every)
     # Overflow inside a diverging run is detected below (non-finite loss/params) and reported in
-    # stop_reason, so NumPy's overflow/invalid warnings would only repeat it.
-    with np.errstate(over="ignore", invalid="ignore"):
-        history.loss_train.append(evaluate(params, X, Y))
-        if X_test is not None:
-            history.loss_test.append(evaluate(params, X_test, Y_test))
+    # stop_reason, so NumPy's overflow/invalid warnings would only repeat it. One BLAS thread, as
+    # spherenet.train: these thin products lose ~8x with a second thread when the cores are shared.
+    with threadpool_limits(1), np.errstate(over="ignore", invalid="ignore"):
+        evaluate(params, 0, with_train=True)
         Xb, Yb = batches.next()
         cache = forward(params, Xb)
         elapsed, k = 0.0, 0
@@ -92,35 +122,40 @@ def _run(method, forward, backward, optimiser, params, X, Y, X_test, Y_test, ite
             up = optimiser(params, grads)
             if batches.full:
                 new_cache = forward(up.params, X)
-                J_new = J_train = _loss_from_output(new_cache.F, Y)
                 elapsed += time.perf_counter() - start
-            else:
+            else:                       # the step's batch loss is for the record (and the divergence check)
                 elapsed += time.perf_counter() - start
-                J_new = evaluate(up.params, Xb, Yb)
-                J_train = evaluate(up.params, X, Y)
-            if not (math.isfinite(J_new) and math.isfinite(J_train) and _finite(up.params)):
+                start = time.perf_counter()
+                new_cache = forward(up.params, Xb)
+                history.seconds_eval += time.perf_counter() - start
+            J_new = _loss_from_output(new_cache.F, Yb)
+            if not (math.isfinite(J_new) and _finite(up.params)):
                 history.stop_reason = (f"{DIVERGED} at iteration {k + 1}: the loss or the parameters became "
                                        f"non-finite (loss {J_new}); stopped and kept the last good parameters")
                 break
             params, k = up.params, k + 1
-            if batches.full:
+            if batches.full:            # the full training loss comes with the step: recorded every iteration
                 cache = new_cache
+                history.loss_train.append(weighted_loss(new_cache.F, Y, loss_weights))
             else:
                 start = time.perf_counter()
                 Xb, Yb = batches.next()
                 cache = forward(params, Xb)
                 elapsed += time.perf_counter() - start
-            _record(history, up, J_new - J, J_train, elapsed)
-            if X_test is not None:
-                history.loss_test.append(evaluate(params, X_test, Y_test))
+            _record(history, up, J_new - J, elapsed)
+            if evaluate.due(k):
+                evaluate(params, k, with_train=not batches.full)
+            if callback is not None:
+                callback(k, history)
             if max_seconds is not None and elapsed >= max_seconds:
                 history.stop_reason = f"time budget of {max_seconds:g} s reached after {k} iterations"
                 break
+        if history.eval_iterations[-1] != k:          # always evaluated at the last iteration
+            evaluate(params, k, with_train=not batches.full)
     return params, history
 
 
-def _record(history: History, up, actual, J_train, elapsed) -> None:
-    history.loss_train.append(J_train)
+def _record(history: History, up, actual, elapsed) -> None:
     history.tau.append(NAN)
     history.beta.append(float(up.beta))
     history.predicted.append(NAN)
@@ -139,38 +174,55 @@ def _dtype(dtype):
     return dtype
 
 
+def _check_record(loss_weights, eval_every, callback, d_out):
+    if loss_weights is not None:
+        loss_weights = np.asarray(loss_weights, dtype=np.float64)
+        if loss_weights.shape != (d_out,) or not np.all(np.isfinite(loss_weights) & (loss_weights > 0)):
+            raise ValueError(f"loss_weights must be {d_out} positive finite numbers, got {loss_weights!r}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable, got {callback!r}")
+    return dict(loss_weights=loss_weights, eval_every=positive_int("eval_every", eval_every), callback=callback)
+
+
 def _train_mlp(optimiser, widths, X, Y, iterations, X_test, Y_test, batch_size, seed, max_seconds, init,
-               dtype):
+               dtype, record):
     dtype = _dtype(dtype)
     params = mlp.init_mlp(widths, init=init, seed=seed, dtype=dtype)
     widths = mlp.widths_of(params)
     run = _check_run(X, Y, widths[0], widths[-1], dtype, X_test, Y_test, iterations, batch_size, max_seconds)
     X, Y, X_test, Y_test, iterations, batch_size, max_seconds = run
     return _run(optimiser.name, mlp._forward_cache, mlp._backward, optimiser, params, X, Y, X_test, Y_test,
-                iterations, batch_size, seed, max_seconds)
+                iterations, batch_size, seed, max_seconds, **_check_record(**record, d_out=widths[-1]))
 
 
 def train_sgd(widths, X, Y, lr, iterations=200, X_test=None, Y_test=None, batch_size=None, seed=0,
-              max_seconds=None, init="pytorch", dtype=np.float64):
+              max_seconds=None, init="pytorch", dtype=np.float64, loss_weights=None, eval_every=1,
+              callback=None):
     """SGD (``p <- p - lr ∇_p J``) on a biased MLP of ``widths``; returns ``(params, History)``.
 
     ``params = [W_1, b_1, ..., W_L, b_L]`` start from :func:`spherenet.baselines.mlp.init_mlp` with ``seed``.
     ``batch_size=None``: full batch (gradient descent); else mini-batches drawn with ``seed``.
     ``iterations=None`` runs until ``max_seconds`` of training time are used.
+    For the record only (the optimiser always sees ``J``): ``loss_weights`` ``w`` make the recorded losses
+    ``1/(2N) Σ_n Σ_j w_j (f_j - y_j)²`` (:mod:`.standardise`: the loss in physical units); the test loss (and
+    in mini-batch runs the full training loss) is evaluated every ``eval_every`` iterations and at the last;
+    ``callback(k, history)`` is called after every iteration (progress bars).
     """
     return _train_mlp(SGD(lr), widths, X, Y, iterations, X_test, Y_test, batch_size, seed, max_seconds,
-                      init, dtype)
+                      init, dtype, dict(loss_weights=loss_weights, eval_every=eval_every, callback=callback))
 
 
 def train_adam(widths, X, Y, lr, iterations=200, X_test=None, Y_test=None, batch_size=None, seed=0,
-               max_seconds=None, betas=(0.9, 0.999), eps=1e-8, init="pytorch", dtype=np.float64):
+               max_seconds=None, betas=(0.9, 0.999), eps=1e-8, init="pytorch", dtype=np.float64,
+               loss_weights=None, eval_every=1, callback=None):
     """Adam on a biased MLP of ``widths``; returns ``(params, History)``. Other arguments as :func:`train_sgd`."""
     return _train_mlp(Adam(lr, betas, eps), widths, X, Y, iterations, X_test, Y_test, batch_size, seed,
-                      max_seconds, init, dtype)
+                      max_seconds, init, dtype,
+                      dict(loss_weights=loss_weights, eval_every=eval_every, callback=callback))
 
 
 def train_rsgd(net: NormalisedMLP, X, Y, lr, iterations=200, X_test=None, Y_test=None, batch_size=None,
-               seed=0, max_seconds=None):
+               seed=0, max_seconds=None, eval_every=1, callback=None):
     """Retracted Riemannian SGD on ``net``'s spheres; returns ``(trained copy of net, History)``.
 
     ``net`` itself is not modified (so one network can start several runs, e.g. a learning-rate grid).
@@ -181,24 +233,55 @@ def train_rsgd(net: NormalisedMLP, X, Y, lr, iterations=200, X_test=None, Y_test
     run = _check_run(X, Y, net.widths[0], net.widths[-1], net.dtype, X_test, Y_test, iterations, batch_size,
                      max_seconds)
     X, Y, X_test, Y_test, iterations, batch_size, max_seconds = run
+    record = _check_record(None, eval_every, callback, net.widths[-1])
     trained = net.copy()
     trained.weights, history = _run("rsgd", _plain_forward, _plain_backward, RetractedSGD(lr, net.radii),
                                     [W.copy() for W in net.weights], X, Y, X_test, Y_test, iterations,
-                                    batch_size, seed, max_seconds)
+                                    batch_size, seed, max_seconds, **record)
     return trained, history
 
 
-def train_agd(widths, X, Y, iterations=200, X_test=None, Y_test=None, batch_size=None, seed=0,
-              max_seconds=None, dtype=np.float64):
-    """AGD (METHOD.md §7) on the bias-free ReLU network of ``widths``; returns ``(weights, History)``.
+# --- AGD's network (Bernstein et al. 2023, reference code jxbz/agd: architecture/fcn.py, main.py) -------------
 
-    ``weights = [W_1, ..., W_L]`` start from :func:`spherenet.baselines.optimisers.agd_init` with ``seed``;
-    evaluate them with ``spherenet.forward(weights, X)``.
+def agd_plain_weights(weights, relu_gain=AGD_RELU_GAIN) -> list:
+    """AGD's network ``h_k = g relu(W_k h_(k-1))``, ``f = W_L h_(L-1)`` (``g = sqrt(2)``) as a plain bias-free
+    ReLU net: relu is positively homogeneous, so it is ``spherenet.forward`` with ``[W_1, g W_2, ..., g W_L]``."""
+    return [weights[0]] + [relu_gain * W for W in weights[1:]]
+
+
+def _agd_forward(weights, X, relu_gain=AGD_RELU_GAIN):
+    return _plain_forward(agd_plain_weights(weights, relu_gain), X)
+
+
+def _agd_backward(weights, cache, Y, relu_gain=AGD_RELU_GAIN, per_output=True):
+    """Gradients of the authors' square loss ``ℓ = 1/(2 d_L N) Σ_n ||f(x_n) - y_n||²`` (their section 3;
+    ``per_output=False``: ``1/(2N) Σ ...``): ``∇_{W_k} ℓ = c_k ∇_k J / d_L`` with ``c_1 = 1``, ``c_k = g``
+    (chain rule through the plain weights). The value returned is ``J``, the loss the loop records."""
+    J, grads = _plain_backward(agd_plain_weights(weights, relu_gain), cache, Y)
+    d_L = weights[-1].shape[0] if per_output else 1
+    return J, [g / d_L if k == 0 else g * (relu_gain / d_L) for k, g in enumerate(grads)]
+
+
+def train_agd(widths, X, Y, iterations=200, X_test=None, Y_test=None, batch_size=None, seed=0,
+              max_seconds=None, dtype=np.float64, gain=1.0, loss_weights=None, eval_every=1, callback=None,
+              relu_gain=AGD_RELU_GAIN, per_output=True):
+    """AGD as its authors define and run it, on the arrays given; returns ``(weights, History)``.
+
+    Network: bias-free, ``h_k = sqrt(2) relu(W_k h_(k-1))`` (:func:`agd_plain_weights`); start
+    :func:`spherenet.baselines.optimisers.agd_init` with ``seed``; loss ``1/(2 d_L N) Σ ||f - y||²``; update
+    :class:`AGD` (``gain`` 1, the authors' default). Their prescription also scales the data,
+    ``||x|| = sqrt(d_0)``, ``||y|| = sqrt(d_L)``: :func:`spherenet.baselines.run_baseline` standardises inputs
+    and targets for that. Evaluate the result with ``spherenet.forward(agd_plain_weights(weights), X)``.
+    ``relu_gain=1`` and ``per_output=False`` (the plain network and ``J``) only serve to show what each of
+    the authors' conventions does (``benchmarks/bench_agd.py``). Other arguments as :func:`train_sgd`.
     """
     dtype = _dtype(dtype)
     weights = agd_init(widths, seed=seed, dtype=dtype)
     d_in, d_out = weights[0].shape[1], weights[-1].shape[0]
     run = _check_run(X, Y, d_in, d_out, dtype, X_test, Y_test, iterations, batch_size, max_seconds)
     X, Y, X_test, Y_test, iterations, batch_size, max_seconds = run
-    return _run("agd", _plain_forward, _plain_backward, AGD(), weights, X, Y, X_test, Y_test, iterations,
-                batch_size, seed, max_seconds)
+    relu_gain = finite_float("relu_gain", relu_gain, positive=True)
+    forward = partial(_agd_forward, relu_gain=relu_gain)
+    backward = partial(_agd_backward, relu_gain=relu_gain, per_output=bool(per_output))
+    return _run("agd", forward, backward, AGD(gain), weights, X, Y, X_test, Y_test, iterations, batch_size, seed,
+                max_seconds, **_check_record(loss_weights, eval_every, callback, d_out))

@@ -24,9 +24,11 @@ def training_figure(record: dict, path) -> Path:
     has_tau = bool(record.get("tau"))
     fig = Figure(figsize=(10 if has_tau else 5.5, 3.8))
     axes = fig.subplots(1, 2 if has_tau else 1, squeeze=False)[0]
-    k = np.arange(len(record["loss_train"]))
-    axes[0].semilogy(k, _none_to_nan(record["loss_train"]), label="train")
-    axes[0].semilogy(k, _none_to_nan(record["loss_test"]), label="test", ls="--")
+    # The test loss (and a mini-batch run's training loss) exists at the evaluated iterations only.
+    evaluated = record.get("eval_iterations") or list(range(len(record["loss_test"])))
+    train = _none_to_nan(record["loss_train"])
+    axes[0].semilogy(evaluated if len(train) == len(evaluated) else np.arange(len(train)), train, label="train")
+    axes[0].semilogy(evaluated, _none_to_nan(record["loss_test"]), label="test", ls="--")
     axes[0].set(xlabel="iteration", ylabel="loss J", title=f"{record['method']}, "
                 f"{'-'.join(map(str, record['widths']))}, seed {record['seed']}")
     axes[0].legend()

@@ -45,6 +45,10 @@ def tradeoff_figure(summary: dict, path) -> Path:
               label="train RMSE")
     _references(left, summary)
     _budget_marks(left, summary)
+    adam = summary["adam"]
+    if adam["lipschitz_lower"]["mean"] is not None:
+        left.plot(adam["lipschitz_lower"]["mean"], adam["rmse_test"]["mean"], marker="*", ms=12, ls="none",
+                  color="tab:red", label=f"Adam at its empirical lower bound {adam['lipschitz_lower']['mean']:.3g}")
     left.set(xscale="log", xlabel="Lipschitz budget K [N per unit of the raw features' norm]",
              ylabel="RMSE [N]", title="accuracy against the certified budget")
     left.legend(fontsize=7.5, loc="upper right")
