@@ -249,13 +249,11 @@ def predict_test(record: dict, arrays: dict) -> dict:
     ``{"measured": Y, "network": F, "linear": L}``, each ``(n_test, 3)``.
 
     The data come back as the run had them (``record``'s data source, ``data_path``, seeds, samples and
-    split: the simulator regenerates them, real logs are read again), then
-    ``F = scaling.inverse_targets(f(scaling.transform_inputs(X)))`` with the network ``f`` in the run's dtype
-    and the scaling saved in the record, and ``L`` is linear least squares with a bias fitted on the raw
+    split: the simulator regenerates them, real logs are read again); ``F`` is the trained network on the raw
+    test features (:func:`trained_predictor`) and ``L`` linear least squares with a bias fitted on the raw
     training features (the model behind ``rmse_test_linear``).
     """
-    from .baselines import Predictor, fit_linear
-    from .data import scaling_from_dict
+    from .baselines import fit_linear
     if record["data"] != "sim" and not record.get("data_path"):
         raise ValueError(f"the run read {record['data']} logs but its record names no data_path "
                          f"(written by an older spherenet): its test set cannot be read again")
@@ -265,16 +263,29 @@ def predict_test(record: dict, arrays: dict) -> dict:
     if len(test_data) != record["n_test"]:
         raise ValueError(f"the data have {len(test_data)} test samples, the run had {record['n_test']}: "
                          f"they are not the data it was trained on")
+    return {"measured": test_data.Y, "network": trained_predictor(record, arrays)(test_data.X),
+            "linear": fit_linear(train_data.X, train_data.Y)(test_data.X)}
+
+
+def trained_predictor(record: dict, arrays: dict):
+    """``X_raw (N, d_0) -> forces (N, 3) [N]`` of a finished run: its parameters between the data preparation
+    saved in the record. Sphere methods and retracted SGD: ``scaling.inverse_targets(f(scaling.transform_inputs
+    (X)))`` in the run's dtype; SGD, Adam and AGD: their ``Standardiser`` (inside ``baselines.Predictor``)."""
+    from .baselines import Predictor, Standardiser
+    from .baselines.optimisers import AGD_RELU_GAIN
+    from .data import scaling_from_dict
     biased = "b0" in arrays                    # SGD and Adam keep biases; every other method is bias-free
     names = [f"{kind}{i}" for i in range(len(record["widths"]) - 1) for kind in ("Wb" if biased else "W")]
     missing = [name for name in names if name not in arrays]
     if missing:
         raise ValueError(f"the trained parameters lack {', '.join(missing)} for widths {record['widths']}")
-    network = Predictor(record["method"], [arrays[name] for name in names], biased)
-    scaling = scaling_from_dict(record["scaling"])
-    X = scaling.transform_inputs(test_data.X).astype(record["dtype"])
-    return {"measured": test_data.Y, "network": scaling.inverse_targets(network(X)),
-            "linear": fit_linear(train_data.X, train_data.Y)(test_data.X)}
+    params, saved = [arrays[name] for name in names], record["scaling"]
+    if saved.get("kind") == "Standardiser":
+        stand = Standardiser(*(np.asarray(saved[k], np.float64) for k in ("x_mean", "x_std", "y_mean", "y_std")))
+        return Predictor(record["method"], params, biased, standardiser=stand,
+                         relu_gain=AGD_RELU_GAIN if record["method"] == "agd" else 1.0)
+    network, scaling = Predictor(record["method"], params, biased), scaling_from_dict(saved)
+    return lambda X: scaling.inverse_targets(network(scaling.transform_inputs(X).astype(record["dtype"])))
 
 
 def certificate(weights, scaling, scaled_inputs) -> dict:
