@@ -1,11 +1,18 @@
-"""Benchmark: peak resident memory of a full-batch training run, each in a fresh process.
+"""Benchmark: peak resident memory of a training run, each in a fresh process.
 
-    python benchmarks/bench_memory.py [--samples 36250] [--iterations 50]
+    python benchmarks/bench_memory.py [--samples 36250] [--iterations 50]               # full batch, as before
+    python benchmarks/bench_memory.py --million [--iterations 3] [--batch-iterations 20]    # issue 18
 
-The simulator's data (train part: 80 % of ``--samples``, 29,000 by default) is written once to a temporary
-``.npz`` file; then every (dtype, method) pair trains in its own process, which loads the file (so neither
-SciPy nor the simulation counts) and reports its peak resident set (``VmHWM``) after the imports and the
-data, and after the run. Linux only (``/proc``).
+Default: the simulator's data (train part: 80 % of ``--samples``, 29,000 by default) is written once to a
+temporary ``.npz`` file; then every (dtype, method) pair trains full batch in its own process, which loads
+the file (so neither SciPy nor the simulation counts) and reports its peak resident set (``VmHWM``) after
+the imports and the data, and after the run. Linux only (``/proc``).
+
+``--million``: 10^6 training samples x 12 features (the simulator's rows at ``--samples``, drawn with
+replacement to 10^6 + a 20 % test part: memory does not depend on the values), every method full batch
+and with ``--batch-size`` (mini-batches are drawn from the arrays in memory; every pass over all samples —
+the recorded training and test losses — goes block by block). The budget is 1024 MB per run (imports and
+data included); the last column says whether the run stays within it.
 """
 from __future__ import annotations
 
@@ -19,42 +26,67 @@ CHILD = """
 import sys
 import numpy as np
 import spherenet as sn
-from spherenet.train import train
+from spherenet.train import train, RULES
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the parent that forked this process.
 peak = lambda: int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024
 path, dtype, method, iterations = sys.argv[1], np.dtype(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+batch_size = None if sys.argv[5] == "full" else int(sys.argv[5])
 with np.load(path) as d:
     X, Y, Xt, Yt = (d[k].astype(dtype) for k in ("X", "Y", "Xt", "Yt"))
+widths = (X.shape[1], 25, 30, 15, 3)
 before = peak()
-train(sn.NormalisedMLP((12, 25, 30, 15, 3), seed=0, dtype=dtype), X, Y, method, iterations, Xt, Yt)
+if method in RULES:
+    train(sn.NormalisedMLP(widths, seed=0, dtype=dtype), X, Y, method, iterations, Xt, Yt, batch_size=batch_size)
+else:
+    from spherenet.baselines import run_baseline
+    run_baseline(method, widths, X, Y, Xt, Yt, iterations=iterations, batch_size=batch_size, lr=1e-3)
 print(f"{len(X)} {before:.1f} {peak():.1f}")
 """
 
+BUDGET_MB = 1024
 
-def write_data(path: Path, samples: int) -> None:
+
+def write_data(path: Path, samples: int, million: bool) -> None:
     import numpy as np
 
     from spherenet import NormalisedMLP
     from spherenet.experiments import load_problem, scaled_arrays
     train_data, test_data = load_problem(n_samples=samples)
     (X, Y, Xt, Yt), _ = scaled_arrays(train_data, test_data, NormalisedMLP((12, 25, 30, 15, 3), seed=0))
+    if million:
+        rng = np.random.default_rng(0)
+        rows, test_rows = rng.integers(0, len(X), 1_000_000), rng.integers(0, len(Xt), 250_000)
+        X, Y, Xt, Yt = X[rows], Y[rows], Xt[test_rows], Yt[test_rows]
     np.savez(path, X=X, Y=Y, Xt=Xt, Yt=Yt)
+
+
+def measure(path: Path, dtype: str, method: str, iterations: int, batch) -> list[str]:
+    return subprocess.run([sys.executable, "-c", CHILD, str(path), dtype, method, str(iterations), str(batch)],
+                          capture_output=True, text=True, check=True).stdout.split()
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--samples", type=int, default=36250)
-    p.add_argument("--iterations", type=int, default=50)
+    p.add_argument("--iterations", type=int, default=50, help="full-batch iterations")
+    p.add_argument("--million", action="store_true", help="10^6 training samples, full batch and mini-batches")
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--batch-iterations", type=int, default=20, help="mini-batch steps (--million)")
     args = p.parse_args()
+    runs = [(m, "full", args.iterations) for m in ("taylor", "geo-cg-layer", "mm")]
+    if args.million:
+        runs += [("adam", "full", args.iterations)] + [(m, args.batch_size, args.batch_iterations)
+                                                      for m in ("geo-batch", "geo-cg-layer", "adam")]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "data.npz"
-        write_data(path, args.samples)
-        print(f"{'dtype':8s} {'method':14s} {'N':>6s} {'imports+data MB':>16s} {'peak MB':>8s}")
+        write_data(path, args.samples, args.million)
+        print(f"{'dtype':8s} {'method':14s} {'batch':>6s} {'N':>8s} {'imports+data MB':>16s} {'peak MB':>8s}"
+              + (f" {'<= 1 GB':>8s}" if args.million else ""))
         for dtype in ("float64", "float32"):
-            for method in ("taylor", "geo-cg-layer", "mm"):
-                out = subprocess.run([sys.executable, "-c", CHILD, str(path), dtype, method, str(args.iterations)],
-                                     capture_output=True, text=True, check=True).stdout.split()
-                print(f"{dtype:8s} {method:14s} {out[0]:>6s} {out[1]:>16s} {out[2]:>8s}")
+            for method, batch, iterations in runs:
+                n, before, after = measure(path, dtype, method, iterations, batch)
+                print(f"{dtype:8s} {method:14s} {batch!s:>6s} {n:>8s} {before:>16s} {after:>8s}"
+                      + (f" {'yes' if float(after) <= BUDGET_MB else 'NO':>8s}" if args.million else ""), flush=True)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, progress
-from .experiments import (DATA_SOURCES, DEFAULTS, METHODS, SCALING_CHOICES, SPHERE_METHODS, SPLIT_CHOICES,
-                          check_problem, parse_widths, run, settings_for)
+from .experiments import (BATCH_METHOD, DATA_SOURCES, DEFAULTS, METHODS, SCALING_CHOICES, SPHERE_METHODS,
+                          SPLIT_CHOICES, check_problem, default_method, parse_widths, run, settings_for)
 from .results import read_json, save_arrays, write_json
 
 
@@ -51,10 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--lipschitz", type=float, default=None, metavar="K",
                    help="certified Lipschitz bound of the learned map, in output units per unit of the raw "
                         "features' euclidean norm (standard scaling; default: chosen on a validation part)")
-    t.add_argument("--method", choices=METHODS, default=DEFAULTS["method"], metavar="{" + ",".join(METHODS) + "}",
+    t.add_argument("--method", choices=METHODS, default=None, metavar="{" + ",".join(METHODS) + "}",
                    help=f"step rule (default {DEFAULTS['method']}: the paper's jet-Newton step along conjugate-"
-                        f"gradient geodesics, docs/beyond.md; taylor = the paper's Algorithm 1, mm = its "
-                        f"Algorithm 2) or a baseline optimiser")
+                        f"gradient geodesics, docs/beyond.md; with --batch-size, {BATCH_METHOD}: Adam's direction "
+                        f"with the jet-Newton step averaged across batches; taylor = the paper's Algorithm 1, "
+                        f"mm = its Algorithm 2) or a baseline optimiser")
     t.add_argument("--order", type=int, default=2, help="jet order of the taylor method (2 = the paper)")
     t.add_argument("--iterations", type=int, default=200)
     t.add_argument("--batch-size", type=_batch_size, default=None, metavar="B|auto",
@@ -163,6 +164,7 @@ def cmd_train(args) -> int:
         raise UsageError(f"--lipschitz must be a finite number > 0, got {args.lipschitz}")
     if args.data_path and not Path(args.data_path).exists():
         raise UsageError(f"--data-path {args.data_path}: no such file or folder")
+    args.method = args.method or default_method(args.batch_size)
     settings = settings_for(data=args.data, data_path=args.data_path, data_seed=args.data_seed,
                             n_samples=args.samples, widths=parse_widths(args.widths), method=args.method,
                             order=args.order, iterations=args.iterations, seed=args.seed, dtype=args.dtype,

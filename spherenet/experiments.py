@@ -45,6 +45,14 @@ DEFAULTS = dict(data="sim", data_path=None, data_seed=0, n_samples=30000, widths
 LATER_SETTINGS = {"eval_every": 1, "max_seconds": None, "lr": None, "lr_grid": None}
 
 
+BATCH_METHOD = "geo-batch"      # the default with mini-batches (docs/beyond.md §7)
+
+
+def default_method(batch_size) -> str:
+    """The method a run gets when none is named: ``geo-batch`` with mini-batches, else ``DEFAULTS["method"]``."""
+    return DEFAULTS["method"] if batch_size is None else BATCH_METHOD
+
+
 def parse_widths(text: str) -> tuple[int, ...]:
     """``"12-25-30-15-3"`` -> ``(12, 25, 30, 15, 3)``."""
     try:
@@ -123,6 +131,8 @@ def settings_for(**overrides) -> dict:
     if unknown:
         raise ValueError(f"unknown run setting(s): {', '.join(sorted(unknown))}")
     s = {**DEFAULTS, **overrides}
+    if overrides.get("method") is None:                 # not chosen: the best automatic rule for the batches
+        s["method"] = default_method(s["batch_size"])
     s["widths"] = list(check_widths(s["widths"]))
     check_choice("method", s["method"], METHODS)
     check_choice("data source", s["data"], DATA_SOURCES)

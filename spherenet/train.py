@@ -49,6 +49,11 @@ def _geodesic(direction):
     return make
 
 
+def _batch_geodesic(**options):
+    from .beyond.stochastic import BatchGeodesicStep
+    return BatchGeodesicStep(**options)
+
+
 RULES = {
     "taylor": _taylor,                  # Algorithm 1 (order 2) and its order-r extension
     "mm": _mm("spectral"),              # Algorithm 2, the paper's majorant
@@ -59,6 +64,7 @@ RULES = {
     "geo-cg-layer": _geodesic("cg-layer"),
     "geo-adam": _geodesic("adam"),      # Adam's direction, no learning rate: the length comes from the jet
     "geo-rgrad": _geodesic("rgrad"),
+    "geo-batch": _batch_geodesic,       # docs/beyond.md §7: the mini-batch rule (default with --batch-size)
 }
 
 
@@ -238,19 +244,20 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
     ws = Workspace()
     # Full batch: one forward cache. The rule's trial evaluations overwrite the current point's pass, which
     # nothing reads once the direction and the jet are known; a step that stays (tau = 0) recomputes it.
-    # Mini-batches: two, the current point's and the trial's, plus one for the training loss on all of X.
+    # Mini-batches: two, the current point's and the trial's; the training loss on all of X is recorded block
+    # by block (_output), so memory beyond the data does not grow with the number of samples.
     buffers = ["a", "b"]
-    full = ws.cache(buffers[0] if batches.full else "full", weights, X)
+    full = ws.cache(buffers[0], weights, X) if batches.full else None
     # BLAS and row threads as set from the first forward pass on. Overflow is detected by the explicit
     # finiteness checks below, which stop the run with a message.
     with threadpool_limits(blas_threads), rows.threads(threads), np.errstate(over="ignore", invalid="ignore"):
-        cache = _forward_cache(weights, X, full) if batches.full or resume is None else None
+        cache = _forward_cache(weights, X, full) if batches.full else None
 
         def evaluate(k, with_train):
-            """The record-only losses at iteration k (not training time)."""
+            """The record-only losses at iteration k (not training time), block by block."""
             begin = time.perf_counter()
             if with_train:
-                history.loss_train.append(_loss_from_output(_forward_cache(weights, X, full).F, Y))
+                history.loss_train.append(_loss_from_output(_output(weights, X, ws), Y))
             if has_test:
                 history.loss_test.append(_loss_from_output(_output(weights, X_test, ws), Y_test))
             history.eval_iterations.append(k)
@@ -258,7 +265,7 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
 
         if resume is None:
             history = History(getattr(rule, "name", type(rule).__name__))
-            history.loss_train.append(_loss_from_output(cache.F, Y))
+            history.loss_train.append(_loss_from_output(cache.F if batches.full else _output(weights, X, ws), Y))
             evaluate(0, with_train=False)
         else:
             history = _check_resumable(resume, has_test, batches)

@@ -15,8 +15,6 @@ gives ``J_0..J_r`` of ``φ(t) = J(Γ(t))``, with ``J_1 = <grad J, D>/s`` (``grad
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .. import sphere
@@ -45,8 +43,9 @@ class Geodesic:
                   for Di, n, W in zip(D, norms, weights)]
 
     def point(self, t: float) -> list:
-        """``[Γ_i(t)]``: every layer on its sphere."""
-        return [math.cos(a * t) * W + (float(mu) * math.sin(a * t)) * U
+        """``[Γ_i(t)]``: every layer on its sphere (in increment form, ``sphere.curve``: the rounding error
+        scales with the step, so norms drift ~``t`` eps per step, not ~eps)."""
+        return [sphere.curve(W, U, mu, a * t) if a > 0 else W
                 for W, U, mu, a in zip(self.weights, self.U, self.radii, self.rates)]
 
     def loss(self, X, Y, t: float, out=None):
