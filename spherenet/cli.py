@@ -241,7 +241,10 @@ def _summary(r: dict) -> None:
         lines.append(f"step tau: first {r['tau'][0]:.3g}, last {r['tau'][-1]:.3g}")
     if r["max_norm_drift"] is not None:
         lines.append(f"max norm drift |‖W_i‖ - mu_i|/mu_i: {r['max_norm_drift']:.2g}")
-    if r.get("lipschitz_lower") is not None:
+    if r.get("lipschitz_lower") is not None and r.get("lipschitz_bound") is None:
+        lines.append(f"Lipschitz [euclidean norm of the raw features]: no certificate; empirical >= "
+                     f"{r['lipschitz_lower']:.4g}")
+    elif r.get("lipschitz_lower") is not None:
         chosen = r.get("lipschitz_selection")
         lines.append(f"Lipschitz [{r['lipschitz_norm']}]: certified <= {r['lipschitz_bound']:.4g} "
                      f"(budget {r['lipschitz_budget']:.4g}"
@@ -359,6 +362,9 @@ def _print_experiment(s: dict) -> None:
         for L, row in zip(s["depths"], s["rmse_test"]["mean"]):
             print(f"  L={L:<3d}" + " ".join(f"{v:6.3f}" for v in row))
         print(f"total training time {s['total_run_seconds']:.1f} s; wall clock {s['wall_seconds']:.1f} s")
+    from .reproduce import stop_lines
+    for line in stop_lines(s):
+        print(line)
 
 
 def _draw(folder: Path, figures=None) -> list:

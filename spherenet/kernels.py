@@ -51,7 +51,8 @@ matmul_nt_numba = _jit(_matmul_nt_loops)
 # --- ReLU forward: out = max(Z, 0) ---------------------------------------------------------------------
 
 def relu_reference(Z: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``out = max(Z, 0)`` elementwise (the tie ``Z = 0`` gives 0 either way)."""
+    """``out = max(Z, 0)`` elementwise (the tie ``Z = ±0`` gives +0). NaN stays NaN (NumPy's ``maximum``
+    propagates it), so an overflowed pre-activation is never turned into a finite 0."""
     return np.maximum(Z, 0, out=out)
 
 
@@ -59,7 +60,9 @@ def _relu_loops(Z, out):
     a = Z.reshape(-1)
     b = out.reshape(-1)
     for i in range(a.size):
-        b[i] = a[i] if a[i] > 0 else 0.0
+        # "not (z <= 0)" is true for z > 0 and for NaN, so NaN passes through as np.maximum lets it
+        # (one unordered compare, still a branch-free select).
+        b[i] = a[i] if not a[i] <= 0 else 0.0
     return out
 
 
@@ -70,6 +73,9 @@ relu_numba = _jit(_relu_loops)
 
 def relu_mask_reference(G: np.ndarray, Z: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``out = G ⊙ [Z > 0]``: the tie rule of spherenet — a unit with ``Z == 0`` is *inactive*.
+
+    A product, not a select: an inactive unit gives ``G · 0``, which is NaN where ``G`` is NaN or ±Inf (and
+    ``-0.0`` where ``G < 0``), so a non-finite adjoint or jet coefficient is never masked to a finite 0.
 
     The same rule serves the backward pass (``dZ = dH ⊙ [Z > 0]``) and the jets (``H_k = [Z_0 > 0] ⊙ Z_k``).
     ``G`` may hold several stacked blocks of ``Z``'s shape (``G: (r n, m)`` for ``Z: (n, m)``).
@@ -87,10 +93,11 @@ def _relu_mask_loops(G, Z, out):
     for b in range(g.size // max(size, 1)):
         base = b * size
         for k in range(size):
-            # Load before selecting: a conditional load compiles to a branch, which mispredicts on ReLU
-            # masks and, with out = G, ran 10x slower than this branch-free select (bench_kernels.py).
+            # Load, then multiply by a selected 1 or 0: a conditional load compiles to a branch, which
+            # mispredicts on ReLU masks and, with out = G, ran 10x slower than a branch-free select
+            # (bench_kernels.py). The product keeps NaN/Inf · 0 = NaN and the sign of -0, as the reference.
             v = g[base + k]
-            o[base + k] = v if z[k] > 0 else 0.0
+            o[base + k] = v * (1.0 if z[k] > 0 else 0.0)
     return out
 
 
@@ -110,8 +117,9 @@ def curve_update_reference(W: np.ndarray, V: np.ndarray, mu: float, t: float) ->
 
 
 def _curve_update_loops(W, V, mu, t):
-    c = -2.0 * math.sin(t / 2) ** 2
-    s = mu * math.sin(t)
+    # np.sin, not math.sin: a non-finite t gives NaN (as in the reference) also when run as plain Python
+    c = -2.0 * np.sin(t / 2) ** 2
+    s = mu * np.sin(t)
     w = W.reshape(-1)
     v = V.reshape(-1)
     for i in range(w.size):
@@ -147,13 +155,16 @@ def output_cauchy_reference(P0, Ps, Qs, c, s, out):
     holds ``Q_0..Q_{r-1}`` (``Q_m`` in row block ``m``): the jets of ``H W^T`` and ``H mu V^T``. ``c, s: (r+1,)``:
     the layer's curve coefficients; ``s_0 = 0`` (every update curve passes through ``W`` at ``t = 0``), so
     ``Q_r`` is never needed. ``out: (r n, d)``.
+
+    A term whose coefficient is exactly 0 (``c_j`` for odd ``j``, ``s_j`` for even ``j``) is absent from the sum,
+    not multiplied by 0: a non-finite ``P`` or ``Q`` then reaches ``out`` only through the terms that use it.
     """
     n, r = P0.shape[0], c.shape[0] - 1
     P = [P0] + [Ps[(m - 1) * n:m * n] for m in range(1, r + 1)]
     Q = [Qs[m * n:(m + 1) * n] for m in range(r)]
     for k in range(1, r + 1):
-        out[(k - 1) * n:k * n] = (sum(c[j] * P[k - j] for j in range(k + 1))
-                                  + sum(s[j] * Q[k - j] for j in range(1, k + 1)))
+        out[(k - 1) * n:k * n] = (sum(c[j] * P[k - j] for j in range(k + 1) if c[j] != 0)
+                                  + sum(s[j] * Q[k - j] for j in range(1, k + 1) if s[j] != 0))
     return out
 
 
@@ -228,9 +239,14 @@ KERNELS["loss_cauchy"] = (loss_cauchy_reference, loss_cauchy_numba)
 # --- majorant: the largest eigenvalue of a 2-parameter family of small Gram matrices -----------------------
 
 def lambda_max_reference(A, B, C, sizes, a, b, out):
-    """``out[i] = λ_max(a² A_i + ab B_i + b² C_i)`` on each leading ``sizes[i] × sizes[i]`` block (NumPy)."""
+    """``out[i] = λ_max(a² A_i + ab B_i + b² C_i)`` on each leading ``sizes[i] × sizes[i]`` block (NumPy).
+
+    A block with a NaN or ±Inf entry has no eigenvalues: its ``out[i]`` is NaN (LAPACK would read only one
+    triangle, and Numba's ``eigvalsh`` raises).
+    """
     for i, k in enumerate(sizes):
-        out[i] = np.linalg.eigvalsh(a * a * A[i, :k, :k] + a * b * B[i, :k, :k] + b * b * C[i, :k, :k])[-1]
+        G = a * a * A[i, :k, :k] + a * b * B[i, :k, :k] + b * b * C[i, :k, :k]
+        out[i] = np.linalg.eigvalsh(G)[-1] if np.isfinite(G).all() else np.nan
     return out
 
 
@@ -239,10 +255,12 @@ def _lambda_max_loops(A, B, C, sizes, a, b, out):
     for i in range(sizes.shape[0]):
         k = sizes[i]
         G = np.empty((k, k))
+        finite = True
         for r in range(k):
             for c in range(k):
                 G[r, c] = aa * A[i, r, c] + ab * B[i, r, c] + bb * C[i, r, c]
-        out[i] = np.linalg.eigvalsh(G)[-1]
+                finite = finite and math.isfinite(G[r, c])
+        out[i] = np.linalg.eigvalsh(G)[-1] if finite else np.nan
     return out
 
 

@@ -151,6 +151,19 @@ def _forward_cache(weights, X, out: ForwardCache | None = None) -> ForwardCache:
     return out
 
 
+def hidden_activation_bound(radii, X) -> float:
+    """``max_n ||x_n||_2 · max_{i<L} Π_{j<=i} mu_j``: no hidden pre-activation ``Z_i`` (``i < L``), and no
+    partial sum of the products that form it, exceeds this in absolute value while ``||W_j||_F = mu_j``.
+
+    (``|(W_i h)_c| <= ||W_i||_2 ||h|| <= mu_i ||h||``, and ``||max(z, 0)|| <= ||z||``.) ``0`` for ``L = 1``.
+    """
+    radii = np.asarray(radii, dtype=np.float64)
+    if len(radii) < 2 or X.shape[0] == 0:
+        return 0.0
+    row_norm = float(np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64).max()))
+    return row_norm * float(np.max(np.cumprod(radii[:-1])))
+
+
 # Rows per block of the passes that need one block at a time (the evaluation pass, the first layer's
 # gradient, Algorithm 1's jet): they share two buffers of this many rows per part, whatever N and the depth.
 ROW_BLOCK = 4096

@@ -45,22 +45,52 @@ def exp2_settings(seeds, hidden, depths, iterations, n_samples, dtype="float32")
             for L in depths for w in hidden for s in range(seeds)]
 
 
+AVERAGING = ("mean and std at each entry over the runs that reached it with a finite value (how many: 'n'); "
+             "a run that stopped early (see 'stopped_early') leaves the later entries to the others")
+
+
 def _mean_std(rows) -> dict:
-    a = np.array([[np.nan if v is None else v for v in r] for r in rows], dtype=float)
-    return {"mean": np.nanmean(a, axis=0).tolist(), "std": np.nanstd(a, axis=0).tolist()}
+    """Mean and std at each index over the rows that reach it with a finite value; ``n``: how many did.
+
+    Rows may differ in length (a run that stopped early is shorter); ``None`` (a non-finite value in the
+    record) counts as missing. An index no row holds a finite value at gives ``None``.
+    """
+    a = np.full((len(rows), max((len(r) for r in rows), default=0)), np.nan)
+    for i, r in enumerate(rows):
+        a[i, :len(r)] = [np.nan if v is None else v for v in r]
+    finite = np.isfinite(a)
+    n = finite.sum(axis=0)
+    total = np.where(finite, a, 0.0).sum(axis=0)
+    mean = np.divide(total, n, out=np.full(n.shape, np.nan), where=n > 0)
+    var = np.divide(np.where(finite, (a - mean) ** 2, 0.0).sum(axis=0), n, out=np.full(n.shape, np.nan), where=n > 0)
+    return {"mean": _none_for_nan(mean), "std": _none_for_nan(np.sqrt(var)), "n": n.tolist()}
+
+
+def _none_for_nan(values) -> list:
+    return [float(v) if np.isfinite(v) else None for v in values]
+
+
+def stopped_early(records) -> dict:
+    """How many of ``records`` stopped before their planned iterations, and each one's seed, widths, iterations
+    done and reason (``History.stop_reason``)."""
+    runs = [{"seed": r["seed"], "widths": r["widths"], "iterations_done": r["iterations_done"],
+             "reason": r["stop_reason"]} for r in records if r.get("stop_reason")]
+    return {"count": len(runs), "runs": runs}
 
 
 def summarise_exp1(records) -> dict:
-    """Mean ± std over seeds of the curves, per method (curves of one method have equal length)."""
+    """Per method: mean ± std over seeds of the curves (over the runs that reached each iteration, counts in
+    ``n``), and which runs stopped early and why."""
     out = {}
     for method in ("taylor", "mm"):
         rs = [r for r in records if r["method"] == method]
-        n = min(len(r["loss_train"]) for r in rs)
         out[method] = {
             "seeds": len(rs),
-            "loss_train": _mean_std([r["loss_train"][:n] for r in rs]),
-            "loss_test": _mean_std([r["loss_test"][:n] for r in rs]),
-            "tau": _mean_std([r["tau"][:n - 1] for r in rs]),
+            "stopped_early": stopped_early(rs),
+            "averaging": AVERAGING,
+            "loss_train": _mean_std([r["loss_train"] for r in rs]),
+            "loss_test": _mean_std([r["loss_test"] for r in rs]),
+            "tau": _mean_std([r["tau"] for r in rs]),
             "rmse_test": _mean_std([[r["rmse_test"]] for r in rs]),
             "seconds_per_iteration": _mean_std([[r["seconds_per_iteration"]] for r in rs]),
         }
@@ -68,18 +98,36 @@ def summarise_exp1(records) -> dict:
 
 
 def summarise_exp2(records, hidden, depths) -> dict:
-    """Grids (rows: depths, columns: hidden widths) of mean and std over seeds."""
-    grids = {}
+    """Grids (rows: depths, columns: hidden widths) of mean and std over seeds (over the runs with a finite
+    value: ``n``), of how many runs stopped early, and the list of those runs with their reasons."""
+    grids, cells = {}, [[[r for r in records if tuple(r["widths"]) == exp2_widths(w, L)] for w in hidden]
+                        for L in depths]
     for field in ("rmse_train", "rmse_test", "seconds"):
-        mean = np.full((len(depths), len(hidden)), np.nan)
-        std = mean.copy()
-        for i, L in enumerate(depths):
-            for j, w in enumerate(hidden):
-                vals = [r[field] for r in records if tuple(r["widths"]) == exp2_widths(w, L)]
-                vals = np.array([np.nan if v is None else v for v in vals], float)
-                mean[i, j], std[i, j] = np.nanmean(vals), np.nanstd(vals)
-        grids[field] = {"mean": mean.tolist(), "std": std.tolist()}
-    return {"hidden": list(hidden), "depths": list(depths), **grids}
+        stats = [[_mean_std([[r[field]] for r in cell]) for cell in row] for row in cells]
+        grids[field] = {key: [[cell[key][0] for cell in row] for row in stats] for key in ("mean", "std", "n")}
+    grids["stopped_early"] = [[stopped_early(cell)["count"] for cell in row] for row in cells]
+    return {"hidden": list(hidden), "depths": list(depths), **grids, "runs": len(records),
+            "stopped_runs": stopped_early(records)["runs"], "averaging": AVERAGING}
+
+
+def stop_lines(summary: dict) -> list[str]:
+    """One line per method (Experiment 1) or one in all (Experiment 2): how many runs stopped early, and
+    why (the reasons, each with its count); nothing for a summary written before these were recorded."""
+    if summary["experiment"] == "exp1":
+        groups = [(m, summary[m]["seeds"], summary[m].get("stopped_early", {}).get("runs")) for m in ("taylor", "mm")]
+    else:
+        groups = [("taylor", summary.get("runs"), summary.get("stopped_runs"))]
+    lines = []
+    for method, n_runs, runs in groups:
+        if runs is None:
+            continue
+        reasons = {}
+        for r in runs:
+            reason = r["reason"].split(": ", 1)[-1]       # "iteration 12: the loss ..." -> "the loss ..."
+            reasons[reason] = reasons.get(reason, 0) + 1
+        why = "; ".join(f"{count} x {reason}" for reason, count in reasons.items())
+        lines.append(f"{method}: {len(runs)} of {n_runs} runs stopped early" + (f" ({why})" if why else ""))
+    return lines
 
 
 def reproduce(which: str, out_dir, quick=False, seeds=None, n_samples=None, executor=None,

@@ -21,7 +21,7 @@ from . import rows
 from ._checks import check_data, finite_float, positive_int
 
 from .network import (NormalisedMLP, Workspace, _backward, _direction, _forward_cache, _loss_from_output,
-                      _output)
+                      _output, hidden_activation_bound)
 from .steps import Iterate, weights_along
 
 
@@ -213,7 +213,8 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
     ``max_seconds``: stop once this much training time (evaluation excluded) is used (``stop_reason`` says so).
     Stops early, with ``history.stop_reason`` set and the last good weights kept, when the full-batch
     Riemannian gradient vanishes, the loss becomes non-finite, or a memoryless rule (``MEMORYLESS``) takes a
-    full-batch step of ``tau = 0``, after which every iteration would repeat the last.
+    full-batch step of ``tau = 0``, after which every iteration would repeat the last. Stops before the first
+    step if a hidden activation could overflow (:func:`_overflow_risk`).
     """
     if not isinstance(net, NormalisedMLP):
         raise TypeError(f"net must be a spherenet.NormalisedMLP, got {type(net).__name__}")
@@ -271,7 +272,8 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
             history = _check_resumable(resume, has_test, batches)
         J_prev = history.loss_train[-1]
         elapsed = history.seconds[-1] if history.seconds else 0.0
-        for k in range(history.iterations, history.iterations + iterations):
+        history.stop_reason = _overflow_risk(radii, net.dtype, X, X_test if has_test else None)
+        for k in range(history.iterations, history.iterations + (0 if history.stop_reason else iterations)):
             start = time.perf_counter()
             Xb, Yb = batches.next()
             if not batches.full:
@@ -321,6 +323,24 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
     history.batch_state = batches.state()
     net.weights = weights
     return history
+
+
+def _overflow_risk(radii, dtype, X, X_test=None) -> str:
+    """Why a hidden activation could become non-finite, or ``""`` if it cannot.
+
+    The checks on ``J`` and the gradients see every non-finite number that reaches the output, but a hidden
+    pre-activation that overflows to ``-Inf`` leaves the ReLU as a finite 0 and is never seen again. That
+    needs ``|Z| > max(dtype)``, which the a-priori bound ``network.hidden_activation_bound`` (times 2, for
+    rounding and norm drift) rules out: one check per run, nothing per step.
+    """
+    limit = float(np.finfo(dtype).max) / 2
+    for name, data in (("X", X), ("X_test", X_test)):
+        bound = 0.0 if data is None else hidden_activation_bound(radii, data)
+        if not bound < limit:
+            return (f"a hidden activation could overflow {np.dtype(dtype).name}: max_n ||x_n|| · max_i Π_(j<=i) "
+                    f"mu_j = {bound:.3g} on {name} is not below max/2 = {limit:.3g} (an overflow to -Inf would "
+                    f"leave the ReLU as a finite 0); scale the inputs or the radii down. No step taken")
+    return ""
 
 
 def _stuck(step, it: Iterate, rule, batches: _Batches) -> bool:

@@ -1,7 +1,7 @@
 import os
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from threadpoolctl import threadpool_limits
 
 # One BLAS thread, as the training loop runs: the suite's small products gain nothing from a second
@@ -13,6 +13,10 @@ settings.register_profile("default", deadline=None, max_examples=40,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("ci", deadline=None, max_examples=40, derandomize=True,
                           suppress_health_check=[HealthCheck.too_slow])
+# Mutation testing (setup.cfg [mutmut]): fewer, fixed examples, so thousands of mutant runs fit in an hour.
+# No shrinking: a mutant only needs to fail, and shrinking its failure can take longer than the test.
+settings.register_profile("mutation", deadline=None, max_examples=10, derandomize=True, database=None,
+                          phases=[Phase.explicit, Phase.generate], suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("thorough", deadline=None, max_examples=500,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "default"))

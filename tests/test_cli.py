@@ -175,7 +175,7 @@ def test_the_shipped_full_settings_summaries_redraw(tmp_path, experiment):
 def test_check_passes_and_says_so(capsys):
     assert main(["check", "--seed", "1"]) == 0
     out = capsys.readouterr().out
-    assert "verdict: all checks passed" in out and out.count("[ok]") == 4
+    assert "verdict: all checks passed" in out and out.count("[ok]") == 6
 
 
 @pytest.mark.parametrize("argv, message", [

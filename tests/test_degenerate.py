@@ -23,6 +23,8 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import spherenet as sn
 from spherenet import sphere, taylor
@@ -400,3 +402,59 @@ def test_10k_updates_keep_every_norm_to_1e_12(rule):
                          ids=["mm-closed", "fixed-1e-3", "fixed-1e-7"])
 def test_100k_updates_keep_every_norm_to_1e_12(rule):
     assert long_run_drift(rule, 100_000) <= 1e-12
+
+
+# --- a hidden activation that overflows ----------------------------------------------------------------
+
+def _overflowing_net():
+    """float32, one sample ``x = (1e20, 1)``: ``Z_1 = (1e30, 1)``, then ``Z_2 = (-1e40, 1)``, whose first entry
+    overflows to -Inf. The ReLU makes it a finite 0, so ``F = 1``, ``J = 1/8`` and every gradient are finite:
+    only the a-priori bound ``||x|| mu_1 mu_2 = 1e40 > max(float32)`` tells."""
+    W1 = np.array([[1e10, 0.0], [0.0, 1.0]], np.float32)
+    W2 = np.array([[-1e10, 0.0], [0.0, 1.0]], np.float32)
+    W3 = np.array([[1.0, 1.0]], np.float32)
+    net = sn.NormalisedMLP.from_weights([W1, W2, W3])
+    return net, np.array([[1e20, 1.0]], np.float32), np.array([[0.5]], np.float32)
+
+
+def test_the_overflowing_net_hides_its_overflow_from_the_loss_and_gradients():
+    net, X, Y = _overflowing_net()
+    with np.errstate(over="ignore"):
+        cache = _forward_cache(net.weights, X)
+        J, grads = _backward(net.weights, cache, Y)
+    assert np.isneginf(cache.Z[1][0, 0]) and cache.H[2][0, 0] == 0.0
+    assert J == 0.125 and all(np.isfinite(G).all() for G in grads)
+
+
+@pytest.mark.parametrize("rule", ["taylor", "mm"])
+def test_a_hidden_activation_that_can_overflow_stops_training_before_a_step(rule):
+    net, X, Y = _overflowing_net()
+    before = [W.copy() for W in net.weights]
+    with np.errstate(over="ignore"):
+        history = train(net, X, Y, rule, iterations=3)
+    assert history.iterations == 0 and same_weights(net.weights, before)
+    assert re.search(r"hidden activation could overflow float32: .* = 1e\+40 on X", history.stop_reason)
+
+
+def test_an_overflowing_test_set_also_stops_training():
+    net, X, Y = problem(3, dtype=np.float32)
+    X_test = X.copy()
+    X_test[0] = X_test[0] / np.linalg.norm(X_test[0]) * np.float32(3e38)
+    history = train(net, X, Y, "taylor", iterations=2, X_test=X_test, Y_test=Y)
+    assert history.iterations == 0 and "on X_test" in history.stop_reason
+    assert train(net, X, Y, "taylor", iterations=2, X_test=X, Y_test=Y).iterations == 2
+
+
+@given(st.integers(0, 2**32 - 1), st.lists(st.floats(0.1, 10.0), min_size=1, max_size=4), st.floats(1e-3, 1e3))
+def test_hidden_activation_bound_bounds_every_hidden_pre_activation(seed, radii, scale):
+    """``|Z_i| <= max_n ||x_n|| max_{i<L} Π_{j<=i} mu_j`` for every hidden layer, on random nets and data."""
+    rng = np.random.default_rng(seed)
+    widths = [int(w) for w in rng.integers(1, 7, size=len(radii) + 1)]
+    net = sn.NormalisedMLP(widths, radius=radii, seed=seed)
+    X = scale * rng.normal(size=(int(rng.integers(1, 20)), widths[0]))
+    bound = sn.network.hidden_activation_bound(net.radii, X)
+    Z = _forward_cache(net.weights, X).Z[:-1]
+    assert (bound == 0.0) == (len(radii) == 1)
+    for i, Zi in enumerate(Z):
+        prefix = np.max(np.linalg.norm(X, axis=1)) * np.prod(net.radii[:i + 1])
+        assert np.abs(Zi).max() <= prefix * (1 + 1e-12) and prefix <= bound * (1 + 1e-12)

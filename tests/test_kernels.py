@@ -1,5 +1,6 @@
 """Every Numba kernel equals its NumPy reference, on random shapes and on the edge cases (1x1, empty);
-the jet kernels also in float32.
+the jet kernels also in float32; and NaN, ±Inf and -0.0 come out of each kernel where and as they come out
+of its reference.
 
 CI runs this file a second time with NUMBA_DISABLE_JIT=1, so the loop bodies are also checked as plain
 Python.
@@ -133,3 +134,132 @@ def test_loss_cauchy_numba_matches_reference_and_accumulates(seed, r, n, m, dtyp
     # a[0] = start[0] + <E_0, E_0>: the subtraction cancels up to |start[0]| eps.
     assert math.isclose(a[0] - start[0], float(np.vdot(E[0], E[0])), rel_tol=1e-12,
                         abs_tol=4 * np.finfo(float).eps * abs(a[0]))
+
+
+# --- NaN, ±Inf and -0.0: each kernel propagates them as its reference does ----------------------------------
+
+SPECIALS = np.array([np.nan, np.inf, -np.inf, -0.0])
+
+
+def _special(rng, *shape, dtype=np.float64):
+    """Normal entries, 20 % exact zeros, and about 15 % NaN, +Inf, -Inf or -0.0 (at least one if non-empty)."""
+    A = _rand(rng, *shape)
+    hit = rng.random(shape) < 0.15
+    if A.size:
+        hit.reshape(-1)[rng.integers(A.size)] = True
+    A[hit] = rng.choice(SPECIALS, size=int(hit.sum()))
+    return A.astype(dtype)
+
+
+def _assert_same_specials(got, want, exact=False):
+    """NaN, +Inf, -Inf at the same places; the finite rest equal (``exact``: bit for bit, signs of zeros
+    included) or to rounding."""
+    for kind in (np.isnan, np.isposinf, np.isneginf):
+        np.testing.assert_array_equal(kind(got), kind(want), err_msg=kind.__name__)
+    finite = np.isfinite(want)
+    if exact:
+        np.testing.assert_array_equal(got[finite], want[finite])
+        np.testing.assert_array_equal(np.signbit(got[finite]), np.signbit(want[finite]))
+    else:
+        np.testing.assert_allclose(got[finite], want[finite], rtol=1e-12, atol=1e-12)
+
+
+def test_specials_the_elementwise_rules():
+    """The rules themselves, on one row: max(z, 0) keeps NaN and gives +0 for -0; the mask multiplies."""
+    Z = np.array([[np.nan, np.inf, -np.inf, -0.0, 0.0, -1.0, 2.0]])
+    G = np.array([[1.0, 1.0, 1.0, -1.0, np.nan, np.inf, np.nan]])
+    with np.errstate(invalid="ignore"):
+        for fn in kernels.KERNELS["relu"]:
+            out = fn(Z, np.empty_like(Z))
+            np.testing.assert_array_equal(out, [[np.nan, np.inf, 0.0, 0.0, 0.0, 0.0, 2.0]])
+            assert not np.signbit(out[0, 2:]).any()
+        for fn in kernels.KERNELS["relu_mask"]:
+            out = fn(G, Z, np.empty_like(G))
+            # inactive units (Z NaN, -Inf, ±0, < 0) give G·0: -0 for G = -1, NaN for G = NaN or Inf
+            np.testing.assert_array_equal(out, [[0.0, 1.0, 0.0, -0.0, np.nan, np.nan, np.nan]])
+            assert np.signbit(out[0, 3])
+
+
+@given(sizes, sizes, seeds, st.sampled_from([np.float64, np.float32]))
+def test_specials_relu(n, m, seed, dtype):
+    Z = _special(np.random.default_rng(seed), n, m, dtype=dtype)
+    ref, fast = _pair("relu")
+    _assert_same_specials(fast(Z, np.empty_like(Z)), ref(Z, np.empty_like(Z)), exact=True)
+    in_place = Z.copy()
+    _assert_same_specials(fast(in_place, in_place), ref(Z, np.empty_like(Z)), exact=True)
+
+
+@given(sizes, sizes, st.integers(1, 3), seeds, st.sampled_from([np.float64, np.float32]))
+def test_specials_relu_mask(n, m, blocks, seed, dtype):
+    rng = np.random.default_rng(seed)
+    Z, G = _special(rng, n, m, dtype=dtype), _special(rng, blocks * n, m, dtype=dtype)
+    ref, fast = _pair("relu_mask")
+    with np.errstate(invalid="ignore"):
+        want = ref(G, Z, np.empty_like(G))
+        _assert_same_specials(fast(G, Z, np.empty_like(G)), want, exact=True)
+        in_place = G.copy()
+        _assert_same_specials(fast(in_place, Z, in_place), want, exact=True)
+
+
+@given(sizes, sizes, st.integers(1, 12), seeds)
+def test_specials_matmul_nt(n, m, k, seed):
+    rng = np.random.default_rng(seed)
+    A, B = _special(rng, n, k), _special(rng, m, k)
+    ref, fast = _pair("matmul_nt")
+    with np.errstate(invalid="ignore"):
+        _assert_same_specials(fast(A, B, np.empty((n, m))), ref(A, B, np.empty((n, m))))
+
+
+@given(sizes, sizes, st.sampled_from([0.3, -2.0, 0.0, np.nan, np.inf]), seeds)
+def test_specials_curve_update(n, m, t, seed):
+    rng = np.random.default_rng(seed)
+    W, V = _special(rng, n, m), _special(rng, n, m)
+    ref, fast = _pair("curve_update")
+    with np.errstate(invalid="ignore"):
+        _assert_same_specials(fast(W.copy(), V, 1.5, t), ref(W.copy(), V, 1.5, t))
+
+
+@settings(max_examples=30)
+@given(seeds, st.integers(1, 4), st.integers(1, 12), st.integers(1, 5), st.sampled_from([np.float64, np.float32]))
+def test_specials_output_cauchy(seed, r, n, d, dtype):
+    rng = np.random.default_rng(seed)
+    P0, Ps, Qs = _special(rng, n, d, dtype=dtype), _special(rng, r * n, d, dtype=dtype), _special(rng, r * n, d, dtype=dtype)
+    cos, sin = jets.curve_coefficients(r, dtype)
+    ref, fast = kernels.KERNELS["output_cauchy"]
+    with np.errstate(invalid="ignore"):
+        want = ref(P0, Ps, Qs, cos, sin, np.empty((r * n, d), dtype))
+        got = fast(P0, Ps, Qs, cos, sin, np.empty((r * n, d), dtype))
+    for kind in (np.isnan, np.isposinf, np.isneginf):
+        np.testing.assert_array_equal(kind(got), kind(want), err_msg=kind.__name__)
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-12 if dtype == np.float64 else 1e-5,
+                               atol=1e-12 if dtype == np.float64 else 1e-5)
+
+
+@settings(max_examples=30)
+@given(seeds, st.integers(0, 4), st.integers(1, 12), st.integers(1, 4), st.sampled_from([np.float64, np.float32]))
+def test_specials_loss_cauchy(seed, r, n, m, dtype):
+    rng = np.random.default_rng(seed)
+    E0, Es = _special(rng, n, m, dtype=dtype), _special(rng, r * n, m, dtype=dtype)
+    ref, fast = kernels.KERNELS["loss_cauchy"]
+    with np.errstate(invalid="ignore"):
+        _assert_same_specials(fast(E0, Es, np.zeros(r + 1)), ref(E0, Es, np.zeros(r + 1)))
+
+
+@settings(max_examples=30)
+@given(seeds, st.integers(1, 3), st.integers(1, 5), st.sampled_from([(1.0, 0.0), (0.6, 0.8), (np.inf, 1.0)]))
+def test_specials_lambda_max(seed, L, k, ab):
+    """A block with a non-finite entry gives NaN in both; a special value in the zero padding is ignored."""
+    rng = np.random.default_rng(seed)
+    A, B, C = (_special(rng, L, k + 1, k + 1) for _ in range(3))
+    sizes = rng.integers(1, k + 1, size=L).astype(np.int64)
+    ref, fast = kernels.KERNELS["lambda_max"]
+    a, b = ab
+    with np.errstate(invalid="ignore", over="ignore"):
+        want = ref(A, B, C, sizes, a, b, np.empty(L))
+        got = fast(A, B, C, sizes, a, b, np.empty(L))
+        blocks = [a * a * A[i, :n, :n] + a * b * B[i, :n, :n] + b * b * C[i, :n, :n] for i, n in enumerate(sizes)]
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isnan(want), [not np.isfinite(G).all() for G in blocks])
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-12, atol=1e-12)

@@ -322,3 +322,42 @@ def test_figures_are_written(tmp_path):
     assert abs(data["taylor2"][0] - data["true"][0]) <= 1e-6 * abs(data["true"][0])
     path = plots.tau_figure({"a": [1e-2, 2e-2], "b": [1e-4, 0.0]}, tmp_path / "tau.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- a layer that stays (zero Riemannian gradient) ------------------------------------------------------------
+
+@pytest.mark.parametrize("variant", ["spectral", "telescoping", "frobenius"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_majorant_with_a_layer_that_stays_matches_the_plain_formula(variant, seed):
+    """Layer 1's gradient is radial, ``g_1 = c W_1`` (``c = 2.5``): its Riemannian gradient is 0, so it stays,
+    ``Γ_1(t) = W_1``, ``ΔW_1 = 0``. Written out: ``m(t) = α'(cos t - 1) - β sin t + penalty``, with
+    ``α' = Σ_{i moving} <W_i, g_i>`` (the first-order term ``Σ_i <g_i, ΔW_i(t)>`` has no term for layer 1,
+    whose ``<W_1, g_1> = c mu_1²`` is not 0) and the penalties of METHOD.md §5 with ``||ΔW_1||_2 = 0`` and
+    ``||Γ_1(t)||_2 = ||W_1||_2``; the Frobenius one does not look at the layers' norms."""
+    rng = np.random.default_rng(seed)
+    net, X, Y = random_problem(seed)
+    W, radii = net.weights, net.radii
+    _, grads = sn.loss_and_grad(W, X, Y)
+    grads[0] = 2.5 * W[0]
+    moving = [G - np.sum(Wi * G) / mu**2 * Wi for Wi, G, mu in zip(W[1:], grads[1:], radii[1:])]
+    V = [np.zeros_like(W[0])] + [-r / np.linalg.norm(r) for r in moving]
+    alpha = sum(np.sum(Wi * G) for Wi, G in zip(W[1:], grads[1:]))
+    beta = sum(mu * np.linalg.norm(r) for mu, r in zip(radii[1:], moving))
+    Q = np.mean(np.sum(X**2, axis=1))
+    m = BUILDERS[variant](W, grads, radii, X)
+    assert m.alpha == pytest.approx(alpha, rel=1e-12) and m.beta == pytest.approx(beta, rel=1e-12)
+    s = [np.linalg.norm(Wi, 2) for Wi in W]
+    for t in rng.uniform(0.05, 3.0, size=4):
+        dW = [np.zeros_like(W[0])] + [Wi * (np.cos(t) - 1) + mu * Vi * np.sin(t)
+                                      for Wi, Vi, mu in zip(W[1:], V[1:], radii[1:])]
+        gamma = [Wi + D for Wi, D in zip(W, dW)]
+        if variant == "spectral":
+            bound = np.prod([si + np.linalg.norm(D, 2) for si, D in zip(s, dW)]) - np.prod(s)
+        elif variant == "telescoping":
+            bound = sum(np.prod([np.linalg.norm(gamma[j], 2) for j in range(i + 1, len(W))])
+                        * np.linalg.norm(dW[i], 2) * np.prod(s[:i]) for i in range(len(W)))
+        else:
+            bound = np.prod(radii) * ((1 + 2 * np.sin(t / 2)) ** len(W) - 1)
+        want = alpha * (np.cos(t) - 1) - beta * np.sin(t) + Q / 2 * bound**2
+        assert m(t) == pytest.approx(want, rel=1e-10, abs=1e-14), t
+        np.testing.assert_array_equal(m.curve(t)[0], W[0])

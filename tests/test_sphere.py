@@ -104,5 +104,39 @@ def test_check_point_and_check_tangent_explain_failures():
 
 
 def test_project_refuses_zero_matrix():
-    with pytest.raises(ValueError, match="zero"):
+    with pytest.raises(ValueError, match=r"^cannot project a zero \(or non-finite\) matrix onto a sphere$"):
         sphere.project(np.zeros((2, 2)), 1.0)
+
+
+@given(sphere_points(), seeds, st.floats(1e-12, 1e-6))
+def test_tangent_projection_of_a_nearly_radial_matrix_is_tangent_to_rounding(point, seed, size):
+    """``Z = W + (tiny tangent)``: one projection pass leaves ``<W, T>`` at ``eps ||Z||``, huge next to ``||T||``;
+    the second pass ("twice is enough") brings it to ``eps ||W|| ||T||`` (the docstring's claim)."""
+    W, mu = point
+    rng = np.random.default_rng(seed)
+    U = rng.normal(size=W.shape)
+    U -= np.vdot(W, U) / np.vdot(W, W) * W
+    if np.linalg.norm(U) == 0:
+        return
+    Z = W + size * mu * U / np.linalg.norm(U)
+    T = sphere.project_tangent(W, Z, mu)
+    assert abs(np.vdot(W, T)) <= 8 * W.size * np.finfo(float).eps * mu * np.linalg.norm(T)
+
+
+def test_check_point_and_check_tangent_thresholds_and_messages():
+    """The default ``rtol = 1e-10`` is relative to ``mu`` (both sides of it), strict (``rtol = 0`` accepts an
+    exact point), and the messages say what and how much."""
+    W = np.array([[3.0, 4.0]])                                   # ||W||_F = 5 exactly
+    for mu in (0.01, 100.0):
+        assert sphere.check_point(W * (mu / 5) * (1 + 0.5e-10), mu) is None
+        reason = sphere.check_point(W * (mu / 5) * (1 + 2e-10), mu)
+        assert reason is not None and reason.endswith("by 2e-10 (relative)")
+    assert sphere.check_point(W, 5.0, rtol=0.0) is None
+    assert sphere.check_point(np.array([[np.nan, 1.0]]), 1.0) == "the matrix has non-finite entries"
+    xi = np.array([[4.0, -3.0]])                                 # <W, xi> = 0 exactly
+    assert sphere.check_tangent(W, xi, 5.0, rtol=0.0) is None
+    # nearly tangent and long: cos = <W, xi>/(mu ||xi||) = 3e-6/2.5e7, far below 1e-10
+    assert sphere.check_tangent(W, 1e6 * xi + np.array([[1e-6, 0.0]]), 5.0) is None
+    assert sphere.check_tangent(W, np.array([[100.0, 0.0]]), 5.0) == (
+        "<W, xi> / (mu ||xi||) = 0.6: xi is not orthogonal to W")
+    assert sphere.check_tangent(W, np.array([[np.inf, 0.0]]), 5.0) == "the tangent vector has non-finite entries"

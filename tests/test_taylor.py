@@ -255,3 +255,45 @@ def test_along_curve_shows_true_phi_models_and_flips(tmp_path):
     from spherenet.plots.taylor import along_curve as plot
     path = plot(d, tmp_path / "fig" / "taylor.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
+# --- backtracking's count of halvings, and the iterate a rule sees -----------------------------------------
+
+@pytest.mark.parametrize("cap", [0, 1, 5, 30])
+@pytest.mark.parametrize("accept_at", ["first", "last", "never", "equal"])
+def test_backtrack_tries_exactly_cap_plus_one_angles(cap, accept_at):
+    """``J(Γ(τ/2^k)) <= J_prev`` is tried for ``k = 0..cap``: accepted at the last allowed halving, refused
+    after it (``τ = 0``, the cap flag); equality counts as no increase."""
+    from spherenet.steps import Iterate, backtrack
+    good = {"first": 0, "last": cap, "never": cap + 1, "equal": 0}[accept_at]
+    tried = []
+
+    def loss_at(t):
+        tried.append(t)
+        k = len(tried) - 1
+        J = 1.0 if accept_at == "equal" else (0.5 if k >= good else 2.0)
+        return J, ["W(t)"], "cache(t)"
+    it = Iterate(["W"], None, None, None, "cache", 1.0, None, None, 1.0)
+    step = backtrack(it, 0.4, max_halvings=cap, loss_at=loss_at)
+    assert tried == [0.4 / 2**k for k in range(min(good, cap) + 1)]
+    if good <= cap:
+        assert (step.tau, step.halvings, step.weights_new, step.cache_new, step.flags) == (
+            0.4 / 2**good, good, ["W(t)"], "cache(t)", ())
+    else:
+        assert (step.tau, step.halvings, step.weights_new, step.loss_new, step.flags) == (
+            0.0, cap, ["W"], 1.0, ("backtracking-cap",))
+
+
+def test_iterate_at_holds_the_loss_gradients_direction_and_adjoints():
+    from spherenet.steps import iterate_at
+    rng = np.random.default_rng(5)
+    net = sn.NormalisedMLP([4, 6, 3], seed=5)
+    X, Y = rng.normal(size=(20, 4)), rng.normal(size=(20, 3))
+    it = iterate_at(net.weights, net.radii, X, Y)
+    J, grads = sn.loss_and_grad(net.weights, X, Y)
+    assert it.loss == J == it.loss_prev and it.X is X and it.Y is Y and it.weights is net.weights
+    assert all(np.array_equal(a, b) for a, b in zip(it.grads, grads))
+    assert it.direction.beta == sn.direction(net.weights, grads, net.radii).beta > 0
+    np.testing.assert_array_equal(it.cache.F, sn.forward(net.weights, X))
+    assert it.cache.dZ is not None and np.array_equal(it.radii, net.radii)
+    assert iterate_at(net.weights, net.radii, X, Y, loss_prev=7.5).loss_prev == 7.5

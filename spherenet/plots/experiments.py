@@ -61,7 +61,9 @@ def exp1_figures(summary: dict, folder) -> list[Path]:
         ax.set_xlim(left=1)
     axes[0].legend()
     seeds = summary["taylor"]["seeds"]
+    stopped = sum(summary[m].get("stopped_early", {}).get("count", 0) for m in ("taylor", "mm"))
     fig.suptitle(f"Experiment 1: 12-25-30-15-3, mean ± std over {seeds} seeds"
+                 + (f" ({stopped} stopped early: later points average the runs that reached them)" if stopped else "")
                  + (" (quick settings)" if summary.get("quick") else ""))
     return [_save(fig, Path(folder) / "exp1.png")]
 
