@@ -96,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--quick", action="store_true", help="small settings (a minute), not the paper's")
     r.add_argument("--seeds", type=int, default=None, help="number of seeds (default: 40, quick: fewer)")
     r.add_argument("--samples", type=int, default=None, help="simulator samples (default: 30000, quick: fewer)")
-    r.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
+    _add_executor_options(r)
     r.add_argument("--out", default=None, help="output folder (default: results/<experiment>)")
     r.add_argument("--figures", default=None, help="figure folder (default: <out>/figures)")
     r.add_argument("--quiet", action="store_true", help="no progress bar (also off when stderr is no terminal)")
@@ -113,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("--seeds", type=int, default=None, help="seeds per budget (default 3, quick 2)")
     k.add_argument("--samples", type=int, default=None, help="simulator samples (default 30000, quick 3000)")
     k.add_argument("--iterations", type=int, default=None, help="iterations per run (default 200, quick 60)")
-    k.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
+    _add_executor_options(k)
     k.add_argument("--out", default="results/lipschitz", help="output folder (default: results/lipschitz)")
     k.add_argument("--figures", default=None, help="figure folder (default: <out>/figures)")
 
@@ -138,6 +138,20 @@ def _rates(text: str) -> list:
         return [float(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated learning rates, got {text!r}") from None
+
+
+def _add_executor_options(p) -> None:
+    """Where a sweep's trainings run: ``--workers`` local processes or the cluster at ``--scheduler``."""
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the trainings on the Dask cluster whose scheduler is at ADDRESS, e.g. "
+                        "tcp://10.0.0.5:8786 (default: local processes; docs/cluster.md)")
+
+
+def _progress_bar(total: int, label: str):
+    """A progress callback that prints at most ~20 lines to stderr."""
+    step = max(total // 20, 1)
+    start = time.perf_counter()
 
 
 def _batch_size(text: str):
@@ -271,6 +285,29 @@ def _fmt(x) -> str:
     return "n/a" if x is None else f"{x:.4f}"
 
 
+def _run_sweep(args, out: Path, sweep):
+    """``sweep(executor)`` on the executor that ``--scheduler``/``--workers`` name, shut down after.
+    Returns its summary, or ``None`` once one line on stderr has said that the cluster lost a run."""
+    from .experiments import executor_for
+    executor = executor_for(args.scheduler, args.workers)      # a bad address or a missing dask ends here
+    failures = ()
+    if args.scheduler is not None:
+        from .cluster import CLUSTER_FAILURES as failures
+    try:
+        with _sigterm_raises():
+            return sweep(executor)
+    except failures as err:
+        reason = " ".join(f"{type(err).__name__}: {err}".split()).rstrip(":")
+        print(f"spherenet {args.command}: error: the Dask cluster lost a run ({reason}); the finished runs are "
+              f"kept in {out / 'runs'}: rerun the same command to resume", file=sys.stderr)
+        return None
+    except BaseException:                   # Ctrl-C, SIGTERM, an error: stop the local workers at once
+        _stop_workers(executor)
+        raise
+    finally:
+        executor.shutdown(cancel_futures=True)
+
+
 def cmd_reproduce(args) -> int:
     from .reproduce import reproduce
     out = Path(args.out or f"results/{args.experiment}")
@@ -287,9 +324,11 @@ def cmd_reproduce(args) -> int:
             pbar.total = total
             pbar.n = done
             pbar.refresh()
-        summary = _in_pool(args.workers, lambda executor: reproduce(
+        summary = _run_sweep(args, out, lambda executor: reproduce(
             args.experiment, out, quick=args.quick, seeds=args.seeds, n_samples=args.samples, executor=executor,
             progress=report))
+    if summary is None:
+        return 1
     summary["wall_seconds"] = time.perf_counter() - start
     write_json(out / "summary.json", summary)
     figures = _draw(out, args.figures)
@@ -318,21 +357,6 @@ def _sigterm_raises():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _in_pool(workers, call):
-    """``call(executor)`` on a new local process pool. Ctrl-C, SIGTERM or an error stop its workers at once
-    (finished runs are on disk); otherwise the pool is shut down when the call returns."""
-    from .experiments import default_executor
-    executor = default_executor(workers)
-    try:
-        with _sigterm_raises():
-            return call(executor)
-    except BaseException:
-        _stop_workers(executor)
-        raise
-    finally:
-        executor.shutdown(cancel_futures=True)
-
-
 def _stop_workers(executor) -> None:
     """Terminate a process pool's workers without waiting for their runs (finished runs are on disk)."""
     stop = getattr(executor, "terminate_workers", None)           # Python >= 3.14
@@ -357,10 +381,12 @@ def cmd_lipschitz(args) -> int:
     for folder in (out, args.figures):          # both writable before any run starts
         if folder:
             prepare_folder(folder)
-    summary = _in_pool(args.workers, lambda executor: tradeoff(
+    summary = _run_sweep(args, out, lambda executor: tradeoff(
         out, args.method, args.data, args.data_path, parse_widths(args.widths), args.split, args.quick,
         args.points, args.seeds, args.samples, args.iterations, executor,
         progress=lambda done, total, _: print(f"  run {done}/{total}", file=sys.stderr, flush=True)))
+    if summary is None:
+        return 1
     summary["wall_seconds"] = time.perf_counter() - start
     write_json(out / "summary.json", summary)
     figures = _draw(out, args.figures)
@@ -419,7 +445,8 @@ def _draw(folder: Path, figures=None) -> list:
         return _drawn_from(folder / "summary.json", lambda: draw(s, figures))
     if (folder / "result.json").is_file():
         r = _read_record(folder / "result.json")
-        return _drawn_from(folder / "result.json", lambda: [figs.training_figure(r, figures / "training.png")])
+        return _drawn_from(folder / "result.json", lambda: [figs.training_figure(r, figures / "training.png"),
+                                                          _draw_predictions(folder, r, figures)])
     raise UsageError(f"{folder}: no summary.json or result.json to plot")
 
 
@@ -438,6 +465,17 @@ def _drawn_from(path: Path, draw) -> list:
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as err:
         what = f"no key {err.args[0]!r}" if isinstance(err, KeyError) else f"{type(err).__name__}: {err}"
         raise ValueError(f"{path}: not a complete spherenet record ({what})") from None
+
+
+def _draw_predictions(folder: Path, record: dict, figures: Path) -> Path:
+    """Predicted against measured force on the test set, recomputed from the run's weights and data."""
+    from .experiments import predict_test
+    from .plots.predictions import predictions_figure
+    from .results import load_arrays
+    weights = folder / "weights.npz"
+    if not weights.is_file():
+        raise UsageError(f"{weights}: no such file (the test-set predictions need the trained weights)")
+    return predictions_figure(record, predict_test(record, load_arrays(weights)), figures / "predictions.png")
 
 
 def cmd_predict(args) -> int:

@@ -254,6 +254,50 @@ def reference_errors(train, test) -> dict:
             "rmse_test_mean": rmse(mean, test.Y), "label_noise_rmse": label_noise_rmse(test)}
 
 
+def predict_test(record: dict, arrays: dict) -> dict:
+    """The test-set forces [N] of a finished run, recomputed from its record and trained parameters:
+    ``{"measured": Y, "network": F, "linear": L}``, each ``(n_test, 3)``.
+
+    The data come back as the run had them (``record``'s data source, ``data_path``, seeds, samples and
+    split: the simulator regenerates them, real logs are read again); ``F`` is the trained network on the raw
+    test features (:func:`trained_predictor`) and ``L`` linear least squares with a bias fitted on the raw
+    training features (the model behind ``rmse_test_linear``).
+    """
+    from .baselines import fit_linear
+    if record["data"] != "sim" and not record.get("data_path"):
+        raise ValueError(f"the run read {record['data']} logs but its record names no data_path "
+                         f"(written by an older spherenet): its test set cannot be read again")
+    train_data, test_data = load_problem(
+        record["data"], record.get("data_path"), record["data_seed"],
+        record.get("n_samples", record["n_train"] + record["n_test"]), split=record.get("split", "random"))
+    if len(test_data) != record["n_test"]:
+        raise ValueError(f"the data have {len(test_data)} test samples, the run had {record['n_test']}: "
+                         f"they are not the data it was trained on")
+    return {"measured": test_data.Y, "network": trained_predictor(record, arrays)(test_data.X),
+            "linear": fit_linear(train_data.X, train_data.Y)(test_data.X)}
+
+
+def trained_predictor(record: dict, arrays: dict):
+    """``X_raw (N, d_0) -> forces (N, 3) [N]`` of a finished run: its parameters between the data preparation
+    saved in the record. Sphere methods and retracted SGD: ``scaling.inverse_targets(f(scaling.transform_inputs
+    (X)))`` in the run's dtype; SGD, Adam and AGD: their ``Standardiser`` (inside ``baselines.Predictor``)."""
+    from .baselines import Predictor, Standardiser
+    from .baselines.optimisers import AGD_RELU_GAIN
+    from .data import scaling_from_dict
+    biased = "b0" in arrays                    # SGD and Adam keep biases; every other method is bias-free
+    names = [f"{kind}{i}" for i in range(len(record["widths"]) - 1) for kind in ("Wb" if biased else "W")]
+    missing = [name for name in names if name not in arrays]
+    if missing:
+        raise ValueError(f"the trained parameters lack {', '.join(missing)} for widths {record['widths']}")
+    params, saved = [arrays[name] for name in names], record["scaling"]
+    if saved.get("kind") == "Standardiser":
+        stand = Standardiser(*(np.asarray(saved[k], np.float64) for k in ("x_mean", "x_std", "y_mean", "y_std")))
+        return Predictor(record["method"], params, biased, standardiser=stand,
+                         relu_gain=AGD_RELU_GAIN if record["method"] == "agd" else 1.0)
+    network, scaling = Predictor(record["method"], params, biased), scaling_from_dict(saved)
+    return lambda X: scaling.inverse_targets(network(scaling.transform_inputs(X).astype(record["dtype"])))
+
+
 def certificate(weights, scaling, scaled_inputs) -> dict:
     """The Lipschitz certificate of the trained network in physical units (:mod:`spherenet.lipschitz`)."""
     from .lipschitz import certificate as lipschitz_certificate
@@ -356,7 +400,7 @@ def _record(s, history, scaling, n_train, n_test, net) -> dict:
     return {
         "format": RESULT_FORMAT,
         **{k: s[k] for k in ("method", "widths", "seed", "iterations", "dtype", "order", "data", "data_seed",
-                             "batch_size", "split", "eval_every", "max_seconds")},
+                             "batch_size", "split", "eval_every", "max_seconds", "n_samples", "data_path")},
         "lipschitz": scaling.lipschitz if hasattr(scaling, "lipschitz") else None,
         "n_train": n_train, "n_test": n_test,
         "rmse_train": _finite_or_none(scaling.rmse_newtons(loss_train)),
@@ -387,12 +431,9 @@ def run_key(settings: dict) -> str:
     return f"{s['method']}_{'-'.join(map(str, s['widths']))}_seed{s['seed']}_{digest}"
 
 
-def _run_and_save(settings: dict, out_dir: str) -> dict:
-    record, arrays = run(settings)
-    key = run_key(settings)
-    save_arrays(Path(out_dir) / "runs" / f"{key}.npz", **arrays)
-    write_json(Path(out_dir) / "runs" / f"{key}.json", record)    # written last: marks the run finished
-    return record
+def _save_run(runs_dir: Path, key: str, record: dict, arrays: dict) -> None:
+    save_arrays(runs_dir / f"{key}.npz", **arrays)
+    write_json(runs_dir / f"{key}.json", record)    # written last: marks the run finished
 
 
 def _expected_cost(s: dict) -> float:
@@ -412,11 +453,29 @@ def default_executor(max_workers: int | None = None) -> Executor:
     return ProcessPoolExecutor(max_workers=max_workers or os.cpu_count() or 1, initializer=_limit_threads)
 
 
+def executor_for(scheduler: str | None = None, workers: int | None = None) -> Executor:
+    """Where a sweep's runs execute: the Dask cluster whose scheduler is at ``scheduler`` (e.g.
+    ``"tcp://10.0.0.5:8786"``; ``spherenet.cluster``), else a :func:`default_executor` of ``workers``
+    processes. The caller shuts it down (``with executor_for(...) as pool: sweep(..., executor=pool)``)."""
+    if scheduler is None:
+        return default_executor(workers)
+    if workers is not None:
+        raise ValueError("--workers sizes the local process pool; on a Dask cluster its workers run the "
+                         "trainings (start more with `dask worker`)")
+    try:
+        from .cluster import DaskExecutor
+    except ImportError as err:
+        raise ValueError(f"running on a Dask scheduler needs dask.distributed ({err}): "
+                         f"pip install 'spherenet[dask]'") from None
+    return DaskExecutor(scheduler)
+
+
 def sweep(settings_list, out_dir, executor: Executor | None = None, progress=None) -> list[dict]:
     """Run every settings dict not already finished in ``out_dir/runs``; return all records in input order.
 
-    Finished runs are recognised by their result file and never redone. ``progress(done, total, record)``
-    is called as runs finish. With ``executor=None`` a :func:`default_executor` is made and shut down here.
+    Finished runs are recognised by their result file and never redone; each run is saved here as soon as
+    it comes back from the executor. ``progress(done, total, record)`` is called as runs finish. With
+    ``executor=None`` a :func:`default_executor` is made and shut down here.
     """
     settings_list = [settings_for(**s) for s in settings_list]
     keys = [run_key(s) for s in settings_list]
@@ -428,9 +487,13 @@ def sweep(settings_list, out_dir, executor: Executor | None = None, progress=Non
         own = executor is None
         executor = executor or default_executor()
         try:
-            futures = {executor.submit(_run_and_save, s, str(out_dir)): k for k, s in todo}
+            # The workers return the results and this process writes them: on a cluster the workers need
+            # no access to out_dir.
+            futures = {executor.submit(run, s): k for k, s in todo}
             for future in as_completed(futures):
-                records[futures[future]] = future.result()
+                key = futures[future]
+                records[key], arrays = future.result()
+                _save_run(runs_dir, key, records[key], arrays)
                 if progress:
                     progress(len(records), len(keys), records[futures[future]])
         finally:

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 
 import numpy as np
@@ -187,6 +188,15 @@ def print_claims(claims: dict, figures=(), out=None) -> None:
         print(f"[{'ok' if ok else 'FAILED'}] {claim}", file=out)
     if figures:
         print("figures:", *map(str, figures), file=out)
+
+
+def quick_mode(environ=None) -> bool:
+    """Whether a tutorial run as a script or notebook takes its quick mode: ``SPHERENET_QUICK=1`` in the
+    environment (``0``, empty or unset: the full version)."""
+    value = (os.environ if environ is None else environ).get("SPHERENET_QUICK", "").strip()
+    if value not in ("", "0", "1"):
+        raise ValueError(f"SPHERENET_QUICK={value!r}: set it to 1 (quick mode) or 0 (the full tutorial)")
+    return value == "1"
 
 
 def run_checks(seed: int = 0, out=None) -> bool:

@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 
 from spherenet import sphere
 from spherenet.plots import save_figure
-from spherenet.verify import print_claims
+from spherenet.verify import print_claims, quick_mode
 
 MU = 2.0
 SHAPE = (15, 30)          # the shape of the paper network's third weight matrix
@@ -353,4 +353,4 @@ def main(quick=False, outdir="figures"):
 
 
 if __name__ == "__main__":
-    main()
+    result = main(quick=quick_mode())          # SPHERENET_QUICK=1: the quick version

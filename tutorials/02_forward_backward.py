@@ -31,7 +31,7 @@ import spherenet
 from spherenet import sphere
 from spherenet.data import PaperScaling, default_problem
 from spherenet.plots import save_figure
-from spherenet.verify import print_claims
+from spherenet.verify import print_claims, quick_mode
 
 WIDTHS = [12, 25, 30, 15, 3]
 
@@ -386,4 +386,4 @@ def main(quick=False, outdir="figures"):
 
 
 if __name__ == "__main__":
-    main()
+    result = main(quick=quick_mode())          # SPHERENET_QUICK=1: the quick version

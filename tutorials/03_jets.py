@@ -32,7 +32,7 @@ from spherenet import jets, sphere, taylor
 from spherenet.data import PaperScaling, default_problem
 from spherenet.steps import iterate_at, loss_along
 from spherenet.plots import save_figure
-from spherenet.verify import print_claims
+from spherenet.verify import print_claims, quick_mode
 
 WIDTHS = [12, 25, 30, 15, 3]
 ORDER = 6
@@ -630,4 +630,4 @@ def main(quick=False, outdir="figures"):
 
 
 if __name__ == "__main__":
-    main()
+    result = main(quick=quick_mode())          # SPHERENET_QUICK=1: the quick version

@@ -35,7 +35,7 @@ from spherenet.experiments import scaled_arrays
 from spherenet.steps import FLAGS, backtrack, iterate_at, loss_along
 from spherenet.train import train
 from spherenet.plots import save_figure
-from spherenet.verify import print_claims
+from spherenet.verify import print_claims, quick_mode
 
 WIDTHS = [12, 25, 30, 15, 3]
 EPS = taylor.EPS                     # π/6, the longest step Algorithm 1 takes
@@ -517,4 +517,4 @@ def main(quick=False, outdir="figures"):
 
 
 if __name__ == "__main__":
-    main()
+    result = main(quick=quick_mode())          # SPHERENET_QUICK=1: the quick version

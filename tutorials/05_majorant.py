@@ -46,7 +46,7 @@ from spherenet.plots.majorant import curve_comparison
 from spherenet.taylor import flip_fraction
 from spherenet.train import train
 from spherenet.plots import save_figure
-from spherenet.verify import print_claims
+from spherenet.verify import print_claims, quick_mode
 
 WIDTHS = [12, 25, 30, 15, 3]
 NARROW = [4, 6, 1]
@@ -609,4 +609,4 @@ def main(quick=False, outdir="figures"):
 
 
 if __name__ == "__main__":
-    main()
+    result = main(quick=quick_mode())          # SPHERENET_QUICK=1: the quick version

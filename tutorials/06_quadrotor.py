@@ -36,7 +36,7 @@ from spherenet.data import (QuadrotorParams, WindModel, aerodynamic_force, defau
 from spherenet.experiments import scaled_arrays
 from spherenet.train import make_rule, train
 from spherenet.plots import save_figure
-from spherenet.verify import print_claims
+from spherenet.verify import print_claims, quick_mode
 
 WIDTHS = [12, 25, 30, 15, 3]
 
@@ -488,4 +488,4 @@ def main(quick=False, outdir="figures"):
 
 
 if __name__ == "__main__":
-    main()
+    result = main(quick=quick_mode())          # SPHERENET_QUICK=1: the quick version

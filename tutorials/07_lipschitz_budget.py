@@ -46,7 +46,7 @@ from spherenet.experiments import run, scaled_arrays
 from spherenet.plots.tradeoff import tradeoff_figure
 from spherenet.tradeoff import tradeoff
 from spherenet.train import train
-from spherenet.verify import print_claims
+from spherenet.verify import print_claims, quick_mode
 
 WIDTHS = [12, 25, 30, 15, 3]
 
@@ -154,4 +154,4 @@ def main(quick: bool = False, outdir="figures") -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    result = main(quick=quick_mode())          # SPHERENET_QUICK=1: the quick version
