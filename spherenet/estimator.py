@@ -59,9 +59,11 @@ class SphereNetRegressor:
     ----------
     hidden : sequence of int, default (25, 30, 15)
         Hidden widths; the network is ``[n_features, *hidden, n_outputs]`` (``()`` gives one linear layer).
-    method : str, default "geo-cg-layer"
-        Step rule, one of ``spherenet.train.RULES``: "geo-cg-layer" (the paper's jet-Newton step along
-        conjugate-gradient geodesics: the automatic rule that won on held-out data, docs/beyond.md),
+    method : str or None, default None
+        Step rule, one of ``spherenet.train.RULES``; None: "geo-cg-layer" for full batch and "geo-batch"
+        with ``batch_size`` (``spherenet.experiments.default_method``). "geo-cg-layer" (the paper's
+        jet-Newton step along conjugate-gradient geodesics, docs/beyond.md), "geo-batch" (its mini-batch
+        form, docs/beyond.md §7),
         "taylor" (the paper's Algorithm 1), "mm" (Algorithm 2),
         "mm-frobenius", "mm-telescoping", "mm-closed".
     order : int, default 2
@@ -116,7 +118,7 @@ class SphereNetRegressor:
     ball of radius r), so ``lipschitz_bound_ / r`` bounds the raw map there.
     """
 
-    def __init__(self, hidden=(25, 30, 15), method="geo-cg-layer", order=2, iterations=200, radius="unit",
+    def __init__(self, hidden=(25, 30, 15), method=None, order=2, iterations=200, radius="unit",
                  batch_size=None, scaling="standard", lipschitz=None, standardize=False, dtype="float64",
                  random_state=0, verbose=False):
         self.hidden = hidden
@@ -163,9 +165,11 @@ class SphereNetRegressor:
     def _checked_params(self) -> dict:
         if isinstance(self.hidden, (str, bytes)) or not hasattr(self.hidden, "__iter__"):
             raise TypeError(f"hidden must be a sequence of positive integers, got {self.hidden!r}")
-        method = check_choice("method", self.method, tuple(RULES))
         if self.batch_size is not None:
             positive_int("batch_size", self.batch_size)
+        from .experiments import default_method
+        method = default_method(self.batch_size) if self.method is None else check_choice(
+            "method", self.method, tuple(RULES))
         if not isinstance(self.standardize, (bool, np.bool_)):
             raise TypeError(f"standardize must be True or False, got {self.standardize!r}")
         check_choice("scaling", self.scaling, ("standard", "paper"))
@@ -185,7 +189,7 @@ class SphereNetRegressor:
         if seed is None:
             seed = int(np.random.SeedSequence().entropy)
         order = positive_int("order", self.order)          # checked for every method, used by "taylor"
-        return {"hidden": tuple(positive_int(f"hidden[{i}]", h) for i, h in enumerate(self.hidden)),
+        return {"hidden": tuple(positive_int(f"hidden[{i}]", h) for i, h in enumerate(self.hidden)), "method": method,
                 "options": {"order": order} if method == "taylor" else {},
                 "iterations": positive_int("iterations", self.iterations, minimum=0),
                 "dtype": dtype, "seed": positive_int("random_state", seed, minimum=0)}
@@ -205,7 +209,7 @@ class SphereNetRegressor:
         net, scaling, selection = self._fit_scaling(X, Y, p)
         Xs, Ys = scaling.transform_inputs(X), scaling.transform_targets(Y)
         callback = _progress(p["iterations"]) if self.verbose else None
-        history = train(net, Xs.astype(p["dtype"]), Ys.astype(p["dtype"]), rule=self.method,
+        history = train(net, Xs.astype(p["dtype"]), Ys.astype(p["dtype"]), rule=p["method"],
                         iterations=p["iterations"], batch_size=self.batch_size, seed=p["seed"],
                         callback=callback, **p["options"])
         if self.verbose and history.stop_reason:
@@ -224,7 +228,7 @@ class SphereNetRegressor:
         K, selection = self.lipschitz, None
         if K is None:
             from .budget import select_lipschitz, validation_rows
-            K, selection = select_lipschitz(X, Y, validation_rows(X, "random", p["seed"]), widths, self.method,
+            K, selection = select_lipschitz(X, Y, validation_rows(X, "random", p["seed"]), widths, p["method"],
                                             p["seed"], p["dtype"], self.radius, self.batch_size,
                                             rule_options=p["options"])
         net = NormalisedMLP(widths, self.radius, p["seed"], p["dtype"])

@@ -103,7 +103,9 @@ def safeguarded_step(c, order: int, eps: float = EPS) -> tuple[float, list]:
         t_model = eps
         flags.append("kappa-nonfinite")
     elif order == 2:
-        t_model = newton_safeguard(-c[1], kappa, eps)
+        # beta >= 0 in exact arithmetic; a jet's c_1 can come out at rounding level on the wrong side
+        # (-4.4e-18 along a direction that does not descend), which is beta = 0: no step
+        t_model = newton_safeguard(max(-c[1], 0.0), kappa, eps)
     else:
         t_model = model_step(c, eps)
     if kappa <= 0:

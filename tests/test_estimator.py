@@ -407,3 +407,11 @@ def test_sklearn_clone_and_not_fitted_error_and_r2(fitted, problem):
         est.predict(np.ones((2, 12)))
     _, test = problem
     assert fitted.score(test.X, test.Y) == pytest.approx(r2_score(test.Y, fitted.predict(test.X)), rel=1e-12)
+
+
+def test_method_none_is_the_automatic_rule_for_the_batch_size(small):
+    X, Y = small
+    full = SphereNetRegressor(hidden=(4,), iterations=2, lipschitz=300.0).fit(X, Y)
+    batched = SphereNetRegressor(hidden=(4,), iterations=2, lipschitz=300.0, batch_size=64).fit(X, Y)
+    assert (full.history_.method, batched.history_.method) == ("geo-cg-layer", "geo-batch")
+    assert full.get_params()["method"] is None

@@ -34,9 +34,13 @@ def test_plot_of_a_malformed_record_is_one_line_naming_the_file(tmp_path, capsys
 
 
 def test_plot_of_a_good_record_still_draws(tmp_path):
-    (tmp_path / "result.json").write_text(json.dumps(GOOD_RESULT))
-    assert main(["plot", str(tmp_path)]) == 0
-    assert (tmp_path / "figures" / "training.png").stat().st_size > 10_000
+    out = tmp_path / "run"
+    assert main(["train", "--iterations", "3", "--samples", "600", "--widths", "12-8-3", "--lipschitz", "500",
+                 "--out", str(out), "--quiet"]) == 0
+    (out / "figures" / "training.png").unlink()
+    assert main(["plot", str(out)]) == 0
+    for figure in ("training.png", "predictions.png"):
+        assert (out / "figures" / figure).stat().st_size > 10_000
 
 
 @pytest.fixture(scope="module")

@@ -297,3 +297,10 @@ def test_iterate_at_holds_the_loss_gradients_direction_and_adjoints():
     np.testing.assert_array_equal(it.cache.F, sn.forward(net.weights, X))
     assert it.cache.dZ is not None and np.array_equal(it.radii, net.radii)
     assert iterate_at(net.weights, net.radii, X, Y, loss_prev=7.5).loss_prev == 7.5
+
+
+def test_a_slope_of_rounding_size_on_the_wrong_side_is_no_descent():
+    """A jet's c_1 slightly above 0 (beta = -4.4e-18 in a fuzzed 2-sample fit) is beta = 0: the step is 0."""
+    from spherenet.taylor import safeguarded_step
+    tau, flags = safeguarded_step(np.array([1.0, 4.4e-18, 0.5]), 2, np.pi / 6)
+    assert tau == 0.0 and "clipped" not in flags
