@@ -327,6 +327,11 @@ def cmd_reproduce(args) -> int:
         summary = _run_sweep(args, out, lambda executor: reproduce(
             args.experiment, out, quick=args.quick, seeds=args.seeds, n_samples=args.samples, executor=executor,
             progress=report))
+    return _finish_sweep(args, out, summary, start)
+
+
+def _finish_sweep(args, out: Path, summary, start: float) -> int:
+    """Write a sweep's summary and figures and print it; 1 if the cluster lost a run (already said)."""
     if summary is None:
         return 1
     summary["wall_seconds"] = time.perf_counter() - start
@@ -385,14 +390,7 @@ def cmd_lipschitz(args) -> int:
         out, args.method, args.data, args.data_path, parse_widths(args.widths), args.split, args.quick,
         args.points, args.seeds, args.samples, args.iterations, executor,
         progress=lambda done, total, _: print(f"  run {done}/{total}", file=sys.stderr, flush=True)))
-    if summary is None:
-        return 1
-    summary["wall_seconds"] = time.perf_counter() - start
-    write_json(out / "summary.json", summary)
-    figures = _draw(out, args.figures)
-    _print_experiment(summary)
-    print(f"wrote {out / 'summary.json'} and {figures[0]}")
-    return 0
+    return _finish_sweep(args, out, summary, start)
 
 
 def _print_tradeoff(s: dict) -> None:
