@@ -11,6 +11,7 @@ import io
 import json
 import os
 import tempfile
+import tokenize
 import zipfile
 from pathlib import Path
 
@@ -106,8 +107,10 @@ def load_arrays(path) -> dict:
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
-    # zipfile raises NotImplementedError/RuntimeError for damaged flag bits (it reads "encrypted").
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError, RuntimeError) as err:
+    # zipfile raises NotImplementedError/RuntimeError for damaged flag bits (it reads "encrypted"); NumPy's
+    # header parser raises SyntaxError or tokenize.TokenError for a damaged array header.
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError, RuntimeError, SyntaxError,
+            tokenize.TokenError) as err:
         raise ValueError(f"{path}: not a readable .npz file ({err})") from None
     stored = arrays.pop("_sha256", None)
     if stored is None:

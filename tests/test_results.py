@@ -66,3 +66,17 @@ def test_json_is_atomic_and_strict(tmp_path):
     path.write_text("{broken")
     with pytest.raises(ValueError, match="not valid JSON"):
         results.read_json(path)
+
+
+def test_a_damaged_array_header_is_refused_naming_the_file(tmp_path):
+    """NumPy's header parser raises tokenize.TokenError for a damaged header of an array large enough that
+    zipfile has not checked the CRC yet (found by hypothesis in tests/test_checkpoint.py): one ValueError
+    naming the file instead."""
+    path = results.save_arrays(tmp_path / "a.npz", W0=np.ones((100, 100)))
+    data = path.read_bytes()
+    good = b"'shape': (100, 100), }"
+    at = data.index(good)
+    for bad in (b"'shape': ((100, 100, }", b"'shape': (100, 100), {"):
+        (tmp_path / "b.npz").write_bytes(data[:at] + bad + data[at + len(good):])
+        with pytest.raises(ValueError, match="b.npz: not a readable .npz file"):
+            results.load_arrays(tmp_path / "b.npz")
