@@ -330,11 +330,9 @@ class SphereNetRegressor:
         if state.get("kind") != cls.__name__ or state.get("format") != _FORMAT:
             raise ValueError(f"{path}: not a {cls.__name__} file of format {_FORMAT}")
         est = cls(**_decode(params))
-        # The weights are checked against their radii up to the drift the fit itself recorded.
         drift = max([d for d in history.get("drift", []) if d is not None], default=0.0)
-        rtol = max(1e-6 if weights[0].dtype == np.float32 else 1e-10, 2 * drift)
         try:
-            est._set_fitted(NormalisedMLP.from_weights(weights, radii, rtol), scaling_from_dict(scaling),
+            est._set_fitted(_network_on_spheres(weights, radii, drift), scaling_from_dict(scaling),
                             _history_from_dict(history), bool(state["y_1d"]), state["seed"],
                             state["lipschitz_lower"], state["lipschitz_selection"])
         except (KeyError, TypeError) as err:
@@ -453,6 +451,12 @@ def _decode(value):
     return value
 
 
+def _network_on_spheres(weights, radii, drift: float) -> NormalisedMLP:
+    """Saved weights checked against their radii up to the drift the fit itself recorded."""
+    rtol = max(1e-6 if weights[0].dtype == np.float32 else 1e-10, 2 * drift)
+    return NormalisedMLP.from_weights(weights, radii, rtol)
+
+
 def _history_from_dict(d: dict) -> History:
     """Inverse of ``History.as_dict`` (``None`` back to NaN in the numeric lists)."""
     def nums(xs):
@@ -498,8 +502,8 @@ def from_run(folder) -> SphereNetRegressor:
                                  lipschitz=record["lipschitz"] if record["lipschitz_selection"] is None
                                  and record["scaling"]["kind"] == "StandardScaling" else None,
                                  dtype=record["dtype"], random_state=record["seed"])
-        rtol = max(1e-6 if weights[0].dtype == np.float32 else 1e-10, 2 * (record["max_norm_drift"] or 0.0))
-        est._set_fitted(NormalisedMLP.from_weights(weights, radii, rtol), scaling_from_dict(record["scaling"]),
+        est._set_fitted(_network_on_spheres(weights, radii, record["max_norm_drift"] or 0.0),
+                        scaling_from_dict(record["scaling"]),
                         history, False, record["seed"], record["lipschitz_lower"], record["lipschitz_selection"])
     except (KeyError, TypeError) as err:
         raise ValueError(f"{folder / 'result.json'}: not a readable `spherenet train` result "
