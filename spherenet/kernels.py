@@ -104,44 +104,24 @@ def _relu_mask_loops(G, Z, out):
 relu_mask_numba = _jit(_relu_mask_loops)
 
 
-# --- exp-map update in place: W <- W cos t + mu V sin t ------------------------------------------------
-
-def curve_update_reference(W: np.ndarray, V: np.ndarray, mu: float, t: float) -> np.ndarray:
-    """In place ``W <- W cos t + mu V sin t`` (one step along the update curve); returns ``W``.
-
-    Written as ``W += (cos t - 1) W + mu sin t V`` with ``cos t - 1 = -2 sin²(t/2)``: rounding then scales
-    with the increment, not with ``W`` (see ``sphere.curve``).
-    """
-    W += (-2.0 * np.sin(t / 2) ** 2) * W + (mu * np.sin(t)) * V
-    return W
-
-
-def _curve_update_loops(W, V, mu, t):
-    # np.sin, not math.sin: a non-finite t gives NaN (as in the reference) also when run as plain Python
-    c = -2.0 * np.sin(t / 2) ** 2
-    s = mu * np.sin(t)
-    w = W.reshape(-1)
-    v = V.reshape(-1)
-    for i in range(w.size):
-        w[i] += c * w[i] + s * v[i]
-    return W
-
-
-curve_update_numba = _jit(_curve_update_loops)
-
-
 # --- the versions the package uses ---------------------------------------------------------------------
 
 matmul_nt = matmul_nt_reference          # BLAS: 1.4-14x faster than the loops (benchmarks/README.md)
 relu = relu_numba                        # one pass, no temporaries
 relu_mask = relu_mask_numba              # one pass, no boolean temporary, no tiling
-curve_update = curve_update_numba
+
+
+def curve_update(W: np.ndarray, V: np.ndarray, mu: float, t: float) -> np.ndarray:
+    """Deprecated alias: ``W[...] = sphere.curve(W, V, mu, t)`` in place (the one curve function); returns ``W``."""
+    from .sphere import curve
+    W[...] = curve(W, V, mu, t)
+    return W
+
 
 KERNELS = {
     "matmul_nt": (matmul_nt_reference, matmul_nt_numba),
     "relu": (relu_reference, relu_numba),
     "relu_mask": (relu_mask_reference, relu_mask_numba),
-    "curve_update": (curve_update_reference, curve_update_numba),
 }
 
 

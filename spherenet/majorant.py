@@ -28,7 +28,7 @@ import math
 import numpy as np
 
 from . import kernels, sphere
-from ._checks import as_float_matrix, check_data, check_weights, finite_float
+from ._checks import as_float_matrix, check_data, check_radii, check_weights, finite_float
 from .network import Direction, _direction, _forward_cache, _loss_from_output
 
 RTOL = 3.45e-4                        # the authors' tolerance: sqrt(eps(Float32)), Optim.jl's default
@@ -134,9 +134,8 @@ class Majorant:
         return float(values[0]) if t_arr.ndim == 0 else values.reshape(t_arr.shape)
 
     def curve(self, t: float) -> list:
-        """``[Γ_i(t)] = [W_i cos t + U_i sin t]`` (``W_i`` for a layer that stays)."""
-        return [W if fixed else math.cos(t) * W + math.sin(t) * U
-                for W, U, fixed in zip(self.weights, self.U, self.fixed)]
+        """``[Γ_i(t)] = [W_i cos t + U_i sin t]`` (``W_i`` for a layer that stays): ``sphere.curve_layers``."""
+        return sphere.curve_layers(self.weights, self.direction.V, self.radii, t, self.direction.rates)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(alpha={self.alpha:.6g}, beta={self.beta:.6g}, Q={self.Q:.6g}, L={self.L})"
@@ -244,9 +243,7 @@ def _checked(weights, grads, radii, X):
     if isinstance(grads, np.ndarray) or not hasattr(grads, "__len__") or len(grads) != len(weights):
         raise ValueError(f"grads must be a list of {len(weights)} arrays, one per weight matrix")
     grads = [as_float_matrix(f"grads[{i}]", G) for i, G in enumerate(grads)]
-    if isinstance(radii, (str, bytes)) or np.ndim(radii) != 1 or len(radii) != len(weights):
-        raise ValueError(f"radii must be a sequence of {len(weights)} positive numbers, got {radii!r}")
-    radii = np.array([finite_float(f"radii[{i}]", float(r), positive=True) for i, r in enumerate(radii)])
+    radii = check_radii(radii, len(weights))
     for i, (W, G, mu) in enumerate(zip(weights, grads, radii)):
         if G.shape != W.shape:
             raise ValueError(f"grads[{i}] has shape {G.shape}, weights[{i}] has {W.shape}")

@@ -30,10 +30,6 @@ def _stationary(it: Iterate, info: dict) -> Step:
     return Step(0.0, it.weights, it.cache, it.loss, predicted=0.0, flags=("stationary",), info=info)
 
 
-def _zero_layer_flags(it: Iterate) -> tuple:
-    return ("zero-layer",) if it.direction.zero_layers else ()
-
-
 class MajorantStep:
     """Algorithm 2: ``τ = argmin_{[0, π]} m(t)`` for the majorant ``variant`` (``"spectral"``, ``"frobenius"``,
     ``"telescoping"``), by :func:`spherenet.majorant.golden_section` with ``rtol``/``atol`` (defaults: the
@@ -46,7 +42,7 @@ class MajorantStep:
 
     ``Step.info``: ``alpha``, ``Q``, ``P2`` (the Lipschitz product the penalty uses: ``Π ||W_i||_2``, or
     ``Π mu_i`` for ``frobenius``), ``evals`` (majorant evaluations). Flags: ``"stationary"`` (``β = 0``, then
-    ``τ = 0``), ``"interval-end"`` (the minimiser is ``0`` or ``π``), ``"not-unimodal"``, ``"zero-layer"``.
+    ``τ = 0``), ``"interval-end"`` (the minimiser is ``0`` or ``π``), ``"not-unimodal"``.
     """
 
     def __init__(self, variant: str = "spectral", rtol: float = RTOL, atol: float = ATOL,
@@ -70,8 +66,7 @@ class MajorantStep:
             return _stationary(it, {"alpha": it.direction.alpha, "Q": Q, "P2": math.nan, "evals": 0})
         m = self.majorant(it, Q)
         tau, m_tau, evals, at_end, restarted = minimise(m, self.rtol, self.atol, self.first_step)
-        flags = _zero_layer_flags(it) + (("not-unimodal",) if restarted else ()) + (
-            ("interval-end",) if at_end else ())
+        flags = (("not-unimodal",) if restarted else ()) + (("interval-end",) if at_end else ())
         return Step(tau, predicted=m_tau, flags=flags,
                     info={"alpha": it.direction.alpha, "Q": Q, "P2": m.P2, "evals": evals})
 
@@ -94,8 +89,7 @@ class ClosedFormStep:
         if beta == 0:
             return _stationary(it, info)
         tau = _closed_form_tau(beta, P, Q, L)
-        return Step(tau, predicted=float(closed_form_model(tau, beta, P, Q, L)), flags=_zero_layer_flags(it),
-                    info=info)
+        return Step(tau, predicted=float(closed_form_model(tau, beta, P, Q, L)), info=info)
 
     def __repr__(self) -> str:
         return "ClosedFormStep()"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import kernels, rows, sphere
-from ._checks import (as_float_matrix, check_choice, check_data, check_weights, finite_float,
+from ._checks import (as_float_matrix, check_choice, check_data, check_radii, check_weights, finite_float,
                       positive_int, rng_from)
 
 RADIUS_RULES = ("unit", "agd", "fan")
@@ -38,10 +38,7 @@ def radii_for(widths, radius="unit") -> np.ndarray:
         return {"unit": np.ones(L), "agd": np.sqrt(d_out / d_in), "fan": np.sqrt(d_out * d_in) / 3}[rule]
     if np.ndim(radius) == 0:
         return np.full(L, finite_float("radius", radius, positive=True))
-    radii = [finite_float(f"radius[{i}]", r, positive=True) for i, r in enumerate(radius)]
-    if len(radii) != L:
-        raise ValueError(f"radius has {len(radii)} entries but the network has {L} weight matrices")
-    return np.array(radii)
+    return check_radii(radius, L, name="radius")
 
 
 def check_widths(widths) -> tuple[int, ...]:
@@ -298,14 +295,19 @@ class Direction:
     alpha: float
 
     @property
-    def zero_layers(self) -> list[int]:
-        """Layers whose Riemannian gradient is zero (their ``V_i = 0``): they stay where they are."""
-        return [i for i, n in enumerate(self.rgrad_norms) if n == 0.0]
+    def rates(self) -> np.ndarray:
+        """The curve's rate per layer, ``sphere.layer_rates(V)``: 1, or 0 for a layer that stays (``V_i = 0``)."""
+        return sphere.layer_rates(self.V)
 
     @property
     def moving(self) -> np.ndarray:
         """``moving[i]``: layer i moves along its great circle; a zero layer stays, ``Γ_i(t) = W_i``."""
-        return self.rgrad_norms > 0
+        return self.rates > 0
+
+    @property
+    def zero_layers(self) -> list[int]:
+        """Layers whose Riemannian gradient is zero (their ``V_i = 0``): they stay where they are."""
+        return [int(i) for i in np.flatnonzero(~self.moving)]
 
     @property
     def alpha_moving(self) -> float:
@@ -348,13 +350,9 @@ def direction(weights, grads, radii) -> Direction:
     weights = check_weights(weights)
     grads = [as_float_matrix(f"grads[{i}]", G, dtype=np.asarray(G).dtype if np.asarray(G).dtype in
                              (np.float32, np.float64) else np.float64) for i, G in enumerate(_as_list("grads", grads))]
-    if isinstance(radii, (str, bytes)) or np.ndim(radii) != 1:
-        raise TypeError(f"radii must be a sequence of positive numbers, got {radii!r}")
-    radii = np.array([finite_float(f"radii[{i}]", float(m) if isinstance(m, np.floating) else m, positive=True)
-                      for i, m in enumerate(radii)])
-    if len(grads) != len(weights) or len(radii) != len(weights):
-        raise ValueError(f"weights, grads and radii must have one entry per layer: "
-                         f"{len(weights)}, {len(grads)}, {len(radii)}")
+    radii = check_radii(radii, len(weights))
+    if len(grads) != len(weights):
+        raise ValueError(f"weights and grads must have one entry per layer: {len(weights)}, {len(grads)}")
     for i, (W, G) in enumerate(zip(weights, grads)):
         if W.shape != G.shape:
             raise ValueError(f"grads[{i}] has shape {G.shape}, weights[{i}] has {W.shape}")
@@ -443,8 +441,7 @@ class NormalisedMLP:
         drift)."""
         weights = check_weights(weights)
         norms = np.array([sphere.fro(W.astype(np.float64)) for W in weights])
-        radii = norms if radii is None else np.array(
-            [finite_float(f"radii[{i}]", r, positive=True) for i, r in enumerate(radii)])
+        radii = norms if radii is None else check_radii(radii, len(weights))
         if rtol is None:
             rtol = 1e-6 if weights[0].dtype == np.float32 else 1e-10
         for i, W in enumerate(weights):

@@ -1,4 +1,4 @@
-"""Geometry of the Frobenius sphere ``S(mu) = {W : ||W||_F = mu}`` (METHOD.md §3).
+"""Geometry of the Frobenius sphere ``S(mu) = {W : ||W||_F = mu}`` (docs/method.md §3).
 
 Every function works on one matrix; a network lives on the product of one sphere per layer, and the
 product's operations are these applied layer by layer. Inner product ``<A, B> = tr(A^T B)``.
@@ -54,16 +54,67 @@ def rgrad_norm(W: np.ndarray, G: np.ndarray, mu: float) -> float:
     return float(np.sqrt(max(mu**2 * inner(G, G) - inner(W, G) ** 2, 0.0))) / mu
 
 
-def curve(W: np.ndarray, V: np.ndarray, mu: float, t: float) -> np.ndarray:
-    """The update curve ``Gamma(t) = W cos t + mu V sin t`` for a unit tangent ``V`` (``||V||_F = 1``).
+def curve(W: np.ndarray, V: np.ndarray, mu: float, t: float, rate: float = 1.0) -> np.ndarray:
+    """The update curve ``Gamma(t) = W cos(a t) + mu V sin(a t)`` for a unit tangent ``V`` and a rate ``a``.
 
-    It is the geodesic through ``W`` with initial velocity ``mu V``; ``t`` is the rotation angle, so
-    ``||Gamma(t)||_F = mu`` for every ``t`` and ``dist(W, Gamma(t)) = mu t`` for ``0 <= t <= pi``.
+    The one function that moves weights along a sphere: Algorithm 1 and 2 use ``a = 1`` (docs/method.md §3),
+    the geodesic rules of ``spherenet.beyond`` one rate per layer.
+
+    Parameters
+    ----------
+    W : ndarray
+        The point at ``t = 0``, ``||W||_F = mu``.
+    V : ndarray
+        A unit tangent at ``W`` (``||V||_F = 1``, ``<W, V> = 0``), same shape as ``W``.
+    mu : float
+        The sphere's radius.
+    t : float
+        The curve parameter.
+    rate : float, optional
+        ``a``: the layer turns by the angle ``a t`` (default 1).
+
+    Returns
+    -------
+    ndarray
+        ``Gamma(t)``, a new array in ``W``'s dtype.
+
+    Notes
+    -----
+    It is the geodesic through ``W`` with initial velocity ``a mu V``, so ``||Gamma(t)||_F = mu`` for every
+    ``t`` and ``dist(W, Gamma(t)) = mu a t`` for ``0 <= a t <= pi``. It is computed in increment form,
+    ``W + ((cos s - 1) W + mu sin s V)`` with ``s = a t`` and ``cos s - 1 = -2 sin²(s/2)``: the rounding error
+    scales with the (small) increment, not with ``W``, so norms drift ~``s`` eps per step instead of ~eps.
+
+    Examples
+    --------
+    >>> W, V = np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])
+    >>> curve(W, V, 1.0, np.pi / 2)
+    array([[0., 1.]])
+    >>> curve(W, V, 1.0, np.pi / 2, rate=0.5).round(6)
+    array([[0.707107, 0.707107]])
     """
-    # Increment form W + ((cos t - 1) W + mu sin t V), with cos t - 1 = -2 sin²(t/2): its rounding error
-    # scales with the (small) increment, not with W, so norms drift ~t eps per step instead of ~eps.
+    angle = rate * t
     # Python floats (not NumPy scalars) keep a float32 W in float32.
-    return W + ((-2.0 * math.sin(t / 2) ** 2) * W + (float(mu) * math.sin(t)) * V)
+    return W + ((-2.0 * math.sin(angle / 2) ** 2) * W + (float(mu) * math.sin(angle)) * V)
+
+
+def layer_rates(directions) -> np.ndarray:
+    """The zero-layer rule: rate 1 for a layer with a non-zero direction, 0 for one whose direction is zero,
+    which stays where it is (``Gamma_i(t) = W_i``, not ``W_i cos t``, which would leave its sphere).
+
+    (``network.direction`` sets a layer's direction to exactly zero when its Riemannian gradient is rounding
+    noise, ``||grad_i||_F <= 64 eps ||∇_i J||_F``: the one threshold.)
+
+    >>> layer_rates([np.zeros((2, 2)), np.eye(2)])
+    array([0., 1.])
+    """
+    return np.array([1.0 if np.any(D) else 0.0 for D in directions])
+
+
+def curve_layers(weights: list, directions: list, radii, t: float, rates) -> list:
+    """``[Gamma_i(t)]`` for every layer: :func:`curve` with layer ``i``'s rate ``a_i``; a layer with
+    ``a_i = 0`` (the zero-layer rule, ``network.Direction.moving``) stays, ``Gamma_i(t) = W_i``."""
+    return [curve(W, V, mu, t, a) if a > 0 else W for W, V, mu, a in zip(weights, directions, radii, rates)]
 
 
 def exp_map(W: np.ndarray, xi: np.ndarray, mu: float) -> np.ndarray:

@@ -70,7 +70,8 @@ class Step:
 
 FLAGS = {
     "stationary": "beta = 0: every Riemannian gradient vanishes; the step is tau = 0",
-    "zero-layer": "some layer's Riemannian gradient is zero; that layer does not move (V_i = 0, Γ_i(t) = W_i)",
+    "zero-layer": "some layer's Riemannian gradient is zero; that layer does not move (V_i = 0, Γ_i(t) = W_i); "
+                  "set by the training loop from Direction.zero_layers",
     "clipped": "the model's step was longer than eps (or curvature <= 0); tau = eps before backtracking",
     "kappa-nonpositive": "the model's curvature kappa <= 0 (no Newton step)",
     "kappa-nonfinite": "the model's curvature is not finite; tau = eps before backtracking",
@@ -96,8 +97,7 @@ def weights_along(it: Iterate, t: float) -> list:
 
     A layer with a zero Riemannian gradient (``V_i = 0``) stays: ``Γ_i(t) = W_i``.
     """
-    return [sphere.curve(W, V, mu, t) if moving else W
-            for W, V, mu, moving in zip(it.weights, it.direction.V, it.radii, it.direction.moving)]
+    return sphere.curve_layers(it.weights, it.direction.V, it.radii, t, it.direction.rates)
 
 
 def loss_along(it: Iterate, t: float) -> tuple[float, list, ForwardCache]:
@@ -110,22 +110,64 @@ def loss_along(it: Iterate, t: float) -> tuple[float, list, ForwardCache]:
     return _loss_from_output(cache.F, it.Y), weights, cache
 
 
-def backtrack(it: Iterate, tau: float, max_halvings: int = 30, loss_at=None) -> Step:
-    """Algorithm 1, step 5: while ``J(Γ(tau)) > J_prev``: ``tau <- tau/2``.
+def backtracking(phi, tau: float, J_prev: float, max_halvings: int = 30) -> tuple[float, int]:
+    """Algorithm 1, step 5, on a function of one variable: while ``phi(tau) > J_prev``: ``tau <- tau/2``.
 
-    ``loss_at(t) -> (J, weights, cache)``: the curve to backtrack along (default :func:`loss_along`, the
-    shared-angle update curve; ``spherenet.beyond`` passes its per-layer geodesics).
+    Parameters
+    ----------
+    phi : callable
+        ``phi(t) -> float``, the loss along the update curve, ``φ(t) = J(Γ(t))``.
+    tau : float
+        The first angle to try (the model's step); ``0`` returns at once without evaluating ``phi``.
+    J_prev : float
+        The loss to compare against (the previous accepted loss).
+    max_halvings : int, optional
+        The cap on halvings (the authors' loop has none; ``2^-30 ≈ 1e-9`` of the first angle is plenty).
 
-    The authors' loop has no cap; here at most ``max_halvings`` halvings are tried (``tau`` shrinks by up to
-    ``2^-30 ≈ 1e-9``). A non-finite ``J(Γ(tau))`` counts as no decrease. If the cap is reached the step is
-    ``tau = 0`` (stay) and the flag ``"backtracking-cap"`` is set.
+    Returns
+    -------
+    tau : float
+        The first ``tau / 2^h`` with ``phi <= J_prev``, or ``0`` (stay) when the cap is reached.
+    halvings : int
+        ``h``, the number of halvings made.
+
+    Notes
+    -----
+    A non-finite ``phi(tau)`` counts as no decrease (``nan <= J_prev`` is false).
+
+    Examples
+    --------
+    >>> backtracking(lambda t: (t - 1.0) ** 2, 4.0, J_prev=1.0)
+    (2.0, 1)
+    >>> backtracking(lambda t: 1.0 + t, 0.5, J_prev=1.0, max_halvings=3)
+    (0.0, 3)
     """
     if tau == 0:
-        return Step(0.0, it.weights, it.cache, it.loss)
-    loss_at = loss_at or (lambda t: loss_along(it, t))
+        return 0.0, 0
     for halvings in range(max_halvings + 1):
-        J, weights, cache = loss_at(tau)
-        if J <= it.loss_prev:
-            return Step(tau, weights, cache, J, halvings=halvings)
+        if phi(tau) <= J_prev:
+            return tau, halvings
         tau /= 2
-    return Step(0.0, it.weights, it.cache, it.loss, halvings=max_halvings, flags=("backtracking-cap",))
+    return 0.0, max_halvings
+
+
+def backtrack(it: Iterate, tau: float, max_halvings: int = 30, loss_at=None) -> Step:
+    """:func:`backtracking` along a rule's curve, keeping the weights and forward pass of the angle taken.
+
+    ``loss_at(t) -> (J, weights, cache)``: the curve to backtrack along (default :func:`loss_along`, the
+    shared-angle update curve; ``spherenet.beyond`` passes its per-layer geodesics); it is compared against
+    ``it.loss_prev``. Reaching the cap gives ``tau = 0`` (stay) and the flag ``"backtracking-cap"``.
+    """
+    loss_at = loss_at or (lambda t: loss_along(it, t))
+    last = []                                    # the latest trial: the accepted one, when one is
+
+    def phi(t):
+        last[:] = loss_at(t)
+        return last[0]
+
+    tau_taken, halvings = backtracking(phi, tau, it.loss_prev, max_halvings)
+    if tau_taken == 0:
+        return Step(0.0, it.weights, it.cache, it.loss, halvings=halvings,
+                    flags=("backtracking-cap",) if tau != 0 else ())
+    J, weights, cache = last
+    return Step(tau_taken, weights, cache, J, halvings=halvings)

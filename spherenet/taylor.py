@@ -18,7 +18,7 @@ from numpy.polynomial import polynomial as P
 from ._checks import finite_float, positive_int
 from .jets import MAX_ORDER, loss_jet2_adjoint, loss_jet_from
 from .network import Workspace
-from .steps import Iterate, Step, backtrack, loss_along
+from .steps import Iterate, Step, backtrack, backtracking, loss_along
 
 EPS = math.pi / 6
 
@@ -120,18 +120,83 @@ def predicted_change(coeffs, tau: float) -> float:
     return float(sum(c * tau**k for k, c in enumerate(coeffs) if k))
 
 
+def step(phi, beta: float, kappa: float, J_prev: float, eps: float = EPS, max_halvings: int = 30):
+    """Algorithm 1 (docs/method.md §4) as a search on one variable: the readable form of :class:`TaylorStep`.
+
+    Parameters
+    ----------
+    phi : callable
+        ``phi(t) -> float``: the loss along the update curve, ``φ(t) = J(Γ(t))``.
+    beta : float
+        ``-φ'(0) = Σ_i mu_i ||grad_i||_F >= 0``.
+    kappa : float
+        ``φ''(0) = 2 J_2``, from the loss jet.
+    J_prev : float
+        The previous accepted loss, which backtracking compares against.
+    eps : float, optional
+        The largest step, ``π/6`` in the paper.
+    max_halvings : int, optional
+        The cap on backtracking halvings.
+
+    Returns
+    -------
+    tau : float
+        The angle taken (0: stay).
+    halvings : int
+        The backtracking halvings made.
+
+    Notes
+    -----
+    Steps 3–5 of Algorithm 1, literally:
+
+        t_cr = beta / kappa;   tau = t_cr if 0 <= t_cr <= eps else eps     (kappa = 0: 0 if beta = 0 else eps)
+        while phi(tau) > J_prev:  tau <- tau / 2                             (steps.backtracking)
+
+    A non-finite ``kappa`` gives ``tau = eps`` before backtracking. :class:`TaylorStep` is the fast form: the
+    same two functions (through :func:`safeguarded_step` and ``steps.backtrack``), with ``phi`` evaluated
+    into the training loop's buffers and the jet from the backward pass's adjoints.
+
+    Examples
+    --------
+    >>> phi = lambda t: 1.0 - t + t ** 2          # beta = 1, kappa = 2: the Newton step is 1/2 ...
+    >>> step(phi, beta=1.0, kappa=2.0, J_prev=1.0, eps=1.0)
+    (0.5, 0)
+    >>> step(phi, beta=1.0, kappa=2.0, J_prev=1.0, eps=0.25)   # ... clipped to eps
+    (0.25, 0)
+    >>> step(phi, beta=1.0, kappa=-1.0, J_prev=1.0, eps=2.0)   # no minimum: eps, halved until phi <= J_prev
+    (1.0, 1)
+    """
+    t_model = newton_safeguard(beta, kappa, eps) if math.isfinite(kappa) else eps
+    return backtracking(phi, t_model, J_prev, max_halvings)
+
+
+def jet_newton_step(it: Iterate, c, order: int, eps: float, max_halvings: int, loss_at=None) -> Step:
+    """The jet-Newton step every full-batch jet rule takes: Algorithm 1 and the geodesic rules.
+
+    ``c = (J_0, -beta, J_2, .., J_r)``: the jet of ``φ`` along the rule's curve with the exact slope;
+    the model step (:func:`safeguarded_step`), then ``steps.backtrack`` along ``loss_at`` (default: the
+    paper's curve). ``Step.predicted = sum_{k=1..r} c_k tau^k`` at the ``tau`` taken.
+    """
+    t_model, flags = safeguarded_step(c, order, eps)
+    taken = backtrack(it, t_model, max_halvings, loss_at)
+    taken.flags = tuple(flags) + taken.flags
+    taken.predicted = predicted_change(c, taken.tau) if np.isfinite(c).all() else math.nan
+    taken.info = {"kappa": 2 * c[2] if order >= 2 else math.nan, "t_model": t_model}
+    return taken
+
+
 class TaylorStep:
     """Step rule: the order-r Taylor model of ``φ`` along Γ, then backtracking (Algorithm 1 for ``order=2``).
 
-    Per call: jet ``J_0..J_r`` of ``φ`` (``jets.loss_jet_from``, order 0 from ``it.cache``);
-    ``kappa = 2 J_2``; model coefficients ``c = (J_0, -beta, J_2, .., J_r)``;
-    ``t_model = newton_safeguard(beta, kappa, eps)`` for ``r = 2``, ``model_step(c, eps)`` otherwise; then
-    ``steps.backtrack`` against ``it.loss_prev`` with at most ``max_halvings`` halvings (hitting the cap gives
-    ``tau = 0`` and the flag ``"backtracking-cap"``).
+    The fast form of :func:`step`. Per call: jet ``J_0..J_r`` of ``φ`` (``jets.loss_jet_from``, order 0 from
+    ``it.cache``); ``kappa = 2 J_2``; model coefficients ``c = (J_0, -beta, J_2, .., J_r)``; then
+    :func:`jet_newton_step`: ``t_model = newton_safeguard(beta, kappa, eps)`` for ``r = 2``,
+    ``model_step(c, eps)`` otherwise, and ``steps.backtrack`` against ``it.loss_prev`` with at most
+    ``max_halvings`` halvings (hitting the cap gives ``tau = 0`` and the flag ``"backtracking-cap"``).
 
     Degenerate cases (``Step.flags``): ``"stationary"`` (``beta = 0``: ``tau = 0``, no backtracking);
     ``"kappa-nonfinite"`` (a non-finite model coefficient: ``t_model = eps``); ``"kappa-nonpositive"``
-    (``kappa <= 0``); ``"clipped"`` (``t_model = eps``); ``"zero-layer"`` (some ``V_i = 0``).
+    (``kappa <= 0``); ``"clipped"`` (``t_model = eps``).
     ``Step.info``: ``kappa``, ``coeffs`` (the jet ``J_0..J_r`` as computed), ``t_model``.
     ``Step.predicted = sum_{k=1..r} c_k tau^k`` at the accepted ``tau``.
     """
@@ -168,19 +233,13 @@ class TaylorStep:
         return J, c, 2 * J[2] if self.order >= 2 else math.nan
 
     def __call__(self, it: Iterate) -> Step:
-        beta = it.direction.beta
-        flags = ["zero-layer"] if it.direction.zero_layers else []
         J, c, kappa = self.model(it)
-        if beta == 0:
-            return Step(0.0, it.weights, it.cache, it.loss, predicted=0.0, flags=("stationary", *flags),
+        if it.direction.beta == 0:
+            return Step(0.0, it.weights, it.cache, it.loss, predicted=0.0, flags=("stationary",),
                         info={"kappa": kappa, "coeffs": J, "t_model": 0.0})
-        t_model, model_flags = safeguarded_step(c, self.order, self.eps)
-        flags += model_flags
-        step = backtrack(it, t_model, self.max_halvings)
-        step.flags = tuple(flags) + step.flags
-        step.predicted = predicted_change(c, step.tau) if np.isfinite(c).all() else math.nan
-        step.info = {"kappa": kappa, "coeffs": J, "t_model": t_model}
-        return step
+        taken = jet_newton_step(it, c, self.order, self.eps, self.max_halvings)
+        taken.info["coeffs"] = J
+        return taken
 
 
 def algorithm1(eps: float = EPS, max_halvings: int = 30) -> TaylorStep:
@@ -225,8 +284,8 @@ def along_curve(it: Iterate, order: int = 4, t_max: float = EPS, n: int = 121, e
     models = np.cumsum(J[1:order + 1, None] * powers, axis=0)
     tau_model, tau = np.empty(order), np.empty(order)
     for m in range(1, order + 1):
-        step = TaylorStep(m, eps, max_halvings)(it)
-        tau_model[m - 1], tau[m - 1] = step.info["t_model"], step.tau
+        taken = TaylorStep(m, eps, max_halvings)(it)
+        tau_model[m - 1], tau[m - 1] = taken.info["t_model"], taken.tau
     flipped = np.flatnonzero(flips > 0)
     return {"t": t, "phi": phi, "models": models, "flip_fraction": flips,
             "t_flip": float(t[flipped[0]]) if flipped.size else math.nan, "coeffs": J[:order + 1],

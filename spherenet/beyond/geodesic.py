@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import sphere
-from ..jets import CurveJet, curve_coefficients
+from ..jets import CurveJet, rate_coefficients
 from ..network import _forward_cache, _loss_from_output
 
 
@@ -45,8 +45,7 @@ class Geodesic:
     def point(self, t: float) -> list:
         """``[Γ_i(t)]``: every layer on its sphere (in increment form, ``sphere.curve``: the rounding error
         scales with the step, so norms drift ~``t`` eps per step, not ~eps)."""
-        return [sphere.curve(W, U, mu, a * t) if a > 0 else W
-                for W, U, mu, a in zip(self.weights, self.U, self.radii, self.rates)]
+        return sphere.curve_layers(self.weights, self.U, self.radii, t, self.rates)
 
     def loss(self, X, Y, t: float, out=None):
         """``(φ(t), weights, cache)`` with ``φ(t) = J(Γ(t))``; the forward pass goes into ``out`` if given."""
@@ -61,8 +60,5 @@ class Geodesic:
         ``cos(a_i t)``, ``sin(a_i t)``); otherwise exactly ``jets.loss_jet_from`` (blocks of samples, ReLU
         pattern frozen at ``t = 0``, loss Cauchy sums in float64, parts of the rows on ``spherenet.rows``).
         """
-        dtype = X.dtype
-        cos, sin = curve_coefficients(order, np.float64)
-        powers = self.rates[:, None] ** np.arange(order + 1)[None, :]          # (L, r+1): a_i^k
-        coeffs = [((cos * p).astype(dtype), (sin * p).astype(dtype)) for p in powers]
+        coeffs = [rate_coefficients(a, order, X.dtype) for a in self.rates]
         return CurveJet(self.weights, self.U, self.radii, X, coeffs).loss(cache, Y)

@@ -14,13 +14,9 @@ the spheres, so ``prod_i mu_i`` bounds the Lipschitz constant as in the paper. A
 """
 from __future__ import annotations
 
-import math
-
-import numpy as np
-
 from .._checks import finite_float, positive_int
-from ..steps import Iterate, Step, backtrack
-from ..taylor import EPS, predicted_change, safeguarded_step
+from ..steps import Iterate, Step
+from ..taylor import EPS, jet_newton_step
 from .directions import DIRECTIONS, inner
 from .geodesic import Geodesic
 
@@ -51,24 +47,17 @@ class GeodesicStep:
         self.direction.restore(state)
 
     def __call__(self, it: Iterate) -> Step:
-        flags = ["zero-layer"] if it.direction.zero_layers else []
         if it.direction.beta == 0:
             self.direction.reset()
-            return Step(0.0, it.weights, it.cache, it.loss, predicted=0.0, flags=("stationary", *flags))
+            return Step(0.0, it.weights, it.cache, it.loss, predicted=0.0, flags=("stationary",))
         D, info = self.direction(it.weights, it.grads, it.radii)
         curve = Geodesic(it.weights, D, it.radii)
         c = curve.loss_jet(it.cache, it.X, it.Y, self.order)
         c[1] = inner(it.grads, D) / curve.speed               # exact slope: <∇J, Γ'(0)>
-        kappa = 2 * c[2]
-        t_model, model_flags = safeguarded_step(c, self.order, self.eps)
-        flags += model_flags
-        step = backtrack(it, t_model, self.max_halvings,
-                         loss_at=lambda t: curve.loss(it.X, it.Y, t, out=it.spare))
-        if step.tau == 0:
+        taken = jet_newton_step(it, c, self.order, self.eps, self.max_halvings,
+                                loss_at=lambda t: curve.loss(it.X, it.Y, t, out=it.spare))
+        if taken.tau == 0:
             self.direction.reset()
-        step.flags = tuple(flags) + step.flags
-        step.predicted = predicted_change(c, step.tau) if np.isfinite(c).all() else math.nan
-        step.info = {"kappa": kappa, "t_model": t_model, "speed": curve.speed,
-                     "min_rate": float(curve.rates.min()), **info}
-        return step
+        taken.info.update(speed=curve.speed, min_rate=float(curve.rates.min()), **info)
+        return taken
 
