@@ -101,6 +101,9 @@ def _telescoped(left: np.ndarray, mid: np.ndarray, right: np.ndarray) -> np.ndar
 class Majorant:
     """``m(t) = α(cos t - 1) - β sin t + penalty(t)``; callable on a scalar (-> float) or an array of ``t``.
 
+    The fast form of :func:`plain_majorant` (tested against it). ``lipschitz_product``: the product of norms
+    the penalty starts from (``Π ||W_i||_2``, or ``Π mu_i`` for ``frobenius``).
+
     Parts, for display: ``alpha``, ``beta``, ``Q = 1/N Σ ||x_n||²``, ``L``, ``linear(t)`` (Assumption 1's
     first-order term), ``penalty(t)``; ``curve(t)`` gives the weights ``Γ_i(t)`` the majorant is about.
     """
@@ -149,7 +152,7 @@ class SpectralMajorant(Majorant):
         super().__init__(weights, direction, radii, Q)
         self.pencils = SpectralPencils(weights, self.U)
         self.norms_W = self.pencils.norms(1.0, 0.0)[0]          # ||W_i||_2
-        self.P2 = float(np.prod(self.norms_W))
+        self.P2 = self.lipschitz_product = float(np.prod(self.norms_W))     # the paper's P_2 = Π ||W_i||_2
 
     def layer_norms(self, a, b) -> np.ndarray:
         """``||a_n W_i + b_n U_i||_2`` for coefficient arrays ``a, b: (n,)``; shape ``(n, L)``."""
@@ -217,7 +220,7 @@ class FrobeniusMajorant(Majorant):
 
     def __init__(self, weights, direction, radii, Q):
         super().__init__(weights, direction, radii, Q)
-        self.P = self.P2 = float(np.prod(self.radii))
+        self.P = self.lipschitz_product = float(np.prod(self.radii))
 
     def penalty(self, t):
         t = np.asarray(t, dtype=float)
@@ -271,6 +274,57 @@ def frobenius(weights, grads, radii, X) -> FrobeniusMajorant:
 def telescoping(weights, grads, radii, X) -> TelescopingMajorant:
     """Telescoping (tightest) majorant (arguments as :func:`spectral`)."""
     return TelescopingMajorant(*_checked(weights, grads, radii, X))
+
+
+# --- the readable form ----------------------------------------------------------------------------------------
+
+def plain_majorant(variant: str, weights, grads, radii, X, t: float) -> float:
+    """The majorant ``m(t)`` written out literally, spectral norms by SVD: the readable form of :class:`Majorant`.
+
+    Parameters
+    ----------
+    variant : {"spectral", "frobenius", "telescoping"}
+        ``"spectral"`` is the paper's (:func:`plain_spectral`).
+    weights, grads : list of ndarray
+        ``W_i`` on their spheres and the Euclidean gradients ``∇_{W_i} J``.
+    radii : array_like
+        ``mu_i``.
+    X : ndarray, shape (N, d_0)
+        The inputs (only ``Q = 1/N Σ ||x_n||²`` is used).
+    t : float
+        The angle.
+
+    Returns
+    -------
+    float
+        ``m(t) = α(cos t - 1) - β sin t + Q/2 B(t)²`` with, over the moving layers (docs/method.md §5),
+        ``α = Σ_i <W_i, ∇_i J>``, ``β = Σ_i mu_i ||grad_i||_F``, ``ΔW_i = (cos t - 1) W_i + mu_i sin t V_i``
+        (0 for a layer that stays) and ``B(t)`` = ``Π_i (||W_i||_2 + ||ΔW_i||_2) - Π_i ||W_i||_2`` (spectral),
+        ``Π_i mu_i ((1 + 2 sin(t/2))^L - 1)`` (frobenius) or
+        ``Σ_i [Π_{j>i} ||W_j + ΔW_j||_2] ||ΔW_i||_2 [Π_{j<i} ||W_j||_2]`` (telescoping).
+    """
+    d = _direction(weights, grads, radii)
+    dW = [((math.cos(t) - 1) * W + mu * math.sin(t) * V) * a for W, V, mu, a in zip(weights, d.V, radii, d.rates)]
+    s = [np.linalg.norm(W, 2) for W in weights]
+    if variant == "spectral":
+        bound = np.prod([si + np.linalg.norm(D, 2) for si, D in zip(s, dW)]) - np.prod(s)
+    elif variant == "frobenius":
+        bound = np.prod(radii) * ((1 + 2 * math.sin(t / 2)) ** len(weights) - 1)
+    else:
+        bound = sum(np.prod([np.linalg.norm(W + D, 2) for W, D in zip(weights[i + 1:], dW[i + 1:])])
+                    * np.linalg.norm(dW[i], 2) * np.prod(s[:i]) for i in range(len(weights)))
+    Q = float(np.mean(np.sum(X * X, axis=1)))
+    return d.alpha_moving * (math.cos(t) - 1) - d.beta * math.sin(t) + Q / 2 * bound ** 2
+
+
+def plain_spectral(weights, grads, radii, X, t: float) -> float:
+    """The paper's majorant, literally: ``m(t) = α(cos t - 1) - β sin t + Q/2 (P_1(t) - P_2)²``,
+    ``P_1(t) = Π_i (||W_i||_2 + ||ΔW_i(t)||_2)``, ``P_2 = Π_i ||W_i||_2`` (:func:`plain_majorant`).
+
+    :class:`SpectralMajorant` is its fast form: exact spectral norms of ``a W + b U`` from three Gram
+    matrices per layer, every layer in one compiled call, and ``P_1 - P_2`` summed without cancellation.
+    """
+    return plain_majorant("spectral", weights, grads, radii, X, t)
 
 
 # --- the closed-form step -------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ class MajorantStep:
     majorants that are not unimodal on ``[0, π]`` (a result with ``m(τ) > 0 = m(0)`` is redone by bracketing
     from a small angle and flagged ``"not-unimodal"``; results with ``m(τ) <= 0`` are taken as found).
 
-    ``Step.info``: ``alpha``, ``Q``, ``P2`` (the Lipschitz product the penalty uses: ``Π ||W_i||_2``, or
+    ``Step.info``: ``alpha``, ``Q``, ``lipschitz_product`` (the product of norms the penalty uses: ``Π ||W_i||_2``, or
     ``Π mu_i`` for ``frobenius``), ``evals`` (majorant evaluations). Flags: ``"stationary"`` (``β = 0``, then
     ``τ = 0``), ``"interval-end"`` (the minimiser is ``0`` or ``π``), ``"not-unimodal"``.
     """
@@ -63,12 +63,12 @@ class MajorantStep:
     def __call__(self, it: Iterate) -> Step:
         Q = input_energy(it.X)
         if it.direction.beta == 0:
-            return _stationary(it, {"alpha": it.direction.alpha, "Q": Q, "P2": math.nan, "evals": 0})
+            return _stationary(it, {"alpha": it.direction.alpha, "Q": Q, "lipschitz_product": math.nan, "evals": 0})
         m = self.majorant(it, Q)
         tau, m_tau, evals, at_end, restarted = minimise(m, self.rtol, self.atol, self.first_step)
         flags = (("not-unimodal",) if restarted else ()) + (("interval-end",) if at_end else ())
         return Step(tau, predicted=m_tau, flags=flags,
-                    info={"alpha": it.direction.alpha, "Q": Q, "P2": m.P2, "evals": evals})
+                    info={"alpha": it.direction.alpha, "Q": Q, "lipschitz_product": m.lipschitz_product, "evals": evals})
 
     def __repr__(self) -> str:
         return f"MajorantStep(variant={self.variant!r}, rtol={self.rtol!r}, atol={self.atol!r})"
@@ -85,7 +85,7 @@ class ClosedFormStep:
 
     def __call__(self, it: Iterate) -> Step:
         Q, P, L, beta = input_energy(it.X), float(np.prod(it.radii)), len(it.weights), it.direction.beta
-        info = {"alpha": it.direction.alpha, "Q": Q, "P2": P, "evals": 0}
+        info = {"alpha": it.direction.alpha, "Q": Q, "lipschitz_product": P, "evals": 0}
         if beta == 0:
             return _stationary(it, info)
         tau = _closed_form_tau(beta, P, Q, L)

@@ -22,6 +22,7 @@ import sys
 import numpy as np
 
 from . import sphere
+from .majorant import plain_spectral
 from .network import NormalisedMLP, _backward, _direction, _forward_cache, _loss
 
 TOL = {"gradient": 1e-7, "jets": 1e-9, "slope": 1e-12, "kappa": 1e-9, "norms": 1e-12, "majorant": 1e-10}
@@ -122,16 +123,6 @@ class _Watching:
         return step
 
 
-def _plain_direction(weights, grads, radii):
-    """``V_i = -grad_i/||grad_i||_F``, ``β = Σ mu_i ||grad_i||_F`` straight from METHOD.md §3; ``V_i = 0`` if
-    ``grad_i = 0``, i.e. below ``1e-12 ||∇_i J||_F`` (rounding left by the projection of a radial gradient)."""
-    rgrads = [G - float(np.vdot(W, G)) / mu**2 * W for W, G, mu in zip(weights, grads, radii)]
-    norms = [float(np.linalg.norm(r)) if np.linalg.norm(r) > 1e-12 * np.linalg.norm(G) else 0.0
-             for r, G in zip(rgrads, grads)]
-    V = [-r / n if n > 0 else np.zeros_like(r) for r, n in zip(rgrads, norms)]
-    return V, float(np.dot(radii, norms))
-
-
 def check_kappa(net, X, Y, steps: int = 10) -> tuple[float, bool]:
     """(worst relative error, adjoint path used) of the ``κ`` Algorithm 1 trains with — ``TaylorStep.model``,
     i.e. ``jets.loss_jet2_adjoint`` — against ``2 J_2`` by complex evaluation, at every iterate of a real
@@ -148,29 +139,16 @@ def check_kappa(net, X, Y, steps: int = 10) -> tuple[float, bool]:
     return max(e for e, _ in rule.values), all(adjoint for _, adjoint in rule.values)
 
 
-def plain_majorant(weights, grads, radii, X, t: float) -> float:
-    """METHOD.md §5 as written: ``m(t) = α(cos t - 1) - β sin t + Q/2 (P_1(t) - P_2)²``, spectral norms by SVD
-    (``np.linalg.norm(·, 2)``); a layer with ``V_i = 0`` stays (``ΔW_i = 0``) and is left out of ``α``."""
-    V, beta = _plain_direction(weights, grads, radii)
-    alpha = sum(float(np.vdot(W, G)) for W, G, D in zip(weights, grads, V) if D.any())
-    dW = [(W * (math.cos(t) - 1) + mu * D * math.sin(t)) if D.any() else 0 * W
-          for W, D, mu in zip(weights, V, radii)]
-    s = [np.linalg.norm(W, 2) for W in weights]
-    gap = np.prod([si + np.linalg.norm(D, 2) for si, D in zip(s, dW)]) - np.prod(s)
-    Q = float(np.mean(np.sum(X * X, axis=1)))
-    return alpha * (math.cos(t) - 1) - beta * math.sin(t) + Q / 2 * gap**2
-
-
 def check_majorant(net, X, Y, steps: int = 30) -> dict:
     """A real ``steps``-iteration run of Algorithm 2 (``"mm"``). At every step taken: ``m(τ)`` against
-    :func:`plain_majorant` (``formula``: worst relative error), and whether the majorant held, i.e. the true
+    ``majorant.plain_spectral`` (the formula written out, SVD norms; ``formula``: worst relative error), and whether the majorant held, i.e. the true
     change ``J(Γ(τ)) - J(W)`` was at most ``m(τ)`` (``held``: steps where it did; ``worst_ratio``: the smallest
     true/predicted decrease, ``>= 1`` when it held everywhere); ``drift``: the run's largest norm drift."""
     from .mm import MajorantStep
     from .train import train
 
     def compare(it, step, _):
-        ref = plain_majorant(it.weights, it.grads, it.radii, it.X, step.tau)
+        ref = plain_spectral(it.weights, it.grads, it.radii, it.X, step.tau)
         return abs(step.predicted - ref) / abs(ref)
 
     rule = _Watching(MajorantStep("spectral"), compare)
