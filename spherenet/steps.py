@@ -28,12 +28,11 @@ class Iterate:
     ``weights[i]: (d_i, d_{i-1})`` on the sphere of radius ``radii[i]``; ``X: (N, d_0)``, ``Y: (N, d_L)``
     (the batch this step is taken on); ``cache``: the forward pass at ``weights``; ``loss = J(weights)``;
     ``grads[i] = ∇_{W_i} J``; ``direction``: ``V_i``, ``beta``, ``alpha``; ``loss_prev``: the loss accepted at
-    the previous iteration (``J(W^(0))`` at the first), which Algorithm 1's backtracking compares against;
-    ``spare``: buffers :func:`loss_along` may write its forward pass into (the training loop's; ``None``:
-    new arrays). In a full-batch run ``spare`` *is* ``cache``: a rule reads ``cache`` (the jet, the adjoints)
-    before it evaluates any trial point, and a step of ``tau = 0`` gets the forward pass at ``weights``
-    recomputed by the loop. ``workspace``: scratch arrays a rule may reuse from iteration to iteration (or
-    ``None``).
+    the previous iteration (``J(W^(0))`` at the first), which Algorithm 1's backtracking compares against.
+    A rule evaluates a trial point with :meth:`loss_at` and reads ``cache`` (the jet, the adjoints) before it
+    does: where trial passes go is the training loop's business (``trial_buffers``; in a full-batch run they
+    are ``cache``'s own, and a step of ``tau = 0`` gets the pass at ``weights`` recomputed by the loop).
+    ``workspace``: scratch arrays a rule may reuse from iteration to iteration (or ``None``).
     """
     weights: list
     radii: np.ndarray
@@ -44,8 +43,14 @@ class Iterate:
     grads: list
     direction: Direction
     loss_prev: float
-    spare: ForwardCache | None = None
+    trial_buffers: ForwardCache | None = None
     workspace: Workspace | None = None
+
+    def loss_at(self, weights: list) -> tuple[float, list, ForwardCache]:
+        """``(J(weights), weights, forward pass)`` on this iterate's batch; each call's forward pass may
+        overwrite the previous call's (it goes into ``trial_buffers`` when they are set)."""
+        cache = _forward_cache(weights, self.X, out=self.trial_buffers)
+        return _loss_from_output(cache.F, self.Y), weights, cache
 
 
 @dataclass
@@ -101,13 +106,9 @@ def weights_along(it: Iterate, t: float) -> list:
 
 
 def loss_along(it: Iterate, t: float) -> tuple[float, list, ForwardCache]:
-    """``φ(t) = J(Γ(t))`` with the weights and the forward pass it was computed from.
-
-    The forward pass goes into ``it.spare`` when it is set, so each call overwrites the previous one's.
-    """
-    weights = weights_along(it, t)
-    cache = _forward_cache(weights, it.X, out=it.spare)
-    return _loss_from_output(cache.F, it.Y), weights, cache
+    """``φ(t) = J(Γ(t))`` with the weights and the forward pass it was computed from (:meth:`Iterate.loss_at`:
+    each call's forward pass may overwrite the previous one's)."""
+    return it.loss_at(weights_along(it, t))
 
 
 def backtracking(phi, tau: float, J_prev: float, max_halvings: int = 30) -> tuple[float, int]:

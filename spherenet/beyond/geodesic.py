@@ -47,10 +47,10 @@ class Geodesic:
         scales with the step, so norms drift ~``t`` eps per step, not ~eps)."""
         return sphere.curve_layers(self.weights, self.U, self.radii, t, self.rates)
 
-    def loss(self, X, Y, t: float, out=None):
-        """``(φ(t), weights, cache)`` with ``φ(t) = J(Γ(t))``; the forward pass goes into ``out`` if given."""
+    def loss(self, X, Y, t: float):
+        """``(φ(t), weights, cache)`` with ``φ(t) = J(Γ(t))`` on ``(X, Y)``."""
         weights = self.point(t)
-        cache = _forward_cache(weights, X, out=out)
+        cache = _forward_cache(weights, X)
         return _loss_from_output(cache.F, Y), weights, cache
 
     def loss_jet(self, cache, X, Y, order: int) -> np.ndarray:

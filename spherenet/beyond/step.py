@@ -55,7 +55,7 @@ class GeodesicStep:
         c = curve.loss_jet(it.cache, it.X, it.Y, self.order)
         c[1] = inner(it.grads, D) / curve.speed               # exact slope: <∇J, Γ'(0)>
         taken = jet_newton_step(it, c, self.order, self.eps, self.max_halvings,
-                                loss_at=lambda t: curve.loss(it.X, it.Y, t, out=it.spare))
+                                loss_at=lambda t: it.loss_at(curve.point(t)))
         if taken.tau == 0:
             self.direction.reset()
         taken.info.update(speed=curve.speed, min_rate=float(curve.rates.min()), **info)

@@ -98,7 +98,7 @@ class BatchGeodesicStep:
         c = curve.loss_jet(*self.curvature_sample(it), 2)
         c[1] = inner(it.grads, D) / curve.speed              # the slope on the whole batch, exact
         t_model = self.averaged_step(-c[1], 2 * c[2])
-        step = backtrack(it, t_model, self.max_halvings, loss_at=lambda t: curve.loss(it.X, it.Y, t, out=it.spare))
+        step = backtrack(it, t_model, self.max_halvings, loss_at=lambda t: it.loss_at(curve.point(t)))
         step.flags = (("clipped",) if t_model == self.eps else ()) + step.flags
         step.predicted = predicted_change(c, step.tau) if np.isfinite(c).all() else math.nan
         step.info = {"kappa": 2 * c[2], "beta_batch": -c[1], "t_model": t_model, "speed": curve.speed, **info}
