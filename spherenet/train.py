@@ -242,8 +242,7 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
                  eval_every, max_seconds)
     iterations = positive_int("iterations", iterations, minimum=0)
     threads = positive_int("threads", threads)
-    # BLAS and row threads as set from the first forward pass on. Overflow is detected by the explicit
-    # finiteness checks of the loop, which stop the run with a message.
+    # Overflow is detected by the loop's explicit finiteness checks, which stop the run with a message.
     with threadpool_limits(blas_threads), rows.threads(threads), np.errstate(over="ignore", invalid="ignore"):
         history = loop.begin(resume)
         for k in range(history.iterations, history.iterations + (0 if history.stop_reason else iterations)):
