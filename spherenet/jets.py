@@ -1,4 +1,4 @@
-"""Taylor-mode jets of the loss along the update curve (METHOD.md §6).
+"""Taylor-mode jets of the loss along the update curve (docs/method.md §6).
 
 A jet of order ``r`` of ``u(t)`` is the array of normalised coefficients ``u_k = u^(k)(0)/k!``, ``k = 0..r``,
 so ``sum_k u_k t^k`` is the Taylor model itself. Products of jets are Cauchy sums
@@ -403,7 +403,7 @@ def loss_jet2_adjoint(cache: ForwardCache, weights, V, radii, X, alpha: float, w
             seconds.append(float(radii[i]) * float(np.vdot(T, V[i])))
             buffers.reverse()
             Z1 = kernels.matmul_nt(H1, weights[i], ws.scratch(buffers[0], (n, weights[i].shape[0]), dt))
-            HV = kernels.matmul_nt(cache.H[i][r], V[i], ws.scratch(buffers[1], Z1.shape, dt))   # H1's room
+            HV = kernels.matmul_nt(cache.H[i][r], V[i], ws.scratch(buffers[1], Z1.shape, dt))   # where H1 was
             HV *= dt.type(radii[i])
             Z1 += HV
         F1 = Z1.astype(np.float64, copy=False)

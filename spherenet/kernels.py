@@ -125,7 +125,7 @@ KERNELS = {
 }
 
 
-# --- jets: a layer's Cauchy sums along the update curve, on its output side (METHOD.md §6) ----------------
+# --- jets: a layer's Cauchy sums along the update curve, on its output side (docs/method.md §6) ----------------
 
 def output_cauchy_reference(P0, Ps, Qs, c, s, out):
     """``out_k = sum_{j<=k} c_j P_{k-j} + sum_{1<=j<=k} s_j Q_{k-j}``, ``k = 1..r``: a layer's Cauchy sums on

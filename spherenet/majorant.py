@@ -1,4 +1,4 @@
-"""Majorants of the loss change along the update curve (METHOD.md §5) and the 1-D search Algorithm 2 uses.
+"""Majorants of the loss change along the update curve (docs/method.md §5) and the 1-D search Algorithm 2 uses.
 
 Along ``Γ_i(t) = W_i cos t + mu_i V_i sin t`` the loss change ``φ(t) - φ(0)`` is bounded, under Assumption 1,
 by a majorant of the form

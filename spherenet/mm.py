@@ -1,4 +1,4 @@
-"""Algorithm 2 (majorisation–minimisation, METHOD.md §5) as step rules, and the closed-form variant.
+"""Algorithm 2 (majorisation–minimisation, docs/method.md §5) as step rules, and the closed-form variant.
 
 Per iteration, at ``W`` with direction ``V`` and ``β = -φ'(0)``:
 

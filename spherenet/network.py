@@ -1,4 +1,4 @@
-"""The normalised bias-free ReLU MLP, its loss, and the hand-written backward pass (METHOD.md §1–3).
+"""The normalised bias-free ReLU MLP, its loss, and the hand-written backward pass (docs/method.md §1–3).
 
     f(x; W) = W_L σ(W_{L-1} σ( ... σ(W_1 x)))        σ(z) = max(0, z),  linear output
 
@@ -172,6 +172,12 @@ def _block_buffers(ws: Workspace, weights, n_rows: int, dtype) -> None:
     ws.reserve(("block.a", "block.b"), n_rows, max(W.shape[0] for W in weights), dtype, block=ROW_BLOCK)
 
 
+def _alternating_buffer(part: int, layer: int) -> str:
+    """The name of the shared block buffer layer ``layer`` writes in part ``part``: the two buffers take turns,
+    so a layer's output never overwrites the input it is computed from."""
+    return f"block.{'ab'[layer % 2]}{part}"
+
+
 def _output(weights, X, ws: Workspace) -> np.ndarray:
     """``f(X)`` without keeping the hidden layers (for evaluation only), block by block of rows in the two
     shared block buffers. The result lives in ``ws`` and is overwritten by the next call."""
@@ -182,7 +188,7 @@ def _output(weights, X, ws: Workspace) -> np.ndarray:
         for b in rows.blocks(r, ROW_BLOCK):
             H = X[b]
             for i, W in enumerate(weights[:-1]):
-                Z = kernels.matmul_nt(H, W, ws.scratch(f"block.{'ab'[i % 2]}{p}", (H.shape[0], W.shape[0]), X.dtype))
+                Z = kernels.matmul_nt(H, W, ws.scratch(_alternating_buffer(p, i), (H.shape[0], W.shape[0]), X.dtype))
                 H = kernels.relu(Z, Z)
             kernels.matmul_nt(H, weights[-1], F[b])
 
@@ -215,18 +221,18 @@ def _backward(weights, cache: ForwardCache, Y, ws: Workspace | None = None,
     scale = dt.type(1.0 / Y.shape[0])
 
     def block(p, b):
-        def room(i):                                 # dZ_i of these rows: kept, or a block buffer (alternating)
+        def adjoint_buffer(i):                       # dZ_i of these rows: kept, or a shared block buffer
             if kept[i] is not None:
                 return kept[i][b]
-            return ws.scratch(f"block.{'ab'[(L - 1 - i) % 2]}{p}", (b.stop - b.start, cache.Z[i].shape[1]), dt)
+            return ws.scratch(_alternating_buffer(p, L - 1 - i), (b.stop - b.start, cache.Z[i].shape[1]), dt)
 
-        D = np.subtract(cache.F[b], Y[b], out=room(L - 1))
+        D = np.subtract(cache.F[b], Y[b], out=adjoint_buffer(L - 1))
         D *= scale
         grads = [None] * L
         for i in range(L - 1, -1, -1):
             grads[i] = D.T @ cache.H[i][b]
             if i:
-                D = np.matmul(D, weights[i], out=room(i - 1))
+                D = np.matmul(D, weights[i], out=adjoint_buffer(i - 1))
                 kernels.relu_mask(D, cache.Z[i - 1][b], D)
         return grads
 
@@ -281,7 +287,7 @@ def loss_and_grad(weights, X, Y) -> tuple[float, list]:
 
 @dataclass
 class Direction:
-    """Per-layer search direction and the scalars built from it (METHOD.md §3, §5).
+    """Per-layer search direction and the scalars built from it (docs/method.md §3, §5).
 
     ``V[i] = -grad_i/||grad_i||_F`` with ``grad_i = Proj_{W_i}(∇_i J)`` (``||V_i||_F = 1``, ``<W_i, V_i> = 0``),
     or 0 for a layer whose Riemannian gradient vanishes — such a layer stays put along the update curve,

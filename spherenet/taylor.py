@@ -1,4 +1,4 @@
-"""Algorithm 1 (METHOD.md §4) and its order-r extension as step rules, and what a teacher looks at.
+"""Algorithm 1 (docs/method.md §4) and its order-r extension as step rules, and what a teacher looks at.
 
 Algorithm 1 models ``φ(t) = J(Γ(t))`` by its Taylor polynomial of order 2, ``φ(0) - beta t + kappa t²/2``,
 with ``kappa = 2 J_2`` from the loss jet (``spherenet.jets``), takes the safeguarded Newton step and backtracks
@@ -6,7 +6,7 @@ against the previous accepted loss. The extension (ours, not the paper's) uses t
 ``φ_r(t) = sum_{k<=r} J_k t^k`` and its smallest positive local minimiser in ``(0, eps]``; r = 2 is Algorithm 1.
 
 The model's slope is the exact ``-beta`` of the backward pass (the jet's ``J_1`` equals it to rounding), so
-the ``beta = 0`` rules of METHOD.md §4 apply exactly.
+the ``beta = 0`` rules of docs/method.md §4 apply exactly.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ _SIGN_STEP = 1e-4
 
 
 def newton_safeguard(beta: float, kappa: float, eps: float = EPS) -> float:
-    """METHOD.md §4 steps 3–4, literally: the safeguarded Newton step of ``φ(0) - beta t + kappa t²/2``.
+    """docs/method.md §4 steps 3–4, literally: the safeguarded Newton step of ``φ(0) - beta t + kappa t²/2``.
 
     If ``kappa != 0``: ``t_cr = beta/kappa``; ``tau = t_cr`` when ``0 <= t_cr <= eps``, else ``tau = eps``
     (negative curvature or too long). If ``kappa == 0``: ``tau = 0`` when ``beta = 0``, else ``tau = eps``.
@@ -55,10 +55,10 @@ def model_step(coeffs, eps: float = EPS) -> float:
     """Step of the order-r model ``φ_r(t) = sum_{k<=r} c_k t^k``: its smallest positive local minimiser in
     ``(0, eps]``, else ``eps``. ``coeffs: (r+1,)``, ``r >= 1``, finite.
 
-    Rule for ``c_1 >= 0`` (no descent at ``t = 0``, i.e. ``beta = 0``): ``tau = 0``, as METHOD.md §4 gives
+    Rule for ``c_1 >= 0`` (no descent at ``t = 0``, i.e. ``beta = 0``): ``tau = 0``, as docs/method.md §4 gives
     for ``beta = 0``. Candidates are the real roots of ``φ_r'`` in ``[0, eps]`` (numpy companion-matrix roots,
     real within ``_IMAG_TOL``; a positive root below the float range rounds to 0 and is kept, as ``t_cr = 0``
-    is in METHOD.md §4). A root ``t`` is a local minimiser when ``φ_r''(t) > 0``; where ``φ_r''(t)`` is
+    is in docs/method.md §4). A root ``t`` is a local minimiser when ``φ_r''(t) > 0``; where ``φ_r''(t)`` is
     rounding-small next to its terms (a multiple root of ``φ_r'``), when ``φ_r'`` goes from - to + across
     ``t ± _SIGN_STEP eps``. For ``r = 2`` this is exactly ``newton_safeguard(-c_1, 2 c_2, eps)``.
     """
@@ -243,7 +243,7 @@ class TaylorStep:
 
 
 def algorithm1(eps: float = EPS, max_halvings: int = 30) -> TaylorStep:
-    """Algorithm 1 of the paper (METHOD.md §4): ``TaylorStep(order=2)``."""
+    """Algorithm 1 of the paper (docs/method.md §4): ``TaylorStep(order=2)``."""
     return TaylorStep(order=2, eps=eps, max_halvings=max_halvings)
 
 

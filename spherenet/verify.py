@@ -4,12 +4,12 @@
   direction (the dot-product test);
 * jets — the Taylor coefficients of ``φ(t) = J(Γ(t))`` vs complex evaluation: with the ReLU pattern frozen
   at ``t = 0``, ``φ`` is an entire function of ``t``, so sampling it on the circle ``t = ρ e^{iθ}`` and taking an
-  FFT gives every coefficient (METHOD.md §6), and ``J_1 = -beta``;
+  FFT gives every coefficient (docs/method.md §6), and ``J_1 = -beta``;
 * kappa — the ``κ`` Algorithm 1 trains with (``TaylorStep.model``: ``jets.loss_jet2_adjoint``) at every
   iterate of a short real run, vs complex evaluation;
 * norms — 10,000 updates along the curve, no re-projection, keep ``||W_i||_F = mu_i``; so do the training
   steps of the majorant's run;
-* majorant — at every step of a short real run of Algorithm 2: ``m(τ)`` vs METHOD.md §5's formula written
+* majorant — at every step of a short real run of Algorithm 2: ``m(τ)`` vs docs/method.md §5's formula written
   out with SVD spectral norms, and whether the true loss change was at most ``m(τ)`` (the fraction of steps,
   and the worst ratio of true to predicted decrease).
 """
@@ -208,7 +208,7 @@ def run_checks(seed: int = 0, out=None) -> bool:
            f"| ||W||_F - mu | / mu vs 0: {drift:.1e} after 10,000 random curve steps without re-projection, "
            f"{m['drift']:.1e} at most over the {m['steps']} training steps below (tolerance {TOL['norms']:.0e})")
     report("majorant", m["formula"] < TOL["majorant"],
-           f"m(tau) at each of the {m['steps']} steps of a real Algorithm 2 run vs METHOD.md §5's formula with "
+           f"m(tau) at each of the {m['steps']} steps of a real Algorithm 2 run vs docs/method.md §5's formula with "
            f"SVD spectral norms: worst relative error {m['formula']:.1e} (tolerance {TOL['majorant']:.0e})")
     report("majorant validity", m["held"] == m["steps"],
            f"the true loss change was at most m(tau) at {m['held']}/{m['steps']} of those steps; worst ratio of "

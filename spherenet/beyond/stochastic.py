@@ -86,9 +86,9 @@ class BatchGeodesicStep:
         if self.curvature_rows is None or n <= self.curvature_rows:
             return it.cache, it.X, it.Y
         k = -(-n // self.curvature_rows)
-        rows = [np.ascontiguousarray(A[::k]) for A in it.cache.H]
-        cache = ForwardCache(rows, [np.ascontiguousarray(Z[::k]) for Z in it.cache.Z])
-        return cache, rows[0], np.ascontiguousarray(it.Y[::k])
+        inputs = [np.ascontiguousarray(A[::k]) for A in it.cache.H]
+        cache = ForwardCache(inputs, [np.ascontiguousarray(Z[::k]) for Z in it.cache.Z])
+        return cache, inputs[0], np.ascontiguousarray(it.Y[::k])
 
     def __call__(self, it) -> Step:
         if it.direction.beta == 0:
