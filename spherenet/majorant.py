@@ -376,6 +376,14 @@ def golden_section(f, a: float = 0.0, b: float = math.pi, rtol: float = RTOL, at
     reached; then search that bracket. It finds the local minimum nearest ``a`` (rather than any one); it
     costs about ``log_φ(t*/first_step) + 15`` evaluations against ``log_φ((b - a)/(rtol t*))`` without it, so
     it also saves evaluations when the minimiser ``t*`` is below about ``sqrt(8 first_step)``.
+
+    Examples
+    --------
+    >>> t_min, f_min, evals, at_end = golden_section(lambda t: (t - 1.0) ** 2)
+    >>> round(t_min, 3), evals, at_end
+    (1.0, 18, False)
+    >>> golden_section(lambda t: -t, 0.0, 1.0)          # the minimum at an end is found exactly
+    (1.0, -1.0, 17, True)
     """
     a, b = finite_float("a", a), finite_float("b", b)
     if not a < b:

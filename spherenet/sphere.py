@@ -88,7 +88,7 @@ def curve(W: np.ndarray, V: np.ndarray, mu: float, t: float, rate: float = 1.0) 
     Examples
     --------
     >>> W, V = np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])
-    >>> curve(W, V, 1.0, np.pi / 2)
+    >>> curve(W, V, 1.0, np.pi / 2).round(12)       # a quarter turn (to rounding)
     array([[0., 1.]])
     >>> curve(W, V, 1.0, np.pi / 2, rate=0.5).round(6)
     array([[0.707107, 0.707107]])

@@ -38,6 +38,15 @@ def newton_safeguard(beta: float, kappa: float, eps: float = EPS) -> float:
     If ``kappa != 0``: ``t_cr = beta/kappa``; ``tau = t_cr`` when ``0 <= t_cr <= eps``, else ``tau = eps``
     (negative curvature or too long). If ``kappa == 0``: ``tau = 0`` when ``beta = 0``, else ``tau = eps``.
     ``beta >= 0`` (a sum of norms) and ``kappa`` must be finite; the step rule handles a non-finite ``kappa``.
+
+    Examples
+    --------
+    >>> newton_safeguard(1.0, 4.0)                   # the Newton step 1/4 lies in [0, eps]
+    0.25
+    >>> newton_safeguard(1.0, -2.0) == EPS           # negative curvature: eps = pi/6
+    True
+    >>> newton_safeguard(0.0, 0.0)                   # stationary: stay
+    0.0
     """
     beta = finite_float("beta", beta, nonnegative=True)
     kappa = finite_float("kappa", kappa)
