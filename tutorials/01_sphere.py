@@ -196,7 +196,8 @@ print(f"Euclidean drift predicted by sqrt(1 + sum t_k^2) - 1: {predicted[-1]:.6e
       f"(largest relative error on the way {euclid_err:.1e})")
 print(f"rounding scales: eps sqrt(k) = {np.finfo(float).eps * np.sqrt(steps):.1e},  eps k = "
       f"{np.finfo(float).eps * steps:.1e}")
-claims["the curve's norm drift stays at rounding level"] = drift["curve"].max() < 10 * np.finfo(float).eps * np.sqrt(steps)
+claims["the curve's norm drift stays at rounding level"] = \
+    drift["curve"].max() < 10 * np.finfo(float).eps * np.sqrt(steps)
 claims["the retraction's norm drift stays at rounding level"] = drift["retraction"].max() < 1e-14
 claims["the Euclidean norm grows as mu sqrt(1 + sum t_k^2)"] = euclid_err < 1e-9
 show(plots.sphere.norm_drift(drift, predicted, t_range, FIGURES / "tutorial01_norm_drift.png"))
@@ -214,10 +215,7 @@ show(plots.sphere.norm_drift(drift, predicted, t_range, FIGURES / "tutorial01_no
 show(plots.sphere.great_circle(FIGURES / "tutorial01_sphere.png"))      # spherenet.plots.sphere.great_circle
 
 # %% [markdown]
-# ## Every claim of this tutorial
-#
-# Each was checked where its numbers were computed (`spherenet.verify.print_claims` lists them); the cell fails
-# if one does not hold.
+# ## Every claim of this tutorial, each checked above where its numbers were computed
 
 # %%
 print_claims(claims)

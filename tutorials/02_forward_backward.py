@@ -293,10 +293,7 @@ claims["beta = -phi'(0) to 1e-8"] = full["riem"].min() < 1e-8
 show(plots.gradients.gradient_check(checks, STEPS_H, FIGURES / "tutorial02_gradient_check.png"))
 
 # %% [markdown]
-# ## Every claim of this tutorial
-#
-# Each was checked where its numbers were computed (`spherenet.verify.print_claims` lists them); the cell fails
-# if one does not hold.
+# ## Every claim of this tutorial, each checked above where its numbers were computed
 
 # %%
 print_claims(claims)

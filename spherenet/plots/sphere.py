@@ -11,7 +11,7 @@ from . import save_figure
 
 
 def retraction(t, gap, slope: float, mu: float, path) -> Path:
-    """Log-log plot of ``||Γ(t) - R_W(tμV)||_F`` against the exact chord ``2μ sin((t - arctan t)/2)`` and ``μt³/3``.
+    """Log-log ``||Γ(t) - R_W(tμV)||_F`` against the exact chord ``2μ sin((t - arctan t)/2)`` and ``μt³/3``.
 
     Parameters
     ----------
