@@ -15,7 +15,19 @@ def along_curve(diag: dict, path, title: str | None = None) -> Path:
     """Draw ``spherenet.taylor.along_curve``'s output: true ``φ(t) - φ(0)`` against the Taylor models of
     orders ``1..r``, the fraction of flipped ReLU units on a twin axis, and each order's step ``τ``.
 
-    Writes one PNG to ``path`` and returns it (as a ``Path``).
+    Parameters
+    ----------
+    diag : dict
+        The output of ``spherenet.taylor.along_curve``.
+    path : str or Path
+        Where the PNG goes.
+    title : str, optional
+        The title (default: ``β`` and ``κ``).
+
+    Returns
+    -------
+    Path
+        ``path``.
     """
     t, phi, models, flips = diag["t"], diag["phi"], diag["models"], diag["flip_fraction"]
     fig = Figure(figsize=(7.5, 4.6))
