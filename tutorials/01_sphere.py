@@ -1,7 +1,6 @@
 """Tutorial 1 — the sphere: tangent space, exponential map vs retraction, and why norms never drift.
 
-A jupytext percent-format script: run it (``python tutorials/01_sphere.py``; ``SPHERENET_QUICK=1`` for the quick
-version) or open it as a notebook. Every cell prints its own numbers; figures go to ``figures/tutorial01_*.png``.
+Run it as a script (``SPHERENET_QUICK=1``: the quick version) or open it as a notebook (tutorials/README.md).
 """
 # %% [markdown]
 # # 1. The sphere $S(\mu)$

@@ -1,8 +1,6 @@
 """Tutorial 2 — the forward and backward passes by hand, checked against finite differences.
 
-A jupytext percent-format script: run it (``python tutorials/02_forward_backward.py``; ``SPHERENET_QUICK=1``
-for the quick version, a smaller data set) or open it as a notebook. Every cell prints its own numbers; the
-figure goes to ``figures/tutorial02_gradient_check.png``.
+Run it as a script (``SPHERENET_QUICK=1``: the quick version) or open it as a notebook (tutorials/README.md).
 """
 # %% [markdown]
 # # 2. Forward and backward by hand
