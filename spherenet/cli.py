@@ -189,9 +189,26 @@ def cmd_train(args) -> int:
     if args.threads > 1 and args.method not in SPHERE_METHODS:
         raise UsageError(f"--threads applies to the sphere methods ({', '.join(SPHERE_METHODS)}), "
                          f"not to {args.method}")
-    with _run_folder(args) as folder:
-        _train_into(args, settings, folder)
+    with _sigterm_raises(), _run_folder(args) as folder:
+        try:
+            _train_into(args, settings, folder)
+        except (KeyboardInterrupt, Terminated) as stop:      # the last checkpoint is whole: say how to go on
+            stop.resume_hint = _resume_hint(args, folder.path)
+            raise
     return 0
+
+
+def _resume_hint(args, out: Path) -> str:
+    """What an interrupted run left to resume: its checkpoint and the iterations it holds, or ``""``."""
+    path = out / "checkpoint.npz"
+    if (args.checkpoint_every is None and not args.resume) or not path.is_file():
+        return ""
+    from .checkpoint import load_checkpoint
+    try:
+        done = load_checkpoint(path).iterations
+    except (OSError, ValueError):
+        return ""
+    return f"; {path} holds {done} iterations: rerun with --resume to continue"
 
 
 def _run_folder(args) -> RunFolder:
@@ -315,19 +332,28 @@ def cmd_reproduce(args) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name} must be >= 1, got {value}")
-    for folder in (out, args.figures):          # both writable before any run starts
-        if folder:
-            prepare_folder(folder)
-    start = time.perf_counter()
-    with progress.bar(None, f"{args.experiment} runs", args.quiet, unit="run") as pbar:
-        def report(done, total, _):
-            pbar.total = total
-            pbar.n = done
-            pbar.refresh()
-        summary = _run_sweep(args, out, lambda executor: reproduce(
-            args.experiment, out, quick=args.quick, seeds=args.seeds, n_samples=args.samples, executor=executor,
-            progress=report))
-    return _finish_sweep(args, out, summary, start)
+    with _sweep_folder(out, args.figures):
+        start = time.perf_counter()
+        with progress.bar(None, f"{args.experiment} runs", args.quiet, unit="run") as pbar:
+            def report(done, total, _):
+                pbar.total = total
+                pbar.n = done
+                pbar.refresh()
+            summary = _run_sweep(args, out, lambda executor: reproduce(
+                args.experiment, out, quick=args.quick, seeds=args.seeds, n_samples=args.samples,
+                executor=executor, progress=report))
+        return _finish_sweep(args, out, summary, start)
+
+
+@contextlib.contextmanager
+def _sweep_folder(out: Path, figures=None):
+    """A sweep's ``--out`` held for the whole sweep as ``spherenet train``'s is (:class:`RunFolder`: created,
+    probed and locked, so a second sweep into it is refused in one line; its finished runs are kept, for a
+    rerun to resume), and ``--figures`` created and probed, both before any run starts."""
+    with RunFolder(out, replace=True) as folder:
+        if figures:
+            prepare_folder(figures)
+        yield folder
 
 
 def _finish_sweep(args, out: Path, summary, start: float) -> int:
@@ -382,15 +408,14 @@ def cmd_lipschitz(args) -> int:
         raise UsageError("--data-path only applies to --data neural-lander or neural-fly")
     if args.data_path and not Path(args.data_path).exists():
         raise UsageError(f"--data-path {args.data_path}: no such file or folder")
-    out, start = Path(args.out), time.perf_counter()
-    for folder in (out, args.figures):          # both writable before any run starts
-        if folder:
-            prepare_folder(folder)
-    summary = _run_sweep(args, out, lambda executor: tradeoff(
-        out, args.method, args.data, args.data_path, parse_widths(args.widths), args.split, args.quick,
-        args.points, args.seeds, args.samples, args.iterations, executor,
-        progress=lambda done, total, _: print(f"  run {done}/{total}", file=sys.stderr, flush=True)))
-    return _finish_sweep(args, out, summary, start)
+    out = Path(args.out)
+    with _sweep_folder(out, args.figures):
+        start = time.perf_counter()
+        summary = _run_sweep(args, out, lambda executor: tradeoff(
+            out, args.method, args.data, args.data_path, parse_widths(args.widths), args.split, args.quick,
+            args.points, args.seeds, args.samples, args.iterations, executor,
+            progress=lambda done, total, _: print(f"  run {done}/{total}", file=sys.stderr, flush=True)))
+        return _finish_sweep(args, out, summary, start)
 
 
 def _print_tradeoff(s: dict) -> None:
@@ -542,11 +567,11 @@ def main(argv=None) -> int:
             raise
         print(f"spherenet {args.command}: error: {_error_line(err)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"spherenet {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as stop:
+        print(f"spherenet {args.command}: interrupted{getattr(stop, 'resume_hint', '')}", file=sys.stderr)
         return 130
-    except Terminated:
-        print(f"spherenet {args.command}: terminated (SIGTERM)", file=sys.stderr)
+    except Terminated as stop:
+        print(f"spherenet {args.command}: terminated (SIGTERM){getattr(stop, 'resume_hint', '')}", file=sys.stderr)
         return 143
 
 

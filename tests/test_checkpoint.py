@@ -531,3 +531,39 @@ def test_a_run_killed_at_a_random_moment_resumes_bit_for_bit(tmp_path):
     assert {k: r[k] for k in SAME} == {k: plain[k] for k in SAME}
     w, wp = load_arrays(killed / "weights.npz"), load_arrays(tmp_path / "plain" / "weights.npz")
     assert all(np.array_equal(w[k], wp[k]) for k in wp)
+
+
+def test_sigterm_stops_a_run_cleanly_leaving_a_resumable_checkpoint(tmp_path):
+    """``kill PID`` (SIGTERM) while checkpointing every iteration ends the run as Ctrl-C does: exit status
+    143, one line naming the checkpoint, no result and no lock left; --resume then gives the numbers of a
+    run never interrupted."""
+    import os
+    import signal
+    import time
+    from pathlib import Path
+    repo = str(Path(__file__).resolve().parent.parent)
+    argv = [sys.executable, "-m", "spherenet", "train", "--samples", "2000", "--widths", "12-8-3", "--iterations",
+            "150", "--method", "geo-cg-layer", "--quiet"]
+    env = {**os.environ, "PYTHONPATH": repo}
+    out = tmp_path / "terminated"
+    proc = subprocess.Popen([*argv, "--checkpoint-every", "1", "--out", str(out)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(1200):
+            if (out / "checkpoint.npz").exists() and ck.load_checkpoint(out / "checkpoint.npz").iterations >= 20:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        err = proc.communicate(timeout=60)[1]
+    finally:
+        proc.kill()
+    done = ck.load_checkpoint(out / "checkpoint.npz").iterations
+    assert proc.returncode == 143 and 20 <= done < 150, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == (
+        f"spherenet train: terminated (SIGTERM); {out / 'checkpoint.npz'} holds {done} iterations: rerun with "
+        f"--resume to continue")
+    assert not (out / "result.json").exists() and not (out / ".lock").exists() and not list(out.glob(".*.tmp"))
+    subprocess.run([*argv, "--resume", "--out", str(out)], env=env, check=True, capture_output=True, timeout=300)
+    subprocess.run([*argv, "--out", str(tmp_path / "plain")], env=env, check=True, capture_output=True, timeout=300)
+    r, plain = _result(out), _result(tmp_path / "plain")
+    assert {k: r[k] for k in SAME} == {k: plain[k] for k in SAME}
