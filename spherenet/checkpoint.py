@@ -106,7 +106,7 @@ def _write(path, weights, radii, history: History, rule_name: str, rule_options,
     meta = {"kind": KIND, "format": FORMAT, "rule": rule_name, "rule_options": dict(rule_options or {}),
             "batch_size": batch_size, "settings": settings}
     _check_rule(meta, history, "save_checkpoint")
-    _check_history("save_checkpoint", history)
+    _check_history("save_checkpoint", history, checked=log.written.get("loss_train", 0) if log else 0)
     _check_on_spheres("save_checkpoint: net", weights, radii, history)
     try:
         json.dumps(meta, allow_nan=False)
@@ -263,7 +263,9 @@ def _check_on_spheres(where, weights, radii, history: History) -> None:
                          f"history recorded {recorded:.3g} after its last step: they are not its weights")
 
 
-def _check_history(path, history: History) -> None:
+def _check_history(path, history: History, checked: int = 0) -> None:
+    """The history's lists agree in length and its losses are finite (past the first ``checked`` entries of
+    each, which an earlier write of the same log has checked: so a write costs what the new steps cost)."""
     n = history.iterations
     lengths = {name: len(getattr(history, name)) for name in _PER_STEP}
     bad = {name: m for name, m in lengths.items() if m != n}
@@ -272,7 +274,7 @@ def _check_history(path, history: History) -> None:
     if len(history.loss_train) != n + 1 or len(history.loss_test) not in (0, n + 1):
         raise ValueError(f"{path}: the history is inconsistent: {n} steps but {len(history.loss_train)} "
                          f"training and {len(history.loss_test)} test losses (expected {n + 1})")
-    if not all(math.isfinite(J) for J in history.loss_train + history.loss_test):
+    if not all(math.isfinite(J) for losses in (history.loss_train, history.loss_test) for J in losses[checked:]):
         raise ValueError(f"{path}: the history holds a non-finite loss")
 
 

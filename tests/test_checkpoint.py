@@ -567,3 +567,22 @@ def test_sigterm_stops_a_run_cleanly_leaving_a_resumable_checkpoint(tmp_path):
     subprocess.run([*argv, "--out", str(tmp_path / "plain")], env=env, check=True, capture_output=True, timeout=300)
     r, plain = _result(out), _result(tmp_path / "plain")
     assert {k: r[k] for k in SAME} == {k: plain[k] for k in SAME}
+
+
+def test_a_logged_write_checks_only_the_losses_it_adds(tmp_path, monkeypatch):
+    """A checkpoint write's checks cost what the new steps cost, not the whole run (issue 21: the history is
+    not re-checked at every write of --checkpoint-every 1)."""
+    import math
+    from types import SimpleNamespace
+    X, Y = data()
+    net = sn.NormalisedMLP(WIDTHS, seed=1)
+    history = train(net, X, Y, "taylor", 30, X, Y)
+    log, path = ck._HistoryLog(tmp_path / "c.npz"), tmp_path / "c.npz"
+    ck._write(path, net.weights, net.radii, history, "taylor", {}, None, None, None, log, False)
+    checked = []
+    monkeypatch.setattr(ck, "math", SimpleNamespace(isfinite=lambda x: checked.append(x) or math.isfinite(x),
+                                                    inf=math.inf))
+    history = train(net, X, Y, "taylor", 2, X, Y, resume=history)
+    ck._write(path, net.weights, net.radii, history, "taylor", {}, None, None, None, log, True)
+    assert len(checked) == 4                          # 2 training and 2 test losses, of 33 each
+    assert ck.load_checkpoint(path).history.as_dict() == history.as_dict()
