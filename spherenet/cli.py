@@ -44,7 +44,15 @@ def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="spherenet", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"spherenet {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train(sub)
+    _add_reproduce(sub)
+    _add_lipschitz(sub)
+    _add_run_tools(sub)
+    return p
 
+
+def _add_train(sub) -> None:
+    """``spherenet train``: the data, the network, the method and its budget, the output and checkpoints."""
     t = sub.add_parser("train", help="train one network and write result.json + weights.npz")
     t.add_argument("--data", choices=DATA_SOURCES, default="sim", help="data source (default: the simulator)")
     t.add_argument("--data-path", help="file or folder of real flight logs (for neural-lander / neural-fly)")
@@ -91,6 +99,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true",
                    help="continue the run in OUT/checkpoint.npz up to --iterations in total (same options)")
 
+
+def _add_reproduce(sub) -> None:
+    """``spherenet reproduce exp1|exp2``: the paper's experiments, as a sweep."""
     r = sub.add_parser("reproduce", help="the paper's Experiment 1 or 2, with figures")
     r.add_argument("experiment", choices=("exp1", "exp2"))
     r.add_argument("--quick", action="store_true", help="small settings (a minute), not the paper's")
@@ -101,6 +112,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--figures", default=None, help="figure folder (default: <out>/figures)")
     r.add_argument("--quiet", action="store_true", help="no progress bar (also off when stderr is no terminal)")
 
+
+def _add_lipschitz(sub) -> None:
+    """``spherenet lipschitz``: the sweep of test RMSE against the certified Lipschitz budget."""
     k = sub.add_parser("lipschitz", help="test RMSE against the certified Lipschitz budget: a sweep, with figure")
     k.add_argument("--method", choices=SPHERE_METHODS, default=DEFAULTS["method"], metavar="METHOD",
                    help=f"a sphere method (default {DEFAULTS['method']})")
@@ -117,6 +131,9 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("--out", default="results/lipschitz", help="output folder (default: results/lipschitz)")
     k.add_argument("--figures", default=None, help="figure folder (default: <out>/figures)")
 
+
+def _add_run_tools(sub) -> None:
+    """The commands that use a finished run or none: ``predict``, ``plot`` and ``check``."""
     pr = sub.add_parser("predict", help="apply a trained `spherenet train` run to raw flight logs (newtons)")
     pr.add_argument("folder", help="the run's output folder (result.json, weights.npz)")
     pr.add_argument("--data", choices=DATA_SOURCES[1:], default="neural-lander", help="the logs' format")
@@ -129,7 +146,6 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="verify gradients, jets, norms and the majorant on a random problem")
     c.add_argument("--seed", type=int, default=0)
-    return p
 
 
 def _rates(text: str) -> list:

@@ -31,7 +31,7 @@ def log_grid(low_exp: float, high_exp: float, per_decade: int = 2) -> tuple[floa
 
 
 # Half-decade grids, wide enough that the winner is inside. Measured on the default problem (10^4 simulated
-# samples, unit-norm inputs, targets scaled to P_op ~ 0.04 as in METHOD.md §2, 12-25-30-15-3, 200 full-batch
+# samples, unit-norm inputs, targets scaled to P_op ~ 0.04 as in docs/method.md §2, 12-25-30-15-3, 200 full-batch
 # iterations, seed 0): SGD's gradients are tiny there, its best rate is 1 (3.16 blows up to J ~ 1e133, 10
 # diverges); Adam's best is 0.01, with both neighbours worse.
 GRIDS = {

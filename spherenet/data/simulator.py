@@ -233,8 +233,28 @@ SPLITS = ("random", "flights")
 def default_problem(seed=0, n_samples: int = 30000, *, test_fraction: float = 0.2,
                     params: QuadrotorParams | None = None, flight_duration: float = 5.0,
                     wind=None, split: str = "random") -> tuple[FlightData, FlightData]:
-    """The embedded default train/test problem: (train, test) FlightData, sizes n - round(f n) and round(f n).
+    """The embedded default train/test problem: simulated quadrotor flights, split into train and test.
 
+    Parameters
+    ----------
+    seed : int
+        Seed of the flights, their winds and the random split.
+    n_samples : int
+        Samples in both parts together (>= 2).
+    test_fraction : float
+        ``f``, the test part's share.
+    params, flight_duration, wind
+        The quadrotor's parameters, each flight's length in seconds, and the wind model.
+    split : {"random", "flights"}
+        How the test part is held out (below).
+
+    Returns
+    -------
+    train, test : FlightData
+        Of ``n - round(f n)`` and ``round(f n)`` samples.
+
+    Notes
+    -----
     The flights: random-waypoint flights (as many as the train part needs) and figure-8 flights (as many
     as the test part needs). ``split="random"`` (the default, the paper's protocol): a seeded random 80/20
     split of all their samples (:func:`random_split` with ``seed``), so the test error measures
