@@ -15,10 +15,10 @@ When no folder at all can be written (no temporary folder either: ``tempfile.get
 the private folder cannot be made there), the kernels are compiled without a cache (:func:`njit`, which
 ``spherenet.kernels`` uses in place of ``numba.njit``): ``import spherenet`` and the commands still work
 (Matplotlib, which draws the figures, needs a writable ``MPLCONFIGDIR`` of its own), and each process
-compiles the kernels it calls once, at their first call. The same command as ``nobody``
-with /tmp and /var/tmp read-only (a mount namespace, ``--out`` and ``MPLCONFIGDIR`` on a tmpfs) took 6.9 s without a cache, against 7.1 s with an
-empty cache folder and 5.1 s with a filled one (medians of 3, loaded 2-core machine): about 2 s more per
-command than a filled cache.
+compiles the kernels it calls once, at their first call. The same command as ``nobody`` with /tmp and
+/var/tmp read-only (a mount namespace; ``--out`` and ``MPLCONFIGDIR`` on a tmpfs) took 6.9 s without a
+cache, against 7.1 s with an empty cache folder and 5.1 s with a filled one (medians of 3, loaded 2-core
+machine): about 2 s more per command than a filled cache.
 """
 from __future__ import annotations
 

@@ -53,99 +53,100 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_train(sub) -> None:
     """``spherenet train``: the data, the network, the method and its budget, the output and checkpoints."""
-    t = sub.add_parser("train", help="train one network and write result.json + weights.npz")
-    t.add_argument("--data", choices=DATA_SOURCES, default="sim", help="data source (default: the simulator)")
-    t.add_argument("--data-path", help="file or folder of real flight logs (for neural-lander / neural-fly)")
-    t.add_argument("--data-seed", type=int, default=0, help="seed of the simulator or of the 80/20 split")
-    t.add_argument("--samples", type=int, default=30000, help="simulator samples (train + test)")
-    t.add_argument("--widths", default="12-25-30-15-3", help="layer widths, e.g. 12-25-30-15-3")
-    t.add_argument("--split", choices=SPLIT_CHOICES, default=DEFAULTS["split"],
+    train = sub.add_parser("train", help="train one network and write result.json + weights.npz")
+    train.add_argument("--data", choices=DATA_SOURCES, default="sim", help="data source (default: the simulator)")
+    train.add_argument("--data-path", help="file or folder of real flight logs (for neural-lander / neural-fly)")
+    train.add_argument("--data-seed", type=int, default=0, help="seed of the simulator or of the 80/20 split")
+    train.add_argument("--samples", type=int, default=30000, help="simulator samples (train + test)")
+    train.add_argument("--widths", default="12-25-30-15-3", help="layer widths, e.g. 12-25-30-15-3")
+    train.add_argument("--split", choices=SPLIT_CHOICES, default=DEFAULTS["split"],
                    help="random: a random 80/20 split of samples (the paper's protocol, default); flights: "
                         "whole flights held out (the harder generalisation test)")
-    t.add_argument("--scaling", choices=SCALING_CHOICES, default=DEFAULTS["scaling"],
+    train.add_argument("--scaling", choices=SCALING_CHOICES, default=DEFAULTS["scaling"],
                    help="standard: per-feature standardisation, a bias feature, the Lipschitz budget --lipschitz "
                         "(default); paper: x / ||x|| and targets to the initial gain (the paper's pipeline)")
-    t.add_argument("--lipschitz", type=float, default=None, metavar="K",
+    train.add_argument("--lipschitz", type=float, default=None, metavar="K",
                    help="certified Lipschitz bound of the learned map, in output units per unit of the raw "
                         "features' euclidean norm (standard scaling; default: chosen on a validation part)")
-    t.add_argument("--method", choices=METHODS, default=None, metavar="{" + ",".join(METHODS) + "}",
+    train.add_argument("--method", choices=METHODS, default=None, metavar="{" + ",".join(METHODS) + "}",
                    help=f"step rule (default {DEFAULTS['method']}: the paper's jet-Newton step along conjugate-"
                         f"gradient geodesics, docs/beyond.md; with --batch-size, {BATCH_METHOD}: Adam's direction "
                         f"with the jet-Newton step averaged across batches; taylor = the paper's Algorithm 1, "
                         f"mm = its Algorithm 2) or a baseline optimiser")
-    t.add_argument("--order", type=int, default=2, help="jet order of the taylor method (2 = the paper)")
-    t.add_argument("--iterations", type=int, default=200)
-    t.add_argument("--batch-size", type=_batch_size, default=None, metavar="B|auto",
+    train.add_argument("--order", type=int, default=2, help="jet order of the taylor method (2 = the paper)")
+    train.add_argument("--iterations", type=int, default=200)
+    train.add_argument("--batch-size", type=_batch_size, default=None, metavar="B|auto",
                    help="mini-batch size (default: full batch); auto: sgd and adam tune it with the learning "
                         "rate on the validation part")
-    t.add_argument("--eval-every", type=int, default=1, metavar="N",
+    train.add_argument("--eval-every", type=int, default=1, metavar="N",
                    help="evaluate the test loss every N iterations and at the last (default 1)")
-    t.add_argument("--max-seconds", type=float, default=None, metavar="S",
+    train.add_argument("--max-seconds", type=float, default=None, metavar="S",
                    help="stop after S seconds of training (evaluation and tuning excluded)")
-    t.add_argument("--lr", type=float, default=None,
+    train.add_argument("--lr", type=float, default=None,
                    help="a fixed learning rate for sgd, adam or rsgd (default: sgd and adam tune it)")
-    t.add_argument("--lr-grid", type=_rates, default=None, metavar="R1,R2,...",
+    train.add_argument("--lr-grid", type=_rates, default=None, metavar="R1,R2,...",
                    help="the learning rates sgd and adam tune over (default: their half-decade grids)")
-    t.add_argument("--quiet", action="store_true", help="no progress bars (also off when stderr is no terminal)")
-    t.add_argument("--seed", type=int, default=0, help="seed of the initialisation (and mini-batches)")
-    t.add_argument("--dtype", choices=("float64", "float32"), default="float64")
-    t.add_argument("--threads", type=int, default=1, metavar="T",
+    train.add_argument("--quiet", action="store_true", help="no progress bars (also off when stderr is no terminal)")
+    train.add_argument("--seed", type=int, default=0, help="seed of the initialisation (and mini-batches)")
+    train.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    train.add_argument("--threads", type=int, default=1, metavar="T",
                    help="split the samples of every pass over T threads (sphere methods; default 1)")
-    t.add_argument("--out", default=None, help=f"output folder (default: {DEFAULT_TRAIN_OUT}, replaced by each run)")
-    t.add_argument("--overwrite", action="store_true",
+    train.add_argument("--out", default=None,
+                       help=f"output folder (default: {DEFAULT_TRAIN_OUT}, replaced by each run)")
+    train.add_argument("--overwrite", action="store_true",
                    help="replace the result of an earlier run in --out (a folder you name is otherwise kept)")
-    t.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
+    train.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
                    help="write OUT/checkpoint.npz every N iterations and at the end (sphere methods)")
-    t.add_argument("--resume", action="store_true",
+    train.add_argument("--resume", action="store_true",
                    help="continue the run in OUT/checkpoint.npz up to --iterations in total (same options)")
 
 
 def _add_reproduce(sub) -> None:
     """``spherenet reproduce exp1|exp2``: the paper's experiments, as a sweep."""
-    r = sub.add_parser("reproduce", help="the paper's Experiment 1 or 2, with figures")
-    r.add_argument("experiment", choices=("exp1", "exp2"))
-    r.add_argument("--quick", action="store_true", help="small settings (a minute), not the paper's")
-    r.add_argument("--seeds", type=int, default=None, help="number of seeds (default: 40, quick: fewer)")
-    r.add_argument("--samples", type=int, default=None, help="simulator samples (default: 30000, quick: fewer)")
-    _add_executor_options(r)
-    r.add_argument("--out", default=None, help="output folder (default: results/<experiment>)")
-    r.add_argument("--figures", default=None, help="figure folder (default: <out>/figures)")
-    r.add_argument("--quiet", action="store_true", help="no progress bar (also off when stderr is no terminal)")
+    reproduce = sub.add_parser("reproduce", help="the paper's Experiment 1 or 2, with figures")
+    reproduce.add_argument("experiment", choices=("exp1", "exp2"))
+    reproduce.add_argument("--quick", action="store_true", help="small settings (a minute), not the paper's")
+    reproduce.add_argument("--seeds", type=int, default=None, help="number of seeds (default: 40, quick: fewer)")
+    reproduce.add_argument("--samples", type=int, default=None, help="simulator samples (default: 30000, quick: fewer)")
+    _add_executor_options(reproduce)
+    reproduce.add_argument("--out", default=None, help="output folder (default: results/<experiment>)")
+    reproduce.add_argument("--figures", default=None, help="figure folder (default: <out>/figures)")
+    reproduce.add_argument("--quiet", action="store_true", help="no progress bar (also off when stderr is no terminal)")
 
 
 def _add_lipschitz(sub) -> None:
     """``spherenet lipschitz``: the sweep of test RMSE against the certified Lipschitz budget."""
-    k = sub.add_parser("lipschitz", help="test RMSE against the certified Lipschitz budget: a sweep, with figure")
-    k.add_argument("--method", choices=SPHERE_METHODS, default=DEFAULTS["method"], metavar="METHOD",
+    sweep = sub.add_parser("lipschitz", help="test RMSE against the certified Lipschitz budget: a sweep, with figure")
+    sweep.add_argument("--method", choices=SPHERE_METHODS, default=DEFAULTS["method"], metavar="METHOD",
                    help=f"a sphere method (default {DEFAULTS['method']})")
-    k.add_argument("--data", choices=DATA_SOURCES, default="sim")
-    k.add_argument("--data-path", help="file or folder of real flight logs (for neural-lander / neural-fly)")
-    k.add_argument("--widths", default="12-25-30-15-3")
-    k.add_argument("--split", choices=SPLIT_CHOICES, default=DEFAULTS["split"])
-    k.add_argument("--quick", action="store_true", help="small settings (a minute)")
-    k.add_argument("--points", type=int, default=None, help="budgets on the curve (default 9, quick 5)")
-    k.add_argument("--seeds", type=int, default=None, help="seeds per budget (default 3, quick 2)")
-    k.add_argument("--samples", type=int, default=None, help="simulator samples (default 30000, quick 3000)")
-    k.add_argument("--iterations", type=int, default=None, help="iterations per run (default 200, quick 60)")
-    _add_executor_options(k)
-    k.add_argument("--out", default="results/lipschitz", help="output folder (default: results/lipschitz)")
-    k.add_argument("--figures", default=None, help="figure folder (default: <out>/figures)")
+    sweep.add_argument("--data", choices=DATA_SOURCES, default="sim")
+    sweep.add_argument("--data-path", help="file or folder of real flight logs (for neural-lander / neural-fly)")
+    sweep.add_argument("--widths", default="12-25-30-15-3")
+    sweep.add_argument("--split", choices=SPLIT_CHOICES, default=DEFAULTS["split"])
+    sweep.add_argument("--quick", action="store_true", help="small settings (a minute)")
+    sweep.add_argument("--points", type=int, default=None, help="budgets on the curve (default 9, quick 5)")
+    sweep.add_argument("--seeds", type=int, default=None, help="seeds per budget (default 3, quick 2)")
+    sweep.add_argument("--samples", type=int, default=None, help="simulator samples (default 30000, quick 3000)")
+    sweep.add_argument("--iterations", type=int, default=None, help="iterations per run (default 200, quick 60)")
+    _add_executor_options(sweep)
+    sweep.add_argument("--out", default="results/lipschitz", help="output folder (default: results/lipschitz)")
+    sweep.add_argument("--figures", default=None, help="figure folder (default: <out>/figures)")
 
 
 def _add_run_tools(sub) -> None:
     """The commands that use a finished run or none: ``predict``, ``plot`` and ``check``."""
-    pr = sub.add_parser("predict", help="apply a trained `spherenet train` run to raw flight logs (newtons)")
-    pr.add_argument("folder", help="the run's output folder (result.json, weights.npz)")
-    pr.add_argument("--data", choices=DATA_SOURCES[1:], default="neural-lander", help="the logs' format")
-    pr.add_argument("--data-path", required=True, help="a CSV file or a folder of them")
-    pr.add_argument("--out", default="predictions.csv", help="CSV to write (default: predictions.csv)")
+    predict = sub.add_parser("predict", help="apply a trained `spherenet train` run to raw flight logs (newtons)")
+    predict.add_argument("folder", help="the run's output folder (result.json, weights.npz)")
+    predict.add_argument("--data", choices=DATA_SOURCES[1:], default="neural-lander", help="the logs' format")
+    predict.add_argument("--data-path", required=True, help="a CSV file or a folder of them")
+    predict.add_argument("--out", default="predictions.csv", help="CSV to write (default: predictions.csv)")
 
-    pl = sub.add_parser("plot", help="redraw the figures of a train or reproduce output folder")
-    pl.add_argument("folder")
-    pl.add_argument("--figures", default=None, help="figure folder (default: <folder>/figures)")
+    plot = sub.add_parser("plot", help="redraw the figures of a train or reproduce output folder")
+    plot.add_argument("folder")
+    plot.add_argument("--figures", default=None, help="figure folder (default: <folder>/figures)")
 
-    c = sub.add_parser("check", help="verify gradients, jets, norms and the majorant on a random problem")
-    c.add_argument("--seed", type=int, default=0)
+    check = sub.add_parser("check", help="verify gradients, jets, norms and the majorant on a random problem")
+    check.add_argument("--seed", type=int, default=0)
 
 
 def _rates(text: str) -> list:

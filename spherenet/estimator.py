@@ -223,7 +223,7 @@ class SphereNetRegressor:
         ``lipschitz`` is None), the network trained on the scaled data by ``method``
         (:func:`spherenet.train.train`), and its Lipschitz bound certified (:mod:`spherenet.lipschitz`).
         """
-        p = self._checked_params()
+        params = self._checked_params()
         X = _as_matrix("X", X)
         Y, y_1d = _as_targets(y)
         if X.shape[0] != Y.shape[0]:
@@ -231,32 +231,32 @@ class SphereNetRegressor:
         if self.standardize and X.shape[0] == 1:
             raise ValueError("standardize=True needs at least 2 samples: with n_samples=1 the sample "
                              "standardises to the zero vector, where x / ||x|| is undefined")
-        net, scaling, selection = self._fit_scaling(X, Y, p)
+        net, scaling, selection = self._fit_scaling(X, Y, params)
         Xs, Ys = scaling.transform_inputs(X), scaling.transform_targets(Y)
-        callback = _progress(p["iterations"]) if self.verbose else None
-        history = train(net, Xs.astype(p["dtype"]), Ys.astype(p["dtype"]), rule=p["method"],
-                        iterations=p["iterations"], batch_size=self.batch_size, seed=p["seed"],
-                        callback=callback, **p["options"])
+        callback = _progress(params["iterations"]) if self.verbose else None
+        history = train(net, Xs.astype(params["dtype"]), Ys.astype(params["dtype"]), rule=params["method"],
+                        iterations=params["iterations"], batch_size=self.batch_size, seed=params["seed"],
+                        callback=callback, **params["options"])
         if self.verbose and history.stop_reason:
             print(f"[SphereNetRegressor] {history.stop_reason}")
         from .lipschitz import certificate
         cert = certificate(net.weights, scaling, [Xs])
-        self._set_fitted(net, scaling, history, y_1d, p["seed"], cert["lipschitz_lower"], selection)
+        self._set_fitted(net, scaling, history, y_1d, params["seed"], cert["lipschitz_lower"], selection)
         return self
 
-    def _fit_scaling(self, X, Y, p):
+    def _fit_scaling(self, X, Y, params):
         """The network and its fitted scaling (the budget chosen on a validation part if not given)."""
-        widths = [X.shape[1] + (self.scaling == "standard"), *p["hidden"], Y.shape[1]]
+        widths = [X.shape[1] + (self.scaling == "standard"), *params["hidden"], Y.shape[1]]
         if self.scaling == "paper":
-            net = NormalisedMLP(widths, self.radius, p["seed"], p["dtype"])
+            net = NormalisedMLP(widths, self.radius, params["seed"], params["dtype"])
             return net, PaperScaling.fit(X, Y, net.spectral_norm_product(), standardize=bool(self.standardize)), None
         K, selection = self.lipschitz, None
         if K is None:
             from .budget import select_lipschitz, validation_rows
-            K, selection = select_lipschitz(X, Y, validation_rows(X, "random", p["seed"]), widths, p["method"],
-                                            p["seed"], p["dtype"], self.radius, self.batch_size,
-                                            rule_options=p["options"])
-        net = NormalisedMLP(widths, self.radius, p["seed"], p["dtype"])
+            K, selection = select_lipschitz(X, Y, validation_rows(X, "random", params["seed"]), widths,
+                                            params["method"], params["seed"], params["dtype"], self.radius,
+                                            self.batch_size, rule_options=params["options"])
+        net = NormalisedMLP(widths, self.radius, params["seed"], params["dtype"])
         return net, StandardScaling.fit(X, Y, K, float(np.prod(net.radii))), selection
 
     def _set_fitted(self, net, scaling, history, y_1d, seed, lipschitz_lower, selection) -> None:
