@@ -158,15 +158,23 @@ class _HistoryLog:
             self.last_sync = time.monotonic()
         self.hash.update(line)
         self.size += len(line)
-        scalars = {f.name: getattr(history, f.name) for f in fields(History) if f.name not in lists and f.name != "info"}
+        scalars = {f.name: getattr(history, f.name) for f in fields(History)
+                   if f.name not in lists and f.name not in ("info", "batch_state")}
         return {"log": self.path.name, "bytes": self.size, "sha256": self.hash.hexdigest(),
-                "scalars": _json_safe(scalars)}, sync
+                "scalars": {**_json_safe(scalars), "batch_state": _batch_state_json(history.batch_state)}}, sync
 
     def remove_older(self) -> None:
         """Delete the logs of earlier generations (once a checkpoint naming this one is in place)."""
         for old in self.checkpoint.parent.glob(f"{self.checkpoint.stem}.*.history.jsonl"):
             if old.name != self.path.name:
                 old.unlink(missing_ok=True)
+
+
+def _batch_state_json(state: dict) -> dict:
+    """The mini-batch draw state, JSON-ready. Its ``order`` (one index per training row, already a list of
+    Python ints) goes to the JSON encoder as it is: walking it value by value (``_json_safe``) made a
+    mini-batch checkpoint write cost ~70 ms on 24,000 rows."""
+    return {key: value if key == "order" else _json_safe(value) for key, value in state.items()}
 
 
 def _logged_history(path: Path, ref) -> dict:

@@ -586,3 +586,25 @@ def test_a_logged_write_checks_only_the_losses_it_adds(tmp_path, monkeypatch):
     ck._write(path, net.weights, net.radii, history, "taylor", {}, None, None, None, log, True)
     assert len(checked) == 4                          # 2 training and 2 test losses, of 33 each
     assert ck.load_checkpoint(path).history.as_dict() == history.as_dict()
+
+
+def test_a_mini_batch_write_does_not_walk_the_batch_order(tmp_path, monkeypatch):
+    """The mini-batch draw state holds one index per training row: a write hands that list to the JSON
+    encoder as it is instead of walking it value by value (which made a write cost ~70 ms on 24,000 rows),
+    and a resume still draws the batches an uninterrupted run draws."""
+    X, Y = data(n=200)
+    walked = []
+    safe = ck._json_safe
+    monkeypatch.setattr(ck, "_json_safe", lambda value: walked.append(json.dumps(value)) or safe(value))
+    net = sn.NormalisedMLP(WIDTHS, seed=1)
+    path = tmp_path / "c.npz"
+    ck.train_with_checkpoints(path, net, X, Y, "geo-batch", 4, 1, batch_size=16, seed=4)
+    assert walked and not any('"order"' in text for text in walked)
+    saved = ck.load_checkpoint(path)
+    assert len(saved.history.batch_state["order"]) == len(X)
+    ck.train_with_checkpoints(path, saved.net, X, Y, "geo-batch", 4, 1, batch_size=16, seed=4,
+                              history=saved.history, rule=saved.rule())
+    whole = sn.NormalisedMLP(WIDTHS, seed=1)
+    expected = train(whole, X, Y, "geo-batch", 8, batch_size=16, seed=4)
+    assert_same_net(ck.load_checkpoint(path).net, whole)
+    assert ck.load_checkpoint(path).history.loss_train == expected.loss_train
