@@ -115,8 +115,26 @@ def fit_scaling(s: dict, train, net: NormalisedMLP):
 
 
 def scaled_arrays(train, test, net: NormalisedMLP, dtype=np.float64, scaling=None):
-    """``[X, Y, X_test, Y_test]`` scaled, and the scaling: by default the paper's (docs/method.md §2), fitted on
-    ``train`` with ``P_op`` of ``net`` at initialisation; or the fitted ``scaling`` given."""
+    """A problem's four arrays, scaled for a network.
+
+    Parameters
+    ----------
+    train, test : FlightData
+        The raw training and test data.
+    net : NormalisedMLP
+        The network at initialisation (its ``P_op`` sets the paper's scaling).
+    dtype : numpy dtype
+        The arrays' precision.
+    scaling : StandardScaling or PaperScaling, optional
+        A fitted scaling; ``None`` fits the paper's on ``train`` (docs/method.md §2).
+
+    Returns
+    -------
+    arrays : list of ndarray
+        ``[X, Y, X_test, Y_test]`` scaled, in ``dtype``.
+    scaling : StandardScaling or PaperScaling
+        The scaling used.
+    """
     from .data import PaperScaling
     if scaling is None:
         scaling = PaperScaling.fit(train.X, train.Y, net.spectral_norm_product())
@@ -498,9 +516,21 @@ def default_executor(max_workers: int | None = None) -> Executor:
 
 
 def executor_for(scheduler: str | None = None, workers: int | None = None) -> Executor:
-    """Where a sweep's runs execute: the Dask cluster whose scheduler is at ``scheduler`` (e.g.
-    ``"tcp://10.0.0.5:8786"``; ``spherenet.cluster``), else a :func:`default_executor` of ``workers``
-    processes. The caller shuts it down (``with executor_for(...) as pool: sweep(..., executor=pool)``)."""
+    """Where a sweep's runs execute.
+
+    Parameters
+    ----------
+    scheduler : str, optional
+        The address of a Dask scheduler, e.g. ``"tcp://10.0.0.5:8786"`` (:mod:`spherenet.cluster`).
+    workers : int, optional
+        Local worker processes (default: one per core); not with ``scheduler``.
+
+    Returns
+    -------
+    concurrent.futures.Executor
+        The cluster's executor, else a :func:`default_executor`. The caller shuts it down
+        (``with executor_for(...) as pool: sweep(..., executor=pool)``).
+    """
     if scheduler is None:
         return default_executor(workers)
     if workers is not None:
@@ -515,11 +545,29 @@ def executor_for(scheduler: str | None = None, workers: int | None = None) -> Ex
 
 
 def sweep(settings_list, out_dir, executor: Executor | None = None, progress=None) -> list[dict]:
-    """Run every settings dict not already finished in ``out_dir/runs``; return all records in input order.
+    """Run every settings dict not already finished in ``out_dir/runs``.
 
-    Finished runs are recognised by their result file and never redone; each run is saved here as soon as
-    it comes back from the executor. ``progress(done, total, record)`` is called as runs finish. With
-    ``executor=None`` a :func:`default_executor` is made and shut down here.
+    Parameters
+    ----------
+    settings_list : sequence of dict
+        Run settings (:func:`settings_for`).
+    out_dir : str or path-like
+        The sweep's folder: each run is saved to ``out_dir/runs/<key>.json`` and ``.npz`` (:func:`run_key`)
+        as soon as it comes back from the executor.
+    executor : concurrent.futures.Executor, optional
+        Where the runs execute; ``None`` makes a :func:`default_executor` and shuts it down here.
+    progress : callable, optional
+        ``progress(done, total, record)`` as runs finish.
+
+    Returns
+    -------
+    list of dict
+        Every run's record, in the order of ``settings_list``.
+
+    Notes
+    -----
+    Finished runs are recognised by their result file and never redone, so an interrupted sweep resumes.
+    The largest runs are submitted first, so that none is left alone at the end.
     """
     settings_list = [settings_for(**s) for s in settings_list]
     keys = [run_key(s) for s in settings_list]
