@@ -22,6 +22,7 @@ fixed by ``Z_0``, ``H_k = [Z_0 > 0] ⊙ Z_k``; a unit with ``Z_0 == 0`` is inact
 """
 from __future__ import annotations
 
+import functools
 from math import factorial
 
 import numpy as np
@@ -53,7 +54,10 @@ def cauchy(a, b) -> np.ndarray:
     """Jet of a product: ``(ab)_k = sum_{j<=k} a_j b_{k-j}``, ``k = 0..r`` with ``r+1 = min(len(a), len(b))``."""
     a, b = np.asarray(a), np.asarray(b)
     n = min(a.shape[0], b.shape[0])
-    return np.array([sum(a[j] * b[k - j] for j in range(k + 1)) for k in range(n)])
+    out = np.zeros(n, np.result_type(a, b))
+    for j in range(n):                       # coefficient k adds its terms in the order j = 0, 1, .., k
+        out[j:] += a[j] * b[:n - j]
+    return out
 
 
 def curve_coefficients(order: int, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
@@ -61,11 +65,18 @@ def curve_coefficients(order: int, dtype=np.float64) -> tuple[np.ndarray, np.nda
 
     ``cos_k = (-1)^(k/2)/k!`` for even ``k`` (else 0), ``sin_k = (-1)^((k-1)/2)/k!`` for odd ``k`` (else 0).
     """
+    cos, sin = _cos_sin(order)
+    return cos.astype(dtype), sin.astype(dtype)
+
+
+@functools.lru_cache(maxsize=None)
+def _cos_sin(order: int) -> tuple[np.ndarray, np.ndarray]:
     k = np.arange(order + 1)
     inv_fact = 1.0 / _factorials(order + 1)
     cos = np.where(k % 2 == 0, (-1.0) ** (k // 2) * inv_fact, 0.0)
     sin = np.where(k % 2 == 1, (-1.0) ** ((k - 1) // 2) * inv_fact, 0.0)
-    return cos.astype(dtype), sin.astype(dtype)
+    cos.flags.writeable = sin.flags.writeable = False
+    return cos, sin
 
 
 # --- the readable form: one layer at a time, every coefficient its own array -----------------------------
@@ -146,7 +157,7 @@ def rate_coefficients(rate: float, order: int, dtype=np.float64) -> tuple[np.nda
     ``a = 1`` is the paper's curve (:func:`curve_coefficients`); ``a = 0`` a layer that stays,
     ``(1, 0, .., 0)`` and ``0``. Computed in float64, returned in ``dtype``.
     """
-    cos, sin = curve_coefficients(order)
+    cos, sin = _cos_sin(order)
     powers = float(rate) ** np.arange(order + 1)                 # 0.0 ** 0 = 1: a layer that stays keeps W
     return (cos * powers).astype(dtype), (sin * powers).astype(dtype)
 
