@@ -693,12 +693,10 @@ def loss_jet2_adjoint(cache: ForwardCache, weights, V, radii, X, alpha: float, w
     ----------
     cache : ForwardCache
         At ``weights`` on ``X``, with the adjoints ``cache.dZ`` of the backward pass.
-    weights, V : list of ndarray
-    radii : array_like
-    X : ndarray, shape (N, d_0)
+    weights, V, radii, X, ws
+        As :func:`loss_jet`; ``ws``: a ``network.Workspace``.
     alpha : float
         ``sum_{i moving} <W_i, ∇_i J>`` (``Direction.alpha_moving``).
-    ws : network.Workspace
 
     Returns
     -------
@@ -712,10 +710,9 @@ def loss_jet2_adjoint(cache: ForwardCache, weights, V, radii, X, alpha: float, w
 
         <E_0, F_2>/N = sum_i <dZ_i, S_i> = sum_{i>=2} mu_i <dZ_i^T H_{i-1,1}, V_i> - alpha/2,
 
-    using ``<dZ_i, Z_{i,0}> = <∇_i J, W_i>`` (summed over the moving layers: ``alpha``; a layer with ``V_i = 0`` has
-    no source) and ``H_{0,1} = 0`` (``X`` is fixed). The first-order jet is ``Z_{1,1} = mu_1 X V_1^T``,
-    ``Z_{i,1} = H_{i-1,1} W_i^T + mu_i H_{i-1,0} V_i^T``, ``H_{i,1} = [Z_{i,0} > 0] ⊙ Z_{i,1}``: two products per
-    layer, plus one per layer for the adjoint term, in the two shared block buffers whatever the depth.
+    using ``<dZ_i, Z_{i,0}> = <∇_i J, W_i>`` (over the moving layers: ``alpha``; a layer with ``V_i = 0`` has no
+    source) and ``H_{0,1} = 0``. The first-order jet, ``Z_{1,1} = mu_1 X V_1^T``, ``Z_{i,1} = H_{i-1,1} W_i^T +
+    mu_i H_{i-1,0} V_i^T``, ``H_{i,1} = [Z_{i,0} > 0] ⊙ Z_{i,1}``, takes two products per layer, the adjoint term one.
     """
     N, dt = X.shape[0], X.dtype
     # The two shared block buffers of each part (network.ROW_BLOCK rows of the widest layer), whatever the depth

@@ -189,7 +189,16 @@ class Majorant:
         return -2.0 * self.alpha * np.sin(t / 2) ** 2 - self.beta * np.sin(t)
 
     def penalty(self, t):
-        """The variant's ``Q/2 B(t)²`` (defined by each subclass)."""
+        """The variant's ``Q/2 B(t)²`` (defined by each subclass).
+
+        Parameters
+        ----------
+        t : array_like, shape (n,)
+
+        Returns
+        -------
+        ndarray, shape (n,)
+        """
         raise NotImplementedError
 
     def __call__(self, t):
