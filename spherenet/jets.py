@@ -177,6 +177,8 @@ def plain_relu_jet(Z) -> np.ndarray:
 def plain_layer_jet(H, W, V, mu, c, s, hidden: bool = True) -> np.ndarray:
     """The order-r jet of a ReLU layer: :func:`plain_linear_jet`, then :func:`plain_relu_jet` if ``hidden``.
 
+    The readable form of :func:`layer_jet` (and of :func:`first_layer_jet`, :func:`second_layer_jet`).
+
     Parameters
     ----------
     H, W, V, mu, c, s
