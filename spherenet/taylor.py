@@ -145,8 +145,8 @@ def safeguarded_step(c, order: int, eps: float = EPS) -> tuple[float, list]:
     Returns
     -------
     t_model : float
-        ``eps`` for a non-finite coefficient (``"kappa-nonfinite"``); order 2: :func:`newton_safeguard`
-        (Algorithm 1, with ``beta = max(-c_1, 0)``: a rounding-level ``c_1 > 0`` is ``beta = 0``); higher orders: :func:`model_step`.
+        ``eps`` for a non-finite coefficient (``"kappa-nonfinite"``); order 2: :func:`newton_safeguard` (Algorithm 1,
+        ``beta = max(-c_1, 0)``: a rounding-level ``c_1 > 0`` is ``beta = 0``); higher orders: :func:`model_step`.
     flags : list of str
         Also ``"kappa-nonpositive"`` when ``kappa = 2 c_2 <= 0``, ``"clipped"`` when the step is ``eps``.
 
