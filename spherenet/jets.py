@@ -98,7 +98,9 @@ def cauchy(a, b) -> np.ndarray:
     """
     a, b = np.asarray(a), np.asarray(b)
     n = min(a.shape[0], b.shape[0])
-    out = np.zeros(n, np.result_type(a, b))
+    shape = np.broadcast_shapes(a.shape[1:], b.shape[1:])
+    a, b = (u.reshape(u.shape[:1] + (1,) * (len(shape) + 1 - u.ndim) + u.shape[1:]) for u in (a, b))
+    out = np.zeros((n,) + shape, np.result_type(a, b))
     for j in range(n):                       # coefficient k adds its terms in the order j = 0, 1, .., k
         out[j:] += a[j] * b[:n - j]
     return out

@@ -52,6 +52,15 @@ def test_converters_are_inverse_and_scale_by_factorial():
     np.testing.assert_allclose(jets.to_derivatives(coeffs), derivs, rtol=1e-15)
 
 
+@pytest.mark.parametrize("shapes", [((5,), (5,)), ((7, 5, 3), (6,)), ((4, 3), (4, 2, 3)), ((3, 2), (5, 2))])
+def test_cauchy_product_is_the_plain_sum_with_axes_carried_along(shapes):
+    rng = np.random.default_rng(len(shapes[0]))
+    a, b = rng.normal(size=shapes[0]), rng.normal(size=shapes[1])
+    n = min(len(a), len(b))
+    plain = np.array([sum(a[j] * b[k - j] for j in range(k + 1)) for k in range(n)])
+    np.testing.assert_array_equal(jets.cauchy(a, b), plain)             # the same sums in the same order
+
+
 def test_cauchy_product_gives_trig_identities():
     cos, sin = jets.curve_coefficients(10)
     one = jets.cauchy(cos, cos) + jets.cauchy(sin, sin)                  # cos² + sin² = 1
