@@ -165,12 +165,6 @@ def _add_executor_options(p) -> None:
                         "tcp://10.0.0.5:8786 (default: local processes; docs/cluster.md)")
 
 
-def _progress_bar(total: int, label: str):
-    """A progress callback that prints at most ~20 lines to stderr."""
-    step = max(total // 20, 1)
-    start = time.perf_counter()
-
-
 def _batch_size(text: str):
     """``--batch-size``: a positive integer or ``auto``."""
     if text == "auto":
