@@ -174,7 +174,8 @@ def _batch_state_json(state: dict) -> dict:
     """The mini-batch draw state, JSON-ready. Its ``order`` (one index per training row, already a list of
     Python ints) goes to the JSON encoder as it is: walking it value by value (``_json_safe``) made a
     mini-batch checkpoint write cost ~70 ms on 24,000 rows."""
-    return {key: value if key == "order" else _json_safe(value) for key, value in state.items()}
+    return {key: (value.tolist() if isinstance(value, np.ndarray) else value) if key == "order" else _json_safe(value)
+            for key, value in state.items()}
 
 
 def _logged_history(path: Path, ref) -> dict:
@@ -326,10 +327,10 @@ def train_with_checkpoints(path, net: NormalisedMLP, X, Y, rule_name: str, itera
 
     ``history``: continue that run (as ``train(..., resume=history)``); ``every=None``: only at the end.
     The numbers are those of one uninterrupted ``train`` call (``rule``: the step-rule object to continue
-    with, e.g. ``Checkpoint.rule()``, else a new one is made). Full batch: ONE ``train`` call, the
-    checkpoints written by :class:`_SavingRule` as each ``every``-th iteration begins. Mini-batches: pieces of
-    ``every`` steps, each resuming the last (a mini-batch's draw state is only known between calls). If the
-    run stops early (``history.stop_reason``) the checkpoint is written and the loop ends. An exception
+    with, e.g. ``Checkpoint.rule()``, else a new one is made). ONE ``train`` call, the checkpoints written by
+    :class:`_SavingRule` as each ``every``-th iteration begins (with mini-batches, the history the loop last
+    reported carries where the draw stood then, ``History.batch_state``). If the run stops early
+    (``history.stop_reason``) the checkpoint is written and the loop ends. An exception
     (e.g. KeyboardInterrupt) leaves the last checkpoint as it was. ``threads``: as in ``train`` (resume
     with the same count to get the same bits).
     """
@@ -345,22 +346,11 @@ def train_with_checkpoints(path, net: NormalisedMLP, X, Y, rule_name: str, itera
         if first:
             log.remove_older()
 
-    run = dict(batch_size=batch_size, seed=seed, threads=threads)
-    if batch_size is None or batch_size >= len(X):
-        saving = _SavingRule(rule, every, save, callback)
-        history = train(net, X, Y, saving, iterations, X_test, Y_test, callback=saving.after_iteration,
-                        resume=history, **run)
-        save(net.weights, net.radii, history, final=True)
-        return history
-    done, target = (history.iterations if history else 0), (history.iterations if history else 0) + iterations
-    while True:
-        piece = min(every or iterations, target - done) if target > done else 0
-        history = train(net, X, Y, rule, piece, X_test, Y_test, callback=callback, resume=history, **run)
-        done = history.iterations
-        last = done >= target or bool(history.stop_reason) or piece == 0
-        save(net.weights, net.radii, history, final=last)
-        if last:
-            return history
+    saving = _SavingRule(rule, every, save, callback)
+    history = train(net, X, Y, saving, iterations, X_test, Y_test, callback=saving.after_iteration,
+                    resume=history, batch_size=batch_size, seed=seed, threads=threads)
+    save(net.weights, net.radii, history, final=True)
+    return history
 
 
 class _SavingRule:
