@@ -31,18 +31,32 @@ def _stationary(it: Iterate, info: dict) -> Step:
 
 
 class MajorantStep:
-    """Algorithm 2: ``τ = argmin_{[0, π]} m(t)`` for the majorant ``variant`` (``"spectral"``, ``"frobenius"``,
-    ``"telescoping"``), by :func:`spherenet.majorant.golden_section` with ``rtol``/``atol`` (defaults: the
-    authors' Optim.jl tolerances in Float32, see there). ``first_step``: optional bracketing from a small
-    angle before the search (not the authors'; ``None`` = their search on all of ``[0, π]``).
+    """Algorithm 2: ``τ = argmin_{[0, π]} m(t)`` for a majorant (docs/method.md §5).
 
+    Parameters
+    ----------
+    variant : {"spectral", "frobenius", "telescoping"}, optional
+        The majorant (default ``"spectral"``, the paper's).
+    rtol, atol : float, optional
+        For :func:`spherenet.majorant.golden_section` (defaults: the authors' Optim.jl tolerances in Float32).
+    first_step : float, optional
+        Bracketing from a small angle before the search (not the authors'; ``None`` = their search on all of
+        ``[0, π]``).
+
+    Attributes
+    ----------
+    name : str
+        ``"mm"``, ``"mm-frobenius"`` or ``"mm-telescoping"``.
+
+    Notes
+    -----
     The search is :func:`spherenet.majorant.minimise`: the authors' golden section, plus a safeguard for
     majorants that are not unimodal on ``[0, π]`` (a result with ``m(τ) > 0 = m(0)`` is redone by bracketing
     from a small angle and flagged ``"not-unimodal"``; results with ``m(τ) <= 0`` are taken as found).
-
-    ``Step.info``: ``alpha``, ``Q``, ``lipschitz_product`` (the product of norms the penalty uses: ``Π ||W_i||_2``, or
-    ``Π mu_i`` for ``frobenius``), ``evals`` (majorant evaluations). Flags: ``"stationary"`` (``β = 0``, then
-    ``τ = 0``), ``"interval-end"`` (the minimiser is ``0`` or ``π``), ``"not-unimodal"``.
+    ``Step.predicted = m(τ)``. ``Step.info``: ``alpha``, ``Q``, ``lipschitz_product`` (the product of norms the
+    penalty uses: ``Π ||W_i||_2``, or ``Π mu_i`` for ``frobenius``), ``evals`` (majorant evaluations). Flags:
+    ``"stationary"`` (``β = 0``, then ``τ = 0``), ``"interval-end"`` (the minimiser is ``0`` or ``π``),
+    ``"not-unimodal"``.
     """
 
     def __init__(self, variant: str = "spectral", rtol: float = RTOL, atol: float = ATOL,
@@ -56,7 +70,18 @@ class MajorantStep:
     uses_adjoints = False                        # the training loop need not keep the backward's adjoints
 
     def majorant(self, it: Iterate, Q: float | None = None):
-        """The majorant this rule minimises at ``it`` (``Q = 1/N Σ ||x_n||²`` of ``it.X`` unless given)."""
+        """The majorant this rule minimises at ``it``.
+
+        Parameters
+        ----------
+        it : steps.Iterate
+        Q : float, optional
+            Default ``1/N Σ ||x_n||²`` of ``it.X``.
+
+        Returns
+        -------
+        majorant.Majorant
+        """
         Q = input_energy(it.X) if Q is None else Q
         return _build(self.variant, it.weights, it.direction, it.radii, Q)
 
@@ -75,8 +100,10 @@ class MajorantStep:
 
 
 class ClosedFormStep:
-    """The AGD-like closed form ``τ = (1/L) log((1 + sqrt(1 + 4β/(P² Q L)))/2)``, ``P = Π_i mu_i``.
+    """The AGD-like closed form ``τ = (1/L) log((1 + sqrt(1 + 4β/(P² Q L)))/2)``, ``P = Π_i mu_i`` (method.md §5).
 
+    Notes
+    -----
     ``τ`` minimises ``h(t) = -β t + Q/2 (P (e^{Lt} - 1))²`` (:func:`spherenet.majorant.closed_form_model`),
     which is ``Step.predicted``. No search (``evals = 0``); ``β = 0`` gives ``τ = 0`` and ``"stationary"``.
     """

@@ -24,11 +24,26 @@ RADIUS_RULES = ("unit", "agd", "fan")
 
 
 def radii_for(widths, radius="unit") -> np.ndarray:
-    """Radii ``mu_i`` for layers of ``widths = [d_0, ..., d_L]``.
+    """Radii ``mu_i`` for layers of ``widths = [d_0, ..., d_L]`` (docs/method.md §1).
 
-    ``radius`` is a positive number (all layers), a sequence of L positive numbers, or a rule:
-    ``"unit"``: ``mu_i = 1`` (the paper); ``"agd"``: ``mu_i = sqrt(d_i/d_{i-1})``;
-    ``"fan"``: ``mu_i = sqrt(d_i d_{i-1})/3`` (both seen in the authors' code).
+    Parameters
+    ----------
+    widths : sequence of int
+        ``[d_0, ..., d_L]``, at least two positive integers.
+    radius : float, sequence of float or str, optional
+        A positive number (all layers), a sequence of L positive numbers, or a rule: ``"unit"`` (default,
+        the paper): ``mu_i = 1``; ``"agd"``: ``mu_i = sqrt(d_i/d_{i-1})``; ``"fan"``: ``mu_i = sqrt(d_i d_{i-1})/3``
+        (both seen in the authors' code).
+
+    Returns
+    -------
+    ndarray, shape (L,)
+        ``mu_1..mu_L``.
+
+    Examples
+    --------
+    >>> radii_for([4, 16, 1], "agd")
+    array([2.  , 0.25])
     """
     widths = check_widths(widths)
     L = len(widths) - 1
@@ -42,7 +57,18 @@ def radii_for(widths, radius="unit") -> np.ndarray:
 
 
 def check_widths(widths) -> tuple[int, ...]:
-    """Validate ``widths = [d_0, ..., d_L]``: at least two positive integers."""
+    """Validate ``widths = [d_0, ..., d_L]``.
+
+    Parameters
+    ----------
+    widths : sequence of int
+        At least two positive integers (NumPy integers accepted).
+
+    Returns
+    -------
+    tuple of int
+        The widths; a clear ``TypeError``/``ValueError`` otherwise.
+    """
     if isinstance(widths, (str, bytes)) or not hasattr(widths, "__len__"):
         raise TypeError(f"widths must be a sequence of positive integers, got {widths!r}")
     if len(widths) < 2:
@@ -52,7 +78,26 @@ def check_widths(widths) -> tuple[int, ...]:
 
 
 def glorot_sphere_init(widths, radii, rng: np.random.Generator) -> list[np.ndarray]:
-    """Glorot-uniform ``U(-a, a)``, ``a = sqrt(6/(d_i + d_{i-1}))``, then ``W_i <- mu_i W_i/||W_i||_F``."""
+    """Glorot-uniform weights projected onto their spheres (docs/method.md §2).
+
+    Parameters
+    ----------
+    widths : sequence of int
+        ``[d_0, ..., d_L]``.
+    radii : array_like
+        ``mu_i``.
+    rng : numpy.random.Generator
+        The source of the samples (layer by layer, in order).
+
+    Returns
+    -------
+    list of ndarray
+        ``W_i: (d_i, d_{i-1})`` in float64, ``||W_i||_F = mu_i``.
+
+    Notes
+    -----
+    ``W_i ~ U(-a, a)``, ``a = sqrt(6/(d_i + d_{i-1}))``, then ``W_i <- mu_i W_i/||W_i||_F``.
+    """
     weights = []
     for d_in, d_out, mu in zip(widths[:-1], widths[1:], radii):
         a = np.sqrt(6.0 / (d_in + d_out))
@@ -64,13 +109,18 @@ def glorot_sphere_init(widths, radii, rng: np.random.Generator) -> list[np.ndarr
 
 @dataclass
 class ForwardCache:
-    """Everything the backward pass and the jets reuse from one forward pass.
+    """Everything the backward pass and the jets reuse from one forward pass (docs/method.md §1).
 
-    ``Z[i]``: pre-activation of layer i+1, ``(N, d_{i+1})`` (in the training loop's caches, a hidden layer's
-    ``Z[i]`` is its ``H[i + 1]``, i.e. ``max(Z, 0)``: see :meth:`Workspace.cache`); ``H[i]``: its input, ``H[0] = X``;
-    ``F = Z[-1]``: the network output ``(N, d_L)``. ``dZ[i] = ∂J/∂Z_{i+1}``: the backward pass's adjoints
-    at this point, once :func:`_backward` has run on the cache (``None`` before; ``dZ[0]`` stays ``None``
-    in a network of several layers, as no pass reads it).
+    Attributes
+    ----------
+    H : list of ndarray
+        ``H[i]``: the input of layer ``i+1``, ``H[0] = X``.
+    Z : list of ndarray
+        ``Z[i]``: the pre-activation of layer ``i+1``, ``(N, d_{i+1})``. In the training loop's caches a hidden
+        layer's ``Z[i]`` is its ``H[i + 1]``, i.e. ``max(Z, 0)`` (see :meth:`Workspace.cache`).
+    dZ : list or None
+        ``dZ[i] = ∂J/∂Z_{i+1}``: the backward pass's adjoints at this point once :func:`_backward` has run on the
+        cache (``None`` before; ``dZ[0]`` stays ``None`` in a network of several layers, as no pass reads it).
     """
     H: list
     Z: list
@@ -78,12 +128,15 @@ class ForwardCache:
 
     @property
     def F(self) -> np.ndarray:
+        """The network output ``F = Z[-1]``, ``(N, d_L)``."""
         return self.Z[-1]
 
 
 class Workspace:
     """Named scratch arrays, reused from call to call by the training loop's hot path.
 
+    Notes
+    -----
     Allocating a fresh multi-megabyte array costs its page faults on first touch — as much as the matrix
     product that fills it (``benchmarks/README.md``). Arrays handed out here are overwritten by the next call
     that asks for the same name, so public functions never use a workspace.
@@ -93,14 +146,40 @@ class Workspace:
         self._arrays = {}
 
     def array(self, name, shape, dtype) -> np.ndarray:
+        """The array called ``name``, made anew only when its shape or dtype changes.
+
+        Parameters
+        ----------
+        name : str
+        shape : tuple of int
+        dtype : numpy dtype
+
+        Returns
+        -------
+        ndarray
+            Uninitialised on first use; otherwise the same array as the last call with this name.
+        """
         a = self._arrays.get(name)
         if a is None or a.shape != tuple(shape) or a.dtype != dtype:
             a = self._arrays[name] = np.empty(shape, dtype)
         return a
 
     def scratch(self, name, shape, dtype) -> np.ndarray:
-        """A contiguous ``shape`` array carved from one flat buffer per name, grown when too small: for
-        arrays whose shape changes from layer to layer (a pass that needs one layer's at a time)."""
+        """A contiguous ``shape`` array carved from one flat buffer per name, grown when too small.
+
+        For arrays whose shape changes from layer to layer (a pass that needs one layer's at a time).
+
+        Parameters
+        ----------
+        name : str
+        shape : tuple of int
+        dtype : numpy dtype
+
+        Returns
+        -------
+        ndarray
+            A view of the first ``prod(shape)`` numbers of the buffer.
+        """
         size = int(np.prod(shape))
         flat = self._arrays.get(name)
         if flat is None or flat.size < size or flat.dtype != dtype:
@@ -108,9 +187,21 @@ class Workspace:
         return flat[:size].reshape(shape)
 
     def reserve(self, names, n_rows: int, width: int, dtype, block: int | None = None) -> None:
-        """Make the scratch buffers ``f"{name}{p}"`` of every part ``p`` of ``n_rows`` rows (``rows.parts``),
-        ``width`` columns and the part's rows (at most ``block``) each, before the parts' threads start (they
-        then only read this dictionary)."""
+        """Make the scratch buffers ``f"{name}{p}"`` of every part ``p`` of ``n_rows`` rows (``rows.parts``).
+
+        Called before the parts' threads start (they then only read this dictionary).
+
+        Parameters
+        ----------
+        names : iterable of str
+        n_rows : int
+            The rows of the pass.
+        width : int
+            Columns of each buffer.
+        dtype : numpy dtype
+        block : int, optional
+            At most this many rows per buffer (default: the part's rows).
+        """
         for p, r in enumerate(rows.parts(n_rows)):
             for name in names:
                 self.scratch(f"{name}{p}", (min(r.stop - r.start, block or n_rows), width), dtype)
@@ -118,10 +209,24 @@ class Workspace:
     def cache(self, name, weights, X) -> "ForwardCache":
         """Buffers for a forward pass of ``weights`` on ``X`` (to pass as ``out=``).
 
-        A hidden layer's ``Z[i]`` and ``H[i + 1]`` are one array here, which holds ``H = max(Z, 0)`` after the
-        pass (the ReLU runs in place): the backward pass and the jets read a hidden ``Z`` only through its
-        mask, and ``[Z > 0] = [H > 0]`` exactly, so the training loop's caches take half the memory.
-        (``forward_cache`` and every public function keep both.)"""
+        Parameters
+        ----------
+        name : str
+            Prefix of the arrays' names.
+        weights : list of ndarray
+        X : ndarray, shape (N, d_0)
+
+        Returns
+        -------
+        ForwardCache
+            ``H = [X, Z[0], .., Z[L-2]]``: a hidden layer's ``Z[i]`` and ``H[i + 1]`` are one array.
+
+        Notes
+        -----
+        That array holds ``H = max(Z, 0)`` after the pass (the ReLU runs in place): the backward pass and the jets read
+        a hidden ``Z`` only through its mask, and ``[Z > 0] = [H > 0]`` exactly, so the training loop's caches take half
+        the memory. (``forward_cache`` and every public function keep both.)
+        """
         N = X.shape[0]
         Z = [self.array(f"{name}.Z{i}", (N, W.shape[0]), X.dtype) for i, W in enumerate(weights)]
         return ForwardCache([X] + Z[:-1], Z)
@@ -149,10 +254,28 @@ def _forward_cache(weights, X, out: ForwardCache | None = None) -> ForwardCache:
 
 
 def hidden_activation_bound(radii, X) -> float:
-    """``max_n ||x_n||_2 · max_{i<L} Π_{j<=i} mu_j``: no hidden pre-activation ``Z_i`` (``i < L``), and no
-    partial sum of the products that form it, exceeds this in absolute value while ``||W_j||_F = mu_j``.
+    """A bound on every hidden pre-activation while ``||W_j||_F = mu_j``.
 
-    (``|(W_i h)_c| <= ||W_i||_2 ||h|| <= mu_i ||h||``, and ``||max(z, 0)|| <= ||z||``.) ``0`` for ``L = 1``.
+    Parameters
+    ----------
+    radii : array_like
+        ``mu_1..mu_L``.
+    X : ndarray, shape (N, d_0)
+
+    Returns
+    -------
+    float
+        ``max_n ||x_n||_2 · max_{i<L} Π_{j<=i} mu_j``; ``0`` for ``L = 1`` or no rows. No hidden ``Z_i`` (``i < L``),
+        and no partial sum of the products that form it, exceeds it in absolute value.
+
+    Notes
+    -----
+    ``|(W_i h)_c| <= ||W_i||_2 ||h|| <= mu_i ||h||``, and ``||max(z, 0)|| <= ||z||``.
+
+    Examples
+    --------
+    >>> hidden_activation_bound([2.0, 3.0, 1.0], np.array([[3.0, 4.0]]))
+    30.0
     """
     radii = np.asarray(radii, dtype=np.float64)
     if len(radii) < 2 or X.shape[0] == 0:
@@ -260,25 +383,78 @@ def _checked(weights, X, Y=None, needs_targets=True):
 
 
 def forward(weights, X) -> np.ndarray:
-    """Network output ``f(X): (N, d_L)`` for ``X: (N, d_0)``."""
+    """Network output ``f(X) = W_L σ(... σ(W_1 x))`` (docs/method.md §1), input checked.
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        ``W_i: (d_i, d_{i-1})``, float32 or float64 (one dtype).
+    X : array_like, shape (N, d_0)
+
+    Returns
+    -------
+    ndarray, shape (N, d_L)
+        In the weights' dtype.
+    """
     weights, X, _ = _checked(weights, X, needs_targets=False)
     return _forward_cache(weights, X).F
 
 
 def forward_cache(weights, X) -> ForwardCache:
-    """Forward pass keeping every layer's pre-activation and input (for the backward pass and jets)."""
+    """Forward pass keeping every layer's pre-activation and input (for the backward pass and the jets).
+
+    Parameters
+    ----------
+    weights : list of ndarray
+    X : array_like, shape (N, d_0)
+
+    Returns
+    -------
+    ForwardCache
+        ``Z_i = H_{i-1} W_i^T``, ``H_i = max(Z_i, 0)`` (docs/method.md §1), every array kept separately.
+    """
     weights, X, _ = _checked(weights, X, needs_targets=False)
     return _forward_cache(weights, X)
 
 
 def loss(weights, X, Y) -> float:
-    """``J(W) = 1/(2N) sum_n ||f(x_n) - y_n||^2``."""
+    """The loss ``J(W) = 1/(2N) sum_n ||f(x_n) - y_n||^2`` (docs/method.md §1).
+
+    Parameters
+    ----------
+    weights : list of ndarray
+    X : array_like, shape (N, d_0)
+    Y : array_like, shape (N, d_L)
+
+    Returns
+    -------
+    float
+        ``J``, accumulated in float64.
+    """
     weights, X, Y = _checked(weights, X, Y)
     return _loss(weights, X, Y)
 
 
 def loss_and_grad(weights, X, Y) -> tuple[float, list]:
-    """``(J, grads)`` with ``grads[i] = ∇_{W_i} J`` (Euclidean), by the hand-written backward pass."""
+    """Loss and Euclidean gradients by the hand-written backward pass (docs/method.md §1).
+
+    Parameters
+    ----------
+    weights : list of ndarray
+    X : array_like, shape (N, d_0)
+    Y : array_like, shape (N, d_L)
+
+    Returns
+    -------
+    J : float
+    grads : list of ndarray
+        ``grads[i] = ∇_{W_i} J``, shaped as ``weights[i]``.
+
+    Notes
+    -----
+    ``dZ_L = (F - Y)/N``; for ``i = L..1``: ``∇_i J = dZ_i^T H_{i-1}``, ``dZ_{i-1} = (dZ_i W_i) ⊙ [Z_{i-1} > 0]``
+    (tie rule ``σ'(0) = 0``, ``kernels.relu_mask``).
+    """
     weights, X, Y = _checked(weights, X, Y)
     return _backward(weights, _forward_cache(weights, X), Y)
 
@@ -289,10 +465,20 @@ def loss_and_grad(weights, X, Y) -> tuple[float, list]:
 class Direction:
     """Per-layer search direction and the scalars built from it (docs/method.md §3, §5).
 
-    ``V[i] = -grad_i/||grad_i||_F`` with ``grad_i = Proj_{W_i}(∇_i J)`` (``||V_i||_F = 1``, ``<W_i, V_i> = 0``),
-    or 0 for a layer whose Riemannian gradient vanishes — such a layer stays put along the update curve,
-    ``Γ_i(t) = W_i`` (not ``W_i cos t``, which would leave its sphere); ``rgrad_norms[i] = ||grad_i||_F``;
-    ``beta = sum_i mu_i ||grad_i||_F = -φ'(0)``; ``inner_wg[i] = <W_i, ∇_i J>``; ``alpha = sum_i <W_i, ∇_i J>``.
+    Attributes
+    ----------
+    V : list of ndarray
+        ``V_i = -grad_i/||grad_i||_F`` with ``grad_i = Proj_{W_i}(∇_i J)`` (``||V_i||_F = 1``, ``<W_i, V_i> = 0``),
+        or 0 for a layer whose Riemannian gradient vanishes — such a layer stays put along the update curve,
+        ``Γ_i(t) = W_i`` (not ``W_i cos t``, which would leave its sphere).
+    rgrad_norms : ndarray
+        ``||grad_i||_F``.
+    inner_wg : ndarray
+        ``<W_i, ∇_i J>``.
+    beta : float
+        ``sum_i mu_i ||grad_i||_F = -φ'(0)``.
+    alpha : float
+        ``sum_i <W_i, ∇_i J>``.
     """
     V: list
     rgrad_norms: np.ndarray
@@ -318,7 +504,9 @@ class Direction:
     @property
     def alpha_moving(self) -> float:
         """``sum_{i moving} <W_i, ∇_i J>``: the ``α`` of the first-order term ``Σ_i <∇_i J, Γ_i(t) - W_i>``.
-        Equal to ``alpha`` (bit for bit) when every layer moves."""
+
+        Equal to ``alpha`` (bit for bit) when every layer moves.
+        """
         return float(self.inner_wg[self.moving].sum())
 
 
@@ -346,9 +534,24 @@ def _direction(weights, grads, radii) -> Direction:
 
 
 def direction(weights, grads, radii) -> Direction:
-    """Search direction and scalars from the Euclidean gradients ``grads`` at ``weights``.
+    """Search direction and scalars from the Euclidean gradients ``grads`` at ``weights`` (docs/method.md §3).
 
-    ``V_i = -grad_i/||grad_i||``, ``beta = sum_i mu_i ||grad_i||``, ``alpha = sum_i <W_i, ∇_i J>``.
+    Parameters
+    ----------
+    weights : list of ndarray
+        ``W_i`` on their spheres.
+    grads : list of ndarray
+        ``∇_i J``, shaped as ``weights``.
+    radii : array_like
+        ``mu_i``.
+
+    Returns
+    -------
+    Direction
+        ``V_i = -grad_i/||grad_i||``, ``beta = sum_i mu_i ||grad_i||``, ``alpha = sum_i <W_i, ∇_i J>``.
+
+    Notes
+    -----
     A layer's Riemannian gradient counts as zero (``V_i = 0``) when ``||grad_i|| <= 64 eps ||∇_i J||`` (``eps`` of
     the gradients' dtype): below that it is rounding noise and normalising it would give an arbitrary
     direction. Computed in float64 for float32 weights too (then ``V_i`` is cast back).
@@ -374,11 +577,27 @@ def _as_list(name, value) -> list:
 # --- the network object -----------------------------------------------------------------------------------
 
 class NormalisedMLP:
-    """Bias-free ReLU MLP with ``||W_i||_F = radii[i]`` for every layer.
+    """Bias-free ReLU MLP with ``||W_i||_F = radii[i]`` for every layer (docs/method.md §1–2).
 
-    ``widths = [d_0, ..., d_L]``; ``radius``: a number, a sequence of L numbers, or ``"unit"``/``"agd"``/``"fan"``
-    (see :func:`radii_for`); ``seed``: seed or ``np.random.Generator`` for the Glorot-uniform initialisation.
-    Attributes: ``weights`` (list of ``(d_i, d_{i-1})`` arrays), ``radii`` (length L), ``widths``.
+    Parameters
+    ----------
+    widths : sequence of int
+        ``[d_0, ..., d_L]``.
+    radius : float, sequence or str, optional
+        A number, a sequence of L numbers, or ``"unit"`` (default) / ``"agd"`` / ``"fan"`` (:func:`radii_for`).
+    seed : int or numpy.random.Generator, optional
+        For the Glorot-uniform initialisation (:func:`glorot_sphere_init`, sampled in float64 then cast, so
+        float32 nets start from the same point).
+    dtype : float32 or float64, optional
+        The weights' dtype (default float64); a radius its dtype cannot represent is refused.
+
+    Attributes
+    ----------
+    weights : list of ndarray
+        ``W_i: (d_i, d_{i-1})``.
+    radii : ndarray
+        ``mu_1..mu_L``.
+    widths : tuple of int
     """
 
     def __init__(self, widths, radius="unit", seed=None, dtype=np.float64):
@@ -406,35 +625,89 @@ class NormalisedMLP:
 
     @property
     def dtype(self):
+        """The weights' dtype (float32 or float64)."""
         return self.weights[0].dtype
 
     def forward(self, X) -> np.ndarray:
-        """Output ``f(X): (N, d_L)`` for ``X: (N, d_0)``."""
+        """Output ``f(X): (N, d_L)`` for ``X: (N, d_0)`` (:func:`forward`; also ``net(X)``).
+
+        Parameters
+        ----------
+        X : array_like, shape (N, d_0)
+
+        Returns
+        -------
+        ndarray, shape (N, d_L)
+        """
         return forward(self.weights, X)
 
     __call__ = forward
 
     def loss(self, X, Y) -> float:
-        """``J = 1/(2N) sum ||f(x_n) - y_n||^2``."""
+        """``J = 1/(2N) sum ||f(x_n) - y_n||^2`` (:func:`loss`).
+
+        Parameters
+        ----------
+        X : array_like, shape (N, d_0)
+        Y : array_like, shape (N, d_L)
+
+        Returns
+        -------
+        float
+        """
         return loss(self.weights, X, Y)
 
     def loss_and_grad(self, X, Y):
-        """``(J, [∇_{W_i} J])``."""
+        """``(J, [∇_{W_i} J])`` (:func:`loss_and_grad`).
+
+        Parameters
+        ----------
+        X : array_like, shape (N, d_0)
+        Y : array_like, shape (N, d_L)
+
+        Returns
+        -------
+        tuple of (float, list of ndarray)
+        """
         return loss_and_grad(self.weights, X, Y)
 
     def spectral_norm_product(self) -> float:
-        """``P_op = prod_i ||W_i||_2``: a bound on the network's l2 -> l2 Lipschitz constant."""
+        """``P_op = prod_i ||W_i||_2``: a bound on the network's l2 -> l2 Lipschitz constant (docs/method.md §1–2).
+
+        Returns
+        -------
+        float
+            Computed in float64.
+        """
         return float(np.prod([np.linalg.norm(W.astype(np.float64), 2) for W in self.weights]))
 
     def lipschitz_bound(self) -> float:
-        """``prod_i mu_i >= prod_i ||W_i||_2 >= Lip(f)``; holds at every iterate (updates stay on spheres)."""
+        """``prod_i mu_i >= prod_i ||W_i||_2 >= Lip(f)`` (docs/method.md §1).
+
+        Returns
+        -------
+        float
+            Holds at every iterate: the updates stay on the spheres.
+        """
         return float(np.prod(self.radii))
 
     def norm_drift(self) -> float:
-        """``max_i | ||W_i||_F - mu_i |`` (relative to ``mu_i``)."""
+        """How far the weights have left their spheres.
+
+        Returns
+        -------
+        float
+            ``max_i | ||W_i||_F - mu_i | / mu_i``.
+        """
         return max(abs(sphere.fro(W.astype(np.float64)) - mu) / mu for W, mu in zip(self.weights, self.radii))
 
     def copy(self) -> "NormalisedMLP":
+        """An independent copy (weights and radii copied).
+
+        Returns
+        -------
+        NormalisedMLP
+        """
         new = object.__new__(NormalisedMLP)
         new.widths, new.radii = self.widths, self.radii.copy()
         new.weights = [W.copy() for W in self.weights]
@@ -442,9 +715,21 @@ class NormalisedMLP:
 
     @classmethod
     def from_weights(cls, weights, radii=None, rtol: float | None = None) -> "NormalisedMLP":
-        """A network with the given weights; ``radii`` defaults to their Frobenius norms, else must match them
-        to ``rtol`` (default 1e-6 for float32, 1e-10 for float64; a long float32 run may need its recorded
-        drift)."""
+        """A network with the given weights.
+
+        Parameters
+        ----------
+        weights : list of ndarray
+            ``W_i: (d_i, d_{i-1})`` (copied).
+        radii : array_like, optional
+            Default: the weights' Frobenius norms; else they must match them to ``rtol``.
+        rtol : float, optional
+            Default 1e-6 for float32, 1e-10 for float64 (a long float32 run may need its recorded drift).
+
+        Returns
+        -------
+        NormalisedMLP
+        """
         weights = check_weights(weights)
         norms = np.array([sphere.fro(W.astype(np.float64)) for W in weights])
         radii = norms if radii is None else check_radii(radii, len(weights))

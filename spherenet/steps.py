@@ -25,14 +25,30 @@ from .network import (Direction, ForwardCache, Workspace, _backward, _direction,
 class Iterate:
     """The state a step rule sees at one iteration (nothing in it may be modified by the rule).
 
-    ``weights[i]: (d_i, d_{i-1})`` on the sphere of radius ``radii[i]``; ``X: (N, d_0)``, ``Y: (N, d_L)``
-    (the batch this step is taken on); ``cache``: the forward pass at ``weights``; ``loss = J(weights)``;
-    ``grads[i] = ∇_{W_i} J``; ``direction``: ``V_i``, ``beta``, ``alpha``; ``loss_prev``: the loss accepted at
-    the previous iteration (``J(W^(0))`` at the first), which Algorithm 1's backtracking compares against.
-    A rule evaluates a trial point with :meth:`loss_at` and reads ``cache`` (the jet, the adjoints) before it
-    does: where trial passes go is the training loop's business (``trial_buffers``; in a full-batch run they
-    are ``cache``'s own, and a step of ``tau = 0`` gets the pass at ``weights`` recomputed by the loop).
-    ``workspace``: scratch arrays a rule may reuse from iteration to iteration (or ``None``).
+    Attributes
+    ----------
+    weights : list of ndarray
+        ``W_i: (d_i, d_{i-1})`` on the sphere of radius ``radii[i]``.
+    radii : ndarray
+    X, Y : ndarray
+        ``(N, d_0)``, ``(N, d_L)``: the batch this step is taken on.
+    cache : network.ForwardCache
+        The forward pass at ``weights``.
+    loss : float
+        ``J(weights)``.
+    grads : list of ndarray
+        ``∇_{W_i} J``.
+    direction : network.Direction
+        ``V_i``, ``beta``, ``alpha``.
+    loss_prev : float
+        The loss accepted at the previous iteration (``J(W^(0))`` at the first), which Algorithm 1's
+        backtracking compares against.
+    trial_buffers : network.ForwardCache or None
+        Where trial passes go: the training loop's business (in a full-batch run they are ``cache``'s own, and a
+        step of ``tau = 0`` gets the pass at ``weights`` recomputed by the loop). So a rule reads ``cache`` (the
+        jet, the adjoints) before it evaluates a trial point with :meth:`loss_at`.
+    workspace : network.Workspace or None
+        Scratch arrays a rule may reuse from iteration to iteration.
     """
     weights: list
     radii: np.ndarray
@@ -47,21 +63,41 @@ class Iterate:
     workspace: Workspace | None = None
 
     def loss_at(self, weights: list) -> tuple[float, list, ForwardCache]:
-        """``(J(weights), weights, forward pass)`` on this iterate's batch; each call's forward pass may
-        overwrite the previous call's (it goes into ``trial_buffers`` when they are set)."""
+        """The loss at ``weights`` on this iterate's batch.
+
+        Parameters
+        ----------
+        weights : list of ndarray
+
+        Returns
+        -------
+        tuple
+            ``(J(weights), weights, forward pass)``; each call's forward pass may overwrite the previous call's
+            (it goes into ``trial_buffers`` when they are set).
+        """
         cache = _forward_cache(weights, self.X, out=self.trial_buffers)
         return _loss_from_output(cache.F, self.Y), weights, cache
 
 
 @dataclass
 class Step:
-    """A rule's decision. ``tau``: the angle taken (0 = stay).
+    """A rule's decision.
 
-    ``weights_new``/``cache_new``/``loss_new``: ``Γ(tau)``, the forward pass there and ``J(Γ(tau))`` when the rule
-    evaluated them (the loop reuses them as the next iteration's forward pass), else ``None``.
-    ``predicted``: the rule's model of ``φ(tau) - φ(0)``; ``halvings``: backtracking halvings;
-    ``flags``: degenerate cases met, by name (see ``FLAGS``); ``info``: rule-specific scalars or arrays
-    (e.g. ``kappa``, model coefficients), recorded in the history.
+    Attributes
+    ----------
+    tau : float
+        The angle taken (0 = stay).
+    weights_new, cache_new, loss_new : optional
+        ``Γ(tau)``, the forward pass there and ``J(Γ(tau))`` when the rule evaluated them (the loop reuses them as
+        the next iteration's forward pass), else ``None``.
+    predicted : float
+        The rule's model of ``φ(tau) - φ(0)`` (NaN by default).
+    halvings : int
+        Backtracking halvings.
+    flags : tuple of str
+        Degenerate cases met, by name (see ``FLAGS``).
+    info : dict
+        Rule-specific scalars or arrays (e.g. ``kappa``, model coefficients), recorded in the history.
     """
     tau: float
     weights_new: list | None = None
@@ -88,9 +124,21 @@ FLAGS = {
 
 
 def iterate_at(weights, radii, X, Y, loss_prev: float | None = None) -> Iterate:
-    """The :class:`Iterate` a rule sees at ``weights`` on ``(X, Y)``: one forward pass, the backward pass
-    (its adjoints kept in the cache), the direction; ``loss_prev`` defaults to the loss there (full batch).
-    Unchecked: for tutorials and tests working on arrays that are already valid."""
+    """The :class:`Iterate` a rule sees at ``weights`` on ``(X, Y)`` (unchecked: for tutorials and tests).
+
+    Parameters
+    ----------
+    weights : list of ndarray
+    radii : array_like
+    X, Y : ndarray
+    loss_prev : float, optional
+        Default: the loss at ``weights`` (full batch).
+
+    Returns
+    -------
+    Iterate
+        One forward pass, the backward pass (its adjoints kept in the cache), the direction.
+    """
     cache = _forward_cache(weights, X)
     J, grads = _backward(weights, cache, Y)
     return Iterate(weights, np.asarray(radii, dtype=float), X, Y, cache, J, grads,
@@ -98,16 +146,35 @@ def iterate_at(weights, radii, X, Y, loss_prev: float | None = None) -> Iterate:
 
 
 def weights_along(it: Iterate, t: float) -> list:
-    """``[Γ_i(t)] = [W_i cos t + mu_i V_i sin t]``: the point at angle ``t`` on the update curve.
+    """The point at angle ``t`` on the update curve (docs/method.md §3).
 
-    A layer with a zero Riemannian gradient (``V_i = 0``) stays: ``Γ_i(t) = W_i``.
+    Parameters
+    ----------
+    it : Iterate
+    t : float
+
+    Returns
+    -------
+    list of ndarray
+        ``[Γ_i(t)] = [W_i cos t + mu_i V_i sin t]``; a layer with a zero Riemannian gradient (``V_i = 0``) stays,
+        ``Γ_i(t) = W_i``.
     """
     return sphere.curve_layers(it.weights, it.direction.V, it.radii, t, it.direction.rates)
 
 
 def loss_along(it: Iterate, t: float) -> tuple[float, list, ForwardCache]:
-    """``φ(t) = J(Γ(t))`` with the weights and the forward pass it was computed from (:meth:`Iterate.loss_at`:
-    each call's forward pass may overwrite the previous one's)."""
+    """``φ(t) = J(Γ(t))`` with the weights and the forward pass it was computed from.
+
+    Parameters
+    ----------
+    it : Iterate
+    t : float
+
+    Returns
+    -------
+    tuple
+        ``(φ(t), weights, cache)`` (:meth:`Iterate.loss_at`: a call's forward pass may overwrite the last one's).
+    """
     return it.loss_at(weights_along(it, t))
 
 
@@ -153,11 +220,24 @@ def backtracking(phi, tau: float, J_prev: float, max_halvings: int = 30) -> tupl
 
 
 def backtrack(it: Iterate, tau: float, max_halvings: int = 30, loss_at=None) -> Step:
-    """:func:`backtracking` along a rule's curve, keeping the weights and forward pass of the angle taken.
+    """:func:`backtracking` along a rule's curve, keeping the weights and forward pass of the angle taken (§4).
 
-    ``loss_at(t) -> (J, weights, cache)``: the curve to backtrack along (default :func:`loss_along`, the
-    shared-angle update curve; ``spherenet.beyond`` passes its per-layer geodesics); it is compared against
-    ``it.loss_prev``. Reaching the cap gives ``tau = 0`` (stay) and the flag ``"backtracking-cap"``.
+    Parameters
+    ----------
+    it : Iterate
+        Its ``loss_prev`` is compared against.
+    tau : float
+        The model's step.
+    max_halvings : int, optional
+    loss_at : callable, optional
+        ``loss_at(t) -> (J, weights, cache)``: the curve to backtrack along (default :func:`loss_along`, the
+        shared-angle update curve; ``spherenet.beyond`` passes its per-layer geodesics).
+
+    Returns
+    -------
+    Step
+        With ``weights_new``, ``cache_new``, ``loss_new`` of the accepted angle; reaching the cap gives
+        ``tau = 0`` (stay) and the flag ``"backtracking-cap"``.
     """
     loss_at = loss_at or (lambda t: loss_along(it, t))
     last = []                                    # the latest trial: the accepted one, when one is

@@ -75,7 +75,26 @@ MEMORYLESS = ("taylor", "mm", "mm-frobenius", "mm-telescoping", "mm-closed")
 
 
 def make_rule(name: str, **options):
-    """The step rule called ``name`` (one of ``RULES``), built with ``options`` (e.g. ``order=4``)."""
+    """The step rule called ``name``, built with ``options``.
+
+    Parameters
+    ----------
+    name : str
+        One of ``RULES``: ``"taylor"`` (Algorithm 1, docs/method.md §4), ``"mm"``, ``"mm-frobenius"``,
+        ``"mm-telescoping"``, ``"mm-closed"`` (§5), the ``"geo-*"`` rules (§7).
+    **options
+        The rule's keyword arguments (e.g. ``order=4``).
+
+    Returns
+    -------
+    step rule
+        A callable ``rule(it) -> steps.Step`` with a ``name``.
+
+    Examples
+    --------
+    >>> make_rule("taylor", order=4)
+    TaylorStep(order=4, eps=0.5235987755982988, max_halvings=30)
+    """
     if name not in RULES:
         raise ValueError(f"unknown method {name!r}; choose one of: {', '.join(RULES)}")
     return RULES[name](**options)
@@ -83,18 +102,38 @@ def make_rule(name: str, **options):
 
 @dataclass
 class History:
-    """What the loop records. Losses have ``iterations + 1`` entries (entry 0: at initialisation);
-    per-step arrays have one entry per iteration taken.
+    """What the loop records: losses with ``iterations + 1`` entries (entry 0: at initialisation), and per-step
+    arrays with one entry per iteration taken.
 
-    ``tau``: the angle taken; ``beta = -φ'(0)``; ``predicted``: the rule's model of ``J_new - J``;
-    ``actual``: the true ``J_new - J`` (on the step's batch); ``halvings``: backtracking halvings;
-    ``drift``: ``max_i | ||W_i||_F - mu_i | / mu_i`` after the step; ``seconds``: cumulative training time
-    (test-loss evaluation excluded); ``flags``: degenerate cases met (see ``spherenet.steps.FLAGS``);
-    ``info``: the rule's extra scalars per step (e.g. ``kappa``), one list per key;
-    ``stop_reason``: why the loop ended early, or ``""``.
-    ``eval_iterations``: the iterations at which ``loss_test`` was recorded (every ``eval_every`` and the
-    last; empty in records older than this field: then every iteration), and ``loss_train`` too in mini-batch
-    runs (full batch: every iteration); ``seconds_eval``: the time those evaluations took (not in ``seconds``).
+    Attributes
+    ----------
+    method : str
+        The rule's name.
+    loss_train, loss_test : list of float
+        ``loss_test`` at ``eval_iterations``; ``loss_train`` at every iteration (full batch) or there too
+        (mini-batch runs).
+    tau, beta, predicted, actual : list of float
+        The angle taken; ``beta = -φ'(0)``; the rule's model of ``J_new - J``; the true ``J_new - J`` (on the
+        step's batch).
+    halvings : list of int
+        Backtracking halvings.
+    drift : list of float
+        ``max_i | ||W_i||_F - mu_i | / mu_i`` after the step.
+    seconds : list of float
+        Cumulative training time (test-loss evaluation excluded).
+    flags : list of list of str
+        Degenerate cases met (see ``spherenet.steps.FLAGS``).
+    info : dict
+        The rule's extra scalars per step (e.g. ``kappa``), one list per key.
+    stop_reason : str
+        Why the loop ended early, or ``""``.
+    batch_state : dict
+        Where the mini-batch draw stands, for resuming.
+    eval_iterations : list of int
+        The iterations at which ``loss_test`` was recorded (every ``eval_every`` and the last; empty in records
+        older than this field: then every iteration).
+    seconds_eval : float
+        The time those evaluations took (not in ``seconds``).
     """
     method: str
     loss_train: list = field(default_factory=list)
@@ -115,24 +154,54 @@ class History:
 
     @property
     def iterations(self) -> int:
+        """The number of iterations taken (``len(tau)``)."""
         return len(self.tau)
 
     def test_iterations(self) -> list:
-        """The iteration of every ``loss_test`` entry (``eval_iterations``, or every one in older records)."""
+        """The iteration of every ``loss_test`` entry.
+
+        Returns
+        -------
+        list of int
+            ``eval_iterations``, or every iteration in older records.
+        """
         return list(self.eval_iterations) or list(range(len(self.loss_test)))
 
     def record_info(self, info: dict) -> None:
+        """Append a step's scalar ``info`` values (as floats) to their lists; arrays are not recorded.
+
+        Parameters
+        ----------
+        info : dict
+        """
         for key, value in info.items():
             if np.ndim(value) == 0:
                 self.info.setdefault(key, []).append(float(value))
 
     def as_dict(self) -> dict:
-        """Plain lists and numbers, ready for ``json.dump`` (non-finite floats become ``None``)."""
+        """Plain lists and numbers, ready for ``json.dump``.
+
+        Returns
+        -------
+        dict
+            Non-finite floats become ``None``.
+        """
         return _json_safe(asdict(self))
 
     @classmethod
     def from_dict(cls, d: dict) -> "History":
-        """The inverse of :meth:`as_dict` (``None`` read back as NaN in the float lists)."""
+        """The inverse of :meth:`as_dict`.
+
+        Parameters
+        ----------
+        d : dict
+            A record (unknown keys or no ``method``: ``ValueError``).
+
+        Returns
+        -------
+        History
+            ``None`` read back as NaN in the float lists and in ``info``.
+        """
         unknown = set(d) - {f.name for f in fields(cls)}
         if unknown or "method" not in d:
             raise ValueError(f"not a History record: unexpected keys {sorted(unknown)}" if unknown
@@ -148,6 +217,8 @@ class History:
 def _json_safe(value):
     if isinstance(value, dict):
         return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return _json_safe(value.tolist())
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
     if isinstance(value, (float, np.floating)):
@@ -187,6 +258,11 @@ class _Batches:
 
     def state(self) -> dict:
         return {"rng": self.rng.bit_generator.state, "order": self.order.tolist(), "pos": self.pos}
+
+    def snapshot(self) -> dict:
+        """:meth:`state` without copying the epoch's order (each epoch draws a new array, never changed in place),
+        cheap enough to take at every iteration."""
+        return {"rng": self.rng.bit_generator.state, "order": self.order, "pos": self.pos}
 
     def restore(self, state: dict) -> None:
         self.rng.bit_generator.state = state["rng"]
@@ -347,6 +423,8 @@ class _Loop:
         if (k + 1) % self.eval_every == 0:
             self.evaluate(k + 1)
         if self.callback is not None:
+            if not self.batches.full:                  # where the draw stands, for a checkpoint taken now
+                self.history.batch_state = self.batches.snapshot()
             self.callback(k + 1, self.history)
         self.history.stop_reason = self.stop_reason(k, step, it)
         return not self.history.stop_reason

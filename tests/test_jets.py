@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 import spherenet as sn
 from spherenet import jets, sphere
+from spherenet.verify import complex_loss_coefficients
 from spherenet.network import ROW_BLOCK, _backward, _direction, _forward_cache, _loss_from_output
 from tests.strategies import problems, unit_rows
 
@@ -28,28 +29,6 @@ def random_problem(seed, widths=(5, 7, 6, 3), n=20, radius="unit"):
 
 
 # --- independent references ----------------------------------------------------------------------------
-
-def phi_frozen(weights, V, radii, X, Y, t, Z0):
-    """A plain forward pass along Γ at a (complex) angle ``t`` with the ReLU pattern frozen at ``[Z0 > 0]``.
-
-    ``Γ_i(t) = W_i cos t + mu_i V_i sin t``, ``H = where(Z0 > 0, Z, 0)``; the loss is the analytic
-    continuation ``sum E^2 / (2N)`` (not ``|E|^2``), so ``φ`` is an entire function of ``t``.
-    """
-    H = X.astype(complex)
-    for i, (W, D, mu) in enumerate(zip(weights, V, radii)):
-        G = W if not D.any() else W * np.cos(t) + mu * D * np.sin(t)     # a layer with V_i = 0 stays
-        Z = H @ G.T
-        H = np.where(Z0[i] > 0, Z, 0) if i < len(weights) - 1 else Z
-    E = Z - Y
-    return np.sum(E * E) / (2 * X.shape[0])
-
-
-def coefficients_by_fft(weights, V, radii, X, Y, Z0, rho=1.0, n=64):
-    """``J_k = FFT_k/(n rho^k)`` from ``φ`` sampled at ``t = rho e^{i theta_m}``, ``m = 0..n-1``."""
-    t = rho * np.exp(2j * np.pi * np.arange(n) / n)
-    values = np.array([phi_frozen(weights, V, radii, X, Y, tm, Z0) for tm in t])
-    return np.fft.fft(values) / (n * rho ** np.arange(n))
-
 
 def phi_true(net, V, X, Y, t):
     """``φ(t) = J(Γ(t))`` by the package's plain loss at the rotated weights (the ReLU follows ``t``)."""
@@ -73,6 +52,15 @@ def test_converters_are_inverse_and_scale_by_factorial():
     np.testing.assert_allclose(jets.to_derivatives(coeffs), derivs, rtol=1e-15)
 
 
+@pytest.mark.parametrize("shapes", [((5,), (5,)), ((7, 5, 3), (6,)), ((4, 3), (4, 2, 3)), ((3, 2), (5, 2))])
+def test_cauchy_product_is_the_plain_sum_with_axes_carried_along(shapes):
+    rng = np.random.default_rng(len(shapes[0]))
+    a, b = rng.normal(size=shapes[0]), rng.normal(size=shapes[1])
+    n = min(len(a), len(b))
+    plain = np.array([sum(a[j] * b[k - j] for j in range(k + 1)) for k in range(n)])
+    np.testing.assert_array_equal(jets.cauchy(a, b), plain)             # the same sums in the same order
+
+
 def test_cauchy_product_gives_trig_identities():
     cos, sin = jets.curve_coefficients(10)
     one = jets.cauchy(cos, cos) + jets.cauchy(sin, sin)                  # cos² + sin² = 1
@@ -90,7 +78,7 @@ def test_loss_jet_matches_complex_evaluation(problem, order):
     net, X, Y = problem
     cache, _, d = setup(net, X, Y)
     J = jets.loss_jet(net.weights, d.V, net.radii, X, Y, order)
-    ref = coefficients_by_fft(net.weights, d.V, net.radii, X, Y, cache.Z)[:order + 1]
+    ref = complex_loss_coefficients(net.weights, d.V, net.radii, X, Y, order)
     assert J.shape == (order + 1,)
     assert np.abs(ref.imag).max() <= 1e-12 * np.abs(ref).max()
     scale = np.maximum(np.abs(ref.real), 1e-6 * np.abs(ref.real).max())
@@ -103,7 +91,7 @@ def test_loss_jet_matches_complex_evaluation_across_sample_blocks(seed):
     net, X, Y = random_problem(seed, widths=(4, 6, 5, 2), n=2 * jets.BLOCK + 37, radius="agd")
     cache, _, d = setup(net, X, Y)
     J = jets.loss_jet(net.weights, d.V, net.radii, X, Y, 6)
-    ref = coefficients_by_fft(net.weights, d.V, net.radii, X, Y, cache.Z)[:7].real
+    ref = complex_loss_coefficients(net.weights, d.V, net.radii, X, Y, 6)
     np.testing.assert_allclose(J, ref, rtol=1e-9)
 
 
@@ -112,7 +100,7 @@ def test_high_orders_work_too(seed):
     net, X, Y = random_problem(seed)
     cache, _, d = setup(net, X, Y)
     J = jets.loss_jet(net.weights, d.V, net.radii, X, Y, 12)
-    ref = coefficients_by_fft(net.weights, d.V, net.radii, X, Y, cache.Z)[:13].real
+    ref = complex_loss_coefficients(net.weights, d.V, net.radii, X, Y, 12)
     np.testing.assert_allclose(J, ref, rtol=1e-11)
 
 
@@ -241,7 +229,7 @@ def test_tie_rule_is_the_backward_passs():
     assert abs(d.V[0][0, 0]) > 0.05                       # the direction does move the tied unit
     J = jets.loss_jet(net.weights, d.V, net.radii, X, Y, 3)
     assert abs(J[1] + d.beta) <= 1e-13 * d.beta
-    ref = coefficients_by_fft(net.weights, d.V, net.radii, X, Y, cache.Z)[:4].real
+    ref = complex_loss_coefficients(net.weights, d.V, net.radii, X, Y, 3)
     np.testing.assert_allclose(J, ref, rtol=1e-10)
 
 

@@ -22,8 +22,28 @@ from .geodesic import Geodesic
 
 
 class GeodesicStep:
-    """Step rule ``rule(it) -> Step`` (module docstring). ``direction``: a name of ``DIRECTIONS`` or an object
-    with ``reset()`` and ``__call__(weights, grads, radii) -> (D, info)``; ``order``: jet order r >= 2."""
+    """Step rule ``rule(it) -> Step``: the jet-Newton step along the geodesic of any direction (module docstring; §7).
+
+    Parameters
+    ----------
+    direction : str or object, optional
+        A name of ``DIRECTIONS`` (default ``"cg"``) or an object with ``reset()`` and
+        ``__call__(weights, grads, radii) -> (D, info)``.
+    order : int, optional
+        Jet order ``r >= 2`` (default 2).
+    eps, max_halvings : optional
+        As ``taylor.TaylorStep``.
+
+    Attributes
+    ----------
+    name : str
+        ``"geo-<direction>"``, with the order appended when it is not 2.
+
+    Notes
+    -----
+    ``Step.info``: ``kappa``, ``t_model``, ``speed``, ``min_rate`` and the direction's ``info``. ``beta = 0``
+    (flag ``"stationary"``) and a step of ``tau = 0`` reset the direction's memory.
+    """
 
     def __init__(self, direction="cg", order: int = 2, eps: float = EPS, max_halvings: int = 30):
         if isinstance(direction, str):
@@ -39,11 +59,21 @@ class GeodesicStep:
     uses_adjoints = False                        # its jet is the geodesic's (jets.CurveJet), from the forward pass
 
     def state(self) -> dict:
-        """The direction's memory across iterations, as named arrays (for checkpoints)."""
+        """The direction's memory across iterations, as named arrays (for checkpoints).
+
+        Returns
+        -------
+        dict
+        """
         return self.direction.state()
 
     def restore(self, state: dict) -> None:
-        """Continue from a memory that :meth:`state` returned."""
+        """Continue from a memory that :meth:`state` returned.
+
+        Parameters
+        ----------
+        state : dict
+        """
         self.direction.restore(state)
 
     def __call__(self, it: Iterate) -> Step:
