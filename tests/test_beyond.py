@@ -181,3 +181,76 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="non-zero"):
         Geodesic(net.weights, [np.zeros_like(W) for W in net.weights], net.radii)
     assert make_rule("geo-cg", order=4).name == "geo-cg4"
+
+
+class _Recorder:
+    """A direction (the protocol GeodesicStep documents) that records what the rule asks of it:
+    ``D_i = -c_i grad_i`` with layer factors ``c_i`` so that the layers turn at different rates."""
+    name = "recorder"
+
+    def __init__(self, factors):
+        self.factors, self.resets, self.restored = factors, 0, None
+
+    def reset(self):
+        self.resets += 1
+
+    def state(self):
+        return {"count": np.array(3)}
+
+    def restore(self, state):
+        self.restored = state
+
+    def __call__(self, weights, grads, radii):
+        g = riemannian_gradient(weights, grads, radii)
+        return [-c * gi for c, gi in zip(self.factors, g)], {"tag": 7.0}
+
+
+def test_rule_moves_each_layer_along_its_own_geodesic_and_resets_the_direction_when_it_stays():
+    net, X, Y = problem(23)
+    it = iterate(net, X, Y)
+    rec = _Recorder([1.0, 3.0, 0.5])
+    rule = GeodesicStep(rec)
+    step = rule(it)
+    D, _ = rec(net.weights, it.grads, net.radii)
+    speeds = np.array([np.linalg.norm(Di) / mu for Di, mu in zip(D, net.radii)])
+    rates = speeds / speeds.max()
+    assert step.tau > 0 and rec.resets == 0
+    assert (step.info["speed"], step.info["min_rate"], step.info["tag"]) == (
+        pytest.approx(speeds.max(), rel=1e-13), pytest.approx(rates.min(), rel=1e-13), 7.0)
+    for W, Di, mu, a, W_new in zip(net.weights, D, net.radii, rates, step.weights_new):   # the geodesic, by hand
+        expected = W * np.cos(a * step.tau) + mu * np.sin(a * step.tau) * Di / np.linalg.norm(Di)
+        np.testing.assert_allclose(W_new, expected, rtol=1e-12, atol=1e-15)
+    assert step.loss_new == pytest.approx(spherenet.loss(step.weights_new, X, Y), rel=1e-13)
+    assert step.loss_new <= it.loss
+    it.loss_prev = -1.0                                        # below every loss: backtracking fails
+    assert rule(it).tau == 0 and rec.resets == 1
+    rule.restore(rule.state())
+    assert rec.restored == {"count": np.array(3)}
+
+
+def test_rule_at_a_stationary_point_stays_and_resets_the_direction():
+    net, X, _ = problem(29)
+    it = iterate(net, X, spherenet.forward(net.weights, X))   # a perfect fit: beta = 0
+    rec = _Recorder([1.0, 1.0, 1.0])
+    step = GeodesicStep(rec)(it)
+    assert it.direction.beta == 0 and rec.resets == 1
+    assert (step.tau, step.weights_new, step.cache_new, step.loss_new, step.predicted, step.flags) == (
+        0.0, it.weights, it.cache, it.loss, 0.0, ("stationary",))
+    assert step.weights_new is it.weights and step.cache_new is it.cache
+
+
+def test_rule_defaults_and_option_messages():
+    import re
+
+    from spherenet.beyond.directions import DIRECTIONS
+    from spherenet.taylor import EPS
+    rule = GeodesicStep()
+    assert (rule.name, rule.order, rule.eps, rule.max_halvings) == ("geo-cg", 2, EPS, 30)
+    assert isinstance(rule.direction, ConjugateGradient)
+    assert GeodesicStep("adam", order=3).name == "geo-adam3" and GeodesicStep(max_halvings=0).max_halvings == 0
+    with pytest.raises(ValueError, match=re.escape(f"choose one of {', '.join(DIRECTIONS)}")):
+        GeodesicStep("newton")
+    for kwargs, message in (({"order": 1}, "order must be >= 2"), ({"eps": 0.0}, "eps must be > 0"),
+                            ({"eps": -1.0}, "eps must be > 0"), ({"max_halvings": -1}, "max_halvings must be >= 0")):
+        with pytest.raises(ValueError, match="^" + message):
+            GeodesicStep(**kwargs)

@@ -333,3 +333,43 @@ def test_the_scalar_algorithm_on_a_known_function():
     assert taylor.step(lambda t: 1.0 + t, 1.0, 2.0, J_prev=1.0, max_halvings=4) == (0.0, 4)   # the cap
     assert taylor.step(phi, 0.0, 2.0, J_prev=1.0) == (0.0, 0)                    # stationary: stay
     assert taylor.step(phi, 1.0, math.nan, J_prev=1.0, eps=0.5) == (0.5, 0)      # no curvature: eps
+
+
+def test_backtracking_defaults_and_the_zero_angle():
+    """The documented default cap is 30 halvings (in both forms); ``tau = 0`` returns at once without
+    evaluating ``phi``, with no halving and no cap flag; any other first angle is tried as given."""
+    from spherenet.steps import Iterate, backtrack, backtracking
+    calls = []
+
+    def never(t):
+        calls.append(t)
+        return 2.0
+
+    assert backtracking(never, 1.0, J_prev=1.0) == (0.0, 30) and len(calls) == 31
+    assert backtracking(lambda t: 0.5, 1.0, J_prev=1.0) == (1.0, 0)
+    calls.clear()
+    assert backtracking(never, 0.0, J_prev=1.0) == (0.0, 0) and calls == []
+    def trial(t):
+        return never(t), ["W(t)"], "cache(t)"
+
+    it = Iterate(["W"], None, None, None, "cache", 1.0, None, None, 1.0)
+    stay = backtrack(it, 0.0, loss_at=trial)
+    assert (stay.tau, stay.halvings, stay.flags, stay.cache_new) == (0.0, 0, (), "cache") and calls == []
+    capped = backtrack(it, 1.0, loss_at=trial)
+    assert (capped.tau, capped.halvings, capped.flags) == (0.0, 30, ("backtracking-cap",))
+    assert (capped.weights_new, capped.cache_new, capped.loss_new) == (["W"], "cache", 1.0)   # stays at it
+
+
+def test_iterate_at_takes_integer_radii_as_floats_and_trial_passes_use_the_trial_buffers():
+    from spherenet.steps import iterate_at
+    rng = np.random.default_rng(6)
+    net = sn.NormalisedMLP([4, 5, 3], radius=2.0, seed=6)
+    X, Y = rng.normal(size=(10, 4)), rng.normal(size=(10, 3))
+    it = iterate_at(net.weights, [2, 2], X, Y)
+    assert it.radii.dtype == np.float64 and np.array_equal(it.radii, net.radii)
+    it.trial_buffers = _forward_cache(net.weights, X)
+    target = [W[::-1].copy() for W in net.weights]
+    J, weights, cache = it.loss_at(target)
+    assert cache is it.trial_buffers and weights is target
+    np.testing.assert_array_equal(cache.F, sn.forward(target, X))
+    assert J == pytest.approx(sn.loss(target, X, Y), rel=1e-14)
