@@ -136,3 +136,31 @@ def test_rule_rejects_bad_options():
         MajorantStep(atol=-1e-9)
     with pytest.raises(ValueError, match="first_step"):
         MajorantStep(first_step=0.0)
+
+
+def test_stationary_steps_stay_at_the_iterate_and_record_the_scalars():
+    net, X, _ = problem(6)
+    it = iterate(net.weights, net.radii, X, net.forward(X))             # a perfect fit: beta = 0
+    Q = float(np.mean(np.sum(X**2, axis=1)))
+    for rule, product in ((MajorantStep(), math.nan), (ClosedFormStep(), float(np.prod(net.radii)))):
+        step = rule(it)
+        assert step.weights_new is it.weights and step.cache_new is it.cache and step.loss_new == it.loss
+        assert step.info["alpha"] == it.direction.alpha and step.info["evals"] == 0
+        assert step.info["Q"] == pytest.approx(Q, rel=1e-14)
+        np.testing.assert_equal(step.info["lipschitz_product"], product)
+
+
+def test_majorant_uses_the_given_input_energy_and_rules_print_their_options():
+    net, X, Y = problem(7)
+    it = iterate(net.weights, net.radii, X, Y)
+    grads = sn.loss_and_grad(net.weights, X, Y)[1]
+    ts = np.array([0.01, 0.3, 2.0])
+    for variant in RULE_NAMES.values():             # Q of the inputs 2X is 4 Q(X): the public builder on 2X
+        m = MajorantStep(variant).majorant(it, Q=4 * mj.input_energy(X))
+        reference = {"spectral": mj.spectral, "frobenius": mj.frobenius, "telescoping": mj.telescoping}[variant]
+        np.testing.assert_allclose(m(ts), reference(net.weights, grads, net.radii, 2 * X)(ts), rtol=1e-12)
+    rule = MajorantStep("telescoping", rtol=1e-3, atol=0.0)
+    assert repr(rule) == "MajorantStep(variant='telescoping', rtol=0.001, atol=0.0)"
+    assert repr(MajorantStep()) == f"MajorantStep(variant='spectral', rtol={mj.RTOL!r}, atol={mj.ATOL!r})"
+    assert repr(ClosedFormStep()) == "ClosedFormStep()" and ClosedFormStep().name == "mm-closed"
+    assert (MajorantStep().variant, MajorantStep().first_step) == ("spectral", None)
