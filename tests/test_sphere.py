@@ -140,3 +140,13 @@ def test_check_point_and_check_tangent_thresholds_and_messages():
     assert sphere.check_tangent(W, np.array([[100.0, 0.0]]), 5.0) == (
         "<W, xi> / (mu ||xi||) = 0.6: xi is not orthogonal to W")
     assert sphere.check_tangent(W, np.array([[np.inf, 0.0]]), 5.0) == "the tangent vector has non-finite entries"
+
+
+def test_curve_layers_returns_a_staying_layer_itself_and_moves_the_others():
+    rng = np.random.default_rng(3)
+    W = [sphere.project(rng.normal(size=(3, 4)), mu) for mu in (1.0, 2.0)]
+    V = [np.zeros_like(W[0]), sphere.project_tangent(W[1], rng.normal(size=(3, 4)), 2.0)]
+    V[1] /= np.linalg.norm(V[1])
+    out = sphere.curve_layers(W, V, [1.0, 2.0], 0.3, [0.0, 0.5])
+    assert out[0] is W[0]                                       # not a copy: the documented zero-layer rule
+    np.testing.assert_allclose(out[1], W[1] * np.cos(0.15) + 2.0 * np.sin(0.15) * V[1], rtol=1e-14, atol=1e-15)
