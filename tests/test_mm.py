@@ -164,3 +164,20 @@ def test_majorant_uses_the_given_input_energy_and_rules_print_their_options():
     assert repr(MajorantStep()) == f"MajorantStep(variant='spectral', rtol={mj.RTOL!r}, atol={mj.ATOL!r})"
     assert repr(ClosedFormStep()) == "ClosedFormStep()" and ClosedFormStep().name == "mm-closed"
     assert (MajorantStep().variant, MajorantStep().first_step) == ("spectral", None)
+
+
+def test_the_first_step_option_reaches_the_search():
+    net, X, Y = problem(8)
+    it = iterate(net.weights, net.radii, X, Y)
+    m = mj.spectral(net.weights, sn.loss_and_grad(net.weights, X, Y)[1], net.radii, X)
+    bracketed, plain = MajorantStep(first_step=1e-3)(it), MajorantStep()(it)
+    tau, _, evals, _ = mj.golden_section(m, first_step=1e-3)
+    assert (bracketed.tau, bracketed.info["evals"]) == (tau, evals) != (plain.tau, plain.info["evals"])
+
+
+def test_option_messages_name_the_option():
+    for kwargs, message in (({"variant": "chebyshev"}, "unknown majorant variant 'chebyshev'"),
+                            ({"rtol": 0.0}, "rtol must be > 0"), ({"atol": -1e-9}, "atol must be >= 0"),
+                            ({"first_step": 0.0}, "first_step must be > 0")):
+        with pytest.raises(ValueError, match="^" + message):
+            MajorantStep(**kwargs)
