@@ -373,3 +373,97 @@ def test_iterate_at_takes_integer_radii_as_floats_and_trial_passes_use_the_trial
     assert cache is it.trial_buffers and weights is target
     np.testing.assert_array_equal(cache.F, sn.forward(target, X))
     assert J == pytest.approx(sn.loss(target, X, Y), rel=1e-14)
+
+
+# --- what the mutation run (benchmarks/README.md) found untested --------------------------------------------
+
+def test_model_step_refuses_a_nonpositive_eps_and_reads_curvature_between_close_roots():
+    for eps in (0.0, -1.0, math.nan):
+        with pytest.raises(ValueError, match="^eps must be"):
+            taylor.model_step([0.0, -1.0, 1.0], eps)
+    # φ' = (t - a)(t - b)(t - 2)·k with b - a = 1e-6, far below the sign test's step: a is the minimiser
+    # (φ' goes - to +), seen from the curvature φ''(a) ≈ 1.9e-6 k, which is not rounding-small for any scale k
+    d = P.polyfromroots([0.1, 0.1 + 1e-6, 2.0])
+    for k in (1e-4, 1.0, 1e4):                       # the minimiser does not depend on the scale of φ
+        coeffs = np.concatenate([[3.0], P.polyint(k * d)[1:]])
+        assert taylor.model_step(coeffs) == pytest.approx(0.1, rel=1e-9)
+
+
+def test_safeguarded_step_of_order_3_takes_the_cubic_models_minimiser():
+    c = [0.0, -1.0, 1.0, 10.0]                      # φ' = -1 + 2t + 30t², root (-2 + sqrt(124))/60; Newton: 1/2
+    root = (-2 + math.sqrt(124)) / 60
+    assert taylor.safeguarded_step(c, 3) == (pytest.approx(root, rel=1e-12), [])
+    assert taylor.safeguarded_step(c, 3, eps=0.1) == (0.1, ["clipped"])
+    assert taylor.safeguarded_step(c, 2) == (0.5, [])
+
+
+def test_rule_options_messages_and_algorithm1_defaults():
+    assert taylor.TaylorStep(order=taylor.MAX_ORDER).order == 30 and taylor.TaylorStep(max_halvings=0).max_halvings == 0
+    for kwargs, message in (({"order": 0}, "order must be >= 1"), ({"order": 31}, "order must be <= 30, got 31"),
+                            ({"eps": 0.0}, "eps must be > 0"), ({"max_halvings": -1}, "max_halvings must be >= 0")):
+        with pytest.raises(ValueError, match="^" + message):
+            taylor.TaylorStep(**kwargs)
+    a = taylor.algorithm1()
+    assert (a.order, a.eps, a.max_halvings) == (2, EPS, 30)
+    b = taylor.algorithm1(eps=0.2, max_halvings=5)
+    assert (b.order, b.eps, b.max_halvings) == (2, 0.2, 5)
+
+
+def test_model_jets_have_the_rules_order_and_order_2_uses_the_adjoints(monkeypatch):
+    from spherenet.jets import plain_loss_jet
+    net, X, Y = random_problem(8)
+    it = iterate(net.weights, net.radii, X, Y)
+    for order in (1, 2, 3, 4):
+        J, c, kappa = taylor.TaylorStep(order=order).model(it)
+        reference = plain_loss_jet(net.weights, it.direction.V, net.radii, X, Y, max(order, 2))
+        np.testing.assert_allclose(J, reference[:len(J)], rtol=1e-10, atol=1e-15)
+        assert len(J) == len(c) == order + 1
+        assert c[1] == -it.direction.beta
+        if order == 1:
+            assert math.isnan(kappa)
+        else:
+            assert kappa == pytest.approx(2 * reference[2], rel=1e-10)
+    monkeypatch.setattr(taylor, "loss_jet_from", None)        # order 2 with adjoints kept: the cheap jet only
+    assert len(taylor.TaylorStep(order=2).model(it)[0]) == 3
+
+
+def test_stationary_rule_records_its_model():
+    net, X, _ = random_problem(4)
+    it = iterate(net.weights, net.radii, X, sn.forward(net.weights, X))
+    for order in (1, 2, 3):
+        step = taylor.TaylorStep(order=order)(it)
+        assert step.cache_new is it.cache and step.predicted == 0.0
+        assert step.info["t_model"] == 0.0 and np.array_equal(step.info["coeffs"], np.zeros(order + 1))
+        assert (math.isnan(step.info["kappa"]) if order == 1 else step.info["kappa"] == 0.0)
+
+
+def test_flip_fraction_follows_the_tie_rule_and_a_net_without_hidden_layers_has_none():
+    from spherenet.network import ForwardCache
+    out = np.zeros((1, 1))
+    before = ForwardCache([None], [np.array([[0.0, 1.0, 2.0, -1.0]]), out])
+    after = ForwardCache([None], [np.array([[-1.0, 0.0, 3.0, -2.0]]), out])
+    assert taylor.flip_fraction(before, after) == 0.25          # only the unit 1.0 -> 0.0 flips (0 is inactive)
+    assert taylor.flip_fraction(ForwardCache([None], [out]), ForwardCache([None], [out])) == 0.0
+
+
+def test_along_curve_defaults_options_and_small_orders():
+    from spherenet.jets import plain_loss_jet
+    net, X, Y = random_problem(9, widths=(4, 6, 3), n=20)
+    it = iterate(net.weights, net.radii, X, Y)
+    d = taylor.along_curve(it)
+    assert d["t"].shape == (121,) and d["t"][-1] == EPS and d["models"].shape == (4, 121)
+    assert d["coeffs"].shape == (5,) and d["tau"].shape == d["tau_model"].shape == (4,)
+    reference = plain_loss_jet(net.weights, it.direction.V, net.radii, X, Y, 4)
+    assert d["kappa"] == pytest.approx(2 * reference[2], rel=1e-10)
+    c = reference.copy()
+    c[1] = -it.direction.beta
+    for m in range(1, 5):                                       # each order's model step, from the jet
+        expected = taylor.model_step(c[:m + 1]) if m != 2 else taylor.newton_safeguard(-c[1], 2 * c[2])
+        assert d["tau_model"][m - 1] == pytest.approx(expected, rel=1e-9)
+    tiny = taylor.along_curve(it, order=1, t_max=1e-9, n=2)    # no unit flips this close to t = 0
+    assert tiny["models"].shape == (1, 2) and tiny["coeffs"].shape == (2,) and math.isnan(tiny["t_flip"])
+    assert tiny["tau_model"][0] == EPS                          # order 1: a line, no minimiser in (0, eps]
+    for kwargs, message in (({"order": 0}, "order must be >= 1"), ({"n": 1}, "n must be >= 2"),
+                            ({"t_max": 0.0}, "t_max must be > 0"), ({"t_max": -1.0}, "t_max must be > 0")):
+        with pytest.raises(ValueError, match="^" + message):
+            taylor.along_curve(it, **kwargs)
