@@ -267,3 +267,66 @@ def test_workspace_caches_sharing_z_and_h_give_the_same_bits(problem):
     np.testing.assert_array_equal(
         jets.loss_jet2_adjoint(shared, W, d.V, net.radii, X, d.alpha_moving, ws),
         jets.loss_jet2_adjoint(full, W, d.V, net.radii, X, d.alpha_moving, Workspace()))
+
+
+# --- what the mutation run (benchmarks/README.md) found untested --------------------------------------------
+
+def test_float32_weights_keep_float32_whatever_the_inputs_dtype():
+    from spherenet.network import Workspace, _output
+    net = sn.NormalisedMLP([3, 6, 5, 2], seed=2, dtype=np.float32)
+    X = unit_rows(np.random.default_rng(2), 7, 3)                       # float64 inputs
+    F = net.forward(X)
+    assert F.dtype == sn.forward_cache(net.weights, X).F.dtype == np.float32
+    J, grads = net.loss_and_grad(X, np.zeros((7, 2)))
+    assert all(g.dtype == np.float32 for g in grads)
+    X32 = X.astype(np.float32)
+    out = _output(net.weights, X32, Workspace())                         # the evaluation pass: same bits
+    assert out.dtype == np.float32 and np.array_equal(out, sn.forward_cache(net.weights, X32).F)
+
+
+def test_forward_and_loss_name_the_bad_argument_and_loss_is_the_mean_squared_error():
+    net = sn.NormalisedMLP([3, 4, 2], seed=0)
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(5, 3)), rng.normal(size=(5, 2))
+    for call in (sn.forward, sn.forward_cache):
+        with pytest.raises(ValueError, match=r"^X has 4 columns, expected 3"):
+            call(net.weights, np.ones((5, 4)))
+    with pytest.raises(TypeError, match=r"^Y \(the targets\) is required, got None$"):
+        sn.loss(net.weights, X, None)
+    H = np.maximum(X @ net.weights[0].T, 0) @ net.weights[1].T
+    assert net.loss(X, Y) == pytest.approx(np.sum((H - Y) ** 2) / 10, rel=1e-14)
+
+
+def test_direction_names_bad_gradients_and_reads_rounding_in_the_gradients_dtype():
+    W = sphere.project(np.random.default_rng(1).normal(size=(3, 4)), 1.0)
+    with pytest.raises(TypeError, match=r"^grads must be a list of 2-D arrays, one per layer$"):
+        sn.direction([W], np.ones((1, 3, 4)), [1.0])
+    with pytest.raises(ValueError, match=r"^weights and grads must have one entry per layer: 1, 2$"):
+        sn.direction([W], [W, W], [1.0])
+    with pytest.raises(ValueError, match=r"^grads\[0\] must be 2-D"):
+        sn.direction([W], [np.ones(12)], [1.0])
+    ints = sn.direction([W], [np.arange(12).reshape(3, 4)], [1.0])      # integers are taken as float64
+    assert ints.rgrad_norms[0] == pytest.approx(sphere.fro(sphere.rgrad(W, np.arange(12.0).reshape(3, 4), 1.0)))
+    # a radial float32 gradient: its tangent part is float32 rounding (~1e-8 relative), a zero layer in
+    # float32, though far above float64's threshold
+    W32 = W.astype(np.float32)
+    radial = (3 * W32).astype(np.float32)
+    assert sn.direction([W32], [radial], [1.0]).zero_layers == [0]
+    assert sn.direction([W32.astype(np.float64)], [radial.astype(np.float64)], [1.0]).zero_layers == []
+
+
+def test_norm_drift_from_weights_tolerances_and_repr():
+    net = sn.NormalisedMLP([3, 4, 2], radius=[2.0, 1.2345678], seed=1)
+    assert repr(net) == "NormalisedMLP(widths=[3, 4, 2], radii=[2.0, 1.234568], dtype=float64)"
+    net.weights[0] = net.weights[0] * (1 + 1e-6)
+    assert net.norm_drift() == pytest.approx(1e-6, rel=1e-6)             # relative to mu = 2
+    W32 = sphere.project(np.random.default_rng(3).normal(size=(2, 3)), 1.0).astype(np.float32)
+    for drift, ok in ((3e-7, True), (1e-3, False)):                       # float32 default rtol: 1e-6
+        W = (W32 * np.float32(1 + drift)).astype(np.float32)
+        if ok:
+            assert sn.NormalisedMLP.from_weights([W], [1.0]).dtype == np.float32
+        else:
+            with pytest.raises(ValueError, match=r"^weights\[0\] is not on its sphere"):
+                sn.NormalisedMLP.from_weights([W], [1.0])
+    with pytest.raises(ValueError, match=r"^weights\[0\] is not on its sphere"):    # float64: 1e-10
+        sn.NormalisedMLP.from_weights([W32.astype(np.float64) * (1 + 1e-8)], [sphere.fro(W32.astype(np.float64))])
