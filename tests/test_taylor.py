@@ -387,6 +387,10 @@ def test_model_step_refuses_a_nonpositive_eps_and_reads_curvature_between_close_
     for k in (1e-4, 1.0, 1e4):                       # the minimiser does not depend on the scale of φ
         coeffs = np.concatenate([[3.0], P.polyint(k * d)[1:]])
         assert taylor.model_step(coeffs) == pytest.approx(0.1, rel=1e-9)
+    # φ' = -(t - 0.1)^3 (t - 0.1001): the triple root's sign change is read across ±1e-4 eps (5.2e-5), inside
+    # the gap to the simple root at 0.1001 (a local maximum), so the minimiser 0.1 is found (to eps^(1/3))
+    coeffs = np.concatenate([[1.0], P.polyint(-P.polyfromroots([0.1, 0.1, 0.1, 0.1001]))[1:]])
+    assert taylor.model_step(coeffs) == pytest.approx(0.1, rel=1e-3)
 
 
 def test_safeguarded_step_of_order_3_takes_the_cubic_models_minimiser():
