@@ -279,6 +279,7 @@ def test_float32_weights_keep_float32_whatever_the_inputs_dtype():
     assert F.dtype == sn.forward_cache(net.weights, X).F.dtype == np.float32
     J, grads = net.loss_and_grad(X, np.zeros((7, 2)))
     assert all(g.dtype == np.float32 for g in grads)
+    assert all(V.dtype == np.float32 for V in sn.direction(net.weights, grads, net.radii).V)
     X32 = X.astype(np.float32)
     out = _output(net.weights, X32, Workspace())                         # the evaluation pass: same bits
     assert out.dtype == np.float32 and np.array_equal(out, sn.forward_cache(net.weights, X32).F)
@@ -330,3 +331,9 @@ def test_norm_drift_from_weights_tolerances_and_repr():
                 sn.NormalisedMLP.from_weights([W], [1.0])
     with pytest.raises(ValueError, match=r"^weights\[0\] is not on its sphere"):    # float64: 1e-10
         sn.NormalisedMLP.from_weights([W32.astype(np.float64) * (1 + 1e-8)], [sphere.fro(W32.astype(np.float64))])
+
+
+def test_hidden_activation_bound_of_no_rows_is_zero():
+    from spherenet.network import hidden_activation_bound
+    assert hidden_activation_bound([2.0, 3.0, 1.0], np.empty((0, 2))) == 0.0
+    assert hidden_activation_bound([2.0], np.ones((3, 2))) == 0.0
