@@ -280,6 +280,8 @@ def test_float32_weights_keep_float32_whatever_the_inputs_dtype():
     J, grads = net.loss_and_grad(X, np.zeros((7, 2)))
     assert all(g.dtype == np.float32 for g in grads)
     assert all(V.dtype == np.float32 for V in sn.direction(net.weights, grads, net.radii).V)
+    cache = sn.forward_cache(net.weights, X)
+    assert all(a.dtype == np.float32 for a in cache.H + cache.Z) and cache.dZ is None
     X32 = X.astype(np.float32)
     out = _output(net.weights, X32, Workspace())                         # the evaluation pass: same bits
     assert out.dtype == np.float32 and np.array_equal(out, sn.forward_cache(net.weights, X32).F)
@@ -337,3 +339,45 @@ def test_hidden_activation_bound_of_no_rows_is_zero():
     from spherenet.network import hidden_activation_bound
     assert hidden_activation_bound([2.0, 3.0, 1.0], np.empty((0, 2))) == 0.0
     assert hidden_activation_bound([2.0], np.ones((3, 2))) == 0.0
+
+
+def test_workspace_reuses_an_array_per_name_shape_and_dtype():
+    from spherenet.network import Workspace, _backward, _forward_cache
+    ws = Workspace()
+    a = ws.array("a", (2, 3), np.float64)
+    assert ws.array("a", (2, 3), np.float64) is a and ws.array("b", (2, 3), np.float64) is not a
+    assert ws.array("a", (3, 2), np.float64) is not a and ws.array("a", (3, 2), np.float32).dtype == np.float32
+    s = ws.scratch("s", (3, 4), np.float64)
+    assert np.shares_memory(ws.scratch("s", (4, 3), np.float64), s)            # same size: same buffer
+    assert np.shares_memory(ws.scratch("s", (2, 2), np.float64), s)            # smaller: a view of it
+    assert not np.shares_memory(ws.scratch("t", (2, 2), np.float64), s)
+    assert ws.scratch("s", (2, 2), np.float32).dtype == np.float32
+    big = ws.scratch("s", (5, 5), np.float64)
+    assert big.shape == (5, 5) and not np.shares_memory(big, s)
+    ws.reserve(("r",), 10, 3, np.float32, block=4)                              # rows per buffer: min(10, 4)
+    assert ws._arrays["r0"].size == 12 and ws._arrays["r0"].dtype == np.float32
+    ws.reserve(("q",), 10, 3, np.float32)
+    assert ws._arrays["q0"].size == 30
+    with sn.rows.threads(2):                                                    # one buffer per part
+        n = 2 * sn.rows.MIN_ROWS + 2
+        ws.reserve(("p",), n, 1, np.float64)
+    assert ws._arrays["p0"].size == ws._arrays["p1"].size == n // 2
+    # a forward pass into buffers that held a backward pass's adjoints drops them (they are stale)
+    net = sn.NormalisedMLP([3, 4, 2], seed=0)
+    X, Y = np.ones((4, 3)), np.zeros((4, 2))
+    cache = _forward_cache(net.weights, X)
+    _backward(net.weights, cache, Y)
+    assert cache.dZ is not None and _forward_cache(net.weights, X, out=cache).dZ is None
+
+
+def test_construction_defaults_and_messages():
+    from spherenet.network import radii_for
+    np.testing.assert_array_equal(radii_for([3, 4, 2]), [1.0, 1.0])
+    with pytest.raises(TypeError, match="^dtype must be float32 or float64, got"):
+        sn.NormalisedMLP([2, 1], dtype=np.int64)
+    with pytest.raises(TypeError, match="^dtype must be float32 or float64, got"):
+        sn.NormalisedMLP([2, 1], dtype="no such dtype")
+    with pytest.raises(TypeError, match="^seed"):
+        sn.NormalisedMLP([2, 1], seed="x")
+    with pytest.raises(ValueError, match=r"^radius .*1e\+39.* of layer 0 cannot be represented in float32"):
+        sn.NormalisedMLP([2, 3], radius=1e39, dtype=np.float32)                # overflow: no RuntimeWarning
