@@ -49,11 +49,11 @@ def test_newton_safeguard_follows_method_section_4(beta, kappa, expected):
 
 
 def test_newton_safeguard_refuses_bad_input():
-    with pytest.raises(ValueError, match="beta"):
+    with pytest.raises(ValueError, match="^beta must be >= 0"):
         taylor.newton_safeguard(-1.0, 1.0)
-    with pytest.raises(ValueError, match="kappa"):
+    with pytest.raises(ValueError, match="^kappa must be finite"):
         taylor.newton_safeguard(1.0, math.nan)
-    with pytest.raises(ValueError, match="eps"):
+    with pytest.raises(ValueError, match="^eps must be > 0"):
         taylor.newton_safeguard(1.0, 1.0, 0.0)
 
 
@@ -452,7 +452,8 @@ def test_flip_fraction_follows_the_tie_rule_and_a_net_without_hidden_layers_has_
 
 def test_along_curve_defaults_options_and_small_orders():
     from spherenet.jets import plain_loss_jet
-    net, X, Y = random_problem(9, widths=(4, 6, 3), n=20)
+    net, X, Y = random_problem(9, widths=(5, 8, 6, 3), n=20)
+    Y = 0.01 * Y                                                # small targets: model steps inside (0, eps)
     it = iterate(net.weights, net.radii, X, Y)
     d = taylor.along_curve(it)
     assert d["t"].shape == (121,) and d["t"][-1] == EPS and d["models"].shape == (4, 121)
@@ -464,6 +465,13 @@ def test_along_curve_defaults_options_and_small_orders():
     for m in range(1, 5):                                       # each order's model step, from the jet
         expected = taylor.model_step(c[:m + 1]) if m != 2 else taylor.newton_safeguard(-c[1], 2 * c[2])
         assert d["tau_model"][m - 1] == pytest.approx(expected, rel=1e-9)
+        tau = d["tau_model"][m - 1]                             # then halved until the true loss is no higher
+        while sn.loss(sn.steps.weights_along(it, tau), X, Y) > it.loss:
+            tau /= 2
+        assert d["tau"][m - 1] == tau
+    assert len(set(d["tau_model"].round(12))) == 4              # four different steps: the order is kept apart
+    phi_eps = sn.loss(sn.steps.weights_along(it, EPS), X, Y)
+    assert phi_eps > it.loss and taylor.along_curve(it, order=1, n=2, max_halvings=0)["tau"][0] == 0.0
     tiny = taylor.along_curve(it, order=1, t_max=1e-9, n=2)    # no unit flips this close to t = 0
     assert tiny["models"].shape == (1, 2) and tiny["coeffs"].shape == (2,) and math.isnan(tiny["t_flip"])
     assert tiny["tau_model"][0] == EPS                          # order 1: a line, no minimiser in (0, eps]
