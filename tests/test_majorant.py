@@ -341,4 +341,123 @@ def test_majorant_with_a_layer_that_stays_matches_the_plain_formula(variant, see
             bound = np.prod(radii) * ((1 + 2 * np.sin(t / 2)) ** len(W) - 1)
         want = alpha * (np.cos(t) - 1) - beta * np.sin(t) + Q / 2 * bound**2
         assert m(t) == pytest.approx(want, rel=1e-10, abs=1e-14), t
+        assert mj.plain_majorant(variant, W, grads, radii, X, t) == pytest.approx(want, rel=1e-10, abs=1e-14)
         np.testing.assert_array_equal(m.curve(t)[0], W[0])
+
+
+# --- what the mutation run (benchmarks/README.md) found untested --------------------------------------------
+
+def _counted(f):
+    calls = []
+
+    def g(t):
+        calls.append(t)
+        return f(t)
+    return g, calls
+
+
+def test_golden_section_counts_its_evaluations_and_places_them_by_the_golden_ratio():
+    golden, grow = (3 - 5**0.5) / 2, (1 + 5**0.5) / 2
+    for f, args, kwargs in ((lambda t: (t - 2.2) ** 2, (1.0, 3.0), {}), (lambda t: -t, (0.0, 1.0), {}),
+                            (lambda t: t, (0.5, 2.0), {}), (lambda t: (t - 1.0) ** 2, (0.0, math.pi), {"first_step": 0.1}),
+                            (lambda t: -t, (0.0, 1.0), {"first_step": 0.3}), (lambda t: 1.0, (0.0, math.pi), {"first_step": 0.1})):
+        g, calls = _counted(f)
+        t, ft, n, at_end = mj.golden_section(g, *args, **kwargs)
+        assert n == len(calls) and ft == f(t)                           # every evaluation counted
+    g, calls = _counted(lambda t: (t - 2.2) ** 2)
+    assert mj.golden_section(g, 1.0, 3.0)[0] == pytest.approx(2.2, abs=2 * (mj.RTOL * 2.2 + mj.ATOL))
+    assert calls[0] == pytest.approx(1.0 + golden * 2.0, rel=1e-15)
+    g, calls = _counted(lambda t: 1.0)                                  # flat: bracketing stops at once
+    mj.golden_section(g, 0.5, math.pi, first_step=0.1)
+    assert calls[:2] == [pytest.approx(0.6), pytest.approx(0.5 + 0.1 * grow)]
+    g, calls = _counted(lambda t: -t)
+    mj.golden_section(g, 0.5, math.pi, first_step=0.1)
+    assert calls[:3] == [pytest.approx(0.6), pytest.approx(0.5 + 0.1 * grow), pytest.approx(0.5 + 0.1 * grow**2)]
+    # the cap on evaluations: exactly max_evals inside the interval (the ends may follow)
+    g, calls = _counted(lambda t: (t - 1.0) ** 2)
+    mj.golden_section(g, max_evals=10)
+    assert len([c for c in calls if c not in (0.0, math.pi)]) == 10
+
+
+def test_golden_section_and_minimise_messages_and_scale():
+    for kwargs, message in (({"a": math.nan}, "a must be finite"), ({"b": math.inf}, "b must be finite"),
+                            ({"rtol": 0.0}, "rtol must be > 0"), ({"atol": -1.0}, "atol must be >= 0"),
+                            ({"first_step": 0.0}, "first_step must be > 0"), ({"first_step": -1.0}, "first_step must be > 0"),
+                            ({"first_step": math.nan}, "first_step must be finite")):
+        with pytest.raises(ValueError, match="^" + message):
+            mj.golden_section(abs, **kwargs)
+    # the restart does not depend on the scale of m (m > 0 at the search's result, whatever its size)
+    lure = lambda t: 1e-3 * (-t + 200 * t**2 - 600 * math.exp(-(t - 1.94) ** 2 / 0.01))   # noqa: E731
+    g, calls = _counted(lure)
+    tau, m_tau, evals, _, restarted = mj.minimise(g)
+    assert restarted and m_tau < 0 and evals == len(calls)
+
+
+def test_builders_name_what_is_wrong_and_accept_rounding_off_the_sphere():
+    net, X, Y = random_problem(3)
+    W, radii = net.weights, net.radii
+    grads = sn.loss_and_grad(W, X, Y)[1]
+    cases = (((W, grads[:2], radii, X), "grads must be a list of 3 arrays, one per weight matrix"),
+             ((W, np.stack([np.zeros((2, 2))] * 3), radii, X), "grads must be a list of 3 arrays"),
+             ((W, 5, radii, X), "grads must be a list of 3 arrays"),
+             ((W, [grads[0], "g", grads[2]], radii, X), r"grads\[1\]"),
+             ((W, grads, radii, np.ones((3, 5))), "X has 5 columns, expected 4"),
+             ((W, grads, radii, np.zeros((3, 4))), "X: every row is zero, so Q = 1/N sum \\|\\|x_n\\|\\|\\^2 = 0 and the majorant is undefined$"))
+    for args, message in cases:
+        with pytest.raises((ValueError, TypeError), match="^" + message):
+            mj.spectral(*args)
+    off = [Wi * (1 + 1e-9) for Wi in W]                     # 1e-9 off the spheres: within the builders' 1e-8
+    assert np.isfinite(mj.spectral(off, grads, radii, X)(0.1))
+
+
+def test_plain_spectral_and_curve_norms_against_svd():
+    net, X, Y = random_problem(4)
+    W, radii = net.weights, net.radii
+    _, grads = sn.loss_and_grad(W, X, Y)
+    grads[1] = 2.0 * W[1]                                    # layer 2 stays
+    m = mj.spectral(W, grads, radii, X)
+    for t in (0.05, 0.7, 2.5):
+        assert mj.plain_spectral(W, grads, radii, X, t) == pytest.approx(m(t), rel=1e-10, abs=1e-14)
+    ts = np.array([0.3, 1.9])
+    norms = m.curve_norms(ts)
+    assert norms.shape == (2, 3)
+    for row, t in zip(norms, ts):
+        np.testing.assert_allclose(row, [np.linalg.norm(G, 2) for G in m.curve(t)], rtol=1e-10)
+    np.testing.assert_array_equal(m.pencils.sizes, [min(Wi.shape) for Wi in W])
+    both = m.pencils.norms([0.0, 1.0, 0.0], [0.0, 0.0, 0.0])  # a zero pair first, then ||W_i||_2, then 0 again
+    np.testing.assert_allclose(both[1], [np.linalg.norm(Wi, 2) for Wi in W], rtol=1e-12)
+    assert not both[0].any() and not both[2].any()
+
+
+def test_majorant_calls_input_energy_and_repr():
+    net, X, Y = random_problem(5)
+    m = mj.spectral(net.weights, sn.loss_and_grad(net.weights, X, Y)[1], net.radii, X)
+    assert isinstance(m(0.3), float) and m(np.array([[0.1, 0.2], [0.3, 0.4]])).shape == (2, 2)
+    with pytest.raises(TypeError, match="^t must be a number or an array of numbers"):
+        m("x")
+    with pytest.raises(ValueError, match="^t must be finite"):
+        m(math.nan)
+    assert repr(m).startswith("SpectralMajorant(alpha=") and repr(m).endswith(", L=3)")
+    X32 = np.full((200_000, 1), 0.1, np.float32)             # float32 rows: Q still summed in float64
+    assert mj.input_energy(X32) == pytest.approx(float(np.float32(0.1)) ** 2, rel=1e-12)
+
+
+def test_validity_defaults_keys_grid_and_options():
+    net, X, Y = random_problem(6)
+    m = mj.spectral(net.weights, sn.loss_and_grad(net.weights, X, Y)[1], net.radii, X)
+    d = mj.validity(m, X, Y)
+    assert set(d) == {"t", "m", "true", "bound_fraction", "fails_at", "worst_violation", "tau", "m_tau", "true_tau",
+                      "looseness"}
+    np.testing.assert_allclose(d["t"], np.geomspace(1e-6, math.pi, 200), rtol=1e-15)
+    g = mj.validity(m, X, Y, t_grid=[[0, 1], [2, 3]], rtol=1e-2)   # t = 0: m = true = 0, which counts as bounded
+    assert g["t"].dtype == float and g["t"].shape == (4,) and g["m"][0] == g["true"][0] == 0.0
+    assert g["bound_fraction"] == np.mean(g["m"] >= g["true"]) and 0.0 not in g["fails_at"]
+    assert g["tau"] == mj.minimise(m, 1e-2)[0] != mj.minimise(m)[0]
+    with pytest.raises(ValueError, match="^t_grid must be a non-empty array of finite angles$"):
+        mj.validity(m, X, Y, t_grid=[])
+    with pytest.raises(ValueError, match="^X has 3 columns, expected 4"):
+        mj.validity(m, np.ones((30, 3)), Y)
+    with pytest.raises(ValueError, match="^Y has 3 columns, expected 2"):
+        mj.validity(m, X, np.ones((30, 3)))
+    still = mj.spectral(net.weights, [np.zeros_like(W) for W in net.weights], net.radii, X)   # nothing moves
+    assert math.isnan(mj.validity(still, X, Y, t_grid=[0.5])["looseness"])
