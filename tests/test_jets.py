@@ -399,3 +399,68 @@ def test_adjoint_jet_equals_the_order_2_jet(problem):
     adjoint = jets.loss_jet2_adjoint(cache, net.weights, d.V, net.radii, X, d.alpha_moving, Workspace())
     full = jets.loss_jet(net.weights, d.V, net.radii, X, Y, 2)
     np.testing.assert_allclose(adjoint, full, rtol=0, atol=4e-15 * np.abs(full).max())
+
+
+# --- what the mutation run (benchmarks/README.md) found untested --------------------------------------------
+
+def test_jets_keep_the_weights_dtype_in_every_part():
+    net, X, Y = random_problem(12, n=9)
+    _, _, d = setup(net, X, Y)
+    W32 = [W.astype(np.float32) for W in net.weights]
+    V32 = [V.astype(np.float32) for V in d.V]
+    assert all(a.dtype == np.float32 for a in jets.curve_coefficients(3, np.float32))
+    assert all(a.dtype == np.float32 for cs in jets.paper_coefficients(V32, 3, np.float32) for a in cs)
+    c = jets.curve_coefficients(3)
+    assert jets.second_layer_matrices(W32[1], V32[1], 1.0, c, c).dtype == np.float32
+    cj = jets.CurveJet(W32, V32, net.radii, X.astype(np.float32), jets.paper_coefficients(V32, 3, np.float32))
+    outs, scratch = cj.buffers(4)
+    assert all(a.dtype == np.float32 for a in outs + [scratch])
+    # float64 directions, inputs or targets are taken in the weights' dtype: the same numbers as float32 ones
+    X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
+    J32 = jets.loss_jet(W32, V32, net.radii, X32, Y32, 3)
+    np.testing.assert_array_equal(jets.loss_jet(W32, d.V, net.radii, X, Y, 3), J32)
+    np.testing.assert_array_equal(jets.network_jet(W32, d.V, net.radii, X, 3), jets.network_jet(W32, V32, net.radii, X32, 3))
+    for a, b, want in ((np.float32, np.float32, np.float32), (np.float64, np.float32, np.float64),
+                       (np.float32, np.float64, np.float64)):
+        assert jets.cauchy(np.ones(3, a), np.ones(3, b)).dtype == want
+
+
+def test_readable_forms_default_to_a_hidden_layer_and_honour_rates():
+    net, X, Y = random_problem(13)
+    _, _, d = setup(net, X, Y)
+    c, s = jets.curve_coefficients(3)
+    H = np.concatenate([X[None], np.zeros((3,) + X.shape)])
+    np.testing.assert_array_equal(jets.plain_layer_jet(H, net.weights[0], d.V[0], 1.0, c, s),
+                                  jets.plain_relu_jet(jets.plain_linear_jet(H, net.weights[0], d.V[0], 1.0, c, s)))
+    # every layer at rate a: φ_a(t) = φ(a t), so J_k(a) = a^k J_k
+    paper = jets.plain_loss_jet(net.weights, d.V, net.radii, X, Y, 4)
+    half = jets.plain_loss_jet(net.weights, d.V, net.radii, X, Y, 4, rates=[0.5, 0.5, 0.5])
+    np.testing.assert_allclose(half, paper * 0.5 ** np.arange(5), rtol=1e-12, atol=1e-18)
+    np.testing.assert_allclose(jets.plain_network_jet(net.weights, d.V, net.radii, X, 2, rates=[0.5] * 3)[2],
+                               jets.plain_network_jet(net.weights, d.V, net.radii, X, 2)[2] / 4, rtol=1e-12, atol=1e-18)
+
+
+def test_order_one_output_jet_and_the_checked_entry_points_messages():
+    net, X, Y = random_problem(14)
+    _, _, d = setup(net, X, Y)
+    W, R = net.weights, net.radii
+    F = jets.network_jet(W, d.V, R, X, 1)
+    assert F.shape == (2,) + sn.forward(W, X).shape
+    np.testing.assert_allclose(F[1], jets.plain_network_jet(W, d.V, R, X, 1)[1], rtol=1e-12, atol=1e-16)
+    assert jets.loss_jet(W, d.V, R, X, Y, jets.MAX_ORDER).shape == (31,)
+    cases = [(dict(directions=np.stack([np.zeros((2, 2))] * 3)), TypeError, "directions must be a list of 2-D arrays, one per layer$"),
+             (dict(directions=[d.V[0], "v", d.V[2]]), TypeError, r"directions\[1\]"),
+             (dict(X=X[:, :3]), ValueError, "X has 3 columns, expected 5"),
+             (dict(Y=Y[:, :2]), ValueError, "Y has 2 columns, expected 3"),
+             (dict(order=-1), ValueError, "order must be >= 0"),
+             (dict(order=31), ValueError, r"order must be <= 30 \(1/k! is below 1e-32 beyond it\), got 31")]
+    for change, error, match in cases:
+        args = dict(weights=W, directions=d.V, radii=R, X=X, Y=Y, order=2) | change
+        with pytest.raises(error, match="^" + match):
+            jets.loss_jet(**args)
+    with pytest.raises(ValueError, match="^X has 3 columns, expected 5"):
+        jets.network_jet(W, d.V, R, X[:, :3], 2)
+    bent = [(c.copy(), s) for c, s in jets.paper_coefficients(d.V, 2, X.dtype)]
+    bent[0][0][0] = 0.5
+    with pytest.raises(ValueError, match="^every curve passes through the weights at t = 0"):
+        jets.CurveJet(W, d.V, R, X, bent)
