@@ -408,7 +408,7 @@ def test_jets_keep_the_weights_dtype_in_every_part():
     _, _, d = setup(net, X, Y)
     W32 = [W.astype(np.float32) for W in net.weights]
     V32 = [V.astype(np.float32) for V in d.V]
-    assert all(a.dtype == np.float32 for a in jets.curve_coefficients(3, np.float32))
+    assert all(a.dtype == np.float32 for a in jets.curve_coefficients(3, np.float32) + jets.rate_coefficients(0.5, 3, np.float32))
     assert all(a.dtype == np.float32 for cs in jets.paper_coefficients(V32, 3, np.float32) for a in cs)
     c = jets.curve_coefficients(3)
     assert jets.second_layer_matrices(W32[1], V32[1], 1.0, c, c).dtype == np.float32
