@@ -72,6 +72,14 @@ def prepare(path) -> bool:
     return created
 
 
+def remove_temporaries(folder) -> None:
+    """Delete the temporary files (``.NAME.XXXX.tmp``, ``spherenet.results``' names) that killed atomic writes
+    left in ``folder``. Only for a folder no other process writes to (hold its :class:`RunFolder`)."""
+    for tmp in Path(folder).glob(".*.tmp"):
+        if tmp.is_file():
+            tmp.unlink()
+
+
 class RunFolder:
     """The output folder of one run (see the module docstring). Use as ``with RunFolder(path) as folder:``.
 
@@ -133,9 +141,7 @@ class RunFolder:
         elif pending.exists():
             shutil.rmtree(pending)
         for folder in (self.path, self.path / "figures"):
-            for tmp in folder.glob(".*.tmp"):
-                if tmp.is_file():
-                    tmp.unlink()
+            remove_temporaries(folder)
 
     def publish(self, writers: dict) -> list[Path]:
         """Write the run's files as a set. ``writers``: relative path -> ``write(path)`` (writes one file).
