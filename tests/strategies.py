@@ -6,6 +6,8 @@ strategy maps it to a valid object deterministically: it adds a small fixed offs
 zero entry, no two rows alike) before normalising, so zeros shrink to that offset and never to a division
 by zero or an exact ReLU tie.
 """
+from typing import NamedTuple
+
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -95,6 +97,21 @@ def drawn_unit_rows(A) -> np.ndarray:
     return X / np.linalg.norm(X, axis=1, keepdims=True)
 
 
+class Problem(NamedTuple):
+    """What :func:`problems` draws: unpacks as ``net, X, Y``; its repr shows the weights, so a failing example
+    is printed whole."""
+    net: sn.NormalisedMLP
+    X: np.ndarray
+    Y: np.ndarray
+
+    def __repr__(self) -> str:
+        return (f"Problem(weights={self.net.weights!r}, radii={self.net.radii!r},\n        X={self.X!r},\n"
+                f"        Y={self.Y!r})")
+
+    def _repr_pretty_(self, printer, cycle) -> None:       # Hypothesis prints examples with this
+        printer.text(repr(self))
+
+
 @st.composite
 def problems(draw, max_layers=4, max_width=8, max_n=40):
     """``(net, X, Y)``: a normalised network, unit input rows and targets in [-1, 1], all drawn entry by entry."""
@@ -104,4 +121,4 @@ def problems(draw, max_layers=4, max_width=8, max_n=40):
                for i, (d_in, d_out, mu) in enumerate(zip(ws[:-1], ws[1:], mus))]
     n = draw(st.integers(1, max_n))
     X = drawn_unit_rows(draw(matrices((n, ws[0]))))
-    return sn.NormalisedMLP.from_weights(weights, mus), X, draw(matrices((n, ws[-1])))
+    return Problem(sn.NormalisedMLP.from_weights(weights, mus), X, draw(matrices((n, ws[-1]))))
