@@ -163,7 +163,7 @@ def test_train_killed_while_writing_resumes_bit_for_bit(tmp_path):
         killed += _kill_when(_start([*TRAIN, *ITERATIONS, again], out), ready, wait)
         _assert_whole(out)
         _assert_train_set(out, old, plain)
-    assert killed >= 2                             # (a kill may come after the command has finished)
+    assert killed >= 1                             # (a kill may come after the command has finished)
     assert main([*TRAIN, *ITERATIONS, "--resume", "--out", str(out)]) == 0
     _assert_train_set(out, old, plain)
     assert json.loads((out / "result.json").read_text()) != json.loads(old["result.json"])
@@ -202,7 +202,7 @@ def test_sweep_killed_while_writing_runs_resumes_bit_for_bit(tmp_path):
         killed += _kill_when(_start(SWEEP, out), ready, wait)
         _assert_whole(out)
         _assert_runs_paired(out, plain)
-    assert killed >= 2
+    assert killed >= 1                             # (a kill may come after the command has finished)
     assert main([*SWEEP, "--out", str(out)]) == 0
     _assert_runs_paired(out, plain)
     for folder in ("runs", "figures", "."):      # no debris of the killed writes
