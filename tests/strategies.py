@@ -6,6 +6,7 @@ strategy maps it to a valid object deterministically: it adds a small fixed offs
 zero entry, no two rows alike) before normalising, so zeros shrink to that offset and never to a division
 by zero or an exact ReLU tie.
 """
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -25,15 +26,20 @@ entries = st.floats(-1.0, 1.0, allow_nan=False, allow_infinity=False).map(lambda
 OFFSET_SCALE = 1 / 64
 
 
+@functools.lru_cache(maxsize=None)
 def offset(shape, salt=0) -> np.ndarray:
-    """A fixed matrix of the given shape with entries of size ~``OFFSET_SCALE`` and no structure (same each call)."""
-    return OFFSET_SCALE * np.random.default_rng([salt, *shape]).uniform(0.5, 1.0, size=shape) * np.where(
+    """A fixed matrix of the given shape with entries of size ~``OFFSET_SCALE`` and no structure (read-only)."""
+    fixed = OFFSET_SCALE * np.random.default_rng([salt, *shape]).uniform(0.5, 1.0, size=shape) * np.where(
         np.arange(int(np.prod(shape))).reshape(shape) % 3 == 1, -1.0, 1.0)
+    fixed.setflags(write=False)
+    return fixed
 
 
+@functools.lru_cache(maxsize=None)          # one strategy per shape: Hypothesis validates each new one
 def matrices(shape):
-    """Arrays of the given shape with entries in [-1, 1], drawn and shrunk entry by entry."""
-    return hnp.arrays(np.float64, shape, elements=entries)
+    """Arrays of the given shape with entries in [-1, 1], drawn and shrunk entry by entry (a drawn fill value
+    with some entries drawn apart, Hypothesis' default for floats: ``entries`` is mapped, so it is named)."""
+    return hnp.arrays(np.float64, shape, elements=entries, fill=entries)
 
 
 def shapes(max_side=9, min_size=1):
