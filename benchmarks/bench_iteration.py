@@ -282,7 +282,7 @@ def stage_table(dtype, repeats) -> None:
 
     net, X, Y = problem(dtype)
     W, radii, ws = net.weights, net.radii, Workspace()
-    cache, spare = _forward_cache(W, X, ws.cache("a", W, X)), ws.cache("b", W, X)
+    cache, trial = _forward_cache(W, X, ws.cache("current", W, X)), ws.cache("trial", W, X)
     state = {}
 
     def backward():
@@ -305,7 +305,7 @@ def stage_table(dtype, repeats) -> None:
         state["W_new"] = weights_along(it, state["tau"])
 
     def acceptance():
-        _loss_from_output(_forward_cache(state["W_new"], X, spare).F, Y)
+        _loss_from_output(_forward_cache(state["W_new"], X, trial).F, Y)
 
     stages = {"backward pass (gradients, adjoints)": backward, "direction (float64)": direction,
               "order-2 jet by the adjoint identity": jet, "Newton step": step,

@@ -38,7 +38,6 @@ def cases(rng):
         "relu": ("relu", lambda: (Z, np.empty_like(Z)), "23200x30"),
         "relu_mask": ("relu_mask", lambda: (G, Z, np.empty_like(G)), "23200x30"),
         "relu_mask, in place": ("relu_mask", lambda: _in_place(G, Z), "23200x30"),
-        "curve_update": ("curve_update", lambda: (W.copy(), W, 1.0, 0.01), "30x25"),
         "output_cauchy": ("output_cauchy", lambda: (Z0b, Zsb, Qsb, cos, sin, np.empty((2 * 2048, 25))),
                           "block 2048x25, order 2"),
         "loss_cauchy": ("loss_cauchy", lambda: (E0, Es, np.zeros(3)), "block 2048x3, order 2"),

@@ -86,9 +86,9 @@ def random_steps(updates: int, dtype, curve=None, seed=0) -> tuple[np.ndarray, f
     return np.maximum.accumulate(drift), seconds
 
 
-def product_curve(W, V, mu, t):
-    """``W cos t + mu V sin t`` as written, in ``W``'s dtype (for comparison)."""
-    return math.cos(t) * W + (float(mu) * math.sin(t)) * V
+def product_curve(W, V, mu, t, rate=1.0):
+    """``W cos(a t) + mu V sin(a t)`` as written, in ``W``'s dtype (for comparison)."""
+    return math.cos(rate * t) * W + (float(mu) * math.sin(rate * t)) * V
 
 
 def long_run(rule, updates: int, dtype, curve=None, seed=0) -> tuple[np.ndarray, float]:

@@ -92,6 +92,20 @@ def finite_float(name: str, value, positive: bool = False, nonnegative: bool = F
     return x
 
 
+def check_radii(radii, n_layers: int, name: str = "radii") -> np.ndarray:
+    """Return ``radii`` as a float64 array of ``n_layers`` finite positive numbers, or raise naming ``name``.
+
+    The one radius validation: a sequence (not a string or a scalar), one entry per weight matrix, each
+    finite and > 0.
+    """
+    if isinstance(radii, (str, bytes)) or np.ndim(radii) != 1:
+        raise TypeError(f"{name} must be a sequence of {n_layers} positive numbers, got {radii!r}")
+    if len(radii) != n_layers:
+        raise ValueError(f"{name} has {len(radii)} entries but the network has {n_layers} weight matrices")
+    return np.array([finite_float(f"{name}[{i}]", float(r) if isinstance(r, np.floating) else r, positive=True)
+                     for i, r in enumerate(radii)])
+
+
 def check_choice(name: str, value, choices) -> str:
     """Return ``value`` if it is one of ``choices``, else raise listing them."""
     if value not in choices:

@@ -29,11 +29,32 @@ def _jit(fn):
 # --- matrix product out = A @ B.T (a layer: Z = H @ W.T) ----------------------------------------------
 
 def matmul_nt_reference(A: np.ndarray, B: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``out = A @ B.T`` for ``A: (n, k)``, ``B: (m, k)``, ``out: (n, m)``."""
+    """``out = A @ B.T``: a layer, ``Z = H @ W.T`` (docs/method.md §1).
+
+    Parameters
+    ----------
+    A : ndarray, shape (n, k)
+    B : ndarray, shape (m, k)
+    out : ndarray, shape (n, m)
+
+    Returns
+    -------
+    ndarray
+        ``out``.
+
+    Examples
+    --------
+    >>> matmul_nt_reference(np.array([[1.0, 2.0]]), np.array([[3.0, 4.0]]), np.empty((1, 1)))
+    array([[11.]])
+    """
     return np.matmul(A, B.T, out=out)
 
 
 def _matmul_nt_loops(A, B, out):
+    """The fast form of :func:`matmul_nt_reference` as explicit loops (compiled: ``matmul_nt_numba``).
+
+    Parameters and result as :func:`matmul_nt_reference`; the package uses the reference (BLAS is faster).
+    """
     n, k = A.shape
     m = B.shape[0]
     for r in range(n):
@@ -51,12 +72,33 @@ matmul_nt_numba = _jit(_matmul_nt_loops)
 # --- ReLU forward: out = max(Z, 0) ---------------------------------------------------------------------
 
 def relu_reference(Z: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``out = max(Z, 0)`` elementwise (the tie ``Z = ±0`` gives +0). NaN stays NaN (NumPy's ``maximum``
-    propagates it), so an overflowed pre-activation is never turned into a finite 0."""
+    """``out = max(Z, 0)`` elementwise (docs/method.md §1).
+
+    Parameters
+    ----------
+    Z : ndarray
+    out : ndarray
+        Same shape (may be ``Z``).
+
+    Returns
+    -------
+    ndarray
+        ``out``. The tie ``Z = ±0`` gives +0. NaN stays NaN (NumPy's ``maximum`` propagates it), so an overflowed
+        pre-activation is never turned into a finite 0.
+
+    Examples
+    --------
+    >>> relu_reference(np.array([-1.0, 0.0, 2.0]), np.empty(3))
+    array([0., 0., 2.])
+    """
     return np.maximum(Z, 0, out=out)
 
 
 def _relu_loops(Z, out):
+    """The fast form of :func:`relu_reference`: one pass, no temporaries (compiled: ``relu_numba``, used as ``relu``).
+
+    Parameters and result as :func:`relu_reference`, NaN passed through alike.
+    """
     a = Z.reshape(-1)
     b = out.reshape(-1)
     for i in range(a.size):
@@ -72,13 +114,32 @@ relu_numba = _jit(_relu_loops)
 # --- ReLU backward / jet masking: out = G ⊙ [Z > 0] ------------------------------------------------------
 
 def relu_mask_reference(G: np.ndarray, Z: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``out = G ⊙ [Z > 0]``: the tie rule of spherenet — a unit with ``Z == 0`` is *inactive*.
+    """``out = G ⊙ [Z > 0]``: the tie rule: a unit with ``Z == 0`` is *inactive* (docs/method.md §1, §6).
 
-    A product, not a select: an inactive unit gives ``G · 0``, which is NaN where ``G`` is NaN or ±Inf (and
-    ``-0.0`` where ``G < 0``), so a non-finite adjoint or jet coefficient is never masked to a finite 0.
+    Parameters
+    ----------
+    G : ndarray, shape (r n, m)
+        One or several stacked blocks of ``Z``'s shape.
+    Z : ndarray, shape (n, m)
+    out : ndarray, shape (r n, m)
+        May be ``G``.
 
-    The same rule serves the backward pass (``dZ = dH ⊙ [Z > 0]``) and the jets (``H_k = [Z_0 > 0] ⊙ Z_k``).
-    ``G`` may hold several stacked blocks of ``Z``'s shape (``G: (r n, m)`` for ``Z: (n, m)``).
+    Returns
+    -------
+    ndarray
+        ``out``.
+
+    Notes
+    -----
+    The same rule serves the backward pass (``dZ = dH ⊙ [Z > 0]``) and the jets (``H_k = [Z_0 > 0] ⊙ Z_k``). A
+    product, not a select: an inactive unit gives ``G · 0``, which is NaN where ``G`` is NaN or ±Inf (and ``-0.0``
+    where ``G < 0``), so a non-finite adjoint or jet coefficient is never masked to a finite 0.
+
+    Examples
+    --------
+    >>> relu_mask_reference(np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[0.0, 5.0]]), np.empty((2, 2)))
+    array([[0., 2.],
+           [0., 4.]])
     """
     r = G.shape[0] // max(Z.shape[0], 1)
     mask = np.tile(Z > 0, (r, 1))
@@ -86,6 +147,11 @@ def relu_mask_reference(G: np.ndarray, Z: np.ndarray, out: np.ndarray) -> np.nda
 
 
 def _relu_mask_loops(G, Z, out):
+    """The fast form of :func:`relu_mask_reference`: one pass, no boolean temporary, no tiling (compiled:
+    ``relu_mask_numba``, used as ``relu_mask``).
+
+    Parameters and result as :func:`relu_mask_reference`, with the same products (NaN/Inf · 0 = NaN, ``-0.0``).
+    """
     z = Z.reshape(-1)
     g = G.reshape(-1)
     o = out.reshape(-1)
@@ -104,60 +170,73 @@ def _relu_mask_loops(G, Z, out):
 relu_mask_numba = _jit(_relu_mask_loops)
 
 
-# --- exp-map update in place: W <- W cos t + mu V sin t ------------------------------------------------
-
-def curve_update_reference(W: np.ndarray, V: np.ndarray, mu: float, t: float) -> np.ndarray:
-    """In place ``W <- W cos t + mu V sin t`` (one step along the update curve); returns ``W``.
-
-    Written as ``W += (cos t - 1) W + mu sin t V`` with ``cos t - 1 = -2 sin²(t/2)``: rounding then scales
-    with the increment, not with ``W`` (see ``sphere.curve``).
-    """
-    W += (-2.0 * np.sin(t / 2) ** 2) * W + (mu * np.sin(t)) * V
-    return W
-
-
-def _curve_update_loops(W, V, mu, t):
-    # np.sin, not math.sin: a non-finite t gives NaN (as in the reference) also when run as plain Python
-    c = -2.0 * np.sin(t / 2) ** 2
-    s = mu * np.sin(t)
-    w = W.reshape(-1)
-    v = V.reshape(-1)
-    for i in range(w.size):
-        w[i] += c * w[i] + s * v[i]
-    return W
-
-
-curve_update_numba = _jit(_curve_update_loops)
-
-
 # --- the versions the package uses ---------------------------------------------------------------------
 
 matmul_nt = matmul_nt_reference          # BLAS: 1.4-14x faster than the loops (benchmarks/README.md)
 relu = relu_numba                        # one pass, no temporaries
 relu_mask = relu_mask_numba              # one pass, no boolean temporary, no tiling
-curve_update = curve_update_numba
+
+
+def curve_update(W: np.ndarray, V: np.ndarray, mu: float, t: float) -> np.ndarray:
+    """Deprecated alias: ``W[...] = sphere.curve(W, V, mu, t)`` in place (the one curve function; docs/method.md §3).
+
+    Parameters
+    ----------
+    W : ndarray
+        Overwritten.
+    V, mu, t
+        As :func:`spherenet.sphere.curve`.
+
+    Returns
+    -------
+    ndarray
+        ``W``.
+    """
+    from .sphere import curve
+    W[...] = curve(W, V, mu, t)
+    return W
+
 
 KERNELS = {
     "matmul_nt": (matmul_nt_reference, matmul_nt_numba),
     "relu": (relu_reference, relu_numba),
     "relu_mask": (relu_mask_reference, relu_mask_numba),
-    "curve_update": (curve_update_reference, curve_update_numba),
 }
 
 
-# --- jets: a layer's Cauchy sums along the update curve, on its output side (METHOD.md §6) ----------------
+# --- jets: a layer's Cauchy sums along the update curve, on its output side (docs/method.md §6) ----------------
 
 def output_cauchy_reference(P0, Ps, Qs, c, s, out):
-    """``out_k = sum_{j<=k} c_j P_{k-j} + sum_{1<=j<=k} s_j Q_{k-j}``, ``k = 1..r``: a layer's Cauchy sums on
-    its output side.
+    """A layer's Cauchy sums on its output side (docs/method.md §6).
 
-    ``P0: (n, d)`` and ``Ps: (r n, d)`` hold ``P_0`` and ``P_1..P_r`` (``P_m`` in row block ``m-1``), ``Qs: (r n, d)``
-    holds ``Q_0..Q_{r-1}`` (``Q_m`` in row block ``m``): the jets of ``H W^T`` and ``H mu V^T``. ``c, s: (r+1,)``:
-    the layer's curve coefficients; ``s_0 = 0`` (every update curve passes through ``W`` at ``t = 0``), so
-    ``Q_r`` is never needed. ``out: (r n, d)``.
+    Parameters
+    ----------
+    P0 : ndarray, shape (n, d)
+        ``P_0``.
+    Ps : ndarray, shape (r n, d)
+        ``P_1..P_r`` (``P_m`` in row block ``m-1``): with ``P_0``, the jet of ``H W^T``.
+    Qs : ndarray, shape (r n, d)
+        ``Q_0..Q_{r-1}`` (``Q_m`` in row block ``m``): the jet of ``H mu V^T``.
+    c, s : ndarray, shape (r+1,)
+        The layer's curve coefficients; ``s_0 = 0`` (every update curve passes through ``W`` at ``t = 0``), so
+        ``Q_r`` is never needed.
+    out : ndarray, shape (r n, d)
 
+    Returns
+    -------
+    ndarray
+        ``out``, with ``out_k = sum_{j<=k} c_j P_{k-j} + sum_{1<=j<=k} s_j Q_{k-j}``, ``k = 1..r``.
+
+    Notes
+    -----
     A term whose coefficient is exactly 0 (``c_j`` for odd ``j``, ``s_j`` for even ``j``) is absent from the sum,
     not multiplied by 0: a non-finite ``P`` or ``Q`` then reaches ``out`` only through the terms that use it.
+
+    Examples
+    --------
+    >>> one = np.ones((1, 1))
+    >>> output_cauchy_reference(one, 0 * one, 2 * one, np.array([1.0, 0.0]), np.array([0.0, 1.0]), np.empty((1, 1)))
+    array([[2.]])
     """
     n, r = P0.shape[0], c.shape[0] - 1
     P = [P0] + [Ps[(m - 1) * n:m * n] for m in range(1, r + 1)]
@@ -169,6 +248,11 @@ def output_cauchy_reference(P0, Ps, Qs, c, s, out):
 
 
 def _output_cauchy_loops(P0, Ps, Qs, c, s, out):
+    """The fast form of :func:`output_cauchy_reference`: whole blocks at a time, no temporaries (compiled:
+    ``output_cauchy_numba``, used as ``output_cauchy``).
+
+    Parameters and result as :func:`output_cauchy_reference`, zero-coefficient terms skipped alike.
+    """
     m = P0.size
     p0, ps, qs, o = P0.reshape(-1), Ps.reshape(-1), Qs.reshape(-1), out.reshape(-1)
     for k in range(1, c.shape[0]):
@@ -186,6 +270,7 @@ def _output_cauchy_loops(P0, Ps, Qs, c, s, out):
 
 
 def _axpy_loops(y, a, x):
+    """``y += a x`` on flat arrays (compiled: ``_axpy``)."""
     for e in range(y.size):
         y[e] += a * x[e]
 
@@ -197,10 +282,26 @@ output_cauchy_numba = _jit(_output_cauchy_loops)
 # --- jets: the loss's Cauchy sums S_k = sum_{j<=k} <E_j, E_{k-j}> ------------------------------------------
 
 def loss_cauchy_reference(E0: np.ndarray, Es: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``out[k] += sum_{j<=k} <E_j, E_{k-j}>`` for ``k = 0..r``, accumulated in float64 (``J_k = out[k]/(2N)``).
+    """The loss's Cauchy sums ``out[k] += sum_{j<=k} <E_j, E_{k-j}>``, ``k = 0..r`` (docs/method.md §6).
 
-    ``E0: (n, m)`` the error ``F_0 - Y``; ``Es: (r n, m)`` stacks ``E_k = F_k`` (``k >= 1``) in row blocks;
-    ``out: (r+1,)`` float64, added to (so row blocks of samples can be summed one after the other).
+    Parameters
+    ----------
+    E0 : ndarray, shape (n, m)
+        The error ``F_0 - Y``.
+    Es : ndarray, shape (r n, m)
+        ``E_k = F_k`` (``k >= 1``) stacked in row blocks.
+    out : ndarray, shape (r+1,)
+        float64, added to (so row blocks of samples can be summed one after the other).
+
+    Returns
+    -------
+    ndarray
+        ``out``, accumulated in float64 (``J_k = out[k]/(2N)``).
+
+    Examples
+    --------
+    >>> loss_cauchy_reference(np.array([[1.0]]), np.array([[2.0]]), np.zeros(2))     # (1 + 2t)²: 1, 4
+    array([1., 4.])
     """
     r = out.shape[0] - 1
     E = np.concatenate([E0, Es]).astype(np.float64).reshape(r + 1, -1)
@@ -211,6 +312,11 @@ def loss_cauchy_reference(E0: np.ndarray, Es: np.ndarray, out: np.ndarray) -> np
 
 
 def _loss_cauchy_loops(E0, Es, out):
+    """The fast form of :func:`loss_cauchy_reference`: per sample and output, no Gram matrix (compiled:
+    ``loss_cauchy_numba``; the package uses the reference, as fast or faster with BLAS).
+
+    Parameters and result as :func:`loss_cauchy_reference`.
+    """
     n, m = E0.shape
     r = out.shape[0] - 1
     e = np.empty(r + 1, dtype=np.float64)
@@ -239,10 +345,27 @@ KERNELS["loss_cauchy"] = (loss_cauchy_reference, loss_cauchy_numba)
 # --- majorant: the largest eigenvalue of a 2-parameter family of small Gram matrices -----------------------
 
 def lambda_max_reference(A, B, C, sizes, a, b, out):
-    """``out[i] = λ_max(a² A_i + ab B_i + b² C_i)`` on each leading ``sizes[i] × sizes[i]`` block (NumPy).
+    """``out[i] = λ_max(a² A_i + ab B_i + b² C_i)`` on each leading ``sizes[i]``-square block (method.md §5).
 
-    A block with a NaN or ±Inf entry has no eigenvalues: its ``out[i]`` is NaN (LAPACK would read only one
-    triangle, and Numba's ``eigvalsh`` raises).
+    Parameters
+    ----------
+    A, B, C : ndarray, shape (L, k, k)
+        Symmetric matrices, zero-padded (``majorant.SpectralPencils``).
+    sizes : ndarray of int, shape (L,)
+    a, b : float
+    out : ndarray, shape (L,)
+
+    Returns
+    -------
+    ndarray
+        ``out``. A block with a NaN or ±Inf entry has no eigenvalues: its ``out[i]`` is NaN (LAPACK would read only
+        one triangle, and Numba's ``eigvalsh`` raises).
+
+    Examples
+    --------
+    >>> Z = np.zeros((1, 2, 2))
+    >>> lambda_max_reference(np.eye(2)[None], Z, Z, np.array([2]), 2.0, 0.0, np.empty(1))
+    array([4.])
     """
     for i, k in enumerate(sizes):
         G = a * a * A[i, :k, :k] + a * b * B[i, :k, :k] + b * b * C[i, :k, :k]
@@ -251,6 +374,11 @@ def lambda_max_reference(A, B, C, sizes, a, b, out):
 
 
 def _lambda_max_loops(A, B, C, sizes, a, b, out):
+    """The fast form of :func:`lambda_max_reference`: one compiled call for all layers (compiled: ``lambda_max_numba``,
+    used as ``lambda_max``).
+
+    Parameters and result as :func:`lambda_max_reference`, a non-finite block giving NaN alike.
+    """
     aa, ab, bb = a * a, a * b, b * b
     for i in range(sizes.shape[0]):
         k = sizes[i]

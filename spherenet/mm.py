@@ -1,4 +1,4 @@
-"""Algorithm 2 (majorisation–minimisation, METHOD.md §5) as step rules, and the closed-form variant.
+"""Algorithm 2 (majorisation–minimisation, docs/method.md §5) as step rules, and the closed-form variant.
 
 Per iteration, at ``W`` with direction ``V`` and ``β = -φ'(0)``:
 
@@ -30,23 +30,33 @@ def _stationary(it: Iterate, info: dict) -> Step:
     return Step(0.0, it.weights, it.cache, it.loss, predicted=0.0, flags=("stationary",), info=info)
 
 
-def _zero_layer_flags(it: Iterate) -> tuple:
-    return ("zero-layer",) if it.direction.zero_layers else ()
-
-
 class MajorantStep:
-    """Algorithm 2: ``τ = argmin_{[0, π]} m(t)`` for the majorant ``variant`` (``"spectral"``, ``"frobenius"``,
-    ``"telescoping"``), by :func:`spherenet.majorant.golden_section` with ``rtol``/``atol`` (defaults: the
-    authors' Optim.jl tolerances in Float32, see there). ``first_step``: optional bracketing from a small
-    angle before the search (not the authors'; ``None`` = their search on all of ``[0, π]``).
+    """Algorithm 2: ``τ = argmin_{[0, π]} m(t)`` for a majorant (docs/method.md §5).
 
+    Parameters
+    ----------
+    variant : {"spectral", "frobenius", "telescoping"}, optional
+        The majorant (default ``"spectral"``, the paper's).
+    rtol, atol : float, optional
+        For :func:`spherenet.majorant.golden_section` (defaults: the authors' Optim.jl tolerances in Float32).
+    first_step : float, optional
+        Bracketing from a small angle before the search (not the authors'; ``None`` = their search on all of
+        ``[0, π]``).
+
+    Attributes
+    ----------
+    name : str
+        ``"mm"``, ``"mm-frobenius"`` or ``"mm-telescoping"``.
+
+    Notes
+    -----
     The search is :func:`spherenet.majorant.minimise`: the authors' golden section, plus a safeguard for
     majorants that are not unimodal on ``[0, π]`` (a result with ``m(τ) > 0 = m(0)`` is redone by bracketing
     from a small angle and flagged ``"not-unimodal"``; results with ``m(τ) <= 0`` are taken as found).
-
-    ``Step.info``: ``alpha``, ``Q``, ``P2`` (the Lipschitz product the penalty uses: ``Π ||W_i||_2``, or
-    ``Π mu_i`` for ``frobenius``), ``evals`` (majorant evaluations). Flags: ``"stationary"`` (``β = 0``, then
-    ``τ = 0``), ``"interval-end"`` (the minimiser is ``0`` or ``π``), ``"not-unimodal"``, ``"zero-layer"``.
+    ``Step.predicted = m(τ)``. ``Step.info``: ``alpha``, ``Q``, ``lipschitz_product`` (the product of norms the
+    penalty uses: ``Π ||W_i||_2``, or ``Π mu_i`` for ``frobenius``), ``evals`` (majorant evaluations). Flags:
+    ``"stationary"`` (``β = 0``, then ``τ = 0``), ``"interval-end"`` (the minimiser is ``0`` or ``π``),
+    ``"not-unimodal"``.
     """
 
     def __init__(self, variant: str = "spectral", rtol: float = RTOL, atol: float = ATOL,
@@ -60,28 +70,40 @@ class MajorantStep:
     uses_adjoints = False                        # the training loop need not keep the backward's adjoints
 
     def majorant(self, it: Iterate, Q: float | None = None):
-        """The majorant this rule minimises at ``it`` (``Q = 1/N Σ ||x_n||²`` of ``it.X`` unless given)."""
+        """The majorant this rule minimises at ``it``.
+
+        Parameters
+        ----------
+        it : steps.Iterate
+        Q : float, optional
+            Default ``1/N Σ ||x_n||²`` of ``it.X``.
+
+        Returns
+        -------
+        majorant.Majorant
+        """
         Q = input_energy(it.X) if Q is None else Q
         return _build(self.variant, it.weights, it.direction, it.radii, Q)
 
     def __call__(self, it: Iterate) -> Step:
         Q = input_energy(it.X)
         if it.direction.beta == 0:
-            return _stationary(it, {"alpha": it.direction.alpha, "Q": Q, "P2": math.nan, "evals": 0})
+            return _stationary(it, {"alpha": it.direction.alpha, "Q": Q, "lipschitz_product": math.nan, "evals": 0})
         m = self.majorant(it, Q)
         tau, m_tau, evals, at_end, restarted = minimise(m, self.rtol, self.atol, self.first_step)
-        flags = _zero_layer_flags(it) + (("not-unimodal",) if restarted else ()) + (
-            ("interval-end",) if at_end else ())
+        flags = (("not-unimodal",) if restarted else ()) + (("interval-end",) if at_end else ())
         return Step(tau, predicted=m_tau, flags=flags,
-                    info={"alpha": it.direction.alpha, "Q": Q, "P2": m.P2, "evals": evals})
+                    info={"alpha": it.direction.alpha, "Q": Q, "lipschitz_product": m.lipschitz_product, "evals": evals})
 
     def __repr__(self) -> str:
         return f"MajorantStep(variant={self.variant!r}, rtol={self.rtol!r}, atol={self.atol!r})"
 
 
 class ClosedFormStep:
-    """The AGD-like closed form ``τ = (1/L) log((1 + sqrt(1 + 4β/(P² Q L)))/2)``, ``P = Π_i mu_i``.
+    """The AGD-like closed form ``τ = (1/L) log((1 + sqrt(1 + 4β/(P² Q L)))/2)``, ``P = Π_i mu_i`` (method.md §5).
 
+    Notes
+    -----
     ``τ`` minimises ``h(t) = -β t + Q/2 (P (e^{Lt} - 1))²`` (:func:`spherenet.majorant.closed_form_model`),
     which is ``Step.predicted``. No search (``evals = 0``); ``β = 0`` gives ``τ = 0`` and ``"stationary"``.
     """
@@ -90,12 +112,11 @@ class ClosedFormStep:
 
     def __call__(self, it: Iterate) -> Step:
         Q, P, L, beta = input_energy(it.X), float(np.prod(it.radii)), len(it.weights), it.direction.beta
-        info = {"alpha": it.direction.alpha, "Q": Q, "P2": P, "evals": 0}
+        info = {"alpha": it.direction.alpha, "Q": Q, "lipschitz_product": P, "evals": 0}
         if beta == 0:
             return _stationary(it, info)
         tau = _closed_form_tau(beta, P, Q, L)
-        return Step(tau, predicted=float(closed_form_model(tau, beta, P, Q, L)), flags=_zero_layer_flags(it),
-                    info=info)
+        return Step(tau, predicted=float(closed_form_model(tau, beta, P, Q, L)), info=info)
 
     def __repr__(self) -> str:
         return "ClosedFormStep()"

@@ -1,4 +1,4 @@
-"""The normalised bias-free ReLU MLP, its loss, and the hand-written backward pass (METHOD.md §1–3).
+"""The normalised bias-free ReLU MLP, its loss, and the hand-written backward pass (docs/method.md §1–3).
 
     f(x; W) = W_L σ(W_{L-1} σ( ... σ(W_1 x)))        σ(z) = max(0, z),  linear output
 
@@ -17,18 +17,33 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import kernels, rows, sphere
-from ._checks import (as_float_matrix, check_choice, check_data, check_weights, finite_float,
+from ._checks import (as_float_matrix, check_choice, check_data, check_radii, check_weights, finite_float,
                       positive_int, rng_from)
 
 RADIUS_RULES = ("unit", "agd", "fan")
 
 
 def radii_for(widths, radius="unit") -> np.ndarray:
-    """Radii ``mu_i`` for layers of ``widths = [d_0, ..., d_L]``.
+    """Radii ``mu_i`` for layers of ``widths = [d_0, ..., d_L]`` (docs/method.md §1).
 
-    ``radius`` is a positive number (all layers), a sequence of L positive numbers, or a rule:
-    ``"unit"``: ``mu_i = 1`` (the paper); ``"agd"``: ``mu_i = sqrt(d_i/d_{i-1})``;
-    ``"fan"``: ``mu_i = sqrt(d_i d_{i-1})/3`` (both seen in the authors' code).
+    Parameters
+    ----------
+    widths : sequence of int
+        ``[d_0, ..., d_L]``, at least two positive integers.
+    radius : float, sequence of float or str, optional
+        A positive number (all layers), a sequence of L positive numbers, or a rule: ``"unit"`` (default,
+        the paper): ``mu_i = 1``; ``"agd"``: ``mu_i = sqrt(d_i/d_{i-1})``; ``"fan"``: ``mu_i = sqrt(d_i d_{i-1})/3``
+        (both seen in the authors' code).
+
+    Returns
+    -------
+    ndarray, shape (L,)
+        ``mu_1..mu_L``.
+
+    Examples
+    --------
+    >>> radii_for([4, 16, 1], "agd")
+    array([2.  , 0.25])
     """
     widths = check_widths(widths)
     L = len(widths) - 1
@@ -38,14 +53,22 @@ def radii_for(widths, radius="unit") -> np.ndarray:
         return {"unit": np.ones(L), "agd": np.sqrt(d_out / d_in), "fan": np.sqrt(d_out * d_in) / 3}[rule]
     if np.ndim(radius) == 0:
         return np.full(L, finite_float("radius", radius, positive=True))
-    radii = [finite_float(f"radius[{i}]", r, positive=True) for i, r in enumerate(radius)]
-    if len(radii) != L:
-        raise ValueError(f"radius has {len(radii)} entries but the network has {L} weight matrices")
-    return np.array(radii)
+    return check_radii(radius, L, name="radius")
 
 
 def check_widths(widths) -> tuple[int, ...]:
-    """Validate ``widths = [d_0, ..., d_L]``: at least two positive integers."""
+    """Validate ``widths = [d_0, ..., d_L]``.
+
+    Parameters
+    ----------
+    widths : sequence of int
+        At least two positive integers (NumPy integers accepted).
+
+    Returns
+    -------
+    tuple of int
+        The widths; a clear ``TypeError``/``ValueError`` otherwise.
+    """
     if isinstance(widths, (str, bytes)) or not hasattr(widths, "__len__"):
         raise TypeError(f"widths must be a sequence of positive integers, got {widths!r}")
     if len(widths) < 2:
@@ -55,7 +78,26 @@ def check_widths(widths) -> tuple[int, ...]:
 
 
 def glorot_sphere_init(widths, radii, rng: np.random.Generator) -> list[np.ndarray]:
-    """Glorot-uniform ``U(-a, a)``, ``a = sqrt(6/(d_i + d_{i-1}))``, then ``W_i <- mu_i W_i/||W_i||_F``."""
+    """Glorot-uniform weights projected onto their spheres (docs/method.md §2).
+
+    Parameters
+    ----------
+    widths : sequence of int
+        ``[d_0, ..., d_L]``.
+    radii : array_like
+        ``mu_i``.
+    rng : numpy.random.Generator
+        The source of the samples (layer by layer, in order).
+
+    Returns
+    -------
+    list of ndarray
+        ``W_i: (d_i, d_{i-1})`` in float64, ``||W_i||_F = mu_i``.
+
+    Notes
+    -----
+    ``W_i ~ U(-a, a)``, ``a = sqrt(6/(d_i + d_{i-1}))``, then ``W_i <- mu_i W_i/||W_i||_F``.
+    """
     weights = []
     for d_in, d_out, mu in zip(widths[:-1], widths[1:], radii):
         a = np.sqrt(6.0 / (d_in + d_out))
@@ -67,13 +109,18 @@ def glorot_sphere_init(widths, radii, rng: np.random.Generator) -> list[np.ndarr
 
 @dataclass
 class ForwardCache:
-    """Everything the backward pass and the jets reuse from one forward pass.
+    """Everything the backward pass and the jets reuse from one forward pass (docs/method.md §1).
 
-    ``Z[i]``: pre-activation of layer i+1, ``(N, d_{i+1})`` (in the training loop's caches, a hidden layer's
-    ``Z[i]`` is its ``H[i + 1]``, i.e. ``max(Z, 0)``: see :meth:`Workspace.cache`); ``H[i]``: its input, ``H[0] = X``;
-    ``F = Z[-1]``: the network output ``(N, d_L)``. ``dZ[i] = ∂J/∂Z_{i+1}``: the backward pass's adjoints
-    at this point, once :func:`_backward` has run on the cache (``None`` before; ``dZ[0]`` stays ``None``
-    in a network of several layers, as no pass reads it).
+    Attributes
+    ----------
+    H : list of ndarray
+        ``H[i]``: the input of layer ``i+1``, ``H[0] = X``.
+    Z : list of ndarray
+        ``Z[i]``: the pre-activation of layer ``i+1``, ``(N, d_{i+1})``. In the training loop's caches a hidden
+        layer's ``Z[i]`` is its ``H[i + 1]``, i.e. ``max(Z, 0)`` (see :meth:`Workspace.cache`).
+    dZ : list or None
+        ``dZ[i] = ∂J/∂Z_{i+1}``: the backward pass's adjoints at this point once :func:`_backward` has run on the
+        cache (``None`` before; ``dZ[0]`` stays ``None`` in a network of several layers, as no pass reads it).
     """
     H: list
     Z: list
@@ -81,12 +128,15 @@ class ForwardCache:
 
     @property
     def F(self) -> np.ndarray:
+        """The network output ``F = Z[-1]``, ``(N, d_L)``."""
         return self.Z[-1]
 
 
 class Workspace:
     """Named scratch arrays, reused from call to call by the training loop's hot path.
 
+    Notes
+    -----
     Allocating a fresh multi-megabyte array costs its page faults on first touch — as much as the matrix
     product that fills it (``benchmarks/README.md``). Arrays handed out here are overwritten by the next call
     that asks for the same name, so public functions never use a workspace.
@@ -96,14 +146,40 @@ class Workspace:
         self._arrays = {}
 
     def array(self, name, shape, dtype) -> np.ndarray:
+        """The array called ``name``, made anew only when its shape or dtype changes.
+
+        Parameters
+        ----------
+        name : str
+        shape : tuple of int
+        dtype : numpy dtype
+
+        Returns
+        -------
+        ndarray
+            Uninitialised on first use; otherwise the same array as the last call with this name.
+        """
         a = self._arrays.get(name)
         if a is None or a.shape != tuple(shape) or a.dtype != dtype:
             a = self._arrays[name] = np.empty(shape, dtype)
         return a
 
     def scratch(self, name, shape, dtype) -> np.ndarray:
-        """A contiguous ``shape`` array carved from one flat buffer per name, grown when too small: for
-        arrays whose shape changes from layer to layer (a pass that needs one layer's at a time)."""
+        """A contiguous ``shape`` array carved from one flat buffer per name, grown when too small.
+
+        For arrays whose shape changes from layer to layer (a pass that needs one layer's at a time).
+
+        Parameters
+        ----------
+        name : str
+        shape : tuple of int
+        dtype : numpy dtype
+
+        Returns
+        -------
+        ndarray
+            A view of the first ``prod(shape)`` numbers of the buffer.
+        """
         size = int(np.prod(shape))
         flat = self._arrays.get(name)
         if flat is None or flat.size < size or flat.dtype != dtype:
@@ -111,9 +187,21 @@ class Workspace:
         return flat[:size].reshape(shape)
 
     def reserve(self, names, n_rows: int, width: int, dtype, block: int | None = None) -> None:
-        """Make the scratch buffers ``f"{name}{p}"`` of every part ``p`` of ``n_rows`` rows (``rows.parts``),
-        ``width`` columns and the part's rows (at most ``block``) each, before the parts' threads start (they
-        then only read this dictionary)."""
+        """Make the scratch buffers ``f"{name}{p}"`` of every part ``p`` of ``n_rows`` rows (``rows.parts``).
+
+        Called before the parts' threads start (they then only read this dictionary).
+
+        Parameters
+        ----------
+        names : iterable of str
+        n_rows : int
+            The rows of the pass.
+        width : int
+            Columns of each buffer.
+        dtype : numpy dtype
+        block : int, optional
+            At most this many rows per buffer (default: the part's rows).
+        """
         for p, r in enumerate(rows.parts(n_rows)):
             for name in names:
                 self.scratch(f"{name}{p}", (min(r.stop - r.start, block or n_rows), width), dtype)
@@ -121,10 +209,24 @@ class Workspace:
     def cache(self, name, weights, X) -> "ForwardCache":
         """Buffers for a forward pass of ``weights`` on ``X`` (to pass as ``out=``).
 
-        A hidden layer's ``Z[i]`` and ``H[i + 1]`` are one array here, which holds ``H = max(Z, 0)`` after the
-        pass (the ReLU runs in place): the backward pass and the jets read a hidden ``Z`` only through its
-        mask, and ``[Z > 0] = [H > 0]`` exactly, so the training loop's caches take half the memory.
-        (``forward_cache`` and every public function keep both.)"""
+        Parameters
+        ----------
+        name : str
+            Prefix of the arrays' names.
+        weights : list of ndarray
+        X : ndarray, shape (N, d_0)
+
+        Returns
+        -------
+        ForwardCache
+            ``H = [X, Z[0], .., Z[L-2]]``: a hidden layer's ``Z[i]`` and ``H[i + 1]`` are one array.
+
+        Notes
+        -----
+        That array holds ``H = max(Z, 0)`` after the pass (the ReLU runs in place): the backward pass and the jets read
+        a hidden ``Z`` only through its mask, and ``[Z > 0] = [H > 0]`` exactly, so the training loop's caches take half
+        the memory. (``forward_cache`` and every public function keep both.)
+        """
         N = X.shape[0]
         Z = [self.array(f"{name}.Z{i}", (N, W.shape[0]), X.dtype) for i, W in enumerate(weights)]
         return ForwardCache([X] + Z[:-1], Z)
@@ -152,10 +254,28 @@ def _forward_cache(weights, X, out: ForwardCache | None = None) -> ForwardCache:
 
 
 def hidden_activation_bound(radii, X) -> float:
-    """``max_n ||x_n||_2 · max_{i<L} Π_{j<=i} mu_j``: no hidden pre-activation ``Z_i`` (``i < L``), and no
-    partial sum of the products that form it, exceeds this in absolute value while ``||W_j||_F = mu_j``.
+    """A bound on every hidden pre-activation while ``||W_j||_F = mu_j``.
 
-    (``|(W_i h)_c| <= ||W_i||_2 ||h|| <= mu_i ||h||``, and ``||max(z, 0)|| <= ||z||``.) ``0`` for ``L = 1``.
+    Parameters
+    ----------
+    radii : array_like
+        ``mu_1..mu_L``.
+    X : ndarray, shape (N, d_0)
+
+    Returns
+    -------
+    float
+        ``max_n ||x_n||_2 · max_{i<L} Π_{j<=i} mu_j``; ``0`` for ``L = 1`` or no rows. No hidden ``Z_i`` (``i < L``),
+        and no partial sum of the products that form it, exceeds it in absolute value.
+
+    Notes
+    -----
+    ``|(W_i h)_c| <= ||W_i||_2 ||h|| <= mu_i ||h||``, and ``||max(z, 0)|| <= ||z||``.
+
+    Examples
+    --------
+    >>> hidden_activation_bound([2.0, 3.0, 1.0], np.array([[3.0, 4.0]]))
+    30.0
     """
     radii = np.asarray(radii, dtype=np.float64)
     if len(radii) < 2 or X.shape[0] == 0:
@@ -175,6 +295,12 @@ def _block_buffers(ws: Workspace, weights, n_rows: int, dtype) -> None:
     ws.reserve(("block.a", "block.b"), n_rows, max(W.shape[0] for W in weights), dtype, block=ROW_BLOCK)
 
 
+def _alternating_buffer(part: int, layer: int) -> str:
+    """The name of the shared block buffer layer ``layer`` writes in part ``part``: the two buffers take turns,
+    so a layer's output never overwrites the input it is computed from."""
+    return f"block.{'ab'[layer % 2]}{part}"
+
+
 def _output(weights, X, ws: Workspace) -> np.ndarray:
     """``f(X)`` without keeping the hidden layers (for evaluation only), block by block of rows in the two
     shared block buffers. The result lives in ``ws`` and is overwritten by the next call."""
@@ -185,7 +311,7 @@ def _output(weights, X, ws: Workspace) -> np.ndarray:
         for b in rows.blocks(r, ROW_BLOCK):
             H = X[b]
             for i, W in enumerate(weights[:-1]):
-                Z = kernels.matmul_nt(H, W, ws.scratch(f"block.{'ab'[i % 2]}{p}", (H.shape[0], W.shape[0]), X.dtype))
+                Z = kernels.matmul_nt(H, W, ws.scratch(_alternating_buffer(p, i), (H.shape[0], W.shape[0]), X.dtype))
                 H = kernels.relu(Z, Z)
             kernels.matmul_nt(H, weights[-1], F[b])
 
@@ -218,18 +344,18 @@ def _backward(weights, cache: ForwardCache, Y, ws: Workspace | None = None,
     scale = dt.type(1.0 / Y.shape[0])
 
     def block(p, b):
-        def room(i):                                 # dZ_i of these rows: kept, or a block buffer (alternating)
+        def adjoint_buffer(i):                       # dZ_i of these rows: kept, or a shared block buffer
             if kept[i] is not None:
                 return kept[i][b]
-            return ws.scratch(f"block.{'ab'[(L - 1 - i) % 2]}{p}", (b.stop - b.start, cache.Z[i].shape[1]), dt)
+            return ws.scratch(_alternating_buffer(p, L - 1 - i), (b.stop - b.start, cache.Z[i].shape[1]), dt)
 
-        D = np.subtract(cache.F[b], Y[b], out=room(L - 1))
+        D = np.subtract(cache.F[b], Y[b], out=adjoint_buffer(L - 1))
         D *= scale
         grads = [None] * L
         for i in range(L - 1, -1, -1):
             grads[i] = D.T @ cache.H[i][b]
             if i:
-                D = np.matmul(D, weights[i], out=room(i - 1))
+                D = np.matmul(D, weights[i], out=adjoint_buffer(i - 1))
                 kernels.relu_mask(D, cache.Z[i - 1][b], D)
         return grads
 
@@ -257,25 +383,78 @@ def _checked(weights, X, Y=None, needs_targets=True):
 
 
 def forward(weights, X) -> np.ndarray:
-    """Network output ``f(X): (N, d_L)`` for ``X: (N, d_0)``."""
+    """Network output ``f(X) = W_L σ(... σ(W_1 x))`` (docs/method.md §1), input checked.
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        ``W_i: (d_i, d_{i-1})``, float32 or float64 (one dtype).
+    X : array_like, shape (N, d_0)
+
+    Returns
+    -------
+    ndarray, shape (N, d_L)
+        In the weights' dtype.
+    """
     weights, X, _ = _checked(weights, X, needs_targets=False)
     return _forward_cache(weights, X).F
 
 
 def forward_cache(weights, X) -> ForwardCache:
-    """Forward pass keeping every layer's pre-activation and input (for the backward pass and jets)."""
+    """Forward pass keeping every layer's pre-activation and input (for the backward pass and the jets).
+
+    Parameters
+    ----------
+    weights : list of ndarray
+    X : array_like, shape (N, d_0)
+
+    Returns
+    -------
+    ForwardCache
+        ``Z_i = H_{i-1} W_i^T``, ``H_i = max(Z_i, 0)`` (docs/method.md §1), every array kept separately.
+    """
     weights, X, _ = _checked(weights, X, needs_targets=False)
     return _forward_cache(weights, X)
 
 
 def loss(weights, X, Y) -> float:
-    """``J(W) = 1/(2N) sum_n ||f(x_n) - y_n||^2``."""
+    """The loss ``J(W) = 1/(2N) sum_n ||f(x_n) - y_n||^2`` (docs/method.md §1).
+
+    Parameters
+    ----------
+    weights : list of ndarray
+    X : array_like, shape (N, d_0)
+    Y : array_like, shape (N, d_L)
+
+    Returns
+    -------
+    float
+        ``J``, accumulated in float64.
+    """
     weights, X, Y = _checked(weights, X, Y)
     return _loss(weights, X, Y)
 
 
 def loss_and_grad(weights, X, Y) -> tuple[float, list]:
-    """``(J, grads)`` with ``grads[i] = ∇_{W_i} J`` (Euclidean), by the hand-written backward pass."""
+    """Loss and Euclidean gradients by the hand-written backward pass (docs/method.md §1).
+
+    Parameters
+    ----------
+    weights : list of ndarray
+    X : array_like, shape (N, d_0)
+    Y : array_like, shape (N, d_L)
+
+    Returns
+    -------
+    J : float
+    grads : list of ndarray
+        ``grads[i] = ∇_{W_i} J``, shaped as ``weights[i]``.
+
+    Notes
+    -----
+    ``dZ_L = (F - Y)/N``; for ``i = L..1``: ``∇_i J = dZ_i^T H_{i-1}``, ``dZ_{i-1} = (dZ_i W_i) ⊙ [Z_{i-1} > 0]``
+    (tie rule ``σ'(0) = 0``, ``kernels.relu_mask``).
+    """
     weights, X, Y = _checked(weights, X, Y)
     return _backward(weights, _forward_cache(weights, X), Y)
 
@@ -284,12 +463,22 @@ def loss_and_grad(weights, X, Y) -> tuple[float, list]:
 
 @dataclass
 class Direction:
-    """Per-layer search direction and the scalars built from it (METHOD.md §3, §5).
+    """Per-layer search direction and the scalars built from it (docs/method.md §3, §5).
 
-    ``V[i] = -grad_i/||grad_i||_F`` with ``grad_i = Proj_{W_i}(∇_i J)`` (``||V_i||_F = 1``, ``<W_i, V_i> = 0``),
-    or 0 for a layer whose Riemannian gradient vanishes — such a layer stays put along the update curve,
-    ``Γ_i(t) = W_i`` (not ``W_i cos t``, which would leave its sphere); ``rgrad_norms[i] = ||grad_i||_F``;
-    ``beta = sum_i mu_i ||grad_i||_F = -φ'(0)``; ``inner_wg[i] = <W_i, ∇_i J>``; ``alpha = sum_i <W_i, ∇_i J>``.
+    Attributes
+    ----------
+    V : list of ndarray
+        ``V_i = -grad_i/||grad_i||_F`` with ``grad_i = Proj_{W_i}(∇_i J)`` (``||V_i||_F = 1``, ``<W_i, V_i> = 0``),
+        or 0 for a layer whose Riemannian gradient vanishes — such a layer stays put along the update curve,
+        ``Γ_i(t) = W_i`` (not ``W_i cos t``, which would leave its sphere).
+    rgrad_norms : ndarray
+        ``||grad_i||_F``.
+    inner_wg : ndarray
+        ``<W_i, ∇_i J>``.
+    beta : float
+        ``sum_i mu_i ||grad_i||_F = -φ'(0)``.
+    alpha : float
+        ``sum_i <W_i, ∇_i J>``.
     """
     V: list
     rgrad_norms: np.ndarray
@@ -298,19 +487,26 @@ class Direction:
     alpha: float
 
     @property
-    def zero_layers(self) -> list[int]:
-        """Layers whose Riemannian gradient is zero (their ``V_i = 0``): they stay where they are."""
-        return [i for i, n in enumerate(self.rgrad_norms) if n == 0.0]
+    def rates(self) -> np.ndarray:
+        """The curve's rate per layer, ``sphere.layer_rates(V)``: 1, or 0 for a layer that stays (``V_i = 0``)."""
+        return sphere.layer_rates(self.V)
 
     @property
     def moving(self) -> np.ndarray:
         """``moving[i]``: layer i moves along its great circle; a zero layer stays, ``Γ_i(t) = W_i``."""
-        return self.rgrad_norms > 0
+        return self.rates > 0
+
+    @property
+    def zero_layers(self) -> list[int]:
+        """Layers whose Riemannian gradient is zero (their ``V_i = 0``): they stay where they are."""
+        return [int(i) for i in np.flatnonzero(~self.moving)]
 
     @property
     def alpha_moving(self) -> float:
         """``sum_{i moving} <W_i, ∇_i J>``: the ``α`` of the first-order term ``Σ_i <∇_i J, Γ_i(t) - W_i>``.
-        Equal to ``alpha`` (bit for bit) when every layer moves."""
+
+        Equal to ``alpha`` (bit for bit) when every layer moves.
+        """
         return float(self.inner_wg[self.moving].sum())
 
 
@@ -338,9 +534,24 @@ def _direction(weights, grads, radii) -> Direction:
 
 
 def direction(weights, grads, radii) -> Direction:
-    """Search direction and scalars from the Euclidean gradients ``grads`` at ``weights``.
+    """Search direction and scalars from the Euclidean gradients ``grads`` at ``weights`` (docs/method.md §3).
 
-    ``V_i = -grad_i/||grad_i||``, ``beta = sum_i mu_i ||grad_i||``, ``alpha = sum_i <W_i, ∇_i J>``.
+    Parameters
+    ----------
+    weights : list of ndarray
+        ``W_i`` on their spheres.
+    grads : list of ndarray
+        ``∇_i J``, shaped as ``weights``.
+    radii : array_like
+        ``mu_i``.
+
+    Returns
+    -------
+    Direction
+        ``V_i = -grad_i/||grad_i||``, ``beta = sum_i mu_i ||grad_i||``, ``alpha = sum_i <W_i, ∇_i J>``.
+
+    Notes
+    -----
     A layer's Riemannian gradient counts as zero (``V_i = 0``) when ``||grad_i|| <= 64 eps ||∇_i J||`` (``eps`` of
     the gradients' dtype): below that it is rounding noise and normalising it would give an arbitrary
     direction. Computed in float64 for float32 weights too (then ``V_i`` is cast back).
@@ -348,13 +559,9 @@ def direction(weights, grads, radii) -> Direction:
     weights = check_weights(weights)
     grads = [as_float_matrix(f"grads[{i}]", G, dtype=np.asarray(G).dtype if np.asarray(G).dtype in
                              (np.float32, np.float64) else np.float64) for i, G in enumerate(_as_list("grads", grads))]
-    if isinstance(radii, (str, bytes)) or np.ndim(radii) != 1:
-        raise TypeError(f"radii must be a sequence of positive numbers, got {radii!r}")
-    radii = np.array([finite_float(f"radii[{i}]", float(m) if isinstance(m, np.floating) else m, positive=True)
-                      for i, m in enumerate(radii)])
-    if len(grads) != len(weights) or len(radii) != len(weights):
-        raise ValueError(f"weights, grads and radii must have one entry per layer: "
-                         f"{len(weights)}, {len(grads)}, {len(radii)}")
+    radii = check_radii(radii, len(weights))
+    if len(grads) != len(weights):
+        raise ValueError(f"weights and grads must have one entry per layer: {len(weights)}, {len(grads)}")
     for i, (W, G) in enumerate(zip(weights, grads)):
         if W.shape != G.shape:
             raise ValueError(f"grads[{i}] has shape {G.shape}, weights[{i}] has {W.shape}")
@@ -370,11 +577,27 @@ def _as_list(name, value) -> list:
 # --- the network object -----------------------------------------------------------------------------------
 
 class NormalisedMLP:
-    """Bias-free ReLU MLP with ``||W_i||_F = radii[i]`` for every layer.
+    """Bias-free ReLU MLP with ``||W_i||_F = radii[i]`` for every layer (docs/method.md §1–2).
 
-    ``widths = [d_0, ..., d_L]``; ``radius``: a number, a sequence of L numbers, or ``"unit"``/``"agd"``/``"fan"``
-    (see :func:`radii_for`); ``seed``: seed or ``np.random.Generator`` for the Glorot-uniform initialisation.
-    Attributes: ``weights`` (list of ``(d_i, d_{i-1})`` arrays), ``radii`` (length L), ``widths``.
+    Parameters
+    ----------
+    widths : sequence of int
+        ``[d_0, ..., d_L]``.
+    radius : float, sequence or str, optional
+        A number, a sequence of L numbers, or ``"unit"`` (default) / ``"agd"`` / ``"fan"`` (:func:`radii_for`).
+    seed : int or numpy.random.Generator, optional
+        For the Glorot-uniform initialisation (:func:`glorot_sphere_init`, sampled in float64 then cast, so
+        float32 nets start from the same point).
+    dtype : float32 or float64, optional
+        The weights' dtype (default float64); a radius its dtype cannot represent is refused.
+
+    Attributes
+    ----------
+    weights : list of ndarray
+        ``W_i: (d_i, d_{i-1})``.
+    radii : ndarray
+        ``mu_1..mu_L``.
+    widths : tuple of int
     """
 
     def __init__(self, widths, radius="unit", seed=None, dtype=np.float64):
@@ -402,35 +625,89 @@ class NormalisedMLP:
 
     @property
     def dtype(self):
+        """The weights' dtype (float32 or float64)."""
         return self.weights[0].dtype
 
     def forward(self, X) -> np.ndarray:
-        """Output ``f(X): (N, d_L)`` for ``X: (N, d_0)``."""
+        """Output ``f(X): (N, d_L)`` for ``X: (N, d_0)`` (:func:`forward`; also ``net(X)``).
+
+        Parameters
+        ----------
+        X : array_like, shape (N, d_0)
+
+        Returns
+        -------
+        ndarray, shape (N, d_L)
+        """
         return forward(self.weights, X)
 
     __call__ = forward
 
     def loss(self, X, Y) -> float:
-        """``J = 1/(2N) sum ||f(x_n) - y_n||^2``."""
+        """``J = 1/(2N) sum ||f(x_n) - y_n||^2`` (:func:`loss`).
+
+        Parameters
+        ----------
+        X : array_like, shape (N, d_0)
+        Y : array_like, shape (N, d_L)
+
+        Returns
+        -------
+        float
+        """
         return loss(self.weights, X, Y)
 
     def loss_and_grad(self, X, Y):
-        """``(J, [∇_{W_i} J])``."""
+        """``(J, [∇_{W_i} J])`` (:func:`loss_and_grad`).
+
+        Parameters
+        ----------
+        X : array_like, shape (N, d_0)
+        Y : array_like, shape (N, d_L)
+
+        Returns
+        -------
+        tuple of (float, list of ndarray)
+        """
         return loss_and_grad(self.weights, X, Y)
 
     def spectral_norm_product(self) -> float:
-        """``P_op = prod_i ||W_i||_2``: a bound on the network's l2 -> l2 Lipschitz constant."""
+        """``P_op = prod_i ||W_i||_2``: a bound on the network's l2 -> l2 Lipschitz constant (docs/method.md §1–2).
+
+        Returns
+        -------
+        float
+            Computed in float64.
+        """
         return float(np.prod([np.linalg.norm(W.astype(np.float64), 2) for W in self.weights]))
 
     def lipschitz_bound(self) -> float:
-        """``prod_i mu_i >= prod_i ||W_i||_2 >= Lip(f)``; holds at every iterate (updates stay on spheres)."""
+        """``prod_i mu_i >= prod_i ||W_i||_2 >= Lip(f)`` (docs/method.md §1).
+
+        Returns
+        -------
+        float
+            Holds at every iterate: the updates stay on the spheres.
+        """
         return float(np.prod(self.radii))
 
     def norm_drift(self) -> float:
-        """``max_i | ||W_i||_F - mu_i |`` (relative to ``mu_i``)."""
+        """How far the weights have left their spheres.
+
+        Returns
+        -------
+        float
+            ``max_i | ||W_i||_F - mu_i | / mu_i``.
+        """
         return max(abs(sphere.fro(W.astype(np.float64)) - mu) / mu for W, mu in zip(self.weights, self.radii))
 
     def copy(self) -> "NormalisedMLP":
+        """An independent copy (weights and radii copied).
+
+        Returns
+        -------
+        NormalisedMLP
+        """
         new = object.__new__(NormalisedMLP)
         new.widths, new.radii = self.widths, self.radii.copy()
         new.weights = [W.copy() for W in self.weights]
@@ -438,13 +715,24 @@ class NormalisedMLP:
 
     @classmethod
     def from_weights(cls, weights, radii=None, rtol: float | None = None) -> "NormalisedMLP":
-        """A network with the given weights; ``radii`` defaults to their Frobenius norms, else must match them
-        to ``rtol`` (default 1e-6 for float32, 1e-10 for float64; a long float32 run may need its recorded
-        drift)."""
+        """A network with the given weights.
+
+        Parameters
+        ----------
+        weights : list of ndarray
+            ``W_i: (d_i, d_{i-1})`` (copied).
+        radii : array_like, optional
+            Default: the weights' Frobenius norms; else they must match them to ``rtol``.
+        rtol : float, optional
+            Default 1e-6 for float32, 1e-10 for float64 (a long float32 run may need its recorded drift).
+
+        Returns
+        -------
+        NormalisedMLP
+        """
         weights = check_weights(weights)
         norms = np.array([sphere.fro(W.astype(np.float64)) for W in weights])
-        radii = norms if radii is None else np.array(
-            [finite_float(f"radii[{i}]", r, positive=True) for i, r in enumerate(radii)])
+        radii = norms if radii is None else check_radii(radii, len(weights))
         if rtol is None:
             rtol = 1e-6 if weights[0].dtype == np.float32 else 1e-10
         for i, W in enumerate(weights):

@@ -30,7 +30,18 @@ def _current() -> tuple[ThreadPoolExecutor | None, int]:
 
 @contextlib.contextmanager
 def threads(count: int):
-    """Run the passes inside the block on ``count`` threads (one pool, made here and shut down on exit)."""
+    """Run the passes inside the block on ``count`` threads (one pool, made here and shut down on exit).
+
+    Parameters
+    ----------
+    count : int
+        Positive; 1 runs every pass in one part, as without the block.
+
+    Yields
+    ------
+    None
+        The setting holds for the calling thread until the block ends (then the previous one is restored).
+    """
     count = positive_int("threads", count)
     saved = _current()
     pool = ThreadPoolExecutor(count, thread_name_prefix="spherenet-rows") if count > 1 else None
@@ -44,21 +55,62 @@ def threads(count: int):
 
 
 def parts(n_rows: int) -> list[slice]:
-    """The contiguous row ranges a pass over ``n_rows`` rows is split into (one unless threads are on)."""
+    """The contiguous row ranges a pass over ``n_rows`` rows is split into (one unless threads are on).
+
+    Parameters
+    ----------
+    n_rows : int
+
+    Returns
+    -------
+    list of slice
+        At most the thread count, and at least ``MIN_ROWS`` rows each (a single part otherwise).
+
+    Examples
+    --------
+    >>> parts(10)
+    [slice(0, 10, None)]
+    """
     count = min(_current()[1], max(n_rows // MIN_ROWS, 1))
     bounds = [n_rows * p // count for p in range(count + 1)]
     return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def blocks(part: slice, size: int) -> list[slice]:
-    """The consecutive blocks of at most ``size`` rows that cover the rows ``part``."""
+    """The consecutive blocks of at most ``size`` rows that cover the rows ``part``.
+
+    Parameters
+    ----------
+    part : slice
+        With ``start`` and ``stop`` set.
+    size : int
+
+    Returns
+    -------
+    list of slice
+
+    Examples
+    --------
+    >>> blocks(slice(0, 5), 2)
+    [slice(0, 2, None), slice(2, 4, None), slice(4, 5, None)]
+    """
     return [slice(s, min(s + size, part.stop)) for s in range(part.start, part.stop, size)]
 
 
 def map_parts(fn, n_rows: int) -> list:
     """``[fn(p, rows) for p, rows in enumerate(parts(n_rows))]``, the parts on the pool when there are several.
 
-    ``fn`` must only write to its own rows (or to buffers named by its part ``p``)."""
+    Parameters
+    ----------
+    fn : callable
+        ``fn(p, rows)``; must only write to its own rows (or to buffers named by its part ``p``).
+    n_rows : int
+
+    Returns
+    -------
+    list
+        The parts' results, in row order.
+    """
     ranges, pool = parts(n_rows), _current()[0]
     if len(ranges) == 1 or pool is None:
         return [fn(p, rows) for p, rows in enumerate(ranges)]
@@ -66,8 +118,23 @@ def map_parts(fn, n_rows: int) -> list:
 
 
 def add_in_order(values):
-    """``values[0] + values[1] + ...``, left to right: per-part results added in row order, so a given
-    thread count always gives the same bits (one part: ``values[0]`` itself)."""
+    """``values[0] + values[1] + ...``, left to right.
+
+    Parameters
+    ----------
+    values : sequence
+        Per-part results, in row order (non-empty).
+
+    Returns
+    -------
+    object
+        The sum, so a given thread count always gives the same bits (one part: ``values[0]`` itself).
+
+    Examples
+    --------
+    >>> add_in_order([1.0, 2.0, 3.0])
+    6.0
+    """
     total = values[0]
     for value in values[1:]:
         total = total + value

@@ -25,15 +25,30 @@ from .network import (Direction, ForwardCache, Workspace, _backward, _direction,
 class Iterate:
     """The state a step rule sees at one iteration (nothing in it may be modified by the rule).
 
-    ``weights[i]: (d_i, d_{i-1})`` on the sphere of radius ``radii[i]``; ``X: (N, d_0)``, ``Y: (N, d_L)``
-    (the batch this step is taken on); ``cache``: the forward pass at ``weights``; ``loss = J(weights)``;
-    ``grads[i] = ∇_{W_i} J``; ``direction``: ``V_i``, ``beta``, ``alpha``; ``loss_prev``: the loss accepted at
-    the previous iteration (``J(W^(0))`` at the first), which Algorithm 1's backtracking compares against;
-    ``spare``: buffers :func:`loss_along` may write its forward pass into (the training loop's; ``None``:
-    new arrays). In a full-batch run ``spare`` *is* ``cache``: a rule reads ``cache`` (the jet, the adjoints)
-    before it evaluates any trial point, and a step of ``tau = 0`` gets the forward pass at ``weights``
-    recomputed by the loop. ``workspace``: scratch arrays a rule may reuse from iteration to iteration (or
-    ``None``).
+    Attributes
+    ----------
+    weights : list of ndarray
+        ``W_i: (d_i, d_{i-1})`` on the sphere of radius ``radii[i]``.
+    radii : ndarray
+    X, Y : ndarray
+        ``(N, d_0)``, ``(N, d_L)``: the batch this step is taken on.
+    cache : network.ForwardCache
+        The forward pass at ``weights``.
+    loss : float
+        ``J(weights)``.
+    grads : list of ndarray
+        ``∇_{W_i} J``.
+    direction : network.Direction
+        ``V_i``, ``beta``, ``alpha``.
+    loss_prev : float
+        The loss accepted at the previous iteration (``J(W^(0))`` at the first), which Algorithm 1's
+        backtracking compares against.
+    trial_buffers : network.ForwardCache or None
+        Where trial passes go: the training loop's business (in a full-batch run they are ``cache``'s own, and a
+        step of ``tau = 0`` gets the pass at ``weights`` recomputed by the loop). So a rule reads ``cache`` (the
+        jet, the adjoints) before it evaluates a trial point with :meth:`loss_at`.
+    workspace : network.Workspace or None
+        Scratch arrays a rule may reuse from iteration to iteration.
     """
     weights: list
     radii: np.ndarray
@@ -44,19 +59,45 @@ class Iterate:
     grads: list
     direction: Direction
     loss_prev: float
-    spare: ForwardCache | None = None
+    trial_buffers: ForwardCache | None = None
     workspace: Workspace | None = None
+
+    def loss_at(self, weights: list) -> tuple[float, list, ForwardCache]:
+        """The loss at ``weights`` on this iterate's batch.
+
+        Parameters
+        ----------
+        weights : list of ndarray
+
+        Returns
+        -------
+        tuple
+            ``(J(weights), weights, forward pass)``; each call's forward pass may overwrite the previous call's
+            (it goes into ``trial_buffers`` when they are set).
+        """
+        cache = _forward_cache(weights, self.X, out=self.trial_buffers)
+        return _loss_from_output(cache.F, self.Y), weights, cache
 
 
 @dataclass
 class Step:
-    """A rule's decision. ``tau``: the angle taken (0 = stay).
+    """A rule's decision.
 
-    ``weights_new``/``cache_new``/``loss_new``: ``Γ(tau)``, the forward pass there and ``J(Γ(tau))`` when the rule
-    evaluated them (the loop reuses them as the next iteration's forward pass), else ``None``.
-    ``predicted``: the rule's model of ``φ(tau) - φ(0)``; ``halvings``: backtracking halvings;
-    ``flags``: degenerate cases met, by name (see ``FLAGS``); ``info``: rule-specific scalars or arrays
-    (e.g. ``kappa``, model coefficients), recorded in the history.
+    Attributes
+    ----------
+    tau : float
+        The angle taken (0 = stay).
+    weights_new, cache_new, loss_new : optional
+        ``Γ(tau)``, the forward pass there and ``J(Γ(tau))`` when the rule evaluated them (the loop reuses them as
+        the next iteration's forward pass), else ``None``.
+    predicted : float
+        The rule's model of ``φ(tau) - φ(0)`` (NaN by default).
+    halvings : int
+        Backtracking halvings.
+    flags : tuple of str
+        Degenerate cases met, by name (see ``FLAGS``).
+    info : dict
+        Rule-specific scalars or arrays (e.g. ``kappa``, model coefficients), recorded in the history.
     """
     tau: float
     weights_new: list | None = None
@@ -70,7 +111,8 @@ class Step:
 
 FLAGS = {
     "stationary": "beta = 0: every Riemannian gradient vanishes; the step is tau = 0",
-    "zero-layer": "some layer's Riemannian gradient is zero; that layer does not move (V_i = 0, Γ_i(t) = W_i)",
+    "zero-layer": "some layer's Riemannian gradient is zero; that layer does not move (V_i = 0, Γ_i(t) = W_i); "
+                  "set by the training loop from Direction.zero_layers",
     "clipped": "the model's step was longer than eps (or curvature <= 0); tau = eps before backtracking",
     "kappa-nonpositive": "the model's curvature kappa <= 0 (no Newton step)",
     "kappa-nonfinite": "the model's curvature is not finite; tau = eps before backtracking",
@@ -82,9 +124,21 @@ FLAGS = {
 
 
 def iterate_at(weights, radii, X, Y, loss_prev: float | None = None) -> Iterate:
-    """The :class:`Iterate` a rule sees at ``weights`` on ``(X, Y)``: one forward pass, the backward pass
-    (its adjoints kept in the cache), the direction; ``loss_prev`` defaults to the loss there (full batch).
-    Unchecked: for tutorials and tests working on arrays that are already valid."""
+    """The :class:`Iterate` a rule sees at ``weights`` on ``(X, Y)`` (unchecked: for tutorials and tests).
+
+    Parameters
+    ----------
+    weights : list of ndarray
+    radii : array_like
+    X, Y : ndarray
+    loss_prev : float, optional
+        Default: the loss at ``weights`` (full batch).
+
+    Returns
+    -------
+    Iterate
+        One forward pass, the backward pass (its adjoints kept in the cache), the direction.
+    """
     cache = _forward_cache(weights, X)
     J, grads = _backward(weights, cache, Y)
     return Iterate(weights, np.asarray(radii, dtype=float), X, Y, cache, J, grads,
@@ -92,40 +146,109 @@ def iterate_at(weights, radii, X, Y, loss_prev: float | None = None) -> Iterate:
 
 
 def weights_along(it: Iterate, t: float) -> list:
-    """``[Γ_i(t)] = [W_i cos t + mu_i V_i sin t]``: the point at angle ``t`` on the update curve.
+    """The point at angle ``t`` on the update curve (docs/method.md §3).
 
-    A layer with a zero Riemannian gradient (``V_i = 0``) stays: ``Γ_i(t) = W_i``.
+    Parameters
+    ----------
+    it : Iterate
+    t : float
+
+    Returns
+    -------
+    list of ndarray
+        ``[Γ_i(t)] = [W_i cos t + mu_i V_i sin t]``; a layer with a zero Riemannian gradient (``V_i = 0``) stays,
+        ``Γ_i(t) = W_i``.
     """
-    return [sphere.curve(W, V, mu, t) if moving else W
-            for W, V, mu, moving in zip(it.weights, it.direction.V, it.radii, it.direction.moving)]
+    return sphere.curve_layers(it.weights, it.direction.V, it.radii, t, it.direction.rates)
 
 
 def loss_along(it: Iterate, t: float) -> tuple[float, list, ForwardCache]:
     """``φ(t) = J(Γ(t))`` with the weights and the forward pass it was computed from.
 
-    The forward pass goes into ``it.spare`` when it is set, so each call overwrites the previous one's.
+    Parameters
+    ----------
+    it : Iterate
+    t : float
+
+    Returns
+    -------
+    tuple
+        ``(φ(t), weights, cache)`` (:meth:`Iterate.loss_at`: a call's forward pass may overwrite the last one's).
     """
-    weights = weights_along(it, t)
-    cache = _forward_cache(weights, it.X, out=it.spare)
-    return _loss_from_output(cache.F, it.Y), weights, cache
+    return it.loss_at(weights_along(it, t))
+
+
+def backtracking(phi, tau: float, J_prev: float, max_halvings: int = 30) -> tuple[float, int]:
+    """Algorithm 1, step 5, on a function of one variable: while ``phi(tau) > J_prev``: ``tau <- tau/2``.
+
+    Parameters
+    ----------
+    phi : callable
+        ``phi(t) -> float``, the loss along the update curve, ``φ(t) = J(Γ(t))``.
+    tau : float
+        The first angle to try (the model's step); ``0`` returns at once without evaluating ``phi``.
+    J_prev : float
+        The loss to compare against (the previous accepted loss).
+    max_halvings : int, optional
+        The cap on halvings (the authors' loop has none; ``2^-30 ≈ 1e-9`` of the first angle is plenty).
+
+    Returns
+    -------
+    tau : float
+        The first ``tau / 2^h`` with ``phi <= J_prev``, or ``0`` (stay) when the cap is reached.
+    halvings : int
+        ``h``, the number of halvings made.
+
+    Notes
+    -----
+    A non-finite ``phi(tau)`` counts as no decrease (``nan <= J_prev`` is false).
+
+    Examples
+    --------
+    >>> backtracking(lambda t: (t - 1.0) ** 2, 4.0, J_prev=1.0)
+    (2.0, 1)
+    >>> backtracking(lambda t: 1.0 + t, 0.5, J_prev=1.0, max_halvings=3)
+    (0.0, 3)
+    """
+    if tau == 0:
+        return 0.0, 0
+    for halvings in range(max_halvings + 1):
+        if phi(tau) <= J_prev:
+            return tau, halvings
+        tau /= 2
+    return 0.0, max_halvings
 
 
 def backtrack(it: Iterate, tau: float, max_halvings: int = 30, loss_at=None) -> Step:
-    """Algorithm 1, step 5: while ``J(Γ(tau)) > J_prev``: ``tau <- tau/2``.
+    """:func:`backtracking` along a rule's curve, keeping the weights and forward pass of the angle taken (§4).
 
-    ``loss_at(t) -> (J, weights, cache)``: the curve to backtrack along (default :func:`loss_along`, the
-    shared-angle update curve; ``spherenet.beyond`` passes its per-layer geodesics).
+    Parameters
+    ----------
+    it : Iterate
+        Its ``loss_prev`` is compared against.
+    tau : float
+        The model's step.
+    max_halvings : int, optional
+    loss_at : callable, optional
+        ``loss_at(t) -> (J, weights, cache)``: the curve to backtrack along (default :func:`loss_along`, the
+        shared-angle update curve; ``spherenet.beyond`` passes its per-layer geodesics).
 
-    The authors' loop has no cap; here at most ``max_halvings`` halvings are tried (``tau`` shrinks by up to
-    ``2^-30 ≈ 1e-9``). A non-finite ``J(Γ(tau))`` counts as no decrease. If the cap is reached the step is
-    ``tau = 0`` (stay) and the flag ``"backtracking-cap"`` is set.
+    Returns
+    -------
+    Step
+        With ``weights_new``, ``cache_new``, ``loss_new`` of the accepted angle; reaching the cap gives
+        ``tau = 0`` (stay) and the flag ``"backtracking-cap"``.
     """
-    if tau == 0:
-        return Step(0.0, it.weights, it.cache, it.loss)
     loss_at = loss_at or (lambda t: loss_along(it, t))
-    for halvings in range(max_halvings + 1):
-        J, weights, cache = loss_at(tau)
-        if J <= it.loss_prev:
-            return Step(tau, weights, cache, J, halvings=halvings)
-        tau /= 2
-    return Step(0.0, it.weights, it.cache, it.loss, halvings=max_halvings, flags=("backtracking-cap",))
+    last = []                                    # the latest trial: the accepted one, when one is
+
+    def phi(t):
+        last[:] = loss_at(t)
+        return last[0]
+
+    tau_taken, halvings = backtracking(phi, tau, it.loss_prev, max_halvings)
+    if tau_taken == 0:
+        return Step(0.0, it.weights, it.cache, it.loss, halvings=halvings,
+                    flags=("backtracking-cap",) if tau != 0 else ())
+    J, weights, cache = last
+    return Step(tau_taken, weights, cache, J, halvings=halvings)

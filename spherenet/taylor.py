@@ -1,4 +1,4 @@
-"""Algorithm 1 (METHOD.md §4) and its order-r extension as step rules, and what a teacher looks at.
+"""Algorithm 1 (docs/method.md §4) and its order-r extension as step rules, and what a teacher looks at.
 
 Algorithm 1 models ``φ(t) = J(Γ(t))`` by its Taylor polynomial of order 2, ``φ(0) - beta t + kappa t²/2``,
 with ``kappa = 2 J_2`` from the loss jet (``spherenet.jets``), takes the safeguarded Newton step and backtracks
@@ -6,7 +6,7 @@ against the previous accepted loss. The extension (ours, not the paper's) uses t
 ``φ_r(t) = sum_{k<=r} J_k t^k`` and its smallest positive local minimiser in ``(0, eps]``; r = 2 is Algorithm 1.
 
 The model's slope is the exact ``-beta`` of the backward pass (the jet's ``J_1`` equals it to rounding), so
-the ``beta = 0`` rules of METHOD.md §4 apply exactly.
+the ``beta = 0`` rules of docs/method.md §4 apply exactly.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from numpy.polynomial import polynomial as P
 from ._checks import finite_float, positive_int
 from .jets import MAX_ORDER, loss_jet2_adjoint, loss_jet_from
 from .network import Workspace
-from .steps import Iterate, Step, backtrack, loss_along
+from .steps import Iterate, Step, backtrack, backtracking, loss_along
 
 EPS = math.pi / 6
 
@@ -33,11 +33,31 @@ _SIGN_STEP = 1e-4
 
 
 def newton_safeguard(beta: float, kappa: float, eps: float = EPS) -> float:
-    """METHOD.md §4 steps 3–4, literally: the safeguarded Newton step of ``φ(0) - beta t + kappa t²/2``.
+    """The safeguarded Newton step of ``φ(0) - beta t + kappa t²/2``: docs/method.md §4 steps 3–4, literally.
 
-    If ``kappa != 0``: ``t_cr = beta/kappa``; ``tau = t_cr`` when ``0 <= t_cr <= eps``, else ``tau = eps``
-    (negative curvature or too long). If ``kappa == 0``: ``tau = 0`` when ``beta = 0``, else ``tau = eps``.
-    ``beta >= 0`` (a sum of norms) and ``kappa`` must be finite; the step rule handles a non-finite ``kappa``.
+    Parameters
+    ----------
+    beta : float
+        ``-φ'(0) >= 0`` (a sum of norms).
+    kappa : float
+        ``φ''(0)``, finite (the step rule handles a non-finite ``kappa``).
+    eps : float, optional
+        The largest step (default ``EPS = π/6``).
+
+    Returns
+    -------
+    float
+        ``kappa != 0``: ``t_cr = beta/kappa`` when ``0 <= t_cr <= eps``, else ``eps`` (negative curvature or too
+        long). ``kappa == 0``: ``0`` when ``beta = 0``, else ``eps``.
+
+    Examples
+    --------
+    >>> newton_safeguard(1.0, 4.0)                   # the Newton step 1/4 lies in [0, eps]
+    0.25
+    >>> newton_safeguard(1.0, -2.0) == EPS           # negative curvature: eps = pi/6
+    True
+    >>> newton_safeguard(0.0, 0.0)                   # stationary: stay
+    0.0
     """
     beta = finite_float("beta", beta, nonnegative=True)
     kappa = finite_float("kappa", kappa)
@@ -52,15 +72,35 @@ def newton_safeguard(beta: float, kappa: float, eps: float = EPS) -> float:
 
 
 def model_step(coeffs, eps: float = EPS) -> float:
-    """Step of the order-r model ``φ_r(t) = sum_{k<=r} c_k t^k``: its smallest positive local minimiser in
-    ``(0, eps]``, else ``eps``. ``coeffs: (r+1,)``, ``r >= 1``, finite.
+    """Step of the order-r model ``φ_r(t) = sum_{k<=r} c_k t^k`` (ours, docs/method.md §4).
 
-    Rule for ``c_1 >= 0`` (no descent at ``t = 0``, i.e. ``beta = 0``): ``tau = 0``, as METHOD.md §4 gives
-    for ``beta = 0``. Candidates are the real roots of ``φ_r'`` in ``[0, eps]`` (numpy companion-matrix roots,
-    real within ``_IMAG_TOL``; a positive root below the float range rounds to 0 and is kept, as ``t_cr = 0``
-    is in METHOD.md §4). A root ``t`` is a local minimiser when ``φ_r''(t) > 0``; where ``φ_r''(t)`` is
-    rounding-small next to its terms (a multiple root of ``φ_r'``), when ``φ_r'`` goes from - to + across
-    ``t ± _SIGN_STEP eps``. For ``r = 2`` this is exactly ``newton_safeguard(-c_1, 2 c_2, eps)``.
+    Parameters
+    ----------
+    coeffs : array_like, shape (r+1,)
+        ``c_0..c_r``, ``r >= 1``, finite.
+    eps : float, optional
+        The largest step (default ``π/6``).
+
+    Returns
+    -------
+    float
+        The smallest positive local minimiser in ``(0, eps]``, else ``eps``; ``0`` when ``c_1 >= 0`` (no descent
+        at ``t = 0``, i.e. ``beta = 0``, as docs/method.md §4 gives for ``beta = 0``).
+
+    Notes
+    -----
+    Candidates are the real roots of ``φ_r'`` in ``[0, eps]`` (numpy companion-matrix roots, real within
+    ``_IMAG_TOL``; a positive root below the float range rounds to 0 and is kept, as ``t_cr = 0`` is in §4). A root
+    ``t`` is a local minimiser when ``φ_r''(t) > 0``; where ``φ_r''(t)`` is rounding-small next to its terms (a
+    multiple root of ``φ_r'``), when ``φ_r'`` goes from - to + across ``t ± _SIGN_STEP eps``. For ``r = 2`` this is
+    exactly ``newton_safeguard(-c_1, 2 c_2, eps)``.
+
+    Examples
+    --------
+    >>> model_step([0.0, -1.0, 1.0])                 # -t + t²: the Newton step 1/2
+    0.5
+    >>> model_step([0.0, -1.0, 0.0, 3.0])            # -t + 3t³: minimiser 1/3
+    0.3333333333333333
     """
     c = np.asarray(coeffs, dtype=np.float64)
     if c.ndim != 1 or c.shape[0] < 2:
@@ -93,9 +133,27 @@ def _is_local_min(d1, d2, t: float, eps: float) -> bool:
 def safeguarded_step(c, order: int, eps: float = EPS) -> tuple[float, list]:
     """The model's step before backtracking, and the degenerate cases met (names from ``steps.FLAGS``).
 
-    ``c = (J_0, -beta, J_2, ..)``: the model's coefficients. A non-finite coefficient gives ``eps``
-    (``"kappa-nonfinite"``); order 2 takes :func:`newton_safeguard` (Algorithm 1), higher orders
-    :func:`model_step`; ``"kappa-nonpositive"`` when ``kappa = 2 c_2 <= 0``, ``"clipped"`` when the step is ``eps``.
+    Parameters
+    ----------
+    c : ndarray, shape (r+1,)
+        ``(J_0, -beta, J_2, ..)``: the model's coefficients.
+    order : int
+        ``r``.
+    eps : float, optional
+        The largest step.
+
+    Returns
+    -------
+    t_model : float
+        ``eps`` for a non-finite coefficient (``"kappa-nonfinite"``); order 2: :func:`newton_safeguard` (Algorithm 1,
+        ``beta = max(-c_1, 0)``: a rounding-level ``c_1 > 0`` is ``beta = 0``); higher orders: :func:`model_step`.
+    flags : list of str
+        Also ``"kappa-nonpositive"`` when ``kappa = 2 c_2 <= 0``, ``"clipped"`` when the step is ``eps``.
+
+    Examples
+    --------
+    >>> safeguarded_step([1.0, -1.0, -1.0], 2, eps=0.5)
+    (0.5, ['kappa-nonpositive', 'clipped'])
     """
     kappa = 2 * c[2] if order >= 2 else math.nan
     flags = []
@@ -116,24 +174,131 @@ def safeguarded_step(c, order: int, eps: float = EPS) -> tuple[float, list]:
 
 
 def predicted_change(coeffs, tau: float) -> float:
-    """The model's ``φ_r(tau) - φ_r(0) = sum_{k=1..r} c_k tau^k``."""
+    """The model's ``φ_r(tau) - φ_r(0) = sum_{k=1..r} c_k tau^k``.
+
+    Parameters
+    ----------
+    coeffs : array_like, shape (r+1,)
+    tau : float
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> predicted_change([5.0, -1.0, 1.0], 0.5)
+    -0.25
+    """
     return float(sum(c * tau**k for k, c in enumerate(coeffs) if k))
 
 
+def step(phi, beta: float, kappa: float, J_prev: float, eps: float = EPS, max_halvings: int = 30):
+    """Algorithm 1 (docs/method.md §4) as a search on one variable: the readable form of :class:`TaylorStep`.
+
+    Parameters
+    ----------
+    phi : callable
+        ``phi(t) -> float``: the loss along the update curve, ``φ(t) = J(Γ(t))``.
+    beta : float
+        ``-φ'(0) = Σ_i mu_i ||grad_i||_F >= 0``.
+    kappa : float
+        ``φ''(0) = 2 J_2``, from the loss jet.
+    J_prev : float
+        The previous accepted loss, which backtracking compares against.
+    eps : float, optional
+        The largest step, ``π/6`` in the paper.
+    max_halvings : int, optional
+        The cap on backtracking halvings.
+
+    Returns
+    -------
+    tau : float
+        The angle taken (0: stay).
+    halvings : int
+        The backtracking halvings made.
+
+    Notes
+    -----
+    Steps 3–5 of Algorithm 1, literally:
+
+        t_cr = beta / kappa;   tau = t_cr if 0 <= t_cr <= eps else eps     (kappa = 0: 0 if beta = 0 else eps)
+        while phi(tau) > J_prev:  tau <- tau / 2                             (steps.backtracking)
+
+    A non-finite ``kappa`` gives ``tau = eps`` before backtracking. :class:`TaylorStep` is the fast form: the
+    same two functions (through :func:`safeguarded_step` and ``steps.backtrack``), with ``phi`` evaluated
+    into the training loop's buffers and the jet from the backward pass's adjoints.
+
+    Examples
+    --------
+    >>> phi = lambda t: 1.0 - t + t ** 2          # beta = 1, kappa = 2: the Newton step is 1/2 ...
+    >>> step(phi, beta=1.0, kappa=2.0, J_prev=1.0, eps=1.0)
+    (0.5, 0)
+    >>> step(phi, beta=1.0, kappa=2.0, J_prev=1.0, eps=0.25)   # ... clipped to eps
+    (0.25, 0)
+    >>> step(phi, beta=1.0, kappa=-1.0, J_prev=1.0, eps=2.0)   # no minimum: eps, halved until phi <= J_prev
+    (1.0, 1)
+    """
+    t_model = newton_safeguard(beta, kappa, eps) if math.isfinite(kappa) else eps
+    return backtracking(phi, t_model, J_prev, max_halvings)
+
+
+def jet_newton_step(it: Iterate, c, order: int, eps: float, max_halvings: int, loss_at=None) -> Step:
+    """The jet-Newton step every full-batch jet rule takes: Algorithm 1 and the geodesic rules (§4, §7).
+
+    Parameters
+    ----------
+    it : steps.Iterate
+    c : ndarray, shape (r+1,)
+        ``(J_0, -beta, J_2, .., J_r)``: the jet of ``φ`` along the rule's curve with the exact slope.
+    order : int
+    eps : float
+    max_halvings : int
+    loss_at : callable, optional
+        ``loss_at(t) -> (J, weights, cache)``; default: the paper's curve.
+
+    Returns
+    -------
+    steps.Step
+        The model step (:func:`safeguarded_step`) after ``steps.backtrack``; ``predicted = sum_{k=1..r} c_k tau^k``
+        at the ``tau`` taken (NaN for a non-finite ``c``); ``info``: ``kappa``, ``t_model``.
+    """
+    t_model, flags = safeguarded_step(c, order, eps)
+    taken = backtrack(it, t_model, max_halvings, loss_at)
+    taken.flags = tuple(flags) + taken.flags
+    taken.predicted = predicted_change(c, taken.tau) if np.isfinite(c).all() else math.nan
+    taken.info = {"kappa": 2 * c[2] if order >= 2 else math.nan, "t_model": t_model}
+    return taken
+
+
 class TaylorStep:
-    """Step rule: the order-r Taylor model of ``φ`` along Γ, then backtracking (Algorithm 1 for ``order=2``).
+    """Step rule: the order-r Taylor model of ``φ`` along Γ, then backtracking (Algorithm 1 for ``order=2``; §4).
 
-    Per call: jet ``J_0..J_r`` of ``φ`` (``jets.loss_jet_from``, order 0 from ``it.cache``);
-    ``kappa = 2 J_2``; model coefficients ``c = (J_0, -beta, J_2, .., J_r)``;
-    ``t_model = newton_safeguard(beta, kappa, eps)`` for ``r = 2``, ``model_step(c, eps)`` otherwise; then
-    ``steps.backtrack`` against ``it.loss_prev`` with at most ``max_halvings`` halvings (hitting the cap gives
-    ``tau = 0`` and the flag ``"backtracking-cap"``).
+    The fast form of :func:`step`.
 
-    Degenerate cases (``Step.flags``): ``"stationary"`` (``beta = 0``: ``tau = 0``, no backtracking);
-    ``"kappa-nonfinite"`` (a non-finite model coefficient: ``t_model = eps``); ``"kappa-nonpositive"``
-    (``kappa <= 0``); ``"clipped"`` (``t_model = eps``); ``"zero-layer"`` (some ``V_i = 0``).
-    ``Step.info``: ``kappa``, ``coeffs`` (the jet ``J_0..J_r`` as computed), ``t_model``.
-    ``Step.predicted = sum_{k=1..r} c_k tau^k`` at the accepted ``tau``.
+    Parameters
+    ----------
+    order : int, optional
+        ``r``, ``1 <= r <= jets.MAX_ORDER`` (default 2).
+    eps : float, optional
+        The largest step (default ``π/6``).
+    max_halvings : int, optional
+        The cap on backtracking halvings (default 30; hitting it gives ``tau = 0``, ``"backtracking-cap"``).
+
+    Attributes
+    ----------
+    name : str
+        ``"taylor"``, or ``"taylor<r>"`` for ``r != 2``.
+
+    Notes
+    -----
+    Per call: the jet ``J_0..J_r`` of ``φ`` (:meth:`model`), ``kappa = 2 J_2``, model coefficients
+    ``c = (J_0, -beta, J_2, .., J_r)``; then :func:`jet_newton_step`: ``newton_safeguard(beta, kappa, eps)`` for
+    ``r = 2``, ``model_step(c, eps)`` otherwise, and ``steps.backtrack`` against ``it.loss_prev``.
+    ``Step.flags``: ``"stationary"`` (``beta = 0``: ``tau = 0``, no backtracking), ``"kappa-nonfinite"``
+    (``t_model = eps``), ``"kappa-nonpositive"`` (``kappa <= 0``), ``"clipped"`` (``t_model = eps``).
+    ``Step.info``: ``kappa``, ``coeffs`` (the jet as computed), ``t_model``. ``Step.predicted =
+    sum_{k=1..r} c_k tau^k`` at the accepted ``tau``.
     """
 
     def __init__(self, order: int = 2, eps: float = EPS, max_halvings: int = 30):
@@ -146,17 +311,28 @@ class TaylorStep:
 
     @property
     def uses_adjoints(self) -> bool:
-        """Order 2 reads the backward pass's adjoints (``model``); the training loop keeps them only then."""
+        """Order 2 reads the backward pass's adjoints (:meth:`model`); the training loop keeps them only then."""
         return self.order == 2
 
     def __repr__(self) -> str:
         return f"TaylorStep(order={self.order}, eps={self.eps!r}, max_halvings={self.max_halvings})"
 
     def model(self, it: Iterate) -> tuple[np.ndarray, np.ndarray, float]:
-        """``(J, c, kappa)``: the loss jet, the model coefficients (slope ``-beta``) and ``kappa = 2 J_2``.
+        """The loss jet and the model built from it.
 
-        Order 2 with the backward pass's adjoints at hand (``it.cache.dZ``) takes the cheaper
-        ``jets.loss_jet2_adjoint`` (equal to ``jets.loss_jet_from`` to rounding; tested).
+        Parameters
+        ----------
+        it : steps.Iterate
+
+        Returns
+        -------
+        J : ndarray, shape (r+1,)
+            The loss jet: ``jets.loss_jet_from``, or for order 2 with the adjoints at hand (``it.cache.dZ``) the
+            cheaper ``jets.loss_jet2_adjoint`` (equal to rounding; tested).
+        c : ndarray, shape (r+1,)
+            ``J`` with the exact slope ``c_1 = -beta``.
+        kappa : float
+            ``2 J_2`` (NaN for order 1).
         """
         if self.order == 2 and it.cache.dZ is not None:
             J = loss_jet2_adjoint(it.cache, it.weights, it.direction.V, it.radii, it.X, it.direction.alpha_moving,
@@ -168,23 +344,27 @@ class TaylorStep:
         return J, c, 2 * J[2] if self.order >= 2 else math.nan
 
     def __call__(self, it: Iterate) -> Step:
-        beta = it.direction.beta
-        flags = ["zero-layer"] if it.direction.zero_layers else []
         J, c, kappa = self.model(it)
-        if beta == 0:
-            return Step(0.0, it.weights, it.cache, it.loss, predicted=0.0, flags=("stationary", *flags),
+        if it.direction.beta == 0:
+            return Step(0.0, it.weights, it.cache, it.loss, predicted=0.0, flags=("stationary",),
                         info={"kappa": kappa, "coeffs": J, "t_model": 0.0})
-        t_model, model_flags = safeguarded_step(c, self.order, self.eps)
-        flags += model_flags
-        step = backtrack(it, t_model, self.max_halvings)
-        step.flags = tuple(flags) + step.flags
-        step.predicted = predicted_change(c, step.tau) if np.isfinite(c).all() else math.nan
-        step.info = {"kappa": kappa, "coeffs": J, "t_model": t_model}
-        return step
+        taken = jet_newton_step(it, c, self.order, self.eps, self.max_halvings)
+        taken.info["coeffs"] = J
+        return taken
 
 
 def algorithm1(eps: float = EPS, max_halvings: int = 30) -> TaylorStep:
-    """Algorithm 1 of the paper (METHOD.md §4): ``TaylorStep(order=2)``."""
+    """Algorithm 1 of the paper (docs/method.md §4): ``TaylorStep(order=2)``.
+
+    Parameters
+    ----------
+    eps, max_halvings
+        As :class:`TaylorStep`.
+
+    Returns
+    -------
+    TaylorStep
+    """
     return TaylorStep(order=2, eps=eps, max_halvings=max_halvings)
 
 
@@ -193,8 +373,16 @@ def algorithm1(eps: float = EPS, max_halvings: int = 30) -> TaylorStep:
 def flip_fraction(cache0, cache_t) -> float:
     """Fraction of hidden ReLU units (over samples and hidden layers) with ``[Z(t) > 0] != [Z(0) > 0]``.
 
-    Where it is non-zero the activation pattern has changed and the jets (pattern fixed at ``t = 0``) stop
-    being exact. A network without hidden layers has no units to flip: 0.
+    Parameters
+    ----------
+    cache0, cache_t : network.ForwardCache
+        The forward passes at ``t = 0`` and at ``t``.
+
+    Returns
+    -------
+    float
+        Where it is non-zero the activation pattern has changed and the jets (pattern fixed at ``t = 0``) stop
+        being exact (docs/method.md §6). A network without hidden layers has no units to flip: 0.
     """
     hidden = range(len(cache0.Z) - 1)
     flipped = sum(int(np.count_nonzero((cache0.Z[i] > 0) != (cache_t.Z[i] > 0))) for i in hidden)
@@ -204,13 +392,26 @@ def flip_fraction(cache0, cache_t) -> float:
 
 def along_curve(it: Iterate, order: int = 4, t_max: float = EPS, n: int = 121, eps: float = EPS,
                 max_halvings: int = 30) -> dict:
-    """For one iteration: the true ``φ`` on a grid of ``t`` next to its Taylor models of orders ``1..order``.
+    """For one iteration: the true ``φ`` on a grid of ``t`` next to its Taylor models of orders ``1..order`` (§6).
 
-    Returns a dict of arrays: ``t: (n,)`` on ``[0, t_max]``; ``phi: (n,)`` the true ``φ(t) - φ(0)``;
-    ``models: (order, n)`` with row ``m-1`` = ``sum_{k=1..m} J_k t^k``; ``flip_fraction: (n,)`` (see
-    :func:`flip_fraction`); ``t_flip``: first grid ``t`` with a flipped unit (``nan`` if none);
-    ``coeffs``: ``J_0..J_order``; ``beta``; ``kappa = 2 J_2``; ``tau_model: (order,)`` the model step of each
-    order-m rule before backtracking and ``tau: (order,)`` after it (as ``TaylorStep(m)`` would take it).
+    Parameters
+    ----------
+    it : steps.Iterate
+    order : int, optional
+        The highest model order (default 4).
+    t_max, n : optional
+        The grid: ``n >= 2`` points on ``[0, t_max]`` (default 121 on ``[0, π/6]``).
+    eps, max_halvings : optional
+        For the steps of each order's rule.
+
+    Returns
+    -------
+    dict
+        ``t: (n,)``; ``phi: (n,)`` the true ``φ(t) - φ(0)``; ``models: (order, n)`` with row ``m-1`` =
+        ``sum_{k=1..m} J_k t^k``; ``flip_fraction: (n,)`` (:func:`flip_fraction`); ``t_flip``: first grid ``t``
+        with a flipped unit (``nan`` if none); ``coeffs``: ``J_0..J_order``; ``beta``; ``kappa = 2 J_2``;
+        ``tau_model: (order,)`` the model step of each order-m rule before backtracking and ``tau: (order,)``
+        after it (as ``TaylorStep(m)`` would take it).
     """
     order = positive_int("order", order)
     n = positive_int("n", n, minimum=2)
@@ -225,8 +426,8 @@ def along_curve(it: Iterate, order: int = 4, t_max: float = EPS, n: int = 121, e
     models = np.cumsum(J[1:order + 1, None] * powers, axis=0)
     tau_model, tau = np.empty(order), np.empty(order)
     for m in range(1, order + 1):
-        step = TaylorStep(m, eps, max_halvings)(it)
-        tau_model[m - 1], tau[m - 1] = step.info["t_model"], step.tau
+        taken = TaylorStep(m, eps, max_halvings)(it)
+        tau_model[m - 1], tau[m - 1] = taken.info["t_model"], taken.tau
     flipped = np.flatnonzero(flips > 0)
     return {"t": t, "phi": phi, "models": models, "flip_fraction": flips,
             "t_flip": float(t[flipped[0]]) if flipped.size else math.nan, "coeffs": J[:order + 1],

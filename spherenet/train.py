@@ -75,7 +75,26 @@ MEMORYLESS = ("taylor", "mm", "mm-frobenius", "mm-telescoping", "mm-closed")
 
 
 def make_rule(name: str, **options):
-    """The step rule called ``name`` (one of ``RULES``), built with ``options`` (e.g. ``order=4``)."""
+    """The step rule called ``name``, built with ``options``.
+
+    Parameters
+    ----------
+    name : str
+        One of ``RULES``: ``"taylor"`` (Algorithm 1, docs/method.md §4), ``"mm"``, ``"mm-frobenius"``,
+        ``"mm-telescoping"``, ``"mm-closed"`` (§5), the ``"geo-*"`` rules (§7).
+    **options
+        The rule's keyword arguments (e.g. ``order=4``).
+
+    Returns
+    -------
+    step rule
+        A callable ``rule(it) -> steps.Step`` with a ``name``.
+
+    Examples
+    --------
+    >>> make_rule("taylor", order=4)
+    TaylorStep(order=4, eps=0.5235987755982988, max_halvings=30)
+    """
     if name not in RULES:
         raise ValueError(f"unknown method {name!r}; choose one of: {', '.join(RULES)}")
     return RULES[name](**options)
@@ -83,18 +102,38 @@ def make_rule(name: str, **options):
 
 @dataclass
 class History:
-    """What the loop records. Losses have ``iterations + 1`` entries (entry 0: at initialisation);
-    per-step arrays have one entry per iteration taken.
+    """What the loop records: losses with ``iterations + 1`` entries (entry 0: at initialisation), and per-step
+    arrays with one entry per iteration taken.
 
-    ``tau``: the angle taken; ``beta = -φ'(0)``; ``predicted``: the rule's model of ``J_new - J``;
-    ``actual``: the true ``J_new - J`` (on the step's batch); ``halvings``: backtracking halvings;
-    ``drift``: ``max_i | ||W_i||_F - mu_i | / mu_i`` after the step; ``seconds``: cumulative training time
-    (test-loss evaluation excluded); ``flags``: degenerate cases met (see ``spherenet.steps.FLAGS``);
-    ``info``: the rule's extra scalars per step (e.g. ``kappa``), one list per key;
-    ``stop_reason``: why the loop ended early, or ``""``.
-    ``eval_iterations``: the iterations at which ``loss_test`` was recorded (every ``eval_every`` and the
-    last; empty in records older than this field: then every iteration), and ``loss_train`` too in mini-batch
-    runs (full batch: every iteration); ``seconds_eval``: the time those evaluations took (not in ``seconds``).
+    Attributes
+    ----------
+    method : str
+        The rule's name.
+    loss_train, loss_test : list of float
+        ``loss_test`` at ``eval_iterations``; ``loss_train`` at every iteration (full batch) or there too
+        (mini-batch runs).
+    tau, beta, predicted, actual : list of float
+        The angle taken; ``beta = -φ'(0)``; the rule's model of ``J_new - J``; the true ``J_new - J`` (on the
+        step's batch).
+    halvings : list of int
+        Backtracking halvings.
+    drift : list of float
+        ``max_i | ||W_i||_F - mu_i | / mu_i`` after the step.
+    seconds : list of float
+        Cumulative training time (test-loss evaluation excluded).
+    flags : list of list of str
+        Degenerate cases met (see ``spherenet.steps.FLAGS``).
+    info : dict
+        The rule's extra scalars per step (e.g. ``kappa``), one list per key.
+    stop_reason : str
+        Why the loop ended early, or ``""``.
+    batch_state : dict
+        Where the mini-batch draw stands, for resuming.
+    eval_iterations : list of int
+        The iterations at which ``loss_test`` was recorded (every ``eval_every`` and the last; empty in records
+        older than this field: then every iteration).
+    seconds_eval : float
+        The time those evaluations took (not in ``seconds``).
     """
     method: str
     loss_train: list = field(default_factory=list)
@@ -115,24 +154,54 @@ class History:
 
     @property
     def iterations(self) -> int:
+        """The number of iterations taken (``len(tau)``)."""
         return len(self.tau)
 
     def test_iterations(self) -> list:
-        """The iteration of every ``loss_test`` entry (``eval_iterations``, or every one in older records)."""
+        """The iteration of every ``loss_test`` entry.
+
+        Returns
+        -------
+        list of int
+            ``eval_iterations``, or every iteration in older records.
+        """
         return list(self.eval_iterations) or list(range(len(self.loss_test)))
 
     def record_info(self, info: dict) -> None:
+        """Append a step's scalar ``info`` values (as floats) to their lists; arrays are not recorded.
+
+        Parameters
+        ----------
+        info : dict
+        """
         for key, value in info.items():
             if np.ndim(value) == 0:
                 self.info.setdefault(key, []).append(float(value))
 
     def as_dict(self) -> dict:
-        """Plain lists and numbers, ready for ``json.dump`` (non-finite floats become ``None``)."""
+        """Plain lists and numbers, ready for ``json.dump``.
+
+        Returns
+        -------
+        dict
+            Non-finite floats become ``None``.
+        """
         return _json_safe(asdict(self))
 
     @classmethod
     def from_dict(cls, d: dict) -> "History":
-        """The inverse of :meth:`as_dict` (``None`` read back as NaN in the float lists)."""
+        """The inverse of :meth:`as_dict`.
+
+        Parameters
+        ----------
+        d : dict
+            A record (unknown keys or no ``method``: ``ValueError``).
+
+        Returns
+        -------
+        History
+            ``None`` read back as NaN in the float lists and in ``info``.
+        """
         unknown = set(d) - {f.name for f in fields(cls)}
         if unknown or "method" not in d:
             raise ValueError(f"not a History record: unexpected keys {sorted(unknown)}" if unknown
@@ -199,130 +268,198 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
           **rule_options) -> History:
     """Train ``net`` in place by ``iterations`` steps of ``rule`` and return the :class:`History`.
 
-    ``rule``: a name from ``RULES`` (built with ``rule_options``, e.g. ``order=4``) or a step-rule object.
-    ``batch_size``: ``None`` for full batch (the paper); otherwise mini-batches drawn with ``seed``, and each
-    step's backtracking compares against the loss on its own batch. ``callback(k, history)`` is called after
-    every iteration (progress bars). ``resume``: the history of an earlier run of the same net, rule and
-    data; the loop continues it (appending to it) and gives the numbers an uninterrupted run would give.
-    ``blas_threads``: BLAS threads during the loop (default 1: these thin products gain little from a second
-    thread and lose 10x when the cores are shared, ``benchmarks/README.md``; ``None`` leaves BLAS as it is).
-    ``threads``: split every pass's samples over this many threads (``spherenet.rows``; default 1). The
-    numbers are the same for the same thread count; other counts differ by rounding.
-    ``eval_every``: evaluate the test loss (and, with mini-batches, the full training loss) every this many
-    iterations and at the last (``history.eval_iterations``; the time goes to ``history.seconds_eval``).
-    ``max_seconds``: stop once this much training time (evaluation excluded) is used (``stop_reason`` says so).
-    Stops early, with ``history.stop_reason`` set and the last good weights kept, when the full-batch
-    Riemannian gradient vanishes, the loss becomes non-finite, or a memoryless rule (``MEMORYLESS``) takes a
-    full-batch step of ``tau = 0``, after which every iteration would repeat the last. Stops before the first
-    step if a hidden activation could overflow (:func:`_overflow_risk`).
+    Parameters
+    ----------
+    net : NormalisedMLP
+        The network; its weights are replaced by the last good ones.
+    X, Y, X_test, Y_test : ndarray
+        Training inputs ``(N, d_0)`` and targets ``(N, d_L)``; an optional test set, evaluated every
+        ``eval_every`` iterations and at the last (evaluation is not counted as training time).
+    rule : str or step rule
+        A name from ``RULES`` (built with ``rule_options``, e.g. ``order=4``) or ``rule(it) -> steps.Step``.
+    iterations : int
+        Steps to take (fewer if the run stops early).
+    batch_size, seed : int, optional
+        ``None`` for full batch (the paper); otherwise mini-batches drawn with ``seed``, and each step's
+        backtracking compares against the loss on its own batch.
+    callback : callable, optional
+        ``callback(k, history)`` after every iteration (progress bars).
+    resume : History, optional
+        The history of an earlier run of the same net, rule and data: the loop continues it and gives the
+        numbers an uninterrupted run would give.
+    blas_threads, threads : int
+        BLAS threads during the loop (default 1: these thin products lose 10x when the cores are shared,
+        ``benchmarks/README.md``; ``None`` leaves BLAS as it is), and threads the samples of every pass are
+        split over (``spherenet.rows``; the same count gives the same bits).
+    eval_every, max_seconds : optional
+        Evaluate every this many iterations; stop once this much training time is used.
+
+    Returns
+    -------
+    History
+        Losses, steps and flags per iteration; ``stop_reason`` says why the run ended early, if it did.
+
+    Notes
+    -----
+    One iteration: backward pass on the cached forward pass, the direction ``V_i`` and ``beta``, the rule's
+    angle ``tau``, the weights move to ``Γ_i(tau)`` (docs/method.md §3–5). The run stops early, keeping the
+    last good weights, when the full-batch Riemannian gradient vanishes, the loss becomes non-finite, or a
+    memoryless rule (``MEMORYLESS``) takes a full-batch step of ``tau = 0`` (every later iteration would
+    repeat it); and before the first step if a hidden activation could overflow (:func:`_overflow_risk`).
     """
-    if not isinstance(net, NormalisedMLP):
-        raise TypeError(f"net must be a spherenet.NormalisedMLP, got {type(net).__name__}")
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable, got {callback!r}")
-    X, Y = check_data(X, Y, net.widths[0], net.widths[-1], net.dtype)
-    has_test = X_test is not None or Y_test is not None
-    if has_test:
-        if X_test is None or Y_test is None:
-            raise ValueError("give both X_test and Y_test, or neither")
-        X_test, Y_test = check_data(X_test, Y_test, net.widths[0], net.widths[-1], net.dtype,
-                                    names=("X_test", "Y_test"))
+    loop = _Loop(net, X, Y, X_test, Y_test, _rule(rule, rule_options), batch_size, seed, callback,
+                 eval_every, max_seconds)
     iterations = positive_int("iterations", iterations, minimum=0)
-    if batch_size is not None:
-        batch_size = positive_int("batch_size", batch_size)
-    if isinstance(rule, str):
-        rule = make_rule(rule, **rule_options)
-    elif not callable(rule):
-        raise TypeError(f"rule must be a method name ({', '.join(RULES)}) or a step-rule object, got {rule!r}")
-    elif rule_options:
-        raise TypeError(f"options {sorted(rule_options)} only apply when the rule is given by name")
     threads = positive_int("threads", threads)
-    eval_every, max_seconds = _check_budget(eval_every, max_seconds)
-    batches = _Batches(X, Y, batch_size, np.random.default_rng(seed))
-    keep_adjoints = getattr(rule, "uses_adjoints", True)      # (unknown rules may read cache.dZ)
-
-    weights, radii = [W.copy() for W in net.weights], net.radii
-    ws = Workspace()
-    # Full batch: one forward cache. The rule's trial evaluations overwrite the current point's pass, which
-    # nothing reads once the direction and the jet are known; a step that stays (tau = 0) recomputes it.
-    # Mini-batches: two, the current point's and the trial's; the training loss on all of X is recorded block
-    # by block (_output), so memory beyond the data does not grow with the number of samples.
-    buffers = ["a", "b"]
-    full = ws.cache(buffers[0], weights, X) if batches.full else None
-    # BLAS and row threads as set from the first forward pass on. Overflow is detected by the explicit
-    # finiteness checks below, which stop the run with a message.
+    # Overflow is detected by the loop's explicit finiteness checks, which stop the run with a message.
     with threadpool_limits(blas_threads), rows.threads(threads), np.errstate(over="ignore", invalid="ignore"):
-        cache = _forward_cache(weights, X, full) if batches.full else None
-
-        def evaluate(k, with_train):
-            """The record-only losses at iteration k (not training time), block by block."""
-            begin = time.perf_counter()
-            if with_train:
-                history.loss_train.append(_loss_from_output(_output(weights, X, ws), Y))
-            if has_test:
-                history.loss_test.append(_loss_from_output(_output(weights, X_test, ws), Y_test))
-            history.eval_iterations.append(k)
-            history.seconds_eval += time.perf_counter() - begin
-
-        if resume is None:
-            history = History(getattr(rule, "name", type(rule).__name__))
-            history.loss_train.append(_loss_from_output(cache.F if batches.full else _output(weights, X, ws), Y))
-            evaluate(0, with_train=False)
-        else:
-            history = _check_resumable(resume, has_test, batches)
-        J_prev = history.loss_train[-1]
-        elapsed = history.seconds[-1] if history.seconds else 0.0
-        history.stop_reason = _overflow_risk(radii, net.dtype, X, X_test if has_test else None)
+        history = loop.begin(resume)
         for k in range(history.iterations, history.iterations + (0 if history.stop_reason else iterations)):
-            start = time.perf_counter()
-            Xb, Yb = batches.next()
-            if not batches.full:
-                cache = _forward_cache(weights, Xb, ws.cache(buffers[0], weights, Xb))
-            J, grads = _backward(weights, cache, Yb, ws, keep_adjoints)
-            if not (math.isfinite(J) and all(np.isfinite(g).all() for g in grads)):
-                history.stop_reason = (f"iteration {k + 1}: the loss or its gradient is non-finite (J = {J}; "
-                                       f"overflow in {net.dtype}?); stopped and kept the last good weights")
-                break
-            spare = cache if batches.full else ws.cache(buffers[1], weights, Xb)
-            it = Iterate(weights, radii, Xb, Yb, cache, J, grads, _direction(weights, grads, radii),
-                         J_prev if batches.full else J, spare=spare, workspace=ws)
-            step = rule(it)
-            new_weights = step.weights_new if step.weights_new is not None else (
-                weights_along(it, step.tau) if step.tau else weights)
-            new_cache = step.cache_new
-            if new_cache is None or (step.tau == 0 and spare is cache):     # staying: trials overwrote it
-                new_cache = _forward_cache(new_weights, Xb, spare)
-            J_new = step.loss_new if step.loss_new is not None else _loss_from_output(new_cache.F, Yb)
-            if not math.isfinite(J_new):
-                history.stop_reason = (f"iteration {k + 1}: the loss became non-finite ({J_new}) at tau = "
-                                       f"{step.tau!r}; stopped and kept the last good weights")
-                break
-            if new_cache is spare and spare is not cache:
-                buffers.reverse()
-            weights, cache = new_weights, new_cache
-            elapsed += time.perf_counter() - start
-            J_prev = J_new
-            _record(history, step, it, J_new - J, J_new if batches.full else None, weights, radii, elapsed)
-            if (k + 1) % eval_every == 0:
-                evaluate(k + 1, with_train=not batches.full)
-            if callback is not None:
-                callback(k + 1, history)
-            if "stationary" in step.flags and batches.full:
-                history.stop_reason = f"iteration {k + 1}: stationary point (beta = 0); nothing left to descend"
-                break
-            if _stuck(step, it, rule, batches):
-                history.stop_reason = (f"iteration {k + 1}: the step is tau = 0 ({', '.join(step.flags) or 'no flag'})"
-                                       f" and {rule.name!r} has no memory, so every further iteration would repeat "
-                                       f"it; stopped")
-                break
-            if max_seconds is not None and elapsed >= max_seconds:
-                history.stop_reason = f"time budget of {max_seconds:g} s reached after {k + 1} iterations"
+            if not loop.iteration(k):
                 break
         if history.eval_iterations[-1] != history.iterations:          # always evaluated at the last
-            evaluate(history.iterations, with_train=not batches.full)
-    history.batch_state = batches.state()
-    net.weights = weights
+            loop.evaluate(history.iterations)
+    history.batch_state = loop.batches.state()
+    net.weights = loop.weights
     return history
+
+
+def _rule(rule, rule_options: dict):
+    """The step-rule object ``train`` was given, or the one its name and options build."""
+    if isinstance(rule, str):
+        return make_rule(rule, **rule_options)
+    if not callable(rule):
+        raise TypeError(f"rule must be a method name ({', '.join(RULES)}) or a step-rule object, got {rule!r}")
+    if rule_options:
+        raise TypeError(f"options {sorted(rule_options)} only apply when the rule is given by name")
+    return rule
+
+
+class _Loop:
+    """The training loop's state from iteration to iteration, and its buffers (private to it).
+
+    Full batch: one forward cache. The rule's trial evaluations overwrite the current point's pass, which
+    nothing reads once the direction and the jet are known; a step that stays (``tau = 0``) recomputes it.
+    Mini-batches: two caches, the current point's and the trial's, which swap when a trial is taken; the
+    training loss on all of ``X`` is recorded block by block (``network._output``), so memory beyond the data
+    does not grow with the number of samples.
+    """
+
+    def __init__(self, net, X, Y, X_test, Y_test, rule, batch_size, seed, callback, eval_every, max_seconds):
+        if not isinstance(net, NormalisedMLP):
+            raise TypeError(f"net must be a spherenet.NormalisedMLP, got {type(net).__name__}")
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable, got {callback!r}")
+        self.X, self.Y = check_data(X, Y, net.widths[0], net.widths[-1], net.dtype)
+        self.has_test = X_test is not None or Y_test is not None
+        if self.has_test:
+            if X_test is None or Y_test is None:
+                raise ValueError("give both X_test and Y_test, or neither")
+            X_test, Y_test = check_data(X_test, Y_test, net.widths[0], net.widths[-1], net.dtype,
+                                        names=("X_test", "Y_test"))
+        self.X_test, self.Y_test = X_test, Y_test
+        if batch_size is not None:
+            batch_size = positive_int("batch_size", batch_size)
+        self.eval_every, self.max_seconds = _check_budget(eval_every, max_seconds)
+        self.rule, self.callback, self.dtype = rule, callback, net.dtype
+        self.batches = _Batches(self.X, self.Y, batch_size, np.random.default_rng(seed))
+        self.keep_adjoints = getattr(rule, "uses_adjoints", True)      # (unknown rules may read cache.dZ)
+        self.weights, self.radii = [W.copy() for W in net.weights], net.radii
+        self.workspace, self.names = Workspace(), ["current", "trial"]
+        self.cache = None
+
+    def begin(self, resume: History | None) -> History:
+        """The history to append to (a new one with the losses at the start, or ``resume``)."""
+        if self.batches.full:
+            self.cache = _forward_cache(self.weights, self.X, self.workspace.cache("current", self.weights, self.X))
+        if resume is None:
+            self.history = History(getattr(self.rule, "name", type(self.rule).__name__))
+            F = self.cache.F if self.batches.full else _output(self.weights, self.X, self.workspace)
+            self.history.loss_train.append(_loss_from_output(F, self.Y))
+            self.evaluate(0, with_train=False)
+        else:
+            self.history = _check_resumable(resume, self.has_test, self.batches)
+        self.J_prev = self.history.loss_train[-1]
+        self.elapsed = self.history.seconds[-1] if self.history.seconds else 0.0
+        self.history.stop_reason = _overflow_risk(self.radii, self.dtype, self.X, self.X_test)
+        return self.history
+
+    def evaluate(self, k: int, with_train: bool | None = None) -> None:
+        """The record-only losses at iteration ``k`` (not training time), block by block."""
+        begin = time.perf_counter()
+        if with_train if with_train is not None else not self.batches.full:
+            self.history.loss_train.append(_loss_from_output(_output(self.weights, self.X, self.workspace), self.Y))
+        if self.has_test:
+            self.history.loss_test.append(_loss_from_output(_output(self.weights, self.X_test, self.workspace),
+                                                            self.Y_test))
+        self.history.eval_iterations.append(k)
+        self.history.seconds_eval += time.perf_counter() - begin
+
+    def iteration(self, k: int) -> bool:
+        """Iteration ``k + 1``: one step of the rule, recorded. ``False`` when the run stops here."""
+        start = time.perf_counter()
+        it = self.iterate()
+        if it is None:
+            self.history.stop_reason = (f"iteration {k + 1}: the loss or its gradient is non-finite (J = "
+                                        f"{self.J}; overflow in {self.dtype}?); stopped and kept the last good weights")
+            return False
+        step = self.rule(it)
+        J_new = self.move(it, step)
+        if not math.isfinite(J_new):
+            self.history.stop_reason = (f"iteration {k + 1}: the loss became non-finite ({J_new}) at tau = "
+                                        f"{step.tau!r}; stopped and kept the last good weights")
+            return False
+        self.elapsed += time.perf_counter() - start
+        self.J_prev = J_new
+        _record(self.history, step, it, J_new - it.loss, J_new if self.batches.full else None, self.weights,
+                self.radii, self.elapsed)
+        if (k + 1) % self.eval_every == 0:
+            self.evaluate(k + 1)
+        if self.callback is not None:
+            self.callback(k + 1, self.history)
+        self.history.stop_reason = self.stop_reason(k, step, it)
+        return not self.history.stop_reason
+
+    def iterate(self) -> Iterate | None:
+        """The next batch's :class:`Iterate` (forward pass, backward pass, direction), or ``None`` if the loss or
+        a gradient is non-finite."""
+        Xb, Yb = self.batches.next()
+        ws = self.workspace
+        if not self.batches.full:
+            self.cache = _forward_cache(self.weights, Xb, ws.cache(self.names[0], self.weights, Xb))
+        self.J, grads = _backward(self.weights, self.cache, Yb, ws, self.keep_adjoints)
+        if not (math.isfinite(self.J) and all(np.isfinite(g).all() for g in grads)):
+            return None
+        trial = self.cache if self.batches.full else ws.cache(self.names[1], self.weights, Xb)
+        return Iterate(self.weights, self.radii, Xb, Yb, self.cache, self.J, grads,
+                       _direction(self.weights, grads, self.radii), self.J_prev if self.batches.full else self.J,
+                       trial_buffers=trial, workspace=ws)
+
+    def move(self, it: Iterate, step) -> float:
+        """Take the step: the weights at ``tau`` and their forward pass become the current ones. Returns the
+        new loss on the step's batch."""
+        new_weights = step.weights_new if step.weights_new is not None else (
+            weights_along(it, step.tau) if step.tau else it.weights)
+        new_cache = step.cache_new
+        if new_cache is None or (step.tau == 0 and it.trial_buffers is it.cache):   # staying: trials overwrote it
+            new_cache = _forward_cache(new_weights, it.X, it.trial_buffers)
+        J_new = step.loss_new if step.loss_new is not None else _loss_from_output(new_cache.F, it.Y)
+        if math.isfinite(J_new):
+            if new_cache is it.trial_buffers and it.trial_buffers is not it.cache:
+                self.names.reverse()
+            self.weights, self.cache = new_weights, new_cache
+        return J_new
+
+    def stop_reason(self, k: int, step, it: Iterate) -> str:
+        """Why the run ends after iteration ``k + 1``, or ``""``."""
+        if "stationary" in step.flags and self.batches.full:
+            return f"iteration {k + 1}: stationary point (beta = 0); nothing left to descend"
+        if _stuck(step, it, self.rule, self.batches):
+            return (f"iteration {k + 1}: the step is tau = 0 ({', '.join(step.flags) or 'no flag'}) and "
+                    f"{self.rule.name!r} has no memory, so every further iteration would repeat it; stopped")
+        if self.max_seconds is not None and self.elapsed >= self.max_seconds:
+            return f"time budget of {self.max_seconds:g} s reached after {k + 1} iterations"
+        return ""
 
 
 def _overflow_risk(radii, dtype, X, X_test=None) -> str:

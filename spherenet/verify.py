@@ -4,12 +4,12 @@
   direction (the dot-product test);
 * jets — the Taylor coefficients of ``φ(t) = J(Γ(t))`` vs complex evaluation: with the ReLU pattern frozen
   at ``t = 0``, ``φ`` is an entire function of ``t``, so sampling it on the circle ``t = ρ e^{iθ}`` and taking an
-  FFT gives every coefficient (METHOD.md §6), and ``J_1 = -beta``;
+  FFT gives every coefficient (docs/method.md §6), and ``J_1 = -beta``;
 * kappa — the ``κ`` Algorithm 1 trains with (``TaylorStep.model``: ``jets.loss_jet2_adjoint``) at every
   iterate of a short real run, vs complex evaluation;
 * norms — 10,000 updates along the curve, no re-projection, keep ``||W_i||_F = mu_i``; so do the training
   steps of the majorant's run;
-* majorant — at every step of a short real run of Algorithm 2: ``m(τ)`` vs METHOD.md §5's formula written
+* majorant — at every step of a short real run of Algorithm 2: ``m(τ)`` vs docs/method.md §5's formula written
   out with SVD spectral norms, and whether the true loss change was at most ``m(τ)`` (the fraction of steps,
   and the worst ratio of true to predicted decrease).
 """
@@ -22,6 +22,7 @@ import sys
 import numpy as np
 
 from . import sphere
+from .majorant import plain_spectral
 from .network import NormalisedMLP, _backward, _direction, _forward_cache, _loss
 
 TOL = {"gradient": 1e-7, "jets": 1e-9, "slope": 1e-12, "kappa": 1e-9, "norms": 1e-12, "majorant": 1e-10}
@@ -29,10 +30,27 @@ RUN_STEPS = {"kappa": 10, "majorant": 30}      # iterations of the real runs the
 
 
 def complex_loss_coefficients(weights, V, radii, X, Y, order: int, rho: float = 1.0, n: int = 64) -> np.ndarray:
-    """``J_0..J_order`` by complex evaluation of the frozen-pattern loss on ``|t| = rho`` and an FFT.
+    """``J_0..J_order`` by complex evaluation of the frozen-pattern loss on ``|t| = rho`` and an FFT (method.md §6).
 
+    Parameters
+    ----------
+    weights, V : list of ndarray
+    radii : array_like
+    X, Y : ndarray
+    order : int
+    rho : float, optional
+        The circle's radius (default 1: ``rho ≈ 1`` keeps rounding from being amplified by ``rho^-k``).
+    n : int, optional
+        Points on the circle (default 64).
+
+    Returns
+    -------
+    ndarray, shape (order+1,)
+
+    Notes
+    -----
     ``φ_frozen(t) = 1/(2N) sum (f(t) - y)^2`` with ``H = where(Z_0 > 0, Z(t), 0)`` (no conjugation: the analytic
-    continuation). ``J_k = FFT_k / (n rho^k)``. ``rho ≈ 1`` keeps rounding from being amplified by ``rho^-k``.
+    continuation); a layer with ``V_i = 0`` stays. ``J_k = FFT_k / (n rho^k)``.
     """
     Z0 = [z for z in _forward_cache(weights, X).Z[:-1]]
     theta = 2 * np.pi * np.arange(n) / n
@@ -50,7 +68,24 @@ def complex_loss_coefficients(weights, V, radii, X, Y, order: int, rho: float = 
 
 
 def random_problem(seed: int, widths=(12, 25, 30, 15, 3), n: int = 200):
-    """A random normalised network and data with unit-norm inputs (the paper's scaling)."""
+    """A random normalised network and data with unit-norm inputs (the paper's scaling).
+
+    Parameters
+    ----------
+    seed : int
+    widths : sequence of int, optional
+        Default ``(12, 25, 30, 15, 3)``.
+    n : int, optional
+        Samples (default 200).
+
+    Returns
+    -------
+    net : NormalisedMLP
+    X : ndarray, shape (n, d_0)
+        Unit-norm rows.
+    Y : ndarray, shape (n, d_L)
+        ``0.05 N(0, 1)``.
+    """
     rng = np.random.default_rng(seed)
     net = NormalisedMLP(widths, seed=rng)
     X = rng.normal(size=(n, widths[0]))
@@ -66,6 +101,19 @@ def _pattern(weights, X) -> list:
 def check_gradient(net, X, Y, rng) -> float:
     """Relative error of ``<∇J, U>`` against a central difference along a random unit ``U``.
 
+    Parameters
+    ----------
+    net : NormalisedMLP
+    X, Y : ndarray
+    rng : numpy.random.Generator
+        For ``U``.
+
+    Returns
+    -------
+    float
+
+    Notes
+    -----
     The difference step ``h`` starts at ``1e-5`` and is halved until no ReLU unit changes sign between
     ``W - hU`` and ``W + hU`` (a kink inside the stencil would make the difference meaningless).
     """
@@ -85,7 +133,20 @@ def check_gradient(net, X, Y, rng) -> float:
 
 
 def check_jets(net, X, Y, order: int = 6) -> tuple[float, float]:
-    """(max relative error of ``J_1..J_order`` vs complex evaluation, relative error of ``J_1 + beta``)."""
+    """``jets.loss_jet`` against complex evaluation (:func:`complex_loss_coefficients`) and the slope ``-beta``.
+
+    Parameters
+    ----------
+    net : NormalisedMLP
+    X, Y : ndarray
+    order : int, optional
+        Default 6.
+
+    Returns
+    -------
+    tuple of float
+        (max error of ``J_0..J_order`` relative to ``max |J_k|``, relative error of ``J_1 + beta``).
+    """
     from .jets import loss_jet
     _, grads = _backward(net.weights, _forward_cache(net.weights, X), Y)
     d = _direction(net.weights, grads, net.radii)
@@ -96,7 +157,19 @@ def check_jets(net, X, Y, order: int = 6) -> tuple[float, float]:
 
 
 def check_norms(seed: int, steps: int = 10_000) -> float:
-    """Largest relative norm drift after ``steps`` random updates along the curve (no re-projection)."""
+    """Largest relative norm drift after ``steps`` random updates along the curve (no re-projection; §3).
+
+    Parameters
+    ----------
+    seed : int
+    steps : int, optional
+        Default 10,000, angles uniform in ``[0, π/6]``.
+
+    Returns
+    -------
+    float
+        ``| ||W||_F - 1 |`` for a ``(25, 30)`` matrix on the unit sphere.
+    """
     rng = np.random.default_rng(seed)
     W = sphere.project(rng.normal(size=(25, 30)), 1.0)
     for t in rng.uniform(0, np.pi / 6, steps):
@@ -122,20 +195,23 @@ class _Watching:
         return step
 
 
-def _plain_direction(weights, grads, radii):
-    """``V_i = -grad_i/||grad_i||_F``, ``β = Σ mu_i ||grad_i||_F`` straight from METHOD.md §3; ``V_i = 0`` if
-    ``grad_i = 0``, i.e. below ``1e-12 ||∇_i J||_F`` (rounding left by the projection of a radial gradient)."""
-    rgrads = [G - float(np.vdot(W, G)) / mu**2 * W for W, G, mu in zip(weights, grads, radii)]
-    norms = [float(np.linalg.norm(r)) if np.linalg.norm(r) > 1e-12 * np.linalg.norm(G) else 0.0
-             for r, G in zip(rgrads, grads)]
-    V = [-r / n if n > 0 else np.zeros_like(r) for r, n in zip(rgrads, norms)]
-    return V, float(np.dot(radii, norms))
-
-
 def check_kappa(net, X, Y, steps: int = 10) -> tuple[float, bool]:
-    """(worst relative error, adjoint path used) of the ``κ`` Algorithm 1 trains with — ``TaylorStep.model``,
-    i.e. ``jets.loss_jet2_adjoint`` — against ``2 J_2`` by complex evaluation, at every iterate of a real
-    ``steps``-iteration run of Algorithm 1."""
+    """The ``κ`` Algorithm 1 trains with against ``2 J_2`` by complex evaluation, at every iterate of a real run.
+
+    Parameters
+    ----------
+    net : NormalisedMLP
+        Copied, not trained.
+    X, Y : ndarray
+    steps : int, optional
+        Iterations of Algorithm 1 (default 10).
+
+    Returns
+    -------
+    tuple
+        (worst relative error, whether every iterate used the adjoint path ``jets.loss_jet2_adjoint`` of
+        ``TaylorStep.model``).
+    """
     from .taylor import TaylorStep
     from .train import train
 
@@ -148,29 +224,30 @@ def check_kappa(net, X, Y, steps: int = 10) -> tuple[float, bool]:
     return max(e for e, _ in rule.values), all(adjoint for _, adjoint in rule.values)
 
 
-def plain_majorant(weights, grads, radii, X, t: float) -> float:
-    """METHOD.md §5 as written: ``m(t) = α(cos t - 1) - β sin t + Q/2 (P_1(t) - P_2)²``, spectral norms by SVD
-    (``np.linalg.norm(·, 2)``); a layer with ``V_i = 0`` stays (``ΔW_i = 0``) and is left out of ``α``."""
-    V, beta = _plain_direction(weights, grads, radii)
-    alpha = sum(float(np.vdot(W, G)) for W, G, D in zip(weights, grads, V) if D.any())
-    dW = [(W * (math.cos(t) - 1) + mu * D * math.sin(t)) if D.any() else 0 * W
-          for W, D, mu in zip(weights, V, radii)]
-    s = [np.linalg.norm(W, 2) for W in weights]
-    gap = np.prod([si + np.linalg.norm(D, 2) for si, D in zip(s, dW)]) - np.prod(s)
-    Q = float(np.mean(np.sum(X * X, axis=1)))
-    return alpha * (math.cos(t) - 1) - beta * math.sin(t) + Q / 2 * gap**2
-
-
 def check_majorant(net, X, Y, steps: int = 30) -> dict:
-    """A real ``steps``-iteration run of Algorithm 2 (``"mm"``). At every step taken: ``m(τ)`` against
-    :func:`plain_majorant` (``formula``: worst relative error), and whether the majorant held, i.e. the true
-    change ``J(Γ(τ)) - J(W)`` was at most ``m(τ)`` (``held``: steps where it did; ``worst_ratio``: the smallest
-    true/predicted decrease, ``>= 1`` when it held everywhere); ``drift``: the run's largest norm drift."""
+    """A real ``steps``-iteration run of Algorithm 2 (``"mm"``), the majorant checked at every step (§5).
+
+    Parameters
+    ----------
+    net : NormalisedMLP
+        Copied, not trained.
+    X, Y : ndarray
+    steps : int, optional
+        Default 30.
+
+    Returns
+    -------
+    dict
+        ``steps``; ``formula``: worst relative error of ``m(τ)`` against ``majorant.plain_spectral`` (the formula
+        written out, SVD norms); ``held``: steps where the true change ``J(Γ(τ)) - J(W)`` was at most ``m(τ)``;
+        ``worst_ratio``: the smallest true/predicted decrease (``>= 1`` when it held everywhere); ``drift``: the
+        run's largest norm drift.
+    """
     from .mm import MajorantStep
     from .train import train
 
     def compare(it, step, _):
-        ref = plain_majorant(it.weights, it.grads, it.radii, it.X, step.tau)
+        ref = plain_spectral(it.weights, it.grads, it.radii, it.X, step.tau)
         return abs(step.predicted - ref) / abs(ref)
 
     rule = _Watching(MajorantStep("spectral"), compare)
@@ -181,7 +258,24 @@ def check_majorant(net, X, Y, steps: int = 30) -> dict:
 
 
 def print_claims(claims: dict, figures=(), out=None) -> None:
-    """Print each ``{statement: bool}`` as ``[ok]``/``[FAILED]`` (the tutorials' closing report) and the figures."""
+    """Print each claim as ``[ok]``/``[FAILED]`` (the tutorials' closing report) and the figures.
+
+    Parameters
+    ----------
+    claims : dict
+        ``{statement: bool}``.
+    figures : iterable, optional
+        Paths to list.
+    out : file, optional
+        Default ``sys.stdout``, looked up at call time (pytest and notebooks replace it).
+
+    Examples
+    --------
+    >>> print_claims({"1 + 1 = 2": True})
+    <BLANKLINE>
+    == claims ==
+    [ok] 1 + 1 = 2
+    """
     out = out or sys.stdout                # looked up now: pytest and notebooks replace sys.stdout
     print("\n== claims ==", file=out)
     for claim, ok in claims.items():
@@ -191,8 +285,23 @@ def print_claims(claims: dict, figures=(), out=None) -> None:
 
 
 def quick_mode(environ=None) -> bool:
-    """Whether a tutorial run as a script or notebook takes its quick mode: ``SPHERENET_QUICK=1`` in the
-    environment (``0``, empty or unset: the full version)."""
+    """Whether a tutorial run as a script or notebook takes its quick mode.
+
+    Parameters
+    ----------
+    environ : mapping, optional
+        Default ``os.environ``.
+
+    Returns
+    -------
+    bool
+        ``SPHERENET_QUICK=1``: True; ``0``, empty or unset: False (the full version); anything else is an error.
+
+    Examples
+    --------
+    >>> quick_mode({"SPHERENET_QUICK": "1"}), quick_mode({})
+    (True, False)
+    """
     value = (os.environ if environ is None else environ).get("SPHERENET_QUICK", "").strip()
     if value not in ("", "0", "1"):
         raise ValueError(f"SPHERENET_QUICK={value!r}: set it to 1 (quick mode) or 0 (the full tutorial)")
@@ -200,8 +309,20 @@ def quick_mode(environ=None) -> bool:
 
 
 def run_checks(seed: int = 0, out=None) -> bool:
-    """Run every check on a random problem, print a verdict in words (what was compared, against which
-    reference, with which tolerance), return whether all passed."""
+    """Run every check on a random problem and print a verdict in words (what was compared, against which
+    reference, with which tolerance ``TOL``).
+
+    Parameters
+    ----------
+    seed : int, optional
+    out : file, optional
+        Default ``sys.stdout``.
+
+    Returns
+    -------
+    bool
+        Whether all passed.
+    """
     out = out or sys.stdout
     rng = np.random.default_rng(seed)
     net, X, Y = random_problem(seed)
@@ -230,7 +351,7 @@ def run_checks(seed: int = 0, out=None) -> bool:
            f"| ||W||_F - mu | / mu vs 0: {drift:.1e} after 10,000 random curve steps without re-projection, "
            f"{m['drift']:.1e} at most over the {m['steps']} training steps below (tolerance {TOL['norms']:.0e})")
     report("majorant", m["formula"] < TOL["majorant"],
-           f"m(tau) at each of the {m['steps']} steps of a real Algorithm 2 run vs METHOD.md §5's formula with "
+           f"m(tau) at each of the {m['steps']} steps of a real Algorithm 2 run vs docs/method.md §5's formula with "
            f"SVD spectral norms: worst relative error {m['formula']:.1e} (tolerance {TOL['majorant']:.0e})")
     report("majorant validity", m["held"] == m["steps"],
            f"the true loss change was at most m(tau) at {m['held']}/{m['steps']} of those steps; worst ratio of "

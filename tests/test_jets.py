@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import spherenet as sn
-from spherenet import jets
+from spherenet import jets, sphere
+from spherenet.verify import complex_loss_coefficients
 from spherenet.network import ROW_BLOCK, _backward, _direction, _forward_cache, _loss_from_output
 from tests.strategies import problems, unit_rows
 
@@ -28,28 +29,6 @@ def random_problem(seed, widths=(5, 7, 6, 3), n=20, radius="unit"):
 
 
 # --- independent references ----------------------------------------------------------------------------
-
-def phi_frozen(weights, V, radii, X, Y, t, Z0):
-    """A plain forward pass along Γ at a (complex) angle ``t`` with the ReLU pattern frozen at ``[Z0 > 0]``.
-
-    ``Γ_i(t) = W_i cos t + mu_i V_i sin t``, ``H = where(Z0 > 0, Z, 0)``; the loss is the analytic
-    continuation ``sum E^2 / (2N)`` (not ``|E|^2``), so ``φ`` is an entire function of ``t``.
-    """
-    H = X.astype(complex)
-    for i, (W, D, mu) in enumerate(zip(weights, V, radii)):
-        G = W if not D.any() else W * np.cos(t) + mu * D * np.sin(t)     # a layer with V_i = 0 stays
-        Z = H @ G.T
-        H = np.where(Z0[i] > 0, Z, 0) if i < len(weights) - 1 else Z
-    E = Z - Y
-    return np.sum(E * E) / (2 * X.shape[0])
-
-
-def coefficients_by_fft(weights, V, radii, X, Y, Z0, rho=1.0, n=64):
-    """``J_k = FFT_k/(n rho^k)`` from ``φ`` sampled at ``t = rho e^{i theta_m}``, ``m = 0..n-1``."""
-    t = rho * np.exp(2j * np.pi * np.arange(n) / n)
-    values = np.array([phi_frozen(weights, V, radii, X, Y, tm, Z0) for tm in t])
-    return np.fft.fft(values) / (n * rho ** np.arange(n))
-
 
 def phi_true(net, V, X, Y, t):
     """``φ(t) = J(Γ(t))`` by the package's plain loss at the rotated weights (the ReLU follows ``t``)."""
@@ -73,6 +52,15 @@ def test_converters_are_inverse_and_scale_by_factorial():
     np.testing.assert_allclose(jets.to_derivatives(coeffs), derivs, rtol=1e-15)
 
 
+@pytest.mark.parametrize("shapes", [((5,), (5,)), ((7, 5, 3), (6,)), ((4, 3), (4, 2, 3)), ((3, 2), (5, 2))])
+def test_cauchy_product_is_the_plain_sum_with_axes_carried_along(shapes):
+    rng = np.random.default_rng(len(shapes[0]))
+    a, b = rng.normal(size=shapes[0]), rng.normal(size=shapes[1])
+    n = min(len(a), len(b))
+    plain = np.array([sum(a[j] * b[k - j] for j in range(k + 1)) for k in range(n)])
+    np.testing.assert_array_equal(jets.cauchy(a, b), plain)             # the same sums in the same order
+
+
 def test_cauchy_product_gives_trig_identities():
     cos, sin = jets.curve_coefficients(10)
     one = jets.cauchy(cos, cos) + jets.cauchy(sin, sin)                  # cos² + sin² = 1
@@ -90,7 +78,7 @@ def test_loss_jet_matches_complex_evaluation(problem, order):
     net, X, Y = problem
     cache, _, d = setup(net, X, Y)
     J = jets.loss_jet(net.weights, d.V, net.radii, X, Y, order)
-    ref = coefficients_by_fft(net.weights, d.V, net.radii, X, Y, cache.Z)[:order + 1]
+    ref = complex_loss_coefficients(net.weights, d.V, net.radii, X, Y, order)
     assert J.shape == (order + 1,)
     assert np.abs(ref.imag).max() <= 1e-12 * np.abs(ref).max()
     scale = np.maximum(np.abs(ref.real), 1e-6 * np.abs(ref.real).max())
@@ -103,7 +91,7 @@ def test_loss_jet_matches_complex_evaluation_across_sample_blocks(seed):
     net, X, Y = random_problem(seed, widths=(4, 6, 5, 2), n=2 * jets.BLOCK + 37, radius="agd")
     cache, _, d = setup(net, X, Y)
     J = jets.loss_jet(net.weights, d.V, net.radii, X, Y, 6)
-    ref = coefficients_by_fft(net.weights, d.V, net.radii, X, Y, cache.Z)[:7].real
+    ref = complex_loss_coefficients(net.weights, d.V, net.radii, X, Y, 6)
     np.testing.assert_allclose(J, ref, rtol=1e-9)
 
 
@@ -112,7 +100,7 @@ def test_high_orders_work_too(seed):
     net, X, Y = random_problem(seed)
     cache, _, d = setup(net, X, Y)
     J = jets.loss_jet(net.weights, d.V, net.radii, X, Y, 12)
-    ref = coefficients_by_fft(net.weights, d.V, net.radii, X, Y, cache.Z)[:13].real
+    ref = complex_loss_coefficients(net.weights, d.V, net.radii, X, Y, 12)
     np.testing.assert_allclose(J, ref, rtol=1e-11)
 
 
@@ -241,7 +229,7 @@ def test_tie_rule_is_the_backward_passs():
     assert abs(d.V[0][0, 0]) > 0.05                       # the direction does move the tied unit
     J = jets.loss_jet(net.weights, d.V, net.radii, X, Y, 3)
     assert abs(J[1] + d.beta) <= 1e-13 * d.beta
-    ref = coefficients_by_fft(net.weights, d.V, net.radii, X, Y, cache.Z)[:4].real
+    ref = complex_loss_coefficients(net.weights, d.V, net.radii, X, Y, 3)
     np.testing.assert_allclose(J, ref, rtol=1e-10)
 
 
@@ -310,49 +298,75 @@ def test_bad_input_is_refused_naming_the_argument():
             jets.loss_jet(**args)
 
 
-def plain_layer_jet(H, W, muV, c, s):
-    """``Z_k = sum_{j<=k} H_{k-j} (c_j W + s_j mu V)^T``, ``k = 1..r``, from the whole input jet ``H_0..H_r``."""
-    r = len(c) - 1
-    return [sum(H[k - j] @ (c[j] * W + s[j] * muV).T for j in range(k + 1)) for k in range(1, r + 1)]
-
-
 @pytest.mark.parametrize("layer_1, layer_2", [("curve", "curve"), ("fixed", "curve"), ("curve", "fixed"),
                                               ("geodesic", "geodesic")])
-def test_second_layer_jet_equals_the_plain_cauchy_sums(layer_1, layer_2):
-    """Layer 2 as two products per order (the sums folded into ``[M_k N_k]``) against the plain sums over
-    ``H_{1,m} = D_1 ⊙ (c_m Z_{1,0} + s_m P)``, for the paper's curve, fixed layers and geodesic rates."""
+@pytest.mark.parametrize("hidden", [True, False])
+def test_first_two_layers_fast_form_equals_the_readable_form(layer_1, layer_2, hidden):
+    """Layers 1 and 2 (layer 2's sums folded into ``[M_k N_k]``, each layer's ReLU in its own rule) against
+    ``jets.plain_layer_jet``, for the paper's curve, fixed layers and geodesic rates; layer 2 hidden or not."""
     r, n = 6, 40
     rng = np.random.default_rng(3)
-    cos, sin = jets.curve_coefficients(r)
-    kinds = {"curve": (cos, sin), "fixed": (np.eye(1, r + 1)[0], np.zeros(r + 1)),
-             "geodesic": (cos * 0.7 ** np.arange(r + 1), sin * 0.7 ** np.arange(r + 1))}
-    (c1, s1), (c2, s2) = kinds[layer_1], kinds[layer_2]
-    Z0, XV = rng.normal(size=(2, n, 7))
-    Z0[rng.random((n, 7)) < 0.2] = 0.0                    # ties are inactive
-    W, V = rng.normal(size=(2, 5, 7))
-    mu = 1.7
-    H = [np.where(Z0 > 0, c1[m] * Z0 + s1[m] * XV, 0.0) for m in range(r + 1)]
-    expected = np.vstack(plain_layer_jet(H, W, mu * V, c2, s2))
-    MN = jets.second_layer_matrices(W, V, mu, (c1, s1), (c2, s2))
-    folded = jets.second_layer_jet(np.maximum(Z0, 0), Z0, XV, MN, np.empty((r * n, 5)))
-    np.testing.assert_allclose(folded, expected, rtol=1e-12, atol=1e-13 * abs(expected).max())
+    rates = {"curve": 1.0, "fixed": 0.0, "geodesic": 0.7}
+    (c1, s1), (c2, s2) = (jets.rate_coefficients(rates[k], r) for k in (layer_1, layer_2))
+    X = rng.normal(size=(n, 4))
+    W1, V1 = rng.normal(size=(2, 7, 4))
+    W2, V2 = rng.normal(size=(2, 5, 7))
+    Z1 = X @ W1.T
+    Z1[rng.random((n, 7)) < 0.2] = 0.0                    # ties are inactive
+    H1 = np.maximum(Z1, 0)
+    X0 = np.concatenate([X[None], np.zeros((r, n, 4))])
+    X0[0] = X
+    # the readable form, with layer 1's Z_0 set to the tied one used by the fast form
+    Z1_jet = jets.plain_linear_jet(X0, W1, V1, 1.3, c1, s1)
+    Z1_jet[0] = Z1
+    expected = jets.plain_layer_jet(jets.plain_relu_jet(Z1_jet), W2, V2, 1.7, c2, s2, hidden=hidden)
+    first = jets.LayerCurve(W1, V1, 1.3, c1, s1, hidden=True)
+    second = jets.LayerCurve(W2, V2, 1.7, c2, s2, hidden=hidden,
+                             folded=jets.second_layer_matrices(W2, V2, 1.7, (c1, s1), (c2, s2)))
+    pair = jets.first_layer_jet(X, (Z1, H1), first, np.empty(2 * n * 7), np.empty(n * 7))
+    Z2 = H1 @ W2.T
+    got = jets.second_layer_jet(pair, (Z2, np.maximum(Z2, 0) if hidden else None), second,
+                                np.empty((r + 1) * n * 5))
+    want = np.vstack(expected) if hidden else np.vstack(expected[1:])
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13 * abs(want).max())
 
 
 @pytest.mark.parametrize("r", [1, 2, 6])
-def test_general_layer_jet_equals_the_plain_cauchy_sums(r):
-    """A layer past the second: masks in place, the products first, then ``kernels.output_cauchy``."""
+@pytest.mark.parametrize("hidden", [True, False])
+def test_general_layer_fast_form_equals_the_readable_form(r, hidden):
+    """A layer past the second: the products first, then ``kernels.output_cauchy``, then its own ReLU."""
     n, rng = 30, np.random.default_rng(r)
-    cos, sin = jets.curve_coefficients(r)
-    Z0_below = rng.normal(size=(n, 6))
-    Z0_below[rng.random((n, 6)) < 0.2] = 0.0              # ties are inactive
-    Zs_below = rng.normal(size=(r * n, 6))
+    c, s = jets.curve_coefficients(r)
+    Z_below = rng.normal(size=(r + 1, n, 6))
+    Z_below[0][rng.random((n, 6)) < 0.2] = 0.0             # ties are inactive
+    H = jets.plain_relu_jet(Z_below)
     W, V = rng.normal(size=(2, 4, 6))
-    H = [np.maximum(Z0_below, 0)] + [np.where(Z0_below > 0, Zs_below[(k - 1) * n:k * n], 0.0)
-                                     for k in range(1, r + 1)]
-    expected = np.vstack(plain_layer_jet(H, W, 0.8 * V, cos, sin))
-    got = jets.layer_jet(np.vstack([H[0], Zs_below]), Z0_below, H[0] @ W.T, W, 0.8 * V, cos, sin,
-                         np.empty((r * n, 4)), np.empty(2 * r * n * 4))
-    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-13 * abs(expected).max())
+    expected = jets.plain_layer_jet(H, W, V, 0.8, c, s, hidden=hidden)
+    Z0 = H[0] @ W.T
+    got = jets.layer_jet(np.vstack(H), (Z0, np.maximum(Z0, 0) if hidden else None),
+                         jets.LayerCurve(W, V, 0.8, c, s, hidden=hidden), np.empty((r + 1) * n * 4),
+                         np.empty(2 * r * n * 4))
+    want = np.vstack(expected) if hidden else np.vstack(expected[1:])
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13 * abs(want).max())
+
+
+@pytest.mark.parametrize("widths", [(4, 3), (4, 6, 2), (4, 6, 5, 2), (3, 5, 4, 6, 2)])
+@pytest.mark.parametrize("zero_layer", [None, 0, 1])
+def test_loss_and_network_jets_equal_their_readable_forms(widths, zero_layer):
+    """``jets.loss_jet``/``network_jet`` (stacked, blocks, folded layer 2) against ``plain_loss_jet`` /
+    ``plain_network_jet`` (one coefficient, one layer at a time), a layer that stays included."""
+    rng = np.random.default_rng(len(widths))
+    net = sn.NormalisedMLP(list(widths), seed=1)
+    X, Y = rng.normal(size=(50, widths[0])), rng.normal(size=(50, widths[-1]))
+    V = [sphere.project(sphere.project_tangent(W, rng.normal(size=W.shape), 1.0), 1.0) for W in net.weights]
+    if zero_layer is not None and zero_layer < len(V):
+        V[zero_layer] = np.zeros_like(V[zero_layer])
+    F = jets.network_jet(net.weights, V, net.radii, X, 5)
+    np.testing.assert_allclose(F, jets.plain_network_jet(net.weights, V, net.radii, X, 5),
+                               rtol=1e-11, atol=1e-13 * abs(F).max())
+    J = jets.loss_jet(net.weights, V, net.radii, X, Y, 5)
+    np.testing.assert_allclose(J, jets.plain_loss_jet(net.weights, V, net.radii, X, Y, 5),
+                               rtol=1e-11, atol=1e-14 * abs(J).max())
 
 
 def test_a_curve_must_pass_through_the_weights():

@@ -60,7 +60,7 @@ def test_step_is_the_golden_section_minimiser_of_the_public_majorant(name, varia
     assert step.predicted == m(step.tau) < 0
     assert step.weights_new is None and step.halvings == 0          # no forward pass, no backtracking
     assert step.info["alpha"] == pytest.approx(m.alpha) and step.info["Q"] == pytest.approx(1.0)
-    assert step.info["P2"] == pytest.approx(m.P2, rel=1e-12)
+    assert step.info["lipschitz_product"] == pytest.approx(m.lipschitz_product, rel=1e-12)
     assert set(step.flags) <= set(FLAGS)
 
 
@@ -76,7 +76,7 @@ def test_stationary_point_gives_a_zero_step():
 
 class _Fixed:
     """A stand-in majorant (only what the rule reads) to drive the search into its edge cases."""
-    P2 = 1.0
+    lipschitz_product = 1.0
 
     def __init__(self, f):
         self.f = f

@@ -196,7 +196,7 @@ def test_stationary_point_gives_tau_zero():
         assert step.tau == 0.0 and "stationary" in step.flags and step.halvings == 0
 
 
-def test_zero_layer_is_flagged_and_does_not_move():
+def test_zero_layer_does_not_move():
     net, X, Y = random_problem(5)
     it = iterate(net.weights, net.radii, X, Y)
     d = it.direction
@@ -204,7 +204,7 @@ def test_zero_layer_is_flagged_and_does_not_move():
     norms = np.concatenate([[0.0], d.rgrad_norms[1:]])
     it.direction = Direction(V, norms, d.inner_wg, float(np.dot(net.radii, norms)), d.alpha)
     step = taylor.TaylorStep(order=3)(it)
-    assert "zero-layer" in step.flags and step.tau > 0
+    assert it.direction.zero_layers == [0] and step.tau > 0
     np.testing.assert_array_equal(step.weights_new[0], net.weights[0])        # stays, on its sphere
 
 
@@ -304,3 +304,32 @@ def test_a_slope_of_rounding_size_on_the_wrong_side_is_no_descent():
     from spherenet.taylor import safeguarded_step
     tau, flags = safeguarded_step(np.array([1.0, 4.4e-18, 0.5]), 2, np.pi / 6)
     assert tau == 0.0 and "clipped" not in flags
+
+
+# --- the readable form of Algorithm 1's step against the rule ------------------------------------------------
+
+@settings(max_examples=20)
+@given(seed=st.integers(0, 2**16), prev_gap=st.sampled_from([0.0, 1e-3, 0.05]), eps=st.sampled_from([EPS, 1.5]))
+def test_the_rule_takes_the_step_of_the_scalar_algorithm(seed, prev_gap, eps):
+    """``taylor.step(phi, beta, kappa, J_prev)``, fed the true loss along the curve, takes the angle and the
+    halvings of ``TaylorStep(order=2)`` at real iterates (with ``J_prev`` below ``J`` too, which forces
+    halvings, and ``eps`` large enough that the Newton step is taken unclipped)."""
+    net, X, Y = random_problem(seed)
+    it = iterate(net.weights, net.radii, X, Y)
+    it.loss_prev = it.loss - prev_gap * it.loss
+    taken = taylor.TaylorStep(order=2, eps=eps)(it)
+    phi = lambda t: taylor.loss_along(it, t)[0]
+    tau, halvings = taylor.step(phi, it.direction.beta, taken.info["kappa"], it.loss_prev, eps=eps)
+    assert (tau, halvings) == (taken.tau, taken.halvings)
+    assert ("backtracking-cap" in taken.flags) == (tau == 0 and halvings == 30)
+
+
+def test_the_scalar_algorithm_on_a_known_function():
+    """``φ(t) = 1 - t + t²``: ``beta = 1``, ``kappa = 2``, minimiser 1/2. With a curvature too small (0.5) the
+    Newton step 2 is clipped to ``eps = 1.5``, where ``φ = 1.75 > J_prev = 1``: one halving to 0.75."""
+    phi = lambda t: 1.0 - t + t * t
+    assert taylor.step(phi, 1.0, 2.0, J_prev=1.0, eps=1.0) == (0.5, 0)
+    assert taylor.step(phi, 1.0, 0.5, J_prev=1.0, eps=1.5) == (0.75, 1)
+    assert taylor.step(lambda t: 1.0 + t, 1.0, 2.0, J_prev=1.0, max_halvings=4) == (0.0, 4)   # the cap
+    assert taylor.step(phi, 0.0, 2.0, J_prev=1.0) == (0.0, 0)                    # stationary: stay
+    assert taylor.step(phi, 1.0, math.nan, J_prev=1.0, eps=0.5) == (0.5, 0)      # no curvature: eps

@@ -53,4 +53,4 @@ def test_plain_majorant_lets_a_layer_that_stays_out(problem):
         m = majorant.spectral(net.weights, grads, net.radii, X)
         assert m.direction.zero_layers == [0]
         for t in (0.01, 0.3, 2.0):
-            assert verify.plain_majorant(net.weights, grads, net.radii, X, t) == pytest.approx(m(t), rel=1e-10)
+            assert majorant.plain_spectral(net.weights, grads, net.radii, X, t) == pytest.approx(m(t), rel=1e-10)

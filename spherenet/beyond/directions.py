@@ -25,22 +25,75 @@ from .. import sphere
 
 
 def riemannian_gradient(weights, grads, radii) -> list:
-    """``g_i = Proj_{W_i}(∇_i J) = ∇_i J - <W_i, ∇_i J>/mu_i² W_i`` for every layer."""
+    """``g_i = Proj_{W_i}(∇_i J) = ∇_i J - <W_i, ∇_i J>/mu_i² W_i`` for every layer (docs/method.md §3).
+
+    Parameters
+    ----------
+    weights, grads : list of ndarray
+    radii : array_like
+
+    Returns
+    -------
+    list of ndarray
+    """
     return [sphere.rgrad(W, G, mu) for W, G, mu in zip(weights, grads, radii)]
 
 
 def inner(A, B) -> float:
-    """``<A, B> = sum_i tr(A_i^T B_i)`` on the product of spheres (float64)."""
+    """``<A, B> = sum_i tr(A_i^T B_i)`` on the product of spheres.
+
+    Parameters
+    ----------
+    A, B : list of ndarray
+        One array per layer.
+
+    Returns
+    -------
+    float
+        Accumulated in float64.
+
+    Examples
+    --------
+    >>> inner([np.eye(2), np.ones((1, 2))], [np.eye(2), np.ones((1, 2))])
+    4.0
+    """
     return float(sum(np.vdot(a.astype(np.float64), b.astype(np.float64)) for a, b in zip(A, B)))
 
 
 def transport(weights, xi, radii) -> list:
-    """Vector transport by projection onto the tangent spaces at ``weights``."""
+    """Vector transport by projection onto the tangent spaces at ``weights`` (``sphere.transport`` per layer).
+
+    Parameters
+    ----------
+    weights, xi : list of ndarray
+        The new point and a tangent list at the previous one.
+    radii : array_like
+
+    Returns
+    -------
+    list of ndarray
+    """
     return [sphere.transport(W, x, mu) for W, x, mu in zip(weights, xi, radii)]
 
 
 def layer_normalised(g, radii) -> list:
-    """``mu_i g_i/||g_i||`` (0 for a zero layer): the paper's per-layer normalisation, as a preconditioner."""
+    """The paper's per-layer normalisation, as a preconditioner.
+
+    Parameters
+    ----------
+    g : list of ndarray
+    radii : array_like
+
+    Returns
+    -------
+    list of ndarray
+        ``mu_i g_i/||g_i||`` (0 for a zero layer).
+
+    Examples
+    --------
+    >>> layer_normalised([np.array([[3.0, 4.0]]), np.zeros((1, 2))], [10.0, 1.0])
+    [array([[6., 8.]]), array([[0., 0.]])]
+    """
     out = []
     for gi, mu in zip(g, radii):
         n = sphere.fro(gi)
@@ -52,17 +105,23 @@ class _NoMemory:
     """A direction computed from the current point alone: nothing to reset, save or restore."""
 
     def reset(self):
+        """Nothing to forget."""
         pass
 
     def state(self) -> dict:
+        """No memory: ``{}``."""
         return {}
 
     def restore(self, state: dict) -> None:
+        """Nothing to restore."""
         pass
 
 
 class PaperDirection(_NoMemory):
-    """``D_i = -mu_i g_i/||g_i||``: with the shared angle, Algorithm 1's curve."""
+    """``D_i = -mu_i g_i/||g_i||``: with the shared angle, Algorithm 1's curve (docs/method.md §7).
+
+    Called as ``(weights, grads, radii) -> (D, {})``; no memory.
+    """
     name = "paper"
 
     def __call__(self, weights, grads, radii):
@@ -70,7 +129,10 @@ class PaperDirection(_NoMemory):
 
 
 class GradientDirection(_NoMemory):
-    """``D = -g``: Riemannian steepest descent (per-layer rates ``∝ ||g_i||/mu_i``)."""
+    """``D = -g``: Riemannian steepest descent, per-layer rates ``∝ ||g_i||/mu_i`` (docs/method.md §7).
+
+    Called as ``(weights, grads, radii) -> (D, {})``; no memory.
+    """
     name = "rgrad"
 
     def __call__(self, weights, grads, radii):
@@ -78,11 +140,30 @@ class GradientDirection(_NoMemory):
 
 
 class ConjugateGradient:
-    """Polak–Ribière+ conjugate gradient with transport by projection (module docstring).
+    """Polak–Ribière+ conjugate gradient with transport by projection (module docstring; docs/method.md §7).
 
-    ``precondition``: ``"none"`` (``P = I``) or ``"layer"`` (``P g = mu_i g_i/||g_i||``, the paper's
-    normalisation). ``restart``: steps between forced restarts (0: never). With ``beta_PR = 0`` forced
-    (``restart=1``) it is the ``rgrad`` (``"none"``) or the ``paper`` (``"layer"``) direction exactly.
+    Parameters
+    ----------
+    precondition : {"none", "layer"}, optional
+        ``P = I``, or ``P g = mu_i g_i/||g_i||`` (the paper's normalisation).
+    restart : int, optional
+        Steps between forced restarts (0: never). With ``beta_PR = 0`` forced (``restart=1``) it is the ``rgrad``
+        (``"none"``) or the ``paper`` (``"layer"``) direction exactly.
+
+    Attributes
+    ----------
+    name : str
+        ``"cg"`` or ``"cg-layer"``.
+    prev : tuple or None
+        ``(g, P g, D)`` at the previous point.
+    count : int
+        Steps since the last restart.
+
+    Notes
+    -----
+    Called as ``(weights, grads, radii) -> (D, info)``: ``D = -P g + beta_PR T(D_prev)``,
+    ``beta_PR = max(0, <g - T(g_prev), P g> / <g_prev, P g_prev>)``; ``D = -P g`` (a restart) when ``D`` would not
+    descend (``<g, D> >= 0``) or every ``restart`` steps. ``info``: ``beta_cg``, ``restart`` (1.0 or 0.0).
     """
 
     def __init__(self, precondition: str = "none", restart: int = 0):
@@ -93,10 +174,18 @@ class ConjugateGradient:
         self.reset()
 
     def reset(self):
+        """Forget the previous point (the next call is a restart)."""
         self.prev = None                  # (g, P g, D) at the previous point
         self.count = 0
 
     def state(self) -> dict:
+        """The memory as named arrays (for checkpoints).
+
+        Returns
+        -------
+        dict
+            ``count``, and ``g<i>``, ``Pg<i>``, ``D<i>`` per layer when there is a previous point.
+        """
         out = {"count": np.array(self.count)}
         if self.prev is not None:
             for tag, arrays in zip(("g", "Pg", "D"), self.prev):
@@ -104,6 +193,12 @@ class ConjugateGradient:
         return out
 
     def restore(self, state: dict) -> None:
+        """Continue from a memory that :meth:`state` returned.
+
+        Parameters
+        ----------
+        state : dict
+        """
         self.count = int(state["count"])
         L = sum(1 for k in state if k.startswith("Pg"))
         self.prev = tuple([state[f"{tag}{i}"] for i in range(L)] for tag in ("g", "Pg", "D")) if L else None
@@ -135,7 +230,21 @@ class ConjugateGradient:
 
 
 class AdamDirection:
-    """Adam's direction, made tangent (module docstring); moments ``betas``, ``delta`` relative to ``sqrt(v̂)``."""
+    """Adam's direction, made tangent (module docstring; docs/method.md §7).
+
+    Parameters
+    ----------
+    betas : tuple of float, optional
+        The moments' constants (default ``(0.9, 0.999)``).
+    delta : float, optional
+        Relative to ``sqrt(max v̂)`` (default 1e-8).
+
+    Notes
+    -----
+    Called as ``(weights, grads, radii) -> (D, info)``: ``m`` transported by projection and updated with ``g``,
+    ``v`` with ``g ⊙ g``; ``D = -Proj_W(m̂/(sqrt(v̂) + delta sqrt(max v̂)))``, or ``-g`` when that is not a descent
+    direction (``info["fallback"] = 1.0``).
+    """
     name = "adam"
 
     def __init__(self, betas=(0.9, 0.999), delta: float = 1e-8):
@@ -144,16 +253,30 @@ class AdamDirection:
         self.reset()
 
     def reset(self):
+        """Forget the moments and the step count."""
         self.m = self.v = None
         self.k = 0
 
     def state(self) -> dict:
+        """The memory as named arrays (for checkpoints).
+
+        Returns
+        -------
+        dict
+            ``k``, and ``m<i>``, ``v<i>`` per layer once a step was taken.
+        """
         out = {"k": np.array(self.k)}
         if self.m is not None:
             out |= {f"m{i}": a for i, a in enumerate(self.m)} | {f"v{i}": a for i, a in enumerate(self.v)}
         return out
 
     def restore(self, state: dict) -> None:
+        """Continue from a memory that :meth:`state` returned.
+
+        Parameters
+        ----------
+        state : dict
+        """
         self.k = int(state["k"])
         L = sum(1 for k in state if k.startswith("m"))
         self.m = [state[f"m{i}"] for i in range(L)] if L else None

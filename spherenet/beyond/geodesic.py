@@ -18,16 +18,30 @@ from __future__ import annotations
 import numpy as np
 
 from .. import sphere
-from ..jets import CurveJet, curve_coefficients
+from ..jets import CurveJet, rate_coefficients
 from ..network import _forward_cache, _loss_from_output
 
 
 class Geodesic:
-    """The curve ``Γ_i(t) = W_i cos(a_i t) + mu_i U_i sin(a_i t)`` through ``weights`` along tangents ``D``.
+    """The curve ``Γ_i(t) = W_i cos(a_i t) + mu_i U_i sin(a_i t)`` through ``weights`` along tangents ``D`` (§7).
 
-    ``weights[i]: (d_i, d_{i-1})`` on spheres ``radii``; ``D[i]``: tangent at ``weights[i]`` (any norm, zero
-    allowed for a layer that should not move; at least one non-zero). Attributes: ``U`` (unit tangents),
-    ``rates`` (``a_i`` in ``[0, 1]``, max 1), ``speed`` (``s``, so ``Γ'(0) = D/s``).
+    Parameters
+    ----------
+    weights : list of ndarray
+        ``W_i: (d_i, d_{i-1})`` on the spheres ``radii``.
+    D : list of ndarray
+        A tangent at each ``W_i`` (any norm, zero allowed for a layer that should not move; finite, at least one
+        non-zero).
+    radii : array_like
+
+    Attributes
+    ----------
+    U : list of ndarray
+        Unit tangents ``D_i/||D_i||_F`` (0 for a zero layer), in the weights' dtype.
+    rates : ndarray
+        ``a_i = ||D_i||_F/(mu_i s)`` in ``[0, 1]``, max 1.
+    speed : float
+        ``s = max_i ||D_i||_F/mu_i``, so ``Γ'(0) = D/s``.
     """
 
     def __init__(self, weights, D, radii):
@@ -43,26 +57,56 @@ class Geodesic:
                   for Di, n, W in zip(D, norms, weights)]
 
     def point(self, t: float) -> list:
-        """``[Γ_i(t)]``: every layer on its sphere (in increment form, ``sphere.curve``: the rounding error
-        scales with the step, so norms drift ~``t`` eps per step, not ~eps)."""
-        return [sphere.curve(W, U, mu, a * t) if a > 0 else W
-                for W, U, mu, a in zip(self.weights, self.U, self.radii, self.rates)]
+        """``[Γ_i(t)]``: every layer on its sphere.
 
-    def loss(self, X, Y, t: float, out=None):
-        """``(φ(t), weights, cache)`` with ``φ(t) = J(Γ(t))``; the forward pass goes into ``out`` if given."""
+        Parameters
+        ----------
+        t : float
+
+        Returns
+        -------
+        list of ndarray
+            In increment form (``sphere.curve``): the rounding error scales with the step, so norms drift ~``t`` eps
+            per step, not ~eps.
+        """
+        return sphere.curve_layers(self.weights, self.U, self.radii, t, self.rates)
+
+    def loss(self, X, Y, t: float):
+        """``φ(t) = J(Γ(t))`` on ``(X, Y)``.
+
+        Parameters
+        ----------
+        X, Y : ndarray
+        t : float
+
+        Returns
+        -------
+        tuple
+            ``(φ(t), weights, cache)``.
+        """
         weights = self.point(t)
-        cache = _forward_cache(weights, X, out=out)
+        cache = _forward_cache(weights, X)
         return _loss_from_output(cache.F, Y), weights, cache
 
     def loss_jet(self, cache, X, Y, order: int) -> np.ndarray:
-        """``J_0..J_order`` of ``φ(t) = J(Γ(t))`` from the forward ``cache`` at ``weights`` on ``X``.
+        """``J_0..J_order`` of ``φ(t) = J(Γ(t))`` (docs/method.md §6–7).
 
-        Per layer the curve coefficients are ``cos_k a_i^k`` and ``sin_k a_i^k`` (the jet of
-        ``cos(a_i t)``, ``sin(a_i t)``); otherwise exactly ``jets.loss_jet_from`` (blocks of samples, ReLU
-        pattern frozen at ``t = 0``, loss Cauchy sums in float64, parts of the rows on ``spherenet.rows``).
+        Parameters
+        ----------
+        cache : network.ForwardCache
+            The forward pass at ``weights`` on ``X``.
+        X, Y : ndarray
+        order : int
+
+        Returns
+        -------
+        ndarray, shape (order+1,)
+
+        Notes
+        -----
+        Per layer the curve coefficients are ``cos_k a_i^k`` and ``sin_k a_i^k`` (the jet of ``cos(a_i t)``,
+        ``sin(a_i t)``); otherwise exactly ``jets.loss_jet_from`` (blocks of samples, ReLU pattern frozen at ``t = 0``,
+        loss Cauchy sums in float64, parts of the rows on ``spherenet.rows``).
         """
-        dtype = X.dtype
-        cos, sin = curve_coefficients(order, np.float64)
-        powers = self.rates[:, None] ** np.arange(order + 1)[None, :]          # (L, r+1): a_i^k
-        coeffs = [((cos * p).astype(dtype), (sin * p).astype(dtype)) for p in powers]
+        coeffs = [rate_coefficients(a, order, X.dtype) for a in self.rates]
         return CurveJet(self.weights, self.U, self.radii, X, coeffs).loss(cache, Y)

@@ -14,20 +14,36 @@ the spheres, so ``prod_i mu_i`` bounds the Lipschitz constant as in the paper. A
 """
 from __future__ import annotations
 
-import math
-
-import numpy as np
-
 from .._checks import finite_float, positive_int
-from ..steps import Iterate, Step, backtrack
-from ..taylor import EPS, predicted_change, safeguarded_step
+from ..steps import Iterate, Step
+from ..taylor import EPS, jet_newton_step
 from .directions import DIRECTIONS, inner
 from .geodesic import Geodesic
 
 
 class GeodesicStep:
-    """Step rule ``rule(it) -> Step`` (module docstring). ``direction``: a name of ``DIRECTIONS`` or an object
-    with ``reset()`` and ``__call__(weights, grads, radii) -> (D, info)``; ``order``: jet order r >= 2."""
+    """Step rule ``rule(it) -> Step``: the jet-Newton step along the geodesic of any direction (module docstring; §7).
+
+    Parameters
+    ----------
+    direction : str or object, optional
+        A name of ``DIRECTIONS`` (default ``"cg"``) or an object with ``reset()`` and
+        ``__call__(weights, grads, radii) -> (D, info)``.
+    order : int, optional
+        Jet order ``r >= 2`` (default 2).
+    eps, max_halvings : optional
+        As ``taylor.TaylorStep``.
+
+    Attributes
+    ----------
+    name : str
+        ``"geo-<direction>"``, with the order appended when it is not 2.
+
+    Notes
+    -----
+    ``Step.info``: ``kappa``, ``t_model``, ``speed``, ``min_rate`` and the direction's ``info``. ``beta = 0``
+    (flag ``"stationary"``) and a step of ``tau = 0`` reset the direction's memory.
+    """
 
     def __init__(self, direction="cg", order: int = 2, eps: float = EPS, max_halvings: int = 30):
         if isinstance(direction, str):
@@ -43,32 +59,35 @@ class GeodesicStep:
     uses_adjoints = False                        # its jet is the geodesic's (jets.CurveJet), from the forward pass
 
     def state(self) -> dict:
-        """The direction's memory across iterations, as named arrays (for checkpoints)."""
+        """The direction's memory across iterations, as named arrays (for checkpoints).
+
+        Returns
+        -------
+        dict
+        """
         return self.direction.state()
 
     def restore(self, state: dict) -> None:
-        """Continue from a memory that :meth:`state` returned."""
+        """Continue from a memory that :meth:`state` returned.
+
+        Parameters
+        ----------
+        state : dict
+        """
         self.direction.restore(state)
 
     def __call__(self, it: Iterate) -> Step:
-        flags = ["zero-layer"] if it.direction.zero_layers else []
         if it.direction.beta == 0:
             self.direction.reset()
-            return Step(0.0, it.weights, it.cache, it.loss, predicted=0.0, flags=("stationary", *flags))
+            return Step(0.0, it.weights, it.cache, it.loss, predicted=0.0, flags=("stationary",))
         D, info = self.direction(it.weights, it.grads, it.radii)
         curve = Geodesic(it.weights, D, it.radii)
         c = curve.loss_jet(it.cache, it.X, it.Y, self.order)
         c[1] = inner(it.grads, D) / curve.speed               # exact slope: <∇J, Γ'(0)>
-        kappa = 2 * c[2]
-        t_model, model_flags = safeguarded_step(c, self.order, self.eps)
-        flags += model_flags
-        step = backtrack(it, t_model, self.max_halvings,
-                         loss_at=lambda t: curve.loss(it.X, it.Y, t, out=it.spare))
-        if step.tau == 0:
+        taken = jet_newton_step(it, c, self.order, self.eps, self.max_halvings,
+                                loss_at=lambda t: it.loss_at(curve.point(t)))
+        if taken.tau == 0:
             self.direction.reset()
-        step.flags = tuple(flags) + step.flags
-        step.predicted = predicted_change(c, step.tau) if np.isfinite(c).all() else math.nan
-        step.info = {"kappa": kappa, "t_model": t_model, "speed": curve.speed,
-                     "min_rate": float(curve.rates.min()), **info}
-        return step
+        taken.info.update(speed=curve.speed, min_rate=float(curve.rates.min()), **info)
+        return taken
 

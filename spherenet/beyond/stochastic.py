@@ -34,11 +34,27 @@ from .geodesic import Geodesic
 
 
 class BatchGeodesicStep:
-    """Step rule ``rule(it) -> Step`` for mini-batches (module docstring).
+    """Step rule ``rule(it) -> Step`` for mini-batches (module docstring; docs/method.md §7).
 
-    ``memory``: ``rho``, the averaging of slope and curvature across batches; ``betas``: Adam's moment
-    constants (the standard ones; only the direction is Adam's); ``max_halvings``: halvings of the step
-    against the batch's own loss before the step is skipped (``tau = 0``).
+    Parameters
+    ----------
+    eps : float, optional
+        The largest step (default ``π/6``).
+    memory : float, optional
+        ``rho`` in ``[0, 1)``, the averaging of slope and curvature across batches (default 0.99).
+    betas : tuple of float, optional
+        Adam's moment constants (the standard ones; only the direction is Adam's).
+    max_halvings : int, optional
+        Halvings of the step against the batch's own loss before the step is skipped (``tau = 0``; default 2).
+    delta : float, optional
+        Adam's ``delta`` (``AdamDirection``).
+    curvature_rows : int or None, optional
+        Rows of the batch the curvature is estimated on (:meth:`curvature_sample`; ``None``: all).
+
+    Notes
+    -----
+    ``Step.info``: ``kappa``, ``beta_batch``, ``t_model``, ``speed`` and the direction's ``info``; flag
+    ``"clipped"`` when ``t_model = eps``.
     """
     name = "geo-batch"
     uses_adjoints = False
@@ -55,21 +71,46 @@ class BatchGeodesicStep:
         self.reset()
 
     def reset(self) -> None:
+        """Forget Adam's moments and the averaged model."""
         self.direction.reset()
         self.model = np.zeros(3)                  # running sums: (weight, B, K); their ratio B/K is the step
 
     def state(self) -> dict:
-        """The memory across batches (Adam's moments, the averaged model) as named arrays (for checkpoints)."""
+        """The memory across batches (Adam's moments, the averaged model) as named arrays (for checkpoints).
+
+        Returns
+        -------
+        dict
+        """
         return {"model": self.model.copy(), **self.direction.state()}
 
     def restore(self, state: dict) -> None:
-        """Continue from a memory that :meth:`state` returned."""
+        """Continue from a memory that :meth:`state` returned.
+
+        Parameters
+        ----------
+        state : dict
+        """
         self.model = np.array(state["model"], dtype=np.float64)
         self.direction.restore({k: v for k, v in state.items() if k != "model"})
 
     def averaged_step(self, beta: float, kappa: float) -> float:
-        """Fold ``(beta_b, kappa_b)`` into the averages ``B, K`` (weights ``(1 - rho) rho^j``, normalised by their
-        sum, i.e. bias-corrected); ``t = clip(B/K, 0, eps)``, ``eps`` when ``K <= 0 < B``, 0 when ``B <= 0``."""
+        """Fold one batch's slope and curvature into the averages and return the averaged model's Newton step.
+
+        Parameters
+        ----------
+        beta, kappa : float
+            ``beta_b``, ``kappa_b``; a non-finite pair is not folded in.
+
+        Returns
+        -------
+        float
+            ``t = clip(B/K, 0, eps)``: ``eps`` when ``K <= 0 < B``, 0 when ``B <= 0``.
+
+        Notes
+        -----
+        ``B, K`` average with weights ``(1 - rho) rho^j``, normalised by their sum (i.e. bias-corrected).
+        """
         if math.isfinite(beta) and math.isfinite(kappa):
             self.model = self.rho * self.model + (1 - self.rho) * np.array([1.0, beta, kappa])
         weight, B, K = self.model
@@ -78,17 +119,29 @@ class BatchGeodesicStep:
         return self.eps if B >= self.eps * K else B / K          # (K <= 0 < B included; B/K cannot overflow)
 
     def curvature_sample(self, it):
-        """``(cache, X, Y)`` of every ``k``-th row of the batch, ``k = ceil(N / curvature_rows)`` (all rows when
-        ``N <= curvature_rows``): the jet's curvature is averaged over ~100 batches, so a part of each batch
-        estimates it as well, for a quarter of the jet's cost at batch 1024. (Every k-th row of the batch, not
-        the first rows: batches are sorted by sample index.)"""
+        """Every ``k``-th row of the batch, ``k = ceil(N / curvature_rows)`` (all rows when ``N <= curvature_rows``).
+
+        Parameters
+        ----------
+        it : steps.Iterate
+
+        Returns
+        -------
+        tuple
+            ``(cache, X, Y)`` of those rows.
+
+        Notes
+        -----
+        The jet's curvature is averaged over ~100 batches, so a part of each batch estimates it as well, for a
+        quarter of the jet's cost at batch 1024. Every k-th row, not the first rows: batches are sorted by sample index.
+        """
         n = it.X.shape[0]
         if self.curvature_rows is None or n <= self.curvature_rows:
             return it.cache, it.X, it.Y
         k = -(-n // self.curvature_rows)
-        rows = [np.ascontiguousarray(A[::k]) for A in it.cache.H]
-        cache = ForwardCache(rows, [np.ascontiguousarray(Z[::k]) for Z in it.cache.Z])
-        return cache, rows[0], np.ascontiguousarray(it.Y[::k])
+        inputs = [np.ascontiguousarray(A[::k]) for A in it.cache.H]
+        cache = ForwardCache(inputs, [np.ascontiguousarray(Z[::k]) for Z in it.cache.Z])
+        return cache, inputs[0], np.ascontiguousarray(it.Y[::k])
 
     def __call__(self, it) -> Step:
         if it.direction.beta == 0:
@@ -98,7 +151,7 @@ class BatchGeodesicStep:
         c = curve.loss_jet(*self.curvature_sample(it), 2)
         c[1] = inner(it.grads, D) / curve.speed              # the slope on the whole batch, exact
         t_model = self.averaged_step(-c[1], 2 * c[2])
-        step = backtrack(it, t_model, self.max_halvings, loss_at=lambda t: curve.loss(it.X, it.Y, t, out=it.spare))
+        step = backtrack(it, t_model, self.max_halvings, loss_at=lambda t: it.loss_at(curve.point(t)))
         step.flags = (("clipped",) if t_model == self.eps else ()) + step.flags
         step.predicted = predicted_change(c, step.tau) if np.isfinite(c).all() else math.nan
         step.info = {"kappa": 2 * c[2], "beta_batch": -c[1], "t_model": t_model, "speed": curve.speed, **info}
