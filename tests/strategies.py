@@ -2,11 +2,11 @@
 
 Hypothesis draws every array entry itself (``hypothesis.extra.numpy.arrays``), so a failing example shrinks
 to a small shape with simple entries. A drawn array may be degenerate (all zeros, one entry, tiny); each
-strategy maps it to a valid object deterministically: it adds a small fixed offset without structure (no
-zero entry, no two rows alike) before normalising, so zeros shrink to that offset and never to a division
-by zero or an exact ReLU tie.
+strategy maps it to a valid object deterministically: it adds a small fixed Gaussian offset before
+normalising, so zeros shrink to that offset and never to a division by zero or an exact ReLU tie.
 """
 import functools
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -18,9 +18,10 @@ import spherenet as sn
 seeds = st.integers(0, 2**32 - 1)
 radii = st.floats(1e-3, 1e3)
 angles = st.floats(-10.0, 10.0)
-# An entry below 1e-30 becomes 0: squares of ~1e-160 underflow, and norms of such arrays are not what the
-# properties are about (tests/test_fuzz.py covers data scales).
-entries = st.floats(-1.0, 1.0, allow_nan=False, allow_infinity=False).map(lambda x: x if abs(x) >= 1e-30 else 0.0)
+# An entry below 1e-30 becomes a zero of its sign: squares of ~1e-160 underflow, and norms of such arrays are
+# not what the properties are about (tests/test_fuzz.py covers data scales).
+entries = st.floats(-1.0, 1.0, allow_nan=False, allow_infinity=False).map(
+    lambda x: x if abs(x) >= 1e-30 else math.copysign(0.0, x))
 
 # Offsets are 1/64 of an entry's range: negligible next to a typical drawn array, decisive for a zero one.
 OFFSET_SCALE = 1 / 64
@@ -28,9 +29,9 @@ OFFSET_SCALE = 1 / 64
 
 @functools.lru_cache(maxsize=None)
 def offset(shape, salt=0) -> np.ndarray:
-    """A fixed matrix of the given shape with entries of size ~``OFFSET_SCALE`` and no structure (read-only)."""
-    fixed = OFFSET_SCALE * np.random.default_rng([salt, *shape]).uniform(0.5, 1.0, size=shape) * np.where(
-        np.arange(int(np.prod(shape))).reshape(shape) % 3 == 1, -1.0, 1.0)
+    """A fixed Gaussian matrix of the given shape, entries of size ~``OFFSET_SCALE`` (read-only): no structure,
+    so a network of offsets alone has live ReLUs on inputs of offsets alone."""
+    fixed = OFFSET_SCALE * np.random.default_rng([salt, *shape]).standard_normal(shape)
     fixed.setflags(write=False)
     return fixed
 
@@ -119,12 +120,15 @@ class Problem(NamedTuple):
 
 
 @st.composite
-def problems(draw, max_layers=4, max_width=8, max_n=40):
-    """``(net, X, Y)``: a normalised network, unit input rows and targets in [-1, 1], all drawn entry by entry."""
-    ws = draw(widths(min_layers=1, max_layers=max_layers, max_width=max_width))
+def problems(draw, max_layers=4, max_width=8, max_n=40, fixed_widths=None, n=None):
+    """``(net, X, Y)``: a normalised network, unit input rows and targets in [-1, 1], all drawn entry by entry.
+
+    ``fixed_widths``, ``n``: the network's widths and the number of samples, instead of drawn ones.
+    """
+    ws = list(fixed_widths or draw(widths(min_layers=1, max_layers=max_layers, max_width=max_width)))
     mus = sn.network.radii_for(ws, draw(st.sampled_from(["unit", "agd", 2.0])))
     weights = [_on_sphere(draw(matrices((d_out, d_in))), mu, salt=3 + i)
                for i, (d_in, d_out, mu) in enumerate(zip(ws[:-1], ws[1:], mus))]
-    n = draw(st.integers(1, max_n))
+    n = n or draw(st.integers(1, max_n))
     X = drawn_unit_rows(draw(matrices((n, ws[0]))))
     return Problem(sn.NormalisedMLP.from_weights(weights, mus), X, draw(matrices((n, ws[-1]))))
