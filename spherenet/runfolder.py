@@ -1,6 +1,7 @@
 """A run's output folder: checked before any work, held by one run at a time, its files replaced as a set.
 
-``spherenet train`` opens its ``--out`` folder with :class:`RunFolder` before it loads data:
+``spherenet train`` opens its ``--out`` folder with :class:`RunFolder` before it loads data (a sweep,
+``spherenet.experiments.sweep``, holds its folder's lock too, and first deletes its runs' temporary files):
 
 * **checked first**: the folder is created and proved writable (a probe file written, synced, removed), so a
   read-only mount, a full disk or ``--out`` naming a regular file end the command before training starts;
