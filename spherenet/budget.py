@@ -30,7 +30,24 @@ VALIDATION_FRACTION = 0.2
 
 
 def budget_for(rho: float, X, Y, radii_product: float, bias: bool = True) -> float:
-    """``K(rho)``: the budget at which the largest scaled training target has norm ``rho``."""
+    """The budget at which the largest scaled training target has norm ``rho``.
+
+    Parameters
+    ----------
+    rho : float
+        The norm wanted for the largest scaled target (a rung of ``LADDER``).
+    X, Y : array_like
+        Raw training features ``(N, d)`` and targets ``(N, m)``.
+    radii_product : float
+        ``prod_i mu_i`` of the network.
+    bias : bool
+        Whether the scaling adds the bias feature.
+
+    Returns
+    -------
+    float
+        ``K(rho) = max_n ||y_n - ȳ|| / rho * prod_i mu_i * a / min_j s_j``.
+    """
     from .data import StandardScaling
     unit = StandardScaling.fit(X, Y, 1.0, radii_product, bias)
     M = float(np.sqrt(np.sum((np.asarray(Y, np.float64) - np.asarray(unit.y_mean)) ** 2, axis=1)).max())
@@ -63,9 +80,36 @@ def choose_budget(rungs, tolerance: float = TOLERANCE) -> dict:
 
 def select_lipschitz(X, Y, held_out, widths, method="geo-cg-layer", seed=0, dtype=np.float64, radius="unit",
                      batch_size=None, threads=1, rule_options=None, progress=None) -> tuple[float, dict]:
-    """``(K*, table)`` (see the module docstring) for raw training data ``X (N, d)``, ``Y (N, m)``, the
-    validation rows ``held_out`` (a boolean mask) and a network ``widths`` (its input width ``d + 1``: the
-    bias feature) trained by ``method``; ``table`` records every rung."""
+    """Choose the Lipschitz budget on a validation part of the training data.
+
+    Parameters
+    ----------
+    X, Y : array_like
+        Raw training features ``(N, d)`` and targets ``(N, m)``.
+    held_out : array_like of bool, shape (N,)
+        The validation rows (:func:`validation_rows`).
+    widths : sequence of int
+        The network's widths; its input width is ``d + 1`` (the bias feature).
+    method, seed, dtype, radius, batch_size, threads, rule_options
+        How every rung's network is made and trained (:func:`spherenet.train.train`).
+    progress : callable, optional
+        ``progress(rungs_done, rung)`` after every rung.
+
+    Returns
+    -------
+    K : float
+        The chosen budget.
+    table : dict
+        The rule, the sizes of the two parts, every rung tried (``rho``, ``lipschitz``,
+        ``rmse_validation``), the chosen ``K`` and the seconds spent.
+
+    Notes
+    -----
+    For each ``rho`` of ``LADDER`` the network is trained ``RUNG_ITERATIONS`` iterations at ``K(rho)``
+    (:func:`budget_for`) on the other rows and scored on ``held_out``; the ladder stops once a rung is worse
+    than ``(1 + TOLERANCE)`` times the best, and the smallest ``K`` within that of the best is chosen
+    (:func:`choose_budget`; docs/method.md §7).
+    """
     from .data import StandardScaling
     from .network import NormalisedMLP
     from .train import train as train_loop

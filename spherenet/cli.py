@@ -44,92 +44,109 @@ def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="spherenet", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"spherenet {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train(sub)
+    _add_reproduce(sub)
+    _add_lipschitz(sub)
+    _add_run_tools(sub)
+    return p
 
-    t = sub.add_parser("train", help="train one network and write result.json + weights.npz")
-    t.add_argument("--data", choices=DATA_SOURCES, default="sim", help="data source (default: the simulator)")
-    t.add_argument("--data-path", help="file or folder of real flight logs (for neural-lander / neural-fly)")
-    t.add_argument("--data-seed", type=int, default=0, help="seed of the simulator or of the 80/20 split")
-    t.add_argument("--samples", type=int, default=30000, help="simulator samples (train + test)")
-    t.add_argument("--widths", default="12-25-30-15-3", help="layer widths, e.g. 12-25-30-15-3")
-    t.add_argument("--split", choices=SPLIT_CHOICES, default=DEFAULTS["split"],
+
+def _add_train(sub) -> None:
+    """``spherenet train``: the data, the network, the method and its budget, the output and checkpoints."""
+    train = sub.add_parser("train", help="train one network and write result.json + weights.npz")
+    train.add_argument("--data", choices=DATA_SOURCES, default="sim", help="data source (default: the simulator)")
+    train.add_argument("--data-path", help="file or folder of real flight logs (for neural-lander / neural-fly)")
+    train.add_argument("--data-seed", type=int, default=0, help="seed of the simulator or of the 80/20 split")
+    train.add_argument("--samples", type=int, default=30000, help="simulator samples (train + test)")
+    train.add_argument("--widths", default="12-25-30-15-3", help="layer widths, e.g. 12-25-30-15-3")
+    train.add_argument("--split", choices=SPLIT_CHOICES, default=DEFAULTS["split"],
                    help="random: a random 80/20 split of samples (the paper's protocol, default); flights: "
                         "whole flights held out (the harder generalisation test)")
-    t.add_argument("--scaling", choices=SCALING_CHOICES, default=DEFAULTS["scaling"],
+    train.add_argument("--scaling", choices=SCALING_CHOICES, default=DEFAULTS["scaling"],
                    help="standard: per-feature standardisation, a bias feature, the Lipschitz budget --lipschitz "
                         "(default); paper: x / ||x|| and targets to the initial gain (the paper's pipeline)")
-    t.add_argument("--lipschitz", type=float, default=None, metavar="K",
+    train.add_argument("--lipschitz", type=float, default=None, metavar="K",
                    help="certified Lipschitz bound of the learned map, in output units per unit of the raw "
                         "features' euclidean norm (standard scaling; default: chosen on a validation part)")
-    t.add_argument("--method", choices=METHODS, default=None, metavar="{" + ",".join(METHODS) + "}",
+    train.add_argument("--method", choices=METHODS, default=None, metavar="{" + ",".join(METHODS) + "}",
                    help=f"step rule (default {DEFAULTS['method']}: the paper's jet-Newton step along conjugate-"
                         f"gradient geodesics, docs/beyond.md; with --batch-size, {BATCH_METHOD}: Adam's direction "
                         f"with the jet-Newton step averaged across batches; taylor = the paper's Algorithm 1, "
                         f"mm = its Algorithm 2) or a baseline optimiser")
-    t.add_argument("--order", type=int, default=2, help="jet order of the taylor method (2 = the paper)")
-    t.add_argument("--iterations", type=int, default=200)
-    t.add_argument("--batch-size", type=_batch_size, default=None, metavar="B|auto",
+    train.add_argument("--order", type=int, default=2, help="jet order of the taylor method (2 = the paper)")
+    train.add_argument("--iterations", type=int, default=200)
+    train.add_argument("--batch-size", type=_batch_size, default=None, metavar="B|auto",
                    help="mini-batch size (default: full batch); auto: sgd and adam tune it with the learning "
                         "rate on the validation part")
-    t.add_argument("--eval-every", type=int, default=1, metavar="N",
+    train.add_argument("--eval-every", type=int, default=1, metavar="N",
                    help="evaluate the test loss every N iterations and at the last (default 1)")
-    t.add_argument("--max-seconds", type=float, default=None, metavar="S",
+    train.add_argument("--max-seconds", type=float, default=None, metavar="S",
                    help="stop after S seconds of training (evaluation and tuning excluded)")
-    t.add_argument("--lr", type=float, default=None,
+    train.add_argument("--lr", type=float, default=None,
                    help="a fixed learning rate for sgd, adam or rsgd (default: sgd and adam tune it)")
-    t.add_argument("--lr-grid", type=_rates, default=None, metavar="R1,R2,...",
+    train.add_argument("--lr-grid", type=_rates, default=None, metavar="R1,R2,...",
                    help="the learning rates sgd and adam tune over (default: their half-decade grids)")
-    t.add_argument("--quiet", action="store_true", help="no progress bars (also off when stderr is no terminal)")
-    t.add_argument("--seed", type=int, default=0, help="seed of the initialisation (and mini-batches)")
-    t.add_argument("--dtype", choices=("float64", "float32"), default="float64")
-    t.add_argument("--threads", type=int, default=1, metavar="T",
+    train.add_argument("--quiet", action="store_true", help="no progress bars (also off when stderr is no terminal)")
+    train.add_argument("--seed", type=int, default=0, help="seed of the initialisation (and mini-batches)")
+    train.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    train.add_argument("--threads", type=int, default=1, metavar="T",
                    help="split the samples of every pass over T threads (sphere methods; default 1)")
-    t.add_argument("--out", default=None, help=f"output folder (default: {DEFAULT_TRAIN_OUT}, replaced by each run)")
-    t.add_argument("--overwrite", action="store_true",
+    train.add_argument("--out", default=None,
+                       help=f"output folder (default: {DEFAULT_TRAIN_OUT}, replaced by each run)")
+    train.add_argument("--overwrite", action="store_true",
                    help="replace the result of an earlier run in --out (a folder you name is otherwise kept)")
-    t.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
+    train.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
                    help="write OUT/checkpoint.npz every N iterations and at the end (sphere methods)")
-    t.add_argument("--resume", action="store_true",
+    train.add_argument("--resume", action="store_true",
                    help="continue the run in OUT/checkpoint.npz up to --iterations in total (same options)")
 
-    r = sub.add_parser("reproduce", help="the paper's Experiment 1 or 2, with figures")
-    r.add_argument("experiment", choices=("exp1", "exp2"))
-    r.add_argument("--quick", action="store_true", help="small settings (a minute), not the paper's")
-    r.add_argument("--seeds", type=int, default=None, help="number of seeds (default: 40, quick: fewer)")
-    r.add_argument("--samples", type=int, default=None, help="simulator samples (default: 30000, quick: fewer)")
-    _add_executor_options(r)
-    r.add_argument("--out", default=None, help="output folder (default: results/<experiment>)")
-    r.add_argument("--figures", default=None, help="figure folder (default: <out>/figures)")
-    r.add_argument("--quiet", action="store_true", help="no progress bar (also off when stderr is no terminal)")
 
-    k = sub.add_parser("lipschitz", help="test RMSE against the certified Lipschitz budget: a sweep, with figure")
-    k.add_argument("--method", choices=SPHERE_METHODS, default=DEFAULTS["method"], metavar="METHOD",
+def _add_reproduce(sub) -> None:
+    """``spherenet reproduce exp1|exp2``: the paper's experiments, as a sweep."""
+    reproduce = sub.add_parser("reproduce", help="the paper's Experiment 1 or 2, with figures")
+    reproduce.add_argument("experiment", choices=("exp1", "exp2"))
+    reproduce.add_argument("--quick", action="store_true", help="small settings (a minute), not the paper's")
+    reproduce.add_argument("--seeds", type=int, default=None, help="number of seeds (default: 40, quick: fewer)")
+    reproduce.add_argument("--samples", type=int, default=None, help="simulator samples (default: 30000, quick: fewer)")
+    _add_executor_options(reproduce)
+    reproduce.add_argument("--out", default=None, help="output folder (default: results/<experiment>)")
+    reproduce.add_argument("--figures", default=None, help="figure folder (default: <out>/figures)")
+    reproduce.add_argument("--quiet", action="store_true", help="no progress bar (also off when stderr is no terminal)")
+
+
+def _add_lipschitz(sub) -> None:
+    """``spherenet lipschitz``: the sweep of test RMSE against the certified Lipschitz budget."""
+    sweep = sub.add_parser("lipschitz", help="test RMSE against the certified Lipschitz budget: a sweep, with figure")
+    sweep.add_argument("--method", choices=SPHERE_METHODS, default=DEFAULTS["method"], metavar="METHOD",
                    help=f"a sphere method (default {DEFAULTS['method']})")
-    k.add_argument("--data", choices=DATA_SOURCES, default="sim")
-    k.add_argument("--data-path", help="file or folder of real flight logs (for neural-lander / neural-fly)")
-    k.add_argument("--widths", default="12-25-30-15-3")
-    k.add_argument("--split", choices=SPLIT_CHOICES, default=DEFAULTS["split"])
-    k.add_argument("--quick", action="store_true", help="small settings (a minute)")
-    k.add_argument("--points", type=int, default=None, help="budgets on the curve (default 9, quick 5)")
-    k.add_argument("--seeds", type=int, default=None, help="seeds per budget (default 3, quick 2)")
-    k.add_argument("--samples", type=int, default=None, help="simulator samples (default 30000, quick 3000)")
-    k.add_argument("--iterations", type=int, default=None, help="iterations per run (default 200, quick 60)")
-    _add_executor_options(k)
-    k.add_argument("--out", default="results/lipschitz", help="output folder (default: results/lipschitz)")
-    k.add_argument("--figures", default=None, help="figure folder (default: <out>/figures)")
+    sweep.add_argument("--data", choices=DATA_SOURCES, default="sim")
+    sweep.add_argument("--data-path", help="file or folder of real flight logs (for neural-lander / neural-fly)")
+    sweep.add_argument("--widths", default="12-25-30-15-3")
+    sweep.add_argument("--split", choices=SPLIT_CHOICES, default=DEFAULTS["split"])
+    sweep.add_argument("--quick", action="store_true", help="small settings (a minute)")
+    sweep.add_argument("--points", type=int, default=None, help="budgets on the curve (default 9, quick 5)")
+    sweep.add_argument("--seeds", type=int, default=None, help="seeds per budget (default 3, quick 2)")
+    sweep.add_argument("--samples", type=int, default=None, help="simulator samples (default 30000, quick 3000)")
+    sweep.add_argument("--iterations", type=int, default=None, help="iterations per run (default 200, quick 60)")
+    _add_executor_options(sweep)
+    sweep.add_argument("--out", default="results/lipschitz", help="output folder (default: results/lipschitz)")
+    sweep.add_argument("--figures", default=None, help="figure folder (default: <out>/figures)")
 
-    pr = sub.add_parser("predict", help="apply a trained `spherenet train` run to raw flight logs (newtons)")
-    pr.add_argument("folder", help="the run's output folder (result.json, weights.npz)")
-    pr.add_argument("--data", choices=DATA_SOURCES[1:], default="neural-lander", help="the logs' format")
-    pr.add_argument("--data-path", required=True, help="a CSV file or a folder of them")
-    pr.add_argument("--out", default="predictions.csv", help="CSV to write (default: predictions.csv)")
 
-    pl = sub.add_parser("plot", help="redraw the figures of a train or reproduce output folder")
-    pl.add_argument("folder")
-    pl.add_argument("--figures", default=None, help="figure folder (default: <folder>/figures)")
+def _add_run_tools(sub) -> None:
+    """The commands that use a finished run or none: ``predict``, ``plot`` and ``check``."""
+    predict = sub.add_parser("predict", help="apply a trained `spherenet train` run to raw flight logs (newtons)")
+    predict.add_argument("folder", help="the run's output folder (result.json, weights.npz)")
+    predict.add_argument("--data", choices=DATA_SOURCES[1:], default="neural-lander", help="the logs' format")
+    predict.add_argument("--data-path", required=True, help="a CSV file or a folder of them")
+    predict.add_argument("--out", default="predictions.csv", help="CSV to write (default: predictions.csv)")
 
-    c = sub.add_parser("check", help="verify gradients, jets, norms and the majorant on a random problem")
-    c.add_argument("--seed", type=int, default=0)
-    return p
+    plot = sub.add_parser("plot", help="redraw the figures of a train or reproduce output folder")
+    plot.add_argument("folder")
+    plot.add_argument("--figures", default=None, help="figure folder (default: <folder>/figures)")
+
+    check = sub.add_parser("check", help="verify gradients, jets, norms and the majorant on a random problem")
+    check.add_argument("--seed", type=int, default=0)
 
 
 def _rates(text: str) -> list:
@@ -146,12 +163,6 @@ def _add_executor_options(p) -> None:
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run the trainings on the Dask cluster whose scheduler is at ADDRESS, e.g. "
                         "tcp://10.0.0.5:8786 (default: local processes; docs/cluster.md)")
-
-
-def _progress_bar(total: int, label: str):
-    """A progress callback that prints at most ~20 lines to stderr."""
-    step = max(total // 20, 1)
-    start = time.perf_counter()
 
 
 def _batch_size(text: str):
@@ -189,9 +200,26 @@ def cmd_train(args) -> int:
     if args.threads > 1 and args.method not in SPHERE_METHODS:
         raise UsageError(f"--threads applies to the sphere methods ({', '.join(SPHERE_METHODS)}), "
                          f"not to {args.method}")
-    with _run_folder(args) as folder:
-        _train_into(args, settings, folder)
+    with _sigterm_raises(), _run_folder(args) as folder:
+        try:
+            _train_into(args, settings, folder)
+        except (KeyboardInterrupt, Terminated) as stop:      # the last checkpoint is whole: say how to go on
+            stop.resume_hint = _resume_hint(args, folder.path)
+            raise
     return 0
+
+
+def _resume_hint(args, out: Path) -> str:
+    """What an interrupted run left to resume: its checkpoint and the iterations it holds, or ``""``."""
+    path = out / "checkpoint.npz"
+    if (args.checkpoint_every is None and not args.resume) or not path.is_file():
+        return ""
+    from .checkpoint import load_checkpoint
+    try:
+        done = load_checkpoint(path).iterations
+    except (OSError, ValueError):
+        return ""
+    return f"; {path} holds {done} iterations: rerun with --resume to continue"
 
 
 def _run_folder(args) -> RunFolder:
@@ -315,19 +343,28 @@ def cmd_reproduce(args) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name} must be >= 1, got {value}")
-    for folder in (out, args.figures):          # both writable before any run starts
-        if folder:
-            prepare_folder(folder)
-    start = time.perf_counter()
-    with progress.bar(None, f"{args.experiment} runs", args.quiet, unit="run") as pbar:
-        def report(done, total, _):
-            pbar.total = total
-            pbar.n = done
-            pbar.refresh()
-        summary = _run_sweep(args, out, lambda executor: reproduce(
-            args.experiment, out, quick=args.quick, seeds=args.seeds, n_samples=args.samples, executor=executor,
-            progress=report))
-    return _finish_sweep(args, out, summary, start)
+    with _sweep_folder(out, args.figures):
+        start = time.perf_counter()
+        with progress.bar(None, f"{args.experiment} runs", args.quiet, unit="run") as pbar:
+            def report(done, total, _):
+                pbar.total = total
+                pbar.n = done
+                pbar.refresh()
+            summary = _run_sweep(args, out, lambda executor: reproduce(
+                args.experiment, out, quick=args.quick, seeds=args.seeds, n_samples=args.samples,
+                executor=executor, progress=report))
+        return _finish_sweep(args, out, summary, start)
+
+
+@contextlib.contextmanager
+def _sweep_folder(out: Path, figures=None):
+    """A sweep's ``--out`` held for the whole sweep as ``spherenet train``'s is (:class:`RunFolder`: created,
+    probed and locked, so a second sweep into it is refused in one line; its finished runs are kept, for a
+    rerun to resume), and ``--figures`` created and probed, both before any run starts."""
+    with RunFolder(out, replace=True) as folder:
+        if figures:
+            prepare_folder(figures)
+        yield folder
 
 
 def _finish_sweep(args, out: Path, summary, start: float) -> int:
@@ -382,15 +419,14 @@ def cmd_lipschitz(args) -> int:
         raise UsageError("--data-path only applies to --data neural-lander or neural-fly")
     if args.data_path and not Path(args.data_path).exists():
         raise UsageError(f"--data-path {args.data_path}: no such file or folder")
-    out, start = Path(args.out), time.perf_counter()
-    for folder in (out, args.figures):          # both writable before any run starts
-        if folder:
-            prepare_folder(folder)
-    summary = _run_sweep(args, out, lambda executor: tradeoff(
-        out, args.method, args.data, args.data_path, parse_widths(args.widths), args.split, args.quick,
-        args.points, args.seeds, args.samples, args.iterations, executor,
-        progress=lambda done, total, _: print(f"  run {done}/{total}", file=sys.stderr, flush=True)))
-    return _finish_sweep(args, out, summary, start)
+    out = Path(args.out)
+    with _sweep_folder(out, args.figures):
+        start = time.perf_counter()
+        summary = _run_sweep(args, out, lambda executor: tradeoff(
+            out, args.method, args.data, args.data_path, parse_widths(args.widths), args.split, args.quick,
+            args.points, args.seeds, args.samples, args.iterations, executor,
+            progress=lambda done, total, _: print(f"  run {done}/{total}", file=sys.stderr, flush=True)))
+        return _finish_sweep(args, out, summary, start)
 
 
 def _print_tradeoff(s: dict) -> None:
@@ -542,11 +578,11 @@ def main(argv=None) -> int:
             raise
         print(f"spherenet {args.command}: error: {_error_line(err)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"spherenet {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as stop:
+        print(f"spherenet {args.command}: interrupted{getattr(stop, 'resume_hint', '')}", file=sys.stderr)
         return 130
-    except Terminated:
-        print(f"spherenet {args.command}: terminated (SIGTERM)", file=sys.stderr)
+    except Terminated as stop:
+        print(f"spherenet {args.command}: terminated (SIGTERM){getattr(stop, 'resume_hint', '')}", file=sys.stderr)
         return 143
 
 

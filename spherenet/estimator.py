@@ -55,8 +55,10 @@ def _not_fitted_error() -> type:
 class SphereNetRegressor:
     """Normalised bias-free ReLU MLP regressor trained with the paper's automatic step sizes.
 
-    Parameters (stored as given; validated when ``fit`` runs)
+    Parameters
     ----------
+    (Stored as given; validated when ``fit`` runs.)
+
     hidden : sequence of int, default (25, 30, 15)
         Hidden widths; the network is ``[n_features, *hidden, n_outputs]`` (``()`` gives one linear layer).
     method : str or None, default None
@@ -93,8 +95,10 @@ class SphereNetRegressor:
     verbose : bool, default False
         Print the loss about ten times during training.
 
-    Fitted attributes
-    -----------------
+    Attributes
+    ----------
+    (Set by ``fit``.)
+
     net_ : NormalisedMLP             the trained network (on scaled data)
     scaling_ : StandardScaling | PaperScaling   the scaling fitted on the training data
     history_ : spherenet.train.History   everything the training loop recorded
@@ -108,6 +112,8 @@ class SphereNetRegressor:
     lipschitz_lower_ : float         the largest local constant ``||J(x_n)||_2`` over the training inputs
     lipschitz_selection_ : dict | None   the validation ladder, when ``lipschitz`` was None
 
+    Notes
+    -----
     Standard scaling: ``lipschitz_bound_ = t prod_i ||W_i||_2 a / min_j s_j`` bounds ``x -> predict(x)``
     in the raw features' Euclidean norm (``spherenet.lipschitz``). Paper scaling:
     ``lipschitz_bound_ = prod_i ||W_i||_2 y_max / P_op`` bounds ``u -> predict`` where ``u`` is the NORMALISED
@@ -197,8 +203,27 @@ class SphereNetRegressor:
     # --- fit / predict / score --------------------------------------------------------------------------
 
     def fit(self, X, y) -> "SphereNetRegressor":
-        """Fit the scaling and train the network on raw ``X: (N, d)`` and ``y: (N,)`` or ``(N, m)``."""
-        p = self._checked_params()
+        """Fit the scaling and train the network on raw features and targets.
+
+        Parameters
+        ----------
+        X : array_like, shape (N, d)
+            Raw features (finite).
+        y : array_like, shape (N,) or (N, m)
+            Raw targets; a 1-D ``y`` makes ``predict`` return 1-D.
+
+        Returns
+        -------
+        SphereNetRegressor
+            ``self``, fitted (the attributes ending in ``_``).
+
+        Notes
+        -----
+        The scaling is fitted on ``X, y`` (the Lipschitz budget chosen first on a validation fifth if
+        ``lipschitz`` is None), the network trained on the scaled data by ``method``
+        (:func:`spherenet.train.train`), and its Lipschitz bound certified (:mod:`spherenet.lipschitz`).
+        """
+        params = self._checked_params()
         X = _as_matrix("X", X)
         Y, y_1d = _as_targets(y)
         if X.shape[0] != Y.shape[0]:
@@ -206,32 +231,32 @@ class SphereNetRegressor:
         if self.standardize and X.shape[0] == 1:
             raise ValueError("standardize=True needs at least 2 samples: with n_samples=1 the sample "
                              "standardises to the zero vector, where x / ||x|| is undefined")
-        net, scaling, selection = self._fit_scaling(X, Y, p)
+        net, scaling, selection = self._fit_scaling(X, Y, params)
         Xs, Ys = scaling.transform_inputs(X), scaling.transform_targets(Y)
-        callback = _progress(p["iterations"]) if self.verbose else None
-        history = train(net, Xs.astype(p["dtype"]), Ys.astype(p["dtype"]), rule=p["method"],
-                        iterations=p["iterations"], batch_size=self.batch_size, seed=p["seed"],
-                        callback=callback, **p["options"])
+        callback = _progress(params["iterations"]) if self.verbose else None
+        history = train(net, Xs.astype(params["dtype"]), Ys.astype(params["dtype"]), rule=params["method"],
+                        iterations=params["iterations"], batch_size=self.batch_size, seed=params["seed"],
+                        callback=callback, **params["options"])
         if self.verbose and history.stop_reason:
             print(f"[SphereNetRegressor] {history.stop_reason}")
         from .lipschitz import certificate
         cert = certificate(net.weights, scaling, [Xs])
-        self._set_fitted(net, scaling, history, y_1d, p["seed"], cert["lipschitz_lower"], selection)
+        self._set_fitted(net, scaling, history, y_1d, params["seed"], cert["lipschitz_lower"], selection)
         return self
 
-    def _fit_scaling(self, X, Y, p):
+    def _fit_scaling(self, X, Y, params):
         """The network and its fitted scaling (the budget chosen on a validation part if not given)."""
-        widths = [X.shape[1] + (self.scaling == "standard"), *p["hidden"], Y.shape[1]]
+        widths = [X.shape[1] + (self.scaling == "standard"), *params["hidden"], Y.shape[1]]
         if self.scaling == "paper":
-            net = NormalisedMLP(widths, self.radius, p["seed"], p["dtype"])
+            net = NormalisedMLP(widths, self.radius, params["seed"], params["dtype"])
             return net, PaperScaling.fit(X, Y, net.spectral_norm_product(), standardize=bool(self.standardize)), None
         K, selection = self.lipschitz, None
         if K is None:
             from .budget import select_lipschitz, validation_rows
-            K, selection = select_lipschitz(X, Y, validation_rows(X, "random", p["seed"]), widths, p["method"],
-                                            p["seed"], p["dtype"], self.radius, self.batch_size,
-                                            rule_options=p["options"])
-        net = NormalisedMLP(widths, self.radius, p["seed"], p["dtype"])
+            K, selection = select_lipschitz(X, Y, validation_rows(X, "random", params["seed"]), widths,
+                                            params["method"], params["seed"], params["dtype"], self.radius,
+                                            self.batch_size, rule_options=params["options"])
+        net = NormalisedMLP(widths, self.radius, params["seed"], params["dtype"])
         return net, StandardScaling.fit(X, Y, K, float(np.prod(net.radii))), selection
 
     def _set_fitted(self, net, scaling, history, y_1d, seed, lipschitz_lower, selection) -> None:
@@ -253,8 +278,18 @@ class SphereNetRegressor:
         return hasattr(self, "net_")
 
     def predict(self, X) -> np.ndarray:
-        """Predictions in raw target units: ``inverse_targets(f(transform_inputs(X)))``; ``(N,)`` if
-        ``fit`` saw a 1-D ``y``, else ``(N, m)``."""
+        """Predictions in raw target units.
+
+        Parameters
+        ----------
+        X : array_like, shape (N, d)
+            Raw features, as ``fit`` had them.
+
+        Returns
+        -------
+        ndarray, shape (N,) or (N, m)
+            ``inverse_targets(f(transform_inputs(X)))``: 1-D if ``fit`` saw a 1-D ``y``.
+        """
         self._check_fitted()
         X = _as_matrix("X", X, self.n_features_in_)
         Xs = self.scaling_.transform_inputs(X).astype(self.net_.dtype)
@@ -273,9 +308,23 @@ class SphereNetRegressor:
     def score(self, X, y) -> float:
         """Coefficient of determination ``R² = 1 - SS_res/SS_tot`` per output, averaged uniformly.
 
+        Parameters
+        ----------
+        X : array_like, shape (N, d)
+            Raw features.
+        y : array_like, shape (N,) or (N, m)
+            Raw targets.
+
+        Returns
+        -------
+        float
+            The mean over outputs of ``R²``.
+
+        Notes
+        -----
         ``SS_res = sum_n (y_n - f_n)²``, ``SS_tot = sum_n (y_n - mean(y))²``. A constant output
-        (``SS_tot = 0`` up to rounding, e.g. a single sample) scores 1.0 if predicted exactly, else 0.0 (scikit-learn's
-        ``force_finite`` rule).
+        (``SS_tot = 0`` up to rounding, e.g. a single sample) scores 1.0 if predicted exactly, else 0.0
+        (scikit-learn's ``force_finite`` rule).
         """
         F, Y = self._targets_for(X, y)
         ss_res = np.sum((Y - F) ** 2, axis=0)
@@ -286,15 +335,39 @@ class SphereNetRegressor:
         return float(r2.mean())
 
     def rmse(self, X, y) -> float:
-        """``sqrt(1/N sum_n ||f(x_n) - y_n||²)`` in raw target units (RMS of the error-vector norm)."""
+        """Root-mean-square norm of the prediction error, in raw target units.
+
+        Parameters
+        ----------
+        X : array_like, shape (N, d)
+            Raw features.
+        y : array_like, shape (N,) or (N, m)
+            Raw targets.
+
+        Returns
+        -------
+        float
+            ``sqrt(1/N sum_n ||f(x_n) - y_n||²)``.
+        """
         F, Y = self._targets_for(X, y)
         return float(np.sqrt(np.sum((F - Y) ** 2) / Y.shape[0]))
 
     # --- persistence ------------------------------------------------------------------------------------
 
     def save(self, path):
-        """Write the fitted model to a checksummed ``.npz`` (weights, radii, and JSON strings for the
-        parameters, the scaling, the history and the other fitted attributes); returns the path."""
+        """Write the fitted model to one checksummed ``.npz``, atomically.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The file to write (replaced if it exists).
+
+        Returns
+        -------
+        pathlib.Path
+            ``path``. The file holds the weights, the radii, and JSON strings for the parameters, the
+            scaling, the history and the other fitted attributes; :meth:`load` reads it back.
+        """
         self._check_fitted()
         state = {"kind": type(self).__name__, "format": _FORMAT, "y_1d": self._y_1d, "seed": self.seed_,
                  "lipschitz_lower": self.lipschitz_lower_, "lipschitz_selection": self.lipschitz_selection_}
@@ -305,8 +378,23 @@ class SphereNetRegressor:
 
     @classmethod
     def load(cls, path) -> "SphereNetRegressor":
-        """The estimator :meth:`save` wrote; a damaged or edited file is refused (checksum), and a file whose
-        checksum was recomputed after an edit is refused by its contents, always naming the file."""
+        """The estimator :meth:`save` wrote.
+
+        Parameters
+        ----------
+        path : str or path-like
+            A file written by :meth:`save`.
+
+        Returns
+        -------
+        SphereNetRegressor
+            Fitted, predicting exactly as the saved one did.
+
+        Notes
+        -----
+        A damaged or edited file is refused (checksum), and a file whose checksum was recomputed after an
+        edit is refused by its contents; the ``ValueError`` names the file.
+        """
         try:
             est = cls._load(path)
             est._checked_params()                    # parameters edited into something fit would refuse
@@ -471,10 +559,21 @@ def _history_from_dict(d: dict) -> History:
 # --- a trained run, ready to use ---------------------------------------------------------------------------
 
 def from_run(folder) -> SphereNetRegressor:
-    """The model a ``spherenet train`` run wrote into ``folder`` (``result.json`` + ``weights.npz``), as a
-    fitted :class:`SphereNetRegressor`: ``predict`` takes raw features and returns newtons, with the run's
-    scaling and its Lipschitz certificate (``lipschitz_bound_``, ``lipschitz_budget_``, ``lipschitz_lower_``).
+    """The model a ``spherenet train`` run wrote, as a fitted :class:`SphereNetRegressor`.
 
+    Parameters
+    ----------
+    folder : str or path-like
+        The run's ``--out`` folder (``result.json`` and ``weights.npz``).
+
+    Returns
+    -------
+    SphereNetRegressor
+        ``predict`` takes raw features and returns newtons, with the run's scaling and its Lipschitz
+        certificate (``lipschitz_bound_``, ``lipschitz_budget_``, ``lipschitz_lower_``).
+
+    Notes
+    -----
     Refused with an error naming the file: a missing or damaged file, a baseline's run (no network on
     spheres), a result written by a spherenet whose result format differs (``RESULT_FORMAT``).
     """
@@ -514,7 +613,18 @@ def from_run(folder) -> SphereNetRegressor:
 
 
 def load(path) -> SphereNetRegressor:
-    """A trained model, ready to ``predict`` raw features: a ``spherenet train`` output folder
-    (:func:`from_run`) or a file written by :meth:`SphereNetRegressor.save`."""
+    """A trained model, ready to ``predict`` raw features.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``spherenet train`` output folder (read by :func:`from_run`) or a file written by
+        :meth:`SphereNetRegressor.save`.
+
+    Returns
+    -------
+    SphereNetRegressor
+        The fitted model.
+    """
     from pathlib import Path
     return from_run(path) if Path(path).is_dir() else SphereNetRegressor.load(path)

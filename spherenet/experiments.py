@@ -116,8 +116,26 @@ def fit_scaling(s: dict, train, net: NormalisedMLP):
 
 
 def scaled_arrays(train, test, net: NormalisedMLP, dtype=np.float64, scaling=None):
-    """``[X, Y, X_test, Y_test]`` scaled, and the scaling: by default the paper's (METHOD.md §2), fitted on
-    ``train`` with ``P_op`` of ``net`` at initialisation; or the fitted ``scaling`` given."""
+    """A problem's four arrays, scaled for a network.
+
+    Parameters
+    ----------
+    train, test : FlightData
+        The raw training and test data.
+    net : NormalisedMLP
+        The network at initialisation (its ``P_op`` sets the paper's scaling).
+    dtype : numpy dtype
+        The arrays' precision.
+    scaling : StandardScaling or PaperScaling, optional
+        A fitted scaling; ``None`` fits the paper's on ``train`` (docs/method.md §2).
+
+    Returns
+    -------
+    arrays : list of ndarray
+        ``[X, Y, X_test, Y_test]`` scaled, in ``dtype``.
+    scaling : StandardScaling or PaperScaling
+        The scaling used.
+    """
     from .data import PaperScaling
     if scaling is None:
         scaling = PaperScaling.fit(train.X, train.Y, net.spectral_norm_product())
@@ -185,19 +203,67 @@ def _check_baseline_options(s) -> None:
 
 def run(settings: dict, progress=None, checkpoint=None, checkpoint_every: int | None = None,
         resume: bool = False, threads: int = 1, quiet: bool = True) -> tuple[dict, dict]:
-    """Train once as ``settings`` say; return the result record and the trained parameters as named
-    arrays (``W0, W1, ..., radii`` for the sphere methods; a baseline's own names otherwise).
+    """Train once as ``settings`` say: from the data to a result record and the trained parameters.
 
-    Sphere methods only: ``checkpoint`` (a path) is written every ``checkpoint_every`` iterations and at the
-    end (``spherenet.checkpoint``); ``resume=True`` continues the run saved there, which must have the same
-    settings except ``iterations`` (the total to reach). The numbers equal those of an uninterrupted run.
-    ``threads``: the sphere methods split their samples over this many threads (``spherenet.rows``); the
-    numbers are the same for the same count and differ by rounding for another (recorded as ``threads``).
-    Baselines get the raw data and prepare it as their users do (``_run_baseline``); ``quiet=False`` shows
-    their tuning and training progress on a terminal.
+    Parameters
+    ----------
+    settings : dict
+        The run's settings, any subset of ``DEFAULTS`` (completed and checked by :func:`settings_for`):
+        ``method, widths, seed, iterations, data, scaling, lipschitz, batch_size, ...``.
+    progress : callable, optional
+        ``progress(k, history)`` after every iteration (sphere methods).
+    checkpoint, checkpoint_every : path and int, optional
+        Sphere methods: write a checkpoint there every ``checkpoint_every`` iterations (``None``: never)
+        and at the end (:mod:`spherenet.checkpoint`).
+    resume : bool
+        Continue the run saved in ``checkpoint``, which must have the same settings except ``iterations``
+        (the total to reach). The numbers equal those of an uninterrupted run.
+    threads : int
+        The sphere methods split their samples over this many threads (:mod:`spherenet.rows`); the numbers
+        are the same for the same count and differ by rounding for another (recorded as ``threads``).
+    quiet : bool
+        ``False`` shows the budget's selection and the baselines' tuning and training progress.
+
+    Returns
+    -------
+    record : dict
+        The JSON-ready result: settings, loss and step histories, RMSE in newtons, times, the scaling, the
+        Lipschitz certificate and the reference errors (:func:`reference_errors`).
+    arrays : dict
+        The trained parameters: ``W0, W1, ..., radii`` (sphere methods), a baseline's own names otherwise.
+
+    Notes
+    -----
+    Sphere methods: the standard scaling without ``lipschitz`` first chooses the budget on a validation part
+    (:func:`spherenet.budget.select_lipschitz`); the data are scaled (:func:`fit_scaling`, docs/method.md §2
+    and §7), the network trained and its Lipschitz bound certified (:func:`certificate`). Baselines get the
+    raw data and prepare them as their users do (``_run_baseline``).
     """
     threads = positive_int("threads", threads)
     s = settings_for(**settings)
+    _check_checkpoint_options(s, checkpoint, resume)
+    train_data, test_data = load_problem(s["data"], s["data_path"], s["data_seed"], s["n_samples"],
+                                         split=s["split"])
+    if s["method"] in BASELINE_METHODS:
+        return _run_baseline(s, train_data, test_data, quiet)
+    net, scaling, (X, Y, Xt, Yt), selection = _prepared(s, train_data, test_data, threads, quiet)
+    if checkpoint is None:
+        options = {"order": s["order"]} if s["method"] == "taylor" else {}
+        history = train(net, X, Y, s["method"], s["iterations"], Xt, Yt, batch_size=s["batch_size"],
+                        seed=s["seed"], callback=progress, threads=threads, eval_every=s["eval_every"],
+                        max_seconds=s["max_seconds"], **options)
+    else:
+        history = _train_checkpointed(s, net, (X, Y, Xt, Yt), scaling, progress, checkpoint, checkpoint_every,
+                                      resume, threads)
+    record = _record(s, history, scaling, len(X), len(Xt), net)
+    record.update(certificate(net.weights, scaling, (X, Xt)), threads=threads, lipschitz_selection=selection,
+                  seconds_tuning=selection["seconds"] if selection else 0.0,
+                  **reference_errors(train_data, test_data))
+    return record, {**{f"W{i}": W for i, W in enumerate(net.weights)}, "radii": net.radii}
+
+
+def _check_checkpoint_options(s: dict, checkpoint, resume: bool) -> None:
+    """Checkpoints are for sphere methods evaluated every iteration without a time budget."""
     if (checkpoint is not None or resume) and s["method"] in BASELINE_METHODS:
         raise ValueError(f"checkpoints apply to the sphere methods ({', '.join(SPHERE_METHODS)}), "
                          f"not to the baseline {s['method']!r}")
@@ -206,39 +272,34 @@ def run(settings: dict, progress=None, checkpoint=None, checkpoint_every: int | 
     if checkpoint is not None and (s["eval_every"] != 1 or s["max_seconds"] is not None):
         raise ValueError("checkpointed runs evaluate every iteration and have no time budget: leave "
                          "eval_every and max_seconds at their defaults")
-    train_data, test_data = load_problem(s["data"], s["data_path"], s["data_seed"], s["n_samples"],
-                                         split=s["split"])
+
+
+def _prepared(s: dict, train_data, test_data, threads: int, quiet: bool):
+    """A sphere method's starting point: ``(net, scaling, [X, Y, X_test, Y_test], selection)``, the network
+    initialised, the scaling fitted at the budget (chosen first if none was given) and the data scaled."""
     dtype = np.dtype(s["dtype"]).type
-    if s["method"] in BASELINE_METHODS:
-        return _run_baseline(s, train_data, test_data, quiet)
-    fitted, selection = s, None
-    if s["scaling"] == "standard" and s["lipschitz"] is None:
-        from . import progress as bars
-        from .budget import LADDER, select_lipschitz, validation_rows
-        with bars.bar(len(LADDER), "choosing the Lipschitz budget", quiet, unit="rung") as pbar:
-            K, selection = select_lipschitz(
-                train_data.X, train_data.Y, validation_rows(train_data, s["split"], s["data_seed"]),
-                network_widths(s), s["method"], s["seed"], dtype, batch_size=s["batch_size"], threads=threads,
-                rule_options={"order": s["order"]} if s["method"] == "taylor" else None,
-                progress=lambda n, rung: pbar.update(1))
-        fitted = dict(s, lipschitz=K)
+    fitted, selection = _with_chosen_budget(s, train_data, dtype, threads, quiet)
     net = NormalisedMLP(network_widths(s), seed=s["seed"], dtype=dtype)
     scaling = fit_scaling(fitted, train_data, net)
-    (X, Y, Xt, Yt), _ = scaled_arrays(train_data, test_data, net, dtype, scaling)
-    options = {"order": s["order"]} if s["method"] == "taylor" else {}
-    if checkpoint is None:
-        history = train(net, X, Y, s["method"], s["iterations"], Xt, Yt, batch_size=s["batch_size"],
-                        seed=s["seed"], callback=progress, threads=threads, eval_every=s["eval_every"],
-                        max_seconds=s["max_seconds"], **options)
-    else:
-        history = _train_checkpointed(s, net, (X, Y, Xt, Yt), scaling, options, progress, checkpoint,
-                                      checkpoint_every, resume, threads)
-    arrays = {**{f"W{i}": W for i, W in enumerate(net.weights)}, "radii": net.radii}
-    record = _record(s, history, scaling, len(X), len(Xt), net)
-    record.update(certificate(net.weights, scaling, (X, Xt)), threads=threads, lipschitz_selection=selection,
-                  seconds_tuning=selection["seconds"] if selection else 0.0,
-                  **reference_errors(train_data, test_data))
-    return record, arrays
+    arrays, _ = scaled_arrays(train_data, test_data, net, dtype, scaling)
+    return net, scaling, arrays, selection
+
+
+def _with_chosen_budget(s: dict, train_data, dtype, threads: int, quiet: bool) -> tuple[dict, dict | None]:
+    """``s`` with its Lipschitz budget, and how it was chosen: the standard scaling without a ``lipschitz``
+    gets the one :func:`spherenet.budget.select_lipschitz` picks on a validation part (selection: its
+    record); otherwise ``s`` as it is (selection ``None``)."""
+    if s["scaling"] != "standard" or s["lipschitz"] is not None:
+        return s, None
+    from . import progress as bars
+    from .budget import LADDER, select_lipschitz, validation_rows
+    with bars.bar(len(LADDER), "choosing the Lipschitz budget", quiet, unit="rung") as pbar:
+        K, selection = select_lipschitz(
+            train_data.X, train_data.Y, validation_rows(train_data, s["split"], s["data_seed"]),
+            network_widths(s), s["method"], s["seed"], dtype, batch_size=s["batch_size"], threads=threads,
+            rule_options={"order": s["order"]} if s["method"] == "taylor" else None,
+            progress=lambda n, rung: pbar.update(1))
+    return dict(s, lipschitz=K), selection
 
 
 def reference_errors(train, test) -> dict:
@@ -305,10 +366,11 @@ def certificate(weights, scaling, scaled_inputs) -> dict:
     return lipschitz_certificate([np.asarray(W, np.float64) for W in weights], scaling, scaled_inputs)
 
 
-def _train_checkpointed(s, net, data, scaling, options, progress, path, every, resume, threads):
+def _train_checkpointed(s, net, data, scaling, progress, path, every, resume, threads):
     """``train`` in pieces, checkpointing to ``path`` (continuing the run saved there if ``resume``)."""
     from .checkpoint import load_checkpoint, train_with_checkpoints
     X, Y, Xt, Yt = data
+    options = {"order": s["order"]} if s["method"] == "taylor" else {}
     stored = {"run": {k: v for k, v in s.items() if k != "iterations"}, "scaling": scaling.to_dict(),
               "data_sha256": arrays_digest(X, Y, Xt, Yt), "threads": threads}
     history, rule = None, None
@@ -455,9 +517,21 @@ def default_executor(max_workers: int | None = None) -> Executor:
 
 
 def executor_for(scheduler: str | None = None, workers: int | None = None) -> Executor:
-    """Where a sweep's runs execute: the Dask cluster whose scheduler is at ``scheduler`` (e.g.
-    ``"tcp://10.0.0.5:8786"``; ``spherenet.cluster``), else a :func:`default_executor` of ``workers``
-    processes. The caller shuts it down (``with executor_for(...) as pool: sweep(..., executor=pool)``)."""
+    """Where a sweep's runs execute.
+
+    Parameters
+    ----------
+    scheduler : str, optional
+        The address of a Dask scheduler, e.g. ``"tcp://10.0.0.5:8786"`` (:mod:`spherenet.cluster`).
+    workers : int, optional
+        Local worker processes (default: one per core); not with ``scheduler``.
+
+    Returns
+    -------
+    concurrent.futures.Executor
+        The cluster's executor, else a :func:`default_executor`. The caller shuts it down
+        (``with executor_for(...) as pool: sweep(..., executor=pool)``).
+    """
     if scheduler is None:
         return default_executor(workers)
     if workers is not None:
@@ -472,13 +546,31 @@ def executor_for(scheduler: str | None = None, workers: int | None = None) -> Ex
 
 
 def sweep(settings_list, out_dir, executor: Executor | None = None, progress=None) -> list[dict]:
-    """Run every settings dict not already finished in ``out_dir/runs``; return all records in input order.
+    """Run every settings dict not already finished in ``out_dir/runs``.
 
-    Finished runs are recognised by their result file and never redone; each run is saved here as soon as
-    it comes back from the executor. ``progress(done, total, record)`` is called as runs finish. With
-    ``executor=None`` a :func:`default_executor` is made and shut down here. One sweep at a time writes to
-    ``out_dir`` (a :class:`~spherenet.runfolder.RunFolder` lock); it first deletes the temporary files of the
-    writes a killed sweep left.
+    Parameters
+    ----------
+    settings_list : sequence of dict
+        Run settings (:func:`settings_for`).
+    out_dir : str or path-like
+        The sweep's folder: each run is saved to ``out_dir/runs/<key>.json`` and ``.npz`` (:func:`run_key`)
+        as soon as it comes back from the executor.
+    executor : concurrent.futures.Executor, optional
+        Where the runs execute; ``None`` makes a :func:`default_executor` and shuts it down here.
+    progress : callable, optional
+        ``progress(done, total, record)`` as runs finish.
+
+    Returns
+    -------
+    list of dict
+        Every run's record, in the order of ``settings_list``.
+
+    Notes
+    -----
+    Finished runs are recognised by their result file and never redone, so an interrupted sweep resumes.
+    The largest runs are submitted first, so that none is left alone at the end. One sweep at a time writes
+    to ``out_dir`` (a :class:`~spherenet.runfolder.RunFolder` lock); it first deletes the temporary files of
+    the writes a killed sweep left.
     """
     with RunFolder(out_dir, replace=True):
         remove_temporaries(Path(out_dir) / "runs")

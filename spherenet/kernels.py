@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from ._numba_cache import njit                # numba.njit, cached when a folder allows
 
 
 def _jit(fn):

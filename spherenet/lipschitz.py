@@ -22,17 +22,43 @@ ROW_BLOCK = 4096
 
 
 def spectral_bound(weights) -> float:
-    """``prod_i ||W_i||_2``: the certified Lipschitz bound of the network itself."""
+    """The certified Lipschitz bound of the network itself.
+
+    Parameters
+    ----------
+    weights : sequence of ndarray
+        ``W_1..W_L``, ``W_i: (d_i, d_{i-1})``, chained.
+
+    Returns
+    -------
+    float
+        ``prod_i ||W_i||_2`` (ReLU is 1-Lipschitz, so this bounds ``x -> f(x)`` in the euclidean norm).
+    """
     return float(np.prod([np.linalg.norm(np.asarray(W, np.float64), 2) for W in check_weights(weights)]))
 
 
 def input_jacobians(weights, X, biases=None) -> np.ndarray:
-    """``J(x_n) = W_L D_{L-1} ... D_1 W_1`` for every row of ``X``: shape ``(N, d_L, d_0)``, float64.
+    """The network's input Jacobian at every row of ``X``.
 
+    Parameters
+    ----------
+    weights : sequence of ndarray
+        ``W_1..W_L``, chained.
+    X : array_like, shape (N, d_0)
+        Network inputs.
+    biases : sequence of ndarray, optional
+        ``b_1..b_L`` of an ordinary MLP ``Z_i = H_{i-1} W_i^T + b_i`` (they move the pattern ``D_i``, not
+        the formula); ``None`` for the bias-free network.
+
+    Returns
+    -------
+    ndarray, shape (N, d_L, d_0), float64
+        ``J(x_n) = W_L D_{L-1} ... D_1 W_1``, ``D_i = diag([Z_i(x_n) > 0])``.
+
+    Notes
+    -----
     Reverse accumulation from the output: ``B <- W_L``, then for ``i = L-1..1``: ``B <- (B ⊙ [Z_i > 0]) W_i``
-    (tie rule of the package: a pre-activation of exactly 0 is inactive). ``biases``: ``b_1..b_L`` of an
-    ordinary MLP ``Z_i = H_{i-1} W_i^T + b_i`` (they move the pattern ``D_i``, not the formula); ``None``
-    for the bias-free network.
+    (tie rule of the package: a pre-activation of exactly 0 is inactive), in blocks of ``ROW_BLOCK`` rows.
     """
     weights = [np.asarray(W, np.float64) for W in check_weights(weights)]
     biases = [np.zeros(W.shape[0]) for W in weights] if biases is None else [np.asarray(b, np.float64)
@@ -54,11 +80,21 @@ def input_jacobians(weights, X, biases=None) -> np.ndarray:
 
 
 def jacobian_norms(weights, X, input_map=None, output_factor=1.0, biases=None) -> np.ndarray:
-    """``||T J(x_n) A||_2`` per row: the local Lipschitz constant at each sample, (N,).
+    """The local Lipschitz constant of the scaled map at each sample.
 
-    ``input_map``: ``A``, the ``(d_0, d)`` Jacobian of the input scaling (``None``: identity);
-    ``output_factor``: ``T``, the target scaling's factor ``t`` or per-output factors (a diagonal ``T``);
-    ``biases``: of an ordinary MLP (:func:`input_jacobians`).
+    Parameters
+    ----------
+    weights, X, biases
+        As in :func:`input_jacobians`.
+    input_map : array_like, shape (d_0, d), optional
+        ``A``, the Jacobian of the input scaling (``None``: identity).
+    output_factor : float or array_like, shape (d_L,)
+        ``T``, the target scaling's factor ``t`` or per-output factors (a diagonal ``T``).
+
+    Returns
+    -------
+    ndarray, shape (N,)
+        ``||T J(x_n) A||_2``.
     """
     J = input_jacobians(weights, X, biases)
     if input_map is not None:
@@ -68,18 +104,45 @@ def jacobian_norms(weights, X, input_map=None, output_factor=1.0, biases=None) -
 
 
 def empirical_lower_bound(weights, X, input_map=None, output_factor=1.0, biases=None) -> float:
-    """``max_n ||T J(x_n) A||_2``: a lower bound on the Lipschitz constant of the scaled map."""
+    """A lower bound on the Lipschitz constant of the scaled map.
+
+    Parameters
+    ----------
+    weights, X, input_map, output_factor, biases
+        As in :func:`jacobian_norms`.
+
+    Returns
+    -------
+    float
+        ``max_n ||T J(x_n) A||_2`` (the map is piecewise linear: each local constant is attained).
+    """
     return float(jacobian_norms(weights, X, input_map, output_factor, biases).max())
 
 
 def certificate(weights, scaling, X_scaled_sets) -> dict:
-    """The certificate of a network trained on ``scaling``'s data, in the scaling's output units.
+    """The Lipschitz certificate of a network trained on ``scaling``'s data, in the scaling's output units.
 
-    Returns ``lipschitz_bound`` (``prod ||W_i||_2`` carried through the scaling), ``lipschitz_budget`` (the
-    same with ``prod mu_i``: what the scaling promised before training), ``lipschitz_lower`` (the largest
-    local constant over the rows of every array in ``X_scaled_sets``, network inputs; ``None`` for no
-    arrays) and
-    ``lipschitz_norm`` (which input norm the constants refer to).
+    Parameters
+    ----------
+    weights : sequence of ndarray
+        The trained ``W_1..W_L``.
+    scaling : StandardScaling or PaperScaling
+        The data's scaling (:mod:`spherenet.data.scaling`).
+    X_scaled_sets : sequence of ndarray
+        Network inputs (scaled) over which the lower bound is taken; may be empty.
+
+    Returns
+    -------
+    dict
+        ``lipschitz_bound``: ``prod ||W_i||_2`` carried through the scaling; ``lipschitz_budget``: the same
+        with ``prod mu_i``, what the scaling promised before training; ``lipschitz_lower``: the largest
+        local constant over the rows of every array (``None`` for no arrays); ``lipschitz_norm``: which
+        input norm the constants refer to.
+
+    Notes
+    -----
+    Standard scaling: ``Lip <= t prod_i ||W_i||_2 a / min_j s_j`` in the raw features' euclidean norm;
+    the paper's: ``t prod_i ||W_i||_2`` in the unit-normalised input ``x / ||x||`` (docs/method.md §7).
     """
     from .data.scaling import StandardScaling
     bound, t = spectral_bound(weights), scaling.unit

@@ -44,34 +44,34 @@ def _read_int(path) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _cgroup_room() -> int | None:
+def _cgroup_headroom() -> int | None:
     """Bytes left under this process's cgroup memory limit (v2 or v1), or None if there is no limit."""
     for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
                          ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
                           "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
-        cap, used = _read_int(limit), _read_int(usage)
-        if cap is not None and used is not None and cap < 2 ** 60:
-            return max(cap - used, 0)
+        limit_bytes, used_bytes = _read_int(limit), _read_int(usage)
+        if limit_bytes is not None and used_bytes is not None and limit_bytes < 2 ** 60:
+            return max(limit_bytes - used_bytes, 0)
     return None
 
 
 def available_bytes() -> int | None:
     """Memory a new allocation can use now: ``MemAvailable`` (or free pages), capped by a cgroup limit."""
-    avail = None
+    available = None
     try:
         with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
-                    avail = int(line.split()[1]) * 1024
+                    available = int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
-    if avail is None and hasattr(os, "sysconf"):
+    if available is None and hasattr(os, "sysconf"):
         try:
-            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         except (ValueError, OSError):
-            avail = None
-    room = _cgroup_room()
-    return room if avail is None else (avail if room is None else min(avail, room))
+            available = None
+    headroom = _cgroup_headroom()
+    return headroom if available is None else (available if headroom is None else min(available, headroom))
 
 
 def _gb(n: int) -> str:

@@ -62,8 +62,9 @@ def _mean_std(rows) -> dict:
     n = finite.sum(axis=0)
     total = np.where(finite, a, 0.0).sum(axis=0)
     mean = np.divide(total, n, out=np.full(n.shape, np.nan), where=n > 0)
-    var = np.divide(np.where(finite, (a - mean) ** 2, 0.0).sum(axis=0), n, out=np.full(n.shape, np.nan), where=n > 0)
-    return {"mean": _none_for_nan(mean), "std": _none_for_nan(np.sqrt(var)), "n": n.tolist()}
+    variance = np.divide(np.where(finite, (a - mean) ** 2, 0.0).sum(axis=0), n, out=np.full(n.shape, np.nan),
+                         where=n > 0)
+    return {"mean": _none_for_nan(mean), "std": _none_for_nan(np.sqrt(variance)), "n": n.tolist()}
 
 
 def _none_for_nan(values) -> list:
@@ -83,16 +84,16 @@ def summarise_exp1(records) -> dict:
     ``n``), and which runs stopped early and why."""
     out = {}
     for method in ("taylor", "mm"):
-        rs = [r for r in records if r["method"] == method]
+        runs = [r for r in records if r["method"] == method]
         out[method] = {
-            "seeds": len(rs),
-            "stopped_early": stopped_early(rs),
+            "seeds": len(runs),
+            "stopped_early": stopped_early(runs),
             "averaging": AVERAGING,
-            "loss_train": _mean_std([r["loss_train"] for r in rs]),
-            "loss_test": _mean_std([r["loss_test"] for r in rs]),
-            "tau": _mean_std([r["tau"] for r in rs]),
-            "rmse_test": _mean_std([[r["rmse_test"]] for r in rs]),
-            "seconds_per_iteration": _mean_std([[r["seconds_per_iteration"]] for r in rs]),
+            "loss_train": _mean_std([r["loss_train"] for r in runs]),
+            "loss_test": _mean_std([r["loss_test"] for r in runs]),
+            "tau": _mean_std([r["tau"] for r in runs]),
+            "rmse_test": _mean_std([[r["rmse_test"]] for r in runs]),
+            "seconds_per_iteration": _mean_std([[r["seconds_per_iteration"]] for r in runs]),
         }
     return out
 

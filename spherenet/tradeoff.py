@@ -79,7 +79,30 @@ def summarise(group: dict, records: list[dict], Ks: list[float]) -> dict:
 def tradeoff(out_dir, method="geo-cg-layer", data="sim", data_path=None, widths=(12, 25, 30, 15, 3),
              split="random", quick=False, points=None, seeds=None, n_samples=None, iterations=None,
              executor=None, progress=None) -> dict:
-    """Run the sweep (see the module docstring) into ``out_dir/runs`` and return its summary."""
+    """Run the sweep of test error against the Lipschitz budget (see the module docstring).
+
+    Parameters
+    ----------
+    out_dir : str or path-like
+        Where the runs are stored (``out_dir/runs``); a rerun resumes, finished runs are not redone.
+    method, data, data_path, widths, split
+        The runs' method, data and network (:func:`spherenet.experiments.settings_for`).
+    quick : bool
+        Small settings (``QUICK``) instead of ``FULL``.
+    points, seeds, n_samples, iterations : int, optional
+        Override the settings': budgets on the curve, seeds per budget, samples, iterations per run.
+    executor : concurrent.futures.Executor, optional
+        Where the runs execute (default: a local process pool; :func:`spherenet.experiments.sweep`).
+    progress : callable, optional
+        ``progress(done, total, record)`` as runs finish.
+
+    Returns
+    -------
+    dict
+        The summary: the settings, the curve (per budget: mean and std over seeds of the test RMSE and of
+        the certified and empirical bounds), the budget chosen on validation, the paper's pipeline, its
+        implicit budget, Adam and the reference errors (:func:`summarise`).
+    """
     cfg = dict(QUICK if quick else FULL)
     for key, value in (("points", points), ("seeds", seeds), ("n_samples", n_samples),
                        ("iterations", iterations)):

@@ -217,6 +217,8 @@ class History:
 def _json_safe(value):
     if isinstance(value, dict):
         return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return _json_safe(value.tolist())
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
     if isinstance(value, (float, np.floating)):
@@ -256,6 +258,11 @@ class _Batches:
 
     def state(self) -> dict:
         return {"rng": self.rng.bit_generator.state, "order": self.order.tolist(), "pos": self.pos}
+
+    def snapshot(self) -> dict:
+        """:meth:`state` without copying the epoch's order (each epoch draws a new array, never changed in place),
+        cheap enough to take at every iteration."""
+        return {"rng": self.rng.bit_generator.state, "order": self.order, "pos": self.pos}
 
     def restore(self, state: dict) -> None:
         self.rng.bit_generator.state = state["rng"]
@@ -416,6 +423,8 @@ class _Loop:
         if (k + 1) % self.eval_every == 0:
             self.evaluate(k + 1)
         if self.callback is not None:
+            if not self.batches.full:                  # where the draw stands, for a checkpoint taken now
+                self.history.batch_state = self.batches.snapshot()
             self.callback(k + 1, self.history)
         self.history.stop_reason = self.stop_reason(k, step, it)
         return not self.history.stop_reason

@@ -34,3 +34,17 @@ def run_as_ordinary_user(argv, env=None, cwd=None, timeout=300):
         pytest.skip("cannot run as an ordinary user here (root without setpriv)")
     return subprocess.run([*prefix, sys.executable, *argv], capture_output=True, text=True, env=env, cwd=cwd,
                           timeout=timeout)
+
+
+def read_only_temporary_folders():
+    """The argv prefix that runs a command with ``/tmp`` and ``/var/tmp`` read-only (bind mounts in a private
+    mount namespace, so nothing outside the command sees them), or ``None`` if that is impossible here."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return None
+    prefix = ["unshare", "--mount", "sh", "-c", "for d in /tmp /var/tmp; do mount --bind $d $d && "
+              "mount -o remount,bind,ro $d || exit 97; done; exec \"$@\"", "sh"]
+    probe = subprocess.run([*prefix, "mkdir", "/tmp/spherenet-probe"], capture_output=True, text=True,
+                           timeout=60)
+    if probe.returncode == 0:
+        os.rmdir("/tmp/spherenet-probe")
+    return prefix if "Read-only file system" in probe.stderr else None

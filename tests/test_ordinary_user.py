@@ -1,8 +1,11 @@
 """Runs by ordinary users (issue 21): with the package installed read-only and no writable home folder,
-import and every command work, Numba's kernel cache falling back to a private temporary folder."""
+import and every command work, Numba's kernel cache falling back to a private temporary folder, or to no
+cache at all when no folder can be written."""
 import os
 import shutil
 import stat
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -10,7 +13,7 @@ import pytest
 
 from spherenet import _numba_cache
 
-from .ordinary_user import NOBODY, ordinary_user_prefix, run_as_ordinary_user
+from .ordinary_user import NOBODY, ordinary_user_prefix, read_only_temporary_folders, run_as_ordinary_user
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -89,3 +92,32 @@ def test_a_writable_install_keeps_numbas_own_cache():
     from numba.core import config
     before = config.CACHE_DIR
     assert _numba_cache.configure() is None and config.CACHE_DIR == before
+
+
+def test_with_no_writable_folder_at_all_the_kernels_compile_without_a_cache(read_only_install):
+    """Package, home, TMPDIR, /tmp, /var/tmp and the working folder all read-only (a mount namespace):
+    ``import spherenet`` works, the cache is off, and a command that runs every kernel passes."""
+    install, work, env = read_only_install
+    prefix = read_only_temporary_folders()
+    if prefix is None:
+        pytest.skip("cannot make the temporary folders read-only here (needs root and unshare)")
+    code = ("import sys, tempfile; import spherenet; from spherenet import _numba_cache, cli; "
+            "print('caching', _numba_cache.caching, 'fallback', _numba_cache.fallback_folder()); "
+            "sys.exit(cli.main(['check']))")
+    proc = _ok(subprocess.run([*prefix, *ordinary_user_prefix(), sys.executable, "-c", code], env=env, cwd=work,
+                              capture_output=True, text=True, timeout=600))
+    assert "caching False fallback None" in proc.stdout and "verdict: all checks passed" in proc.stdout
+    assert not any(work.rglob("*.nbi")) and not any((install / "spherenet").rglob("*.nbi"))
+
+
+def test_configure_turns_the_cache_off_when_no_folder_can_be_written(monkeypatch):
+    from numba.core import config
+    monkeypatch.setattr(_numba_cache, "_writable", lambda folder: False)
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    monkeypatch.setattr(tempfile, "_get_default_tempdir", lambda: (_ for _ in ()).throw(FileNotFoundError()))
+    monkeypatch.setattr(_numba_cache, "caching", True)
+    before = config.CACHE_DIR
+    assert _numba_cache.fallback_folder() is None
+    assert _numba_cache.configure() is None and _numba_cache.caching is False and config.CACHE_DIR == before
+    compiled = _numba_cache.njit(cache=True)(lambda x: x + 1)
+    assert compiled(1) == 2 and not compiled._cache.__class__.__name__.endswith("FunctionCache")

@@ -188,6 +188,42 @@ def test_concurrent_runs_into_one_folder_one_wins(tmp_path):
             or "holds the result of an earlier run" in loser), loser
 
 
+SWEEPS = [["reproduce", "exp1", "--quick", "--workers", "1"], ["lipschitz", "--quick", "--workers", "1"]]
+
+
+def _fake_sweeps(monkeypatch, sweep):
+    import spherenet.reproduce
+    import spherenet.tradeoff
+    monkeypatch.setattr(spherenet.reproduce, "reproduce", sweep)
+    monkeypatch.setattr(spherenet.tradeoff, "tradeoff", sweep)
+
+
+@pytest.mark.parametrize("argv", SWEEPS)
+def test_a_second_sweep_into_a_locked_folder_is_refused(tmp_path, capsys, monkeypatch, argv):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the sweep started in a folder another run holds")
+    _fake_sweeps(monkeypatch, refuse)
+    out = tmp_path / "sweep"
+    with RunFolder(out, replace=True):
+        assert main([*argv, "--out", str(out)]) == 2
+    assert "another spherenet run is writing to this folder" in _one_line(capsys)
+
+
+@pytest.mark.parametrize("argv", SWEEPS)
+def test_a_sweep_holds_its_folder_while_it_runs(tmp_path, capsys, monkeypatch, argv):
+    out = tmp_path / "sweep"
+
+    def sweep(*args, **kwargs):
+        assert (out / LOCK).is_file()
+        with pytest.raises(BlockingIOError, match="another spherenet run is writing to this folder"):
+            RunFolder(out, replace=True).open()
+        raise ValueError("the fake sweep ends here")
+    _fake_sweeps(monkeypatch, sweep)
+    assert main([*argv, "--out", str(out)]) == 2
+    assert _one_line(capsys).endswith("the fake sweep ends here")
+    assert not out.exists()                        # created by the sweep, left empty: removed, lock and all
+
+
 def test_a_kill_during_the_renames_is_finished_by_the_next_open(tmp_path):
     out = tmp_path / "run"
     with RunFolder(out) as folder:

@@ -1,9 +1,8 @@
 """Tutorial 7 — the Lipschitz budget: a number the user chooses, what it costs in accuracy, and why the paper's
 pipeline could not choose it.
 
-Run as a script (``python tutorials/07_lipschitz_budget.py``) or open as a notebook with jupytext.
-``main(quick=False, outdir="figures")`` regenerates ``tutorial07_tradeoff.png``; ``quick=True`` is the fast
-version the test suite runs (few samples, iterations and budgets: its error numbers are NOT meaningful).
+Run it as a script (``SPHERENET_QUICK=1``: the quick version, few samples, iterations and budgets, whose error
+numbers are NOT meaningful) or open it as a notebook (tutorials/README.md).
 """
 # %% [markdown]
 # # 7. The Lipschitz budget
@@ -40,20 +39,18 @@ from pathlib import Path
 import numpy as np
 
 import spherenet
-from spherenet import lipschitz
+from spherenet import plots
 from spherenet.data import default_problem
 from spherenet.experiments import run, scaled_arrays
-from spherenet.plots.tradeoff import tradeoff_figure
+from spherenet.plots import show
 from spherenet.tradeoff import tradeoff
 from spherenet.train import train
 from spherenet.verify import print_claims, quick_mode
 
+QUICK = quick_mode()          # SPHERENET_QUICK=1: few samples, iterations and budgets (checks only)
+FIGURES = Path("figures")
+claims = {}                   # statement -> bool, checked as we go and reported by the last cell
 WIDTHS = [12, 25, 30, 15, 3]
-
-
-def settings(quick: bool) -> dict:
-    return dict(n_samples=1500 if quick else 30000, iterations=20 if quick else 200)
-
 
 # %% [markdown]
 # ## Why the paper's pipeline has no budget to choose
@@ -68,19 +65,16 @@ def settings(quick: bool) -> dict:
 # target asks for a sizeable share of the network's gain and nothing is left for the rest of the function.
 
 # %%
-def mu_invariance(quick: bool) -> dict:
-    """Algorithm 1 with the paper's scaling on unit spheres and on spheres of radius 3: the same newtons."""
-    data = default_problem(seed=0, n_samples=1200 if quick else 6000)
-    predictions = []
-    for radius in (1.0, 3.0):
-        net = spherenet.NormalisedMLP(WIDTHS, radius=radius, seed=0)
-        (X, Y, X_test, _), scaling = scaled_arrays(*data, net)
-        train(net, X, Y, "taylor", 10 if quick else 50)
-        predictions.append(scaling.inverse_targets(net.forward(X_test)))
-    gap = float(np.abs(predictions[0] - predictions[1]).max())
-    print(f"paper's pipeline, radii 1 vs 3: largest difference of a predicted force {gap:.1e} N")
-    return {"mu_invariance_gap": gap}
-
+data = default_problem(seed=0, n_samples=1200 if QUICK else 6000)
+predictions = []
+for radius in (1.0, 3.0):                 # Algorithm 1 with the paper's scaling on spheres of radius 1 and 3
+    net = spherenet.NormalisedMLP(WIDTHS, radius=radius, seed=0)
+    (X, Y, X_test, _), scaling = scaled_arrays(*data, net)
+    train(net, X, Y, "taylor", 10 if QUICK else 50)
+    predictions.append(scaling.inverse_targets(net.forward(X_test)))
+gap = float(np.abs(predictions[0] - predictions[1]).max())
+print(f"paper's pipeline, radii 1 vs 3: largest difference of a predicted force {gap:.1e} N")
+claims["the paper's pipeline gives the same forces for radii 1 and 3 (to 1e-9 N)"] = gap < 1e-9
 
 # %% [markdown]
 # ## One run, its certificate, and how tight it is
@@ -93,16 +87,19 @@ def mu_invariance(quick: bool) -> dict:
 # constant lies between the two.
 
 # %%
-def one_run(quick: bool) -> dict:
-    r, _ = run(dict(settings(quick), widths=WIDTHS))
-    print(f"default pipeline: test RMSE {r['rmse_test']:.3f} N (linear least squares {r['rmse_test_linear']:.3f} N)")
-    print(f"  budget chosen on validation K = {r['lipschitz']:.4g}; certified {r['lipschitz_bound']:.4g}; "
-          f"empirical lower bound {r['lipschitz_lower']:.4g}  [{r['lipschitz_norm']}]")
-    for rung in r["lipschitz_selection"]["rungs"]:
-        print(f"  ladder: rho = {rung['rho']:.2g}  K = {rung['lipschitz']:<10.4g} validation RMSE "
-              f"{rung['rmse_validation']:.3f} N")
-    return r
-
+record, _ = run(dict(n_samples=1500 if QUICK else 30000, iterations=20 if QUICK else 200, widths=WIDTHS))
+print(f"default pipeline: test RMSE {record['rmse_test']:.3f} N "
+      f"(linear least squares {record['rmse_test_linear']:.3f} N)")
+print(f"  budget chosen on validation K = {record['lipschitz']:.4g}; certified {record['lipschitz_bound']:.4g}; "
+      f"empirical lower bound {record['lipschitz_lower']:.4g}  [{record['lipschitz_norm']}]")
+for rung in record["lipschitz_selection"]["rungs"]:
+    print(f"  ladder: rho = {rung['rho']:.2g}  K = {rung['lipschitz']:<10.4g} validation RMSE "
+          f"{rung['rmse_validation']:.3f} N")
+claims["the run's certificate: lower <= certified <= K"] = \
+    0 < record["lipschitz_lower"] <= record["lipschitz_bound"] <= record["lipschitz"] * (1 + 1e-12)
+if not QUICK:                             # quick mode's few samples and iterations say nothing about accuracy
+    claims["the default pipeline beats linear least squares by 40 %"] = \
+        record["rmse_test"] <= 0.6 * record["rmse_test_linear"]
 
 # %% [markdown]
 # ## The trade-off, drawn
@@ -113,45 +110,24 @@ def one_run(quick: bool) -> dict:
 # simulator's label noise. A tight budget cannot fit: the error climbs to the training mean's. A loose one
 # gives the optimiser a nearly flat, nearly linear start and fits slowly. In between lies a range where
 # the network is both accurate and certified, and the user can read off what each newton of certificate
-# costs.
+# costs. (`spherenet lipschitz` runs the points in processes; here they run in this process.)
 
 # %%
-def sweep(quick: bool, folder) -> dict:
-    cfg = dict(points=3, seeds=1, n_samples=1500, iterations=20) if quick else {}
-    with ThreadPoolExecutor(max_workers=1) as pool:        # in-process; `spherenet lipschitz` uses processes
-        return tradeoff(folder, widths=WIDTHS, quick=quick, executor=pool, **cfg)
+quick_sweep = dict(points=3, seeds=1, n_samples=1500, iterations=20) if QUICK else {}
+with tempfile.TemporaryDirectory() as folder, ThreadPoolExecutor(max_workers=1) as pool:   # in-process
+    summary = tradeoff(folder, widths=WIDTHS, quick=QUICK, executor=pool, **quick_sweep)
+curve = summary["curve"]
+claims["every point: 0 < empirical lower bound <= certified bound <= budget K"] = all(
+    0 < p["lipschitz_lower"]["mean"] <= p["lipschitz_bound"]["mean"] <= p["lipschitz"] * (1 + 1e-12) for p in curve)
+claims["the tightest budget of the sweep fits worst"] = \
+    curve[0]["rmse_test"]["mean"] == max(p["rmse_test"]["mean"] for p in curve)
+claims["the paper's implicit budget is tighter than the one chosen on validation"] = \
+    summary["paper_budget"] < min(summary["auto"]["chosen"])
+show(plots.tradeoff.tradeoff_figure(summary, FIGURES / "tutorial07_tradeoff.png"))
 
+# %% [markdown]
+# ## Every claim of this tutorial, each checked above where its numbers were computed
 
 # %%
-def main(quick: bool = False, outdir="figures") -> dict:
-    outdir = Path(outdir)
-    numbers = mu_invariance(quick)
-    record = one_run(quick)
-    with tempfile.TemporaryDirectory() as folder:
-        summary = sweep(quick, folder)
-    figures = [tradeoff_figure(summary, outdir / "tutorial07_tradeoff.png")]
-    curve = summary["curve"]
-    numbers.update(rmse_test=record["rmse_test"], rmse_linear=record["rmse_test_linear"],
-                   chosen=record["lipschitz"], paper_budget=summary["paper_budget"],
-                   best_on_curve=min(p["rmse_test"]["mean"] for p in curve))
-    claims = {
-        "the paper's pipeline gives the same forces for radii 1 and 3 (to 1e-9 N)": numbers["mu_invariance_gap"] < 1e-9,
-        "every point: 0 < empirical lower bound <= certified bound <= budget K": all(
-            0 < p["lipschitz_lower"]["mean"] <= p["lipschitz_bound"]["mean"] <= p["lipschitz"] * (1 + 1e-12)
-            for p in curve),
-        "the run's certificate: lower <= certified <= K": 0 < record["lipschitz_lower"] <= record["lipschitz_bound"]
-        <= record["lipschitz"] * (1 + 1e-12),
-        "the tightest budget of the sweep fits worst": curve[0]["rmse_test"]["mean"] == max(
-            p["rmse_test"]["mean"] for p in curve),
-        "the paper's implicit budget is tighter than the one chosen on validation": summary["paper_budget"]
-        < min(summary["auto"]["chosen"]),
-    }
-    if not quick:
-        claims["the default pipeline beats linear least squares by 40 %"] = \
-            record["rmse_test"] <= 0.6 * record["rmse_test_linear"]
-    print_claims(claims, figures)
-    return {"numbers": numbers, "claims": claims, "figures": figures}
-
-
-if __name__ == "__main__":
-    result = main(quick=quick_mode())          # SPHERENET_QUICK=1: the quick version
+print_claims(claims)
+assert all(claims.values()), [claim for claim, ok in claims.items() if not ok]

@@ -5,7 +5,7 @@
   learning rate (and optionally the batch size) tuned on a validation part of the training data
   (:func:`tune_lr`, grids in ``GRIDS``, extended past an edge that wins);
 * retracted Riemannian SGD on spherenet's own normalised network, with a fixed learning rate;
-* AGD (Bernstein et al. 2023; METHOD.md §7) as its authors run it: their network (bias-free, sqrt(2) after
+* AGD (Bernstein et al. 2023; docs/method.md §8) as its authors run it: their network (bias-free, sqrt(2) after
   every ReLU), initialisation, loss and data scaling; no learning rate;
 * least squares with a bias (:func:`fit_linear`).
 

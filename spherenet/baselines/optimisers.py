@@ -2,7 +2,7 @@
 
 * :class:`SGD` and :class:`Adam`: Euclidean, on any list of arrays (the biased MLP's ``[W_1, b_1, ...]``);
 * :class:`RetractedSGD`: Riemannian SGD on the product of Frobenius spheres (a fixed learning rate);
-* :class:`AGD`: automatic gradient descent (Bernstein et al. 2023, METHOD.md §7), bias-free, no learning rate.
+* :class:`AGD`: automatic gradient descent (Bernstein et al. 2023, docs/method.md §8), bias-free, no learning rate.
 
 An update never modifies ``params`` in place: it returns new arrays, so the loop can keep the last good
 parameters when a step turns out non-finite. Each :class:`Update` also carries what the history records:
@@ -142,7 +142,7 @@ AGD_RELU_GAIN = math.sqrt(2.0)
 
 
 class AGD:
-    """Automatic gradient descent (METHOD.md §7), for the bias-free network, with ``W_k: (d_k, d_{k-1})``::
+    """Automatic gradient descent (docs/method.md §8), for the bias-free network, with ``W_k: (d_k, d_{k-1})``::
 
         G = (1/L) Σ_k sqrt(d_k/d_{k-1}) ||∇_k J||_F
         η = log((1 + sqrt(1 + 4G))/2)

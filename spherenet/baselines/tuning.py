@@ -31,7 +31,7 @@ def log_grid(low_exp: float, high_exp: float, per_decade: int = 2) -> tuple[floa
 
 
 # Half-decade grids, wide enough that the winner is inside. Measured on the default problem (10^4 simulated
-# samples, unit-norm inputs, targets scaled to P_op ~ 0.04 as in METHOD.md §2, 12-25-30-15-3, 200 full-batch
+# samples, unit-norm inputs, targets scaled to P_op ~ 0.04 as in docs/method.md §2, 12-25-30-15-3, 200 full-batch
 # iterations, seed 0): SGD's gradients are tiny there, its best rate is 1 (3.16 blows up to J ~ 1e133, 10
 # diverges); Adam's best is 0.01, with both neighbours worse.
 GRIDS = {
@@ -196,7 +196,20 @@ class Predictor:
 
 
 def fit_linear(X, Y) -> Predictor:
-    """Least-squares affine map ``y ≈ W x + b`` (minimises ``J``), by ``lstsq`` on ``[X, 1]``."""
+    """The least-squares affine map, a reference for every run's errors.
+
+    Parameters
+    ----------
+    X : ndarray, shape (N, d)
+        Inputs.
+    Y : ndarray, shape (N, m)
+        Targets.
+
+    Returns
+    -------
+    Predictor
+        ``x -> W x + b`` minimising ``sum_n ||W x_n + b - y_n||²`` (``lstsq`` on ``[X, 1]``).
+    """
     X, Y = check_data(X, Y, None, None)
     A = np.hstack([X, np.ones((len(X), 1))])
     coef = np.linalg.lstsq(A, Y, rcond=None)[0]          # (d_0 + 1, d_L)
@@ -230,20 +243,45 @@ def _tune(trainer, grid, X, Y, batch_size, validation_fraction, seed, options, p
 def run_baseline(name, widths, X, Y, X_test=None, Y_test=None, iterations=200, seed=0, batch_size=None,
                  max_seconds=None, lr=None, grid=None, validation_fraction=0.2, standardise=True, eval_every=1,
                  quiet=True, dtype=np.float64):
-    """Train baseline ``name`` (one of ``BASELINES``) on ``(X, Y)``; returns ``(Predictor, History, table)``.
+    """Train a baseline optimiser as its own users run it.
 
-    Each as its own users run it. ``"sgd"``/``"adam"`` (PyTorch's way): a biased MLP with PyTorch's default
-    initialisation, Adam's defaults, inputs and targets standardised with the training statistics
-    (``standardise``; :mod:`.standardise`); ``lr=None`` tunes the rate by :func:`tune_lr` over ``grid``
-    (default ``GRIDS[name]``, extended past an edge that wins) with the same budget
-    (``iterations``/``max_seconds``) on a validation part of ``(X, Y)``, then retrains on all of ``(X, Y)``;
-    ``batch_size="auto"`` tunes the batch size from ``AUTO_BATCH_SIZES`` with it. ``table``: the tuning table
-    (``None`` when nothing was tuned). ``"agd"`` (its authors' way, :func:`train_agd`): standardised data,
-    no learning rate. ``"rsgd"``: a ``NormalisedMLP(widths, seed=seed)`` (the start spherenet's rules get for
-    the same seed) on the arrays as given (give it the paper's scaling), fixed ``lr`` (default
-    ``RSGD_DEFAULT_LR``). The test set is used only to record ``history.loss_test`` (every ``eval_every``
-    iterations). Losses are recorded in the units of ``Y``. ``quiet=False`` shows progress bars on a terminal.
-    ``dtype``: float64 or float32, the precision of the training.
+    Parameters
+    ----------
+    name : {"sgd", "adam", "agd", "rsgd"}
+        The baseline (``BASELINES``).
+    widths : sequence of int
+        The network's widths.
+    X, Y : ndarray
+        Training inputs and targets; losses are recorded in the units of ``Y``.
+    X_test, Y_test : ndarray, optional
+        Used only to record ``history.loss_test`` (every ``eval_every`` iterations).
+    iterations, max_seconds, seed, batch_size, eval_every, dtype
+        The training budget, seed, mini-batch size (``"auto"``: tuned with the rate, sgd and adam), how
+        often the test loss is recorded, and the precision.
+    lr : float, optional
+        A fixed learning rate; ``None`` tunes it (sgd, adam) or takes ``RSGD_DEFAULT_LR`` (rsgd).
+    grid : sequence of float, optional
+        The rates to tune over (default ``GRIDS[name]``, extended past an edge that wins).
+    validation_fraction, standardise, quiet
+        The share of ``(X, Y)`` held out for tuning; whether inputs and targets are standardised with the
+        training statistics (:mod:`.standardise`); ``False`` shows progress bars on a terminal.
+
+    Returns
+    -------
+    predictor : Predictor
+        The trained parameters and the data preparation around them.
+    history : History
+        What training recorded.
+    table : list of dict or None
+        The tuning table (``None`` when nothing was tuned).
+
+    Notes
+    -----
+    ``"sgd"``/``"adam"`` (PyTorch's way): a biased MLP with PyTorch's default initialisation and Adam's
+    defaults on standardised data; ``lr=None`` tunes the rate by :func:`tune_lr` with the same budget on a
+    validation part, then retrains on all of ``(X, Y)``. ``"agd"`` (its authors' way, :func:`train_agd`):
+    standardised data, no learning rate. ``"rsgd"``: a ``NormalisedMLP(widths, seed=seed)`` (the start
+    spherenet's rules get for the same seed) on the arrays as given (give it the paper's scaling).
     """
     check_choice("baseline", name, BASELINES)
     batch_size = _check_batch(batch_size)
@@ -258,13 +296,25 @@ def run_baseline(name, widths, X, Y, X_test=None, Y_test=None, iterations=200, s
     options = dict(iterations=iterations, max_seconds=max_seconds, dtype=dtype,
                    loss_weights=None if stand is None else stand.loss_weights)
     if name == "agd":
-        if lr is not None or grid is not None:
-            raise ValueError("AGD has no learning rate: leave lr and grid unset")
-        with _training_bar(iterations, "training agd", quiet) as callback:
-            weights, h = train_agd(widths, data[0], data[1], X_test=data[2], Y_test=data[3], seed=seed,
-                                   batch_size=batch_size, eval_every=eval_every, callback=callback, **options)
-        return Predictor("agd", weights, False, standardiser=stand, relu_gain=AGD_RELU_GAIN,
-                         batch_size=batch_size), h, None
+        return _run_agd(widths, data, stand, seed, batch_size, eval_every, lr, grid, quiet, options)
+    return _run_tuned(name, widths, data, stand, seed, batch_size, eval_every, lr, grid, validation_fraction,
+                      quiet, options)
+
+
+def _run_agd(widths, data, stand, seed, batch_size, eval_every, lr, grid, quiet, options):
+    """AGD on the standardised ``data``: no learning rate to give or tune."""
+    if lr is not None or grid is not None:
+        raise ValueError("AGD has no learning rate: leave lr and grid unset")
+    with _training_bar(options["iterations"], "training agd", quiet) as callback:
+        weights, h = train_agd(widths, data[0], data[1], X_test=data[2], Y_test=data[3], seed=seed,
+                               batch_size=batch_size, eval_every=eval_every, callback=callback, **options)
+    return Predictor("agd", weights, False, standardiser=stand, relu_gain=AGD_RELU_GAIN,
+                     batch_size=batch_size), h, None
+
+
+def _run_tuned(name, widths, data, stand, seed, batch_size, eval_every, lr, grid, validation_fraction, quiet,
+               options):
+    """SGD or Adam on the standardised ``data``: the rate (and an ``"auto"`` batch size) tuned unless given."""
     trainer = partial({"sgd": train_sgd, "adam": train_adam}[name], widths)
     table, seconds_tuning = None, 0.0
     if lr is None:
@@ -275,7 +325,7 @@ def run_baseline(name, widths, X, Y, X_test=None, Y_test=None, iterations=200, s
         seconds_tuning = time.perf_counter() - start
     elif grid is not None:
         raise ValueError("give lr (fixed) or grid (tuned), not both")
-    with _training_bar(iterations, f"training {name}", quiet) as callback:
+    with _training_bar(options["iterations"], f"training {name}", quiet) as callback:
         params, h = trainer(*data[:2], lr, X_test=data[2], Y_test=data[3], seed=seed, batch_size=batch_size,
                             eval_every=eval_every, callback=callback, **options)
     return Predictor(name, params, True, lr=float(lr), standardiser=stand, batch_size=batch_size,

@@ -196,8 +196,8 @@ def _finish(path: Path, X, Y, t, lines, flight_labels, canonical_quaternion, sou
         X[:, 4:8] *= np.where(X[:, 7:8] < 0, -1.0, 1.0)
     labels = list(dict.fromkeys(flight_labels))
     ids = np.array([labels.index(x) for x in flight_labels]) if len(labels) > 1 else np.zeros(len(t), int)
-    meta = {i: {**meta_base, "source_file": str(path), **({"flight_label": lab} if len(labels) > 1 else {})}
-            for i, lab in enumerate(labels)}
+    meta = {i: {**meta_base, "source_file": str(path), **({"flight_label": label} if len(labels) > 1 else {})}
+            for i, label in enumerate(labels)}
     return FlightData(X, Y, ids, t, source=source, meta=meta)
 
 

@@ -1,4 +1,4 @@
-"""The paper's data scaling (METHOD.md section 2) as a fitted, reusable, JSON-serialisable object.
+"""The paper's data scaling (docs/method.md §2) as a fitted, reusable, JSON-serialisable object.
 
 Fitted on the TRAINING set with the network's ``P_op`` (product of the spectral norms of the weights at
 initialisation, a float the caller passes)::
@@ -82,7 +82,25 @@ class PaperScaling(_Newtons):
 
     @classmethod
     def fit(cls, X, Y, p_op: float, standardize: bool = False) -> "PaperScaling":
-        """Fit on training inputs X (N, d) and targets Y (N, m) [N] for a network with gain bound p_op."""
+        """Fit the paper's scaling on the training data.
+
+        Parameters
+        ----------
+        X : array_like, shape (N, d)
+            Training inputs.
+        Y : array_like, shape (N, m)
+            Training targets [N].
+        p_op : float > 0
+            ``P_op = prod_i ||W_i||_2`` of the network at initialisation.
+        standardize : bool
+            Standardise every feature before ``x / ||x||`` (NOT in the paper).
+
+        Returns
+        -------
+        PaperScaling
+            Inputs ``x -> x / ||x||``, targets ``y -> y P_op / y_max`` with ``y_max = max_n ||y_n||``
+            (docs/method.md §2).
+        """
         X, Y = as_float_matrix("X", X), as_float_matrix("Y", Y)
         if X.shape[0] != Y.shape[0]:
             raise ValueError(f"X has {X.shape[0]} rows but Y has {Y.shape[0]}")
@@ -222,7 +240,27 @@ class StandardScaling(_Newtons):
 
     @classmethod
     def fit(cls, X, Y, lipschitz: float, radii_product: float = 1.0, bias: bool = True) -> "StandardScaling":
-        """Fit on training ``X (N, d)``, ``Y (N, m)`` [N] so that ``t prod mu a / min s = lipschitz``."""
+        """Fit on the training data so that the raw map's certified bound is ``lipschitz``.
+
+        Parameters
+        ----------
+        X : array_like, shape (N, d)
+            Training features (N >= 2, no constant feature).
+        Y : array_like, shape (N, m)
+            Training targets [N].
+        lipschitz : float > 0
+            The budget ``K``.
+        radii_product : float > 0
+            ``prod_i mu_i`` of the network the scaling is for.
+        bias : bool
+            Add the bias feature ``a`` to every input.
+
+        Returns
+        -------
+        StandardScaling
+            With ``t = K min_j s_j / (a prod_i mu_i)``, so that ``t prod_i mu_i a / min_j s_j = K`` (see the
+            class docstring).
+        """
         X, Y = as_float_matrix("X", X), as_float_matrix("Y", Y)
         if X.shape[0] != Y.shape[0]:
             raise ValueError(f"X has {X.shape[0]} rows but Y has {Y.shape[0]}")

@@ -91,7 +91,7 @@ class SimulationResult:
 
 def _integrate(refs, w0, sigma_g, wind_model, params, gains, rng, n_samples_total):
     """Run all flights; returns sampled states, winds, true forces, each (n, n_samples_total, ...)."""
-    n, sps, dt = len(refs), params.steps_per_sample, params.dt
+    n, steps_per_sample, dt = len(refs), params.steps_per_sample, params.dt
     P_d, V_d, A_d = (np.stack([getattr(r, k) for r in refs]) for k in ("p", "v", "a"))
     yaw = np.array([r.yaw for r in refs])
     state, F_trim = trim_state(P_d[:, 0], yaw, w0, params)
@@ -102,11 +102,11 @@ def _integrate(refs, w0, sigma_g, wind_model, params, gains, rng, n_samples_tota
     gust = sigma_g[:, None] * rng.standard_normal((n, 3))
     out_s = np.empty((n, n_samples_total, state.shape[1]))
     out_w = np.empty((n, n_samples_total, 3))
-    for k in range((n_samples_total - 1) * sps + 1):
+    for k in range((n_samples_total - 1) * steps_per_sample + 1):
         wind = w0 + gust
-        if k % sps == 0:
-            out_s[:, k // sps], out_w[:, k // sps] = state, wind
-            if k // sps == n_samples_total - 1:
+        if k % steps_per_sample == 0:
+            out_s[:, k // steps_per_sample], out_w[:, k // steps_per_sample] = state, wind
+            if k // steps_per_sample == n_samples_total - 1:
                 break
         cmd = control(state, P_d[:, k], V_d[:, k], A_d[:, k], yaw, integral, params, gains)
         integral = update_integral(integral, state, P_d[:, k], dt, gains)
@@ -233,8 +233,28 @@ SPLITS = ("random", "flights")
 def default_problem(seed=0, n_samples: int = 30000, *, test_fraction: float = 0.2,
                     params: QuadrotorParams | None = None, flight_duration: float = 5.0,
                     wind=None, split: str = "random") -> tuple[FlightData, FlightData]:
-    """The embedded default train/test problem: (train, test) FlightData, sizes n - round(f n) and round(f n).
+    """The embedded default train/test problem: simulated quadrotor flights, split into train and test.
 
+    Parameters
+    ----------
+    seed : int
+        Seed of the flights, their winds and the random split.
+    n_samples : int
+        Samples in both parts together (>= 2).
+    test_fraction : float
+        ``f``, the test part's share.
+    params, flight_duration, wind
+        The quadrotor's parameters, each flight's length in seconds, and the wind model.
+    split : {"random", "flights"}
+        How the test part is held out (below).
+
+    Returns
+    -------
+    train, test : FlightData
+        Of ``n - round(f n)`` and ``round(f n)`` samples.
+
+    Notes
+    -----
     The flights: random-waypoint flights (as many as the train part needs) and figure-8 flights (as many
     as the test part needs). ``split="random"`` (the default, the paper's protocol): a seeded random 80/20
     split of all their samples (:func:`random_split` with ``seed``), so the test error measures
@@ -256,11 +276,12 @@ def default_problem(seed=0, n_samples: int = 30000, *, test_fraction: float = 0.
         raise ValueError(f"test_fraction={test_fraction} leaves an empty train or test part")
     n_train = n_samples - n_test
     params = params or QuadrotorParams()
-    per = int(round(finite_float("flight_duration", flight_duration, positive=True) * params.sample_rate))
-    n_tr, n_te = _flights_for(n_train, per), _flights_for(n_test, per)
-    res = _run(["waypoints"] * n_tr + ["figure8"] * n_te, per, seed, params, wind, None, {},
-               source="simulator")
-    data = res.data
+    seconds = finite_float("flight_duration", flight_duration, positive=True)
+    samples_per_flight = int(round(seconds * params.sample_rate))
+    n_tr, n_te = _flights_for(n_train, samples_per_flight), _flights_for(n_test, samples_per_flight)
+    simulation = _run(["waypoints"] * n_tr + ["figure8"] * n_te, samples_per_flight, seed, params, wind, None,
+                      {}, source="simulator")
+    data = simulation.data
     train = data.subset(np.flatnonzero(data.flight < n_tr)[:n_train])
     test = data.subset(np.flatnonzero(data.flight >= n_tr)[:n_test])
     if split == "random":

@@ -107,3 +107,127 @@ def tau_figure(taus: dict, path, title: str = "step angle per iteration") -> Pat
     ax.set(xlabel="iteration", ylabel="τ [rad]", title=title)
     ax.legend()
     return _save(fig, path)
+
+
+_PICTURE_MARKERS = {"spectral": "o", "telescoping": "s", "frobenius": "^", "closed form": "D", "Alg. 1": "v"}
+_PICTURE_COLOURS = {"spectral": "C1", "telescoping": "C3", "frobenius": "C4", "closed form": "C2", "Alg. 1": "k"}
+
+
+def _picture_panel(ax, c: dict, title: str, zoom: bool) -> None:
+    t = c["t"]
+    ax.plot(t, c["true"], color="k", lw=2.2, label=r"true $\varphi(t) - \varphi(0)$")
+    ax.plot(t, c["taylor2"], color="C0", ls="--", lw=1.4, label=r"order-2 Taylor $-\beta t + \kappa t^2/2$")
+    for variant, (colour, label) in zip(("spectral", "telescoping", "frobenius"),
+                                        (("C1", "m spectral (paper)"), ("C3", "m telescoping"),
+                                         ("C4", "m Frobenius"))):
+        ax.plot(t, c["m"][variant], color=colour, lw=1.4, label=label)
+    for name, tau in c["tau"].items():
+        ax.plot([tau], [c["true_at_tau"][name]], ls="none", marker=_PICTURE_MARKERS.get(name, "P"), ms=8,
+                mfc="none", mew=1.6, color=_PICTURE_COLOURS.get(name, "C5"), label=f"τ {name} (true change there)")
+    tau = c["tau"]["spectral"]
+    m_tau = float(np.interp(np.log(tau), np.log(t), c["m"]["spectral"]))
+    ax.plot([tau, tau], [m_tau, c["true_at_tau"]["spectral"]], color="C1", lw=1, ls=":")
+    ax.plot([tau], [m_tau], "o", color="C1", ms=5, label=r"$m(\tau)$: the decrease MM promises")
+    ax.axhline(0, color="0.5", lw=0.6)
+    ax.set_xscale("log")
+    ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
+    ax.grid(True, which="major", alpha=0.3)
+    ax.set_ylabel("change of the loss $J$")
+    if not zoom:
+        low = float(np.min(c["true"]))
+        ax.set_ylim(1.3 * low, -0.6 * low)
+        ax.set_title(f"{title}: all of the curve up to π/6")
+    else:
+        ax.set_ylim(5.0 * m_tau, -3.0 * m_tau)
+        ax.set_xlim(1e-5, 20 * tau)
+        ax.set_title(f"{title}: zoom on the majorants' minimum")
+        ax.set_xlabel("angle $t$ [rad] (log scale)")
+
+
+def picture(comparisons: dict, path) -> Path:
+    """The majorants against the true loss change, one column per iterate: the whole curve, and a zoom.
+
+    Parameters
+    ----------
+    comparisons : dict
+        ``{title: curve_comparison(...)}`` (:func:`curve_comparison` on log-spaced angles).
+    path : str or Path
+        Where the PNG goes.
+
+    Returns
+    -------
+    Path
+        ``path``. The top row shows the decrease available along the curve up to ``π/6``; the bottom row zooms in
+        on the majorants' minimum, with ``m(τ)`` (the decrease MM promises) against the true change at ``τ``.
+    """
+    fig = Figure(figsize=(12, 8.6), layout="constrained")
+    axes = fig.subplots(2, len(comparisons), squeeze=False)
+    for col, (title, c) in enumerate(comparisons.items()):
+        for row, ax in enumerate(axes[:, col]):
+            _picture_panel(ax, c, title, zoom=row == 1)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=4, fontsize=8.5)
+    return _save(fig, path)
+
+
+def _failure_left(ax, d: dict, r: dict, title: str) -> None:
+    window = d["t"] <= 4 * r["tau"]
+    t = d["t"][window]
+    ax.plot(t, d["true"][window], color="k", lw=2.2, label=r"true $\varphi(t) - \varphi(0)$")
+    ax.plot(t, d["m"][window], color="C1", lw=1.6, label="m spectral (paper)")
+    for j in np.flatnonzero((d["m"] < d["true"]) & window):         # shade every grid cell where m < true
+        lo, hi = d["t"][max(j - 1, 0)], d["t"][min(j + 1, len(d["t"]) - 1)]
+        ax.axvspan(math.sqrt(lo * d["t"][j]), math.sqrt(hi * d["t"][j]), color="C3", alpha=0.12, lw=0)
+    ax.axvline(d["t_flip"], color="C2", ls="-.", lw=1.2, label=f"first unit switches, t = {d['t_flip']:.1e}")
+    ax.plot([r["tau"], r["tau"]], [r["m_tau"], r["true_tau"]], color="C1", lw=1, ls=":")
+    ax.plot([r["tau"]], [r["m_tau"]], "o", ms=6, color="C1", label=f"m(τ) = {r['m_tau']:+.1e}: promised")
+    ax.plot([r["tau"]], [r["true_tau"]], "o", ms=9, mfc="none", mew=1.8, color="C1",
+            label=f"φ(τ) - φ(0) = {r['true_tau']:+.1e}: delivered")
+    ax.axhline(0, color="0.5", lw=0.6)
+    ax.set_xscale("log")
+    ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
+    low = float(min(np.min(d["m"][window]), np.min(d["true"][window])))
+    ax.set_ylim(1.3 * low, max(-0.8 * low, 1.3 * float(np.max(d["true"][window]))))
+    ax.set(xlabel="angle $t$ [rad] (log scale)", ylabel="change of the loss $J$", title=title)
+    ax.legend(loc="lower left", fontsize=8)
+
+
+def failure(cases: dict, report: dict, title: str, path) -> Path:
+    """A majorant that fails to bound: ``m`` against the true change, and the gap ``A(t)`` against the slack ``S(t)``.
+
+    Parameters
+    ----------
+    cases : dict
+        ``{name: decomposition}``, the first being the failing iterate. Each decomposition holds, on the angles
+        ``t``: ``true`` (``φ(t) - φ(0)``), ``m``, ``gap`` (Assumption 1's ``A(t)``), ``slack`` (the penalty's
+        ``S(t)``) and ``t_flip`` (the first angle at which a hidden unit switches).
+    report : dict
+        ``spherenet.majorant.validity`` at the failing iterate (``tau``, ``m_tau``, ``true_tau``).
+    title : str
+        The left panel's title.
+    path : str or Path
+        Where the PNG goes.
+
+    Returns
+    -------
+    Path
+        ``path``. Left: the red bands are where ``m < φ(t) - φ(0)``. Right: the positive parts of ``A`` and
+        ``S`` for ``t <= 0.1``, solid for the first case, dotted for the next.
+    """
+    fig = Figure(figsize=(12.5, 4.6), layout="constrained")
+    ax, bx = fig.subplots(1, 2)
+    d = next(iter(cases.values()))
+    _failure_left(ax, d, report, title)
+    for (name, data), style in zip(cases.items(), ("-", ":", "--")):
+        keep = data["t"] <= 0.1
+        tt = data["t"][keep]
+        bx.loglog(tt, np.where(data["gap"][keep] > 0, data["gap"][keep], np.nan), color="C3", ls=style, lw=1.6,
+                  label=f"gap A(t) of Assumption 1, {name}")
+        bx.loglog(tt, np.where(data["slack"][keep] > 0, data["slack"][keep], np.nan), color="C0", ls=style,
+                  lw=1.6, label=f"slack S(t) of the penalty, {name}")
+    bx.axvline(d["t_flip"], color="C2", ls="-.", lw=1.2, label=f"first unit switch, {next(iter(cases))}")
+    bx.set(xlabel="angle $t$ [rad]", ylabel="size (positive part)",
+           title="m bounds the loss exactly where S(t) > A(t)")
+    bx.grid(True, which="major", alpha=0.3)
+    bx.legend(fontsize=8, loc="upper left")
+    return _save(fig, path)

@@ -34,8 +34,23 @@ def _budget_marks(ax, summary: dict) -> None:
 
 
 def tradeoff_figure(summary: dict, path) -> Path:
-    """Left: test (and train) RMSE against the budget K, with the references. Right: the certified bound
-    and the empirical lower bound against K, beside the line bound = K."""
+    """The accuracy a Lipschitz budget costs, and how tight its certificate is.
+
+    Parameters
+    ----------
+    summary : dict
+        The summary of ``spherenet.tradeoff.tradeoff``: ``curve`` (one point per budget ``K``, with the mean and
+        std of ``rmse_test``, ``lipschitz_bound`` and ``lipschitz_lower``), ``reference``, ``adam``, ``paper``,
+        ``paper_budget`` and ``auto`` (the budgets chosen on validation).
+    path : str or Path
+        Where the PNG goes.
+
+    Returns
+    -------
+    Path
+        ``path``. Left: test (and train) RMSE against the budget ``K``, with the references. Right: the
+        certified bound and the empirical lower bound against ``K``, beside the line bound = ``K``.
+    """
     K = np.array([point["lipschitz"] for point in summary["curve"]])
     fig = Figure(figsize=(13, 4.6), layout="constrained")
     left, right = fig.subplots(1, 2)
