@@ -21,7 +21,6 @@ import numpy as np
 from ._checks import check_choice, finite_float, positive_int
 from .network import NormalisedMLP, check_widths
 from .results import arrays_digest, read_json, save_arrays, write_json
-from .runfolder import RunFolder, remove_temporaries
 from .train import RULES, train
 
 SPHERE_METHODS = tuple(RULES)                       # taylor, mm, mm-frobenius, mm-telescoping, mm-closed
@@ -568,16 +567,8 @@ def sweep(settings_list, out_dir, executor: Executor | None = None, progress=Non
     Notes
     -----
     Finished runs are recognised by their result file and never redone, so an interrupted sweep resumes.
-    The largest runs are submitted first, so that none is left alone at the end. One sweep at a time writes
-    to ``out_dir`` (a :class:`~spherenet.runfolder.RunFolder` lock); it first deletes the temporary files of
-    the writes a killed sweep left.
+    The largest runs are submitted first, so that none is left alone at the end.
     """
-    with RunFolder(out_dir, replace=True):
-        remove_temporaries(Path(out_dir) / "runs")
-        return _sweep(settings_list, out_dir, executor, progress)
-
-
-def _sweep(settings_list, out_dir, executor, progress) -> list[dict]:
     settings_list = [settings_for(**s) for s in settings_list]
     keys = [run_key(s) for s in settings_list]
     runs_dir = Path(out_dir) / "runs"

@@ -1,7 +1,6 @@
 """A run's output folder: checked before any work, held by one run at a time, its files replaced as a set.
 
-``spherenet train`` opens its ``--out`` folder with :class:`RunFolder` before it loads data (a sweep,
-``spherenet.experiments.sweep``, holds its folder's lock too, and first deletes its runs' temporary files):
+``spherenet train`` opens its ``--out`` folder with :class:`RunFolder` before it loads data:
 
 * **checked first**: the folder is created and proved writable (a probe file written, synced, removed), so a
   read-only mount, a full disk or ``--out`` naming a regular file end the command before training starts;
@@ -16,7 +15,7 @@
   untouched, and a kill during the renames leaves ``.pending/COMPLETE`` (and no ``result.json``), which the
   next :meth:`RunFolder.open` of the folder finishes moving before anything else. A ``.pending`` without the
   marker is the debris of an interrupted write and is deleted, as are the temporary files (``.*.tmp``) of
-  atomic writes (a checkpoint's, a figure's) that a killed run left.
+  atomic writes (a checkpoint's, a figure's, a sweep's run in ``runs/``) that a killed run left.
 """
 from __future__ import annotations
 
@@ -71,14 +70,6 @@ def prepare(path) -> bool:
             shutil.rmtree(path, ignore_errors=True)
         raise _fail(err, path) from None
     return created
-
-
-def remove_temporaries(folder) -> None:
-    """Delete the temporary files (``.NAME.XXXX.tmp``, ``spherenet.results``' names) that killed atomic writes
-    left in ``folder``. Only for a folder no other process writes to (hold its :class:`RunFolder`)."""
-    for tmp in Path(folder).glob(".*.tmp"):
-        if tmp.is_file():
-            tmp.unlink()
 
 
 class RunFolder:
@@ -141,8 +132,10 @@ class RunFolder:
             self._move_into_place(pending)
         elif pending.exists():
             shutil.rmtree(pending)
-        for folder in (self.path, self.path / "figures"):
-            remove_temporaries(folder)
+        for folder in (self.path, self.path / "figures", self.path / "runs"):
+            for tmp in folder.glob(".*.tmp"):
+                if tmp.is_file():
+                    tmp.unlink()
 
     def publish(self, writers: dict) -> list[Path]:
         """Write the run's files as a set. ``writers``: relative path -> ``write(path)`` (writes one file).
