@@ -343,7 +343,7 @@ def cmd_reproduce(args) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name} must be >= 1, got {value}")
-    with _sweep_folder(out, args.figures):
+    with _sweep_folder(out, args.figures) as folder:
         start = time.perf_counter()
         with progress.bar(None, f"{args.experiment} runs", args.quiet, unit="run") as pbar:
             def report(done, total, _):
@@ -353,7 +353,7 @@ def cmd_reproduce(args) -> int:
             summary = _run_sweep(args, out, lambda executor: reproduce(
                 args.experiment, out, quick=args.quick, seeds=args.seeds, n_samples=args.samples,
                 executor=executor, progress=report))
-        return _finish_sweep(args, out, summary, start)
+        return _finish_sweep(args, folder, summary, start)
 
 
 @contextlib.contextmanager
@@ -367,15 +367,23 @@ def _sweep_folder(out: Path, figures=None):
         yield folder
 
 
-def _finish_sweep(args, out: Path, summary, start: float) -> int:
-    """Write a sweep's summary and figures and print it; 1 if the cluster lost a run (already said)."""
+def _finish_sweep(args, folder: RunFolder, summary, start: float) -> int:
+    """Write a sweep's summary and figures and print it; 1 if the cluster lost a run (already said).
+
+    The summary and the figures drawn into the folder are published as a set (:meth:`RunFolder.publish`), so
+    a kill leaves no new summary beside an earlier sweep's figures; ``--figures`` elsewhere is drawn after."""
     if summary is None:
         return 1
     summary["wall_seconds"] = time.perf_counter() - start
-    write_json(out / "summary.json", summary)
-    figures = _draw(out, args.figures)
+    writers = {"summary.json": lambda path: write_json(path, summary)}
+    if not args.figures:
+        writers["figures"] = lambda path: _summary_figures(summary, path)
+    folder.publish(writers)
+    figures = Path(args.figures) if args.figures else folder.path / "figures"
+    if args.figures:
+        _summary_figures(summary, figures)
     _print_experiment(summary)
-    print(f"wrote {out / 'summary.json'} and {len(figures)} figure(s) in {Path(figures[0]).parent}")
+    print(f"wrote {folder.path / 'summary.json'} and the figures in {figures}")
     return 0
 
 
@@ -420,13 +428,13 @@ def cmd_lipschitz(args) -> int:
     if args.data_path and not Path(args.data_path).exists():
         raise UsageError(f"--data-path {args.data_path}: no such file or folder")
     out = Path(args.out)
-    with _sweep_folder(out, args.figures):
+    with _sweep_folder(out, args.figures) as folder:
         start = time.perf_counter()
         summary = _run_sweep(args, out, lambda executor: tradeoff(
             out, args.method, args.data, args.data_path, parse_widths(args.widths), args.split, args.quick,
             args.points, args.seeds, args.samples, args.iterations, executor,
             progress=lambda done, total, _: print(f"  run {done}/{total}", file=sys.stderr, flush=True)))
-        return _finish_sweep(args, out, summary, start)
+        return _finish_sweep(args, folder, summary, start)
 
 
 def _print_tradeoff(s: dict) -> None:
@@ -472,16 +480,22 @@ def _draw(folder: Path, figures=None) -> list:
     figures = Path(figures) if figures else folder / "figures"
     if (folder / "summary.json").is_file():
         s = _read_record(folder / "summary.json")
-        if s.get("experiment") == "lipschitz":
-            from .plots.tradeoff import tradeoff_figure
-            return _drawn_from(folder / "summary.json", lambda: [tradeoff_figure(s, figures / "lipschitz.png")])
-        draw = figs.exp1_figures if s.get("experiment") == "exp1" else figs.exp2_figures
-        return _drawn_from(folder / "summary.json", lambda: draw(s, figures))
+        return _drawn_from(folder / "summary.json", lambda: _summary_figures(s, figures))
     if (folder / "result.json").is_file():
         r = _read_record(folder / "result.json")
         return _drawn_from(folder / "result.json", lambda: [figs.training_figure(r, figures / "training.png"),
                                                           _draw_predictions(folder, r, figures)])
     raise UsageError(f"{folder}: no summary.json or result.json to plot")
+
+
+def _summary_figures(summary: dict, figures: Path) -> list:
+    """The figures of a sweep's summary (``reproduce exp1|exp2``, ``lipschitz``), drawn into ``figures``."""
+    from .plots import experiments as figs
+    if summary.get("experiment") == "lipschitz":
+        from .plots.tradeoff import tradeoff_figure
+        return [tradeoff_figure(summary, figures / "lipschitz.png")]
+    draw = figs.exp1_figures if summary.get("experiment") == "exp1" else figs.exp2_figures
+    return draw(summary, figures)
 
 
 def _read_record(path: Path) -> dict:

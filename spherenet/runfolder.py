@@ -10,12 +10,13 @@
   while the first holds it is refused. The lock file is removed when the folder is closed.
 * **written as a set**: :meth:`RunFolder.publish` first writes every file completely (synced) under
   ``FOLDER/.pending/``, then writes the marker ``.pending/COMPLETE``; only then does it remove the old
-  ``result.json``, rename the other files into place and rename ``result.json`` last. So a ``result.json``
+  ``result.json``, rename the other files into place and rename ``result.json`` last (a sweep's marker is
+  its ``summary.json``, published with its figures). So a ``result.json``
   always sits beside the files of its own run: a failure while writing (a full disk) leaves the old set
   untouched, and a kill during the renames leaves ``.pending/COMPLETE`` (and no ``result.json``), which the
   next :meth:`RunFolder.open` of the folder finishes moving before anything else. A ``.pending`` without the
   marker is the debris of an interrupted write and is deleted, as are the temporary files (``.*.tmp``) of
-  atomic writes (a checkpoint's, a figure's) that a killed run left.
+  atomic writes (a checkpoint's, a figure's, a sweep's run in ``runs/``) that a killed run left.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ LOCK = ".lock"
 PENDING = ".pending"
 COMPLETE = "COMPLETE"
 RESULT = "result.json"                   # the set's marker: renamed last, removed first
+MARKERS = (RESULT, "summary.json")       # a run's marker, and a sweep's
 
 
 def _fail(err: OSError, path) -> OSError:
@@ -132,7 +134,7 @@ class RunFolder:
             self._move_into_place(pending)
         elif pending.exists():
             shutil.rmtree(pending)
-        for folder in (self.path, self.path / "figures"):
+        for folder in (self.path, self.path / "figures", self.path / "runs"):
             for tmp in folder.glob(".*.tmp"):
                 if tmp.is_file():
                     tmp.unlink()
@@ -165,9 +167,10 @@ class RunFolder:
         """Rename every pending file into place, ``result.json`` last; the marker goes when all have moved
         (so a kill at any point here leaves it, and the next open resumes the move)."""
         names = sorted(str(p.relative_to(pending)) for p in pending.rglob("*") if p.is_file())
-        names = [n for n in names if n not in (COMPLETE, RESULT)] + ([RESULT] if RESULT in names else [])
-        if RESULT in names:
-            (self.path / RESULT).unlink(missing_ok=True)       # the old run's marker goes first
+        markers = [n for n in MARKERS if n in names]
+        names = [n for n in names if n != COMPLETE and n not in markers] + markers
+        for marker in markers:
+            (self.path / marker).unlink(missing_ok=True)       # the old set's marker goes first
         for name in names:
             (self.path / name).parent.mkdir(parents=True, exist_ok=True)
             os.replace(pending / name, self.path / name)

@@ -29,6 +29,34 @@ TOL = {"gradient": 1e-7, "jets": 1e-9, "slope": 1e-12, "kappa": 1e-9, "norms": 1
 RUN_STEPS = {"kappa": 10, "majorant": 30}      # iterations of the real runs the kappa and majorant checks watch
 
 
+def frozen_loss(weights, V, radii, X, Y, t, masks) -> complex:
+    """The loss along the update curve at a real or complex angle ``t``, every ReLU frozen in its ``t = 0``
+    pattern: the function whose Taylor coefficients the jets compute (docs/method.md §6).
+
+    Parameters
+    ----------
+    weights, V : list of ndarray
+        ``W_i`` and the directions ``V_i`` (a layer with ``V_i = 0`` stays).
+    radii : array_like
+    X, Y : ndarray
+    t : float or complex
+    masks : list of ndarray
+        ``Z_{i,0}`` of the hidden layers at ``t = 0`` (only their signs are read: ``D_i = [Z_{i,0} > 0]``).
+
+    Returns
+    -------
+    complex
+        ``1/(2N) sum (f(t) - y)^2``, with ``E * E`` rather than ``|E|^2``, so that it is analytic in ``t``.
+    """
+    H = X.astype(complex)
+    for i, (W, Vi, mu) in enumerate(zip(weights, V, radii)):
+        G = W if not Vi.any() else np.cos(t) * W + mu * np.sin(t) * Vi      # a layer with V_i = 0 stays
+        Z = H @ G.T
+        H = np.where(masks[i] > 0, Z, 0) if i < len(weights) - 1 else Z
+    E = H - Y
+    return np.sum(E * E) / (2 * len(X))
+
+
 def complex_loss_coefficients(weights, V, radii, X, Y, order: int, rho: float = 1.0, n: int = 64) -> np.ndarray:
     """``J_0..J_order`` by complex evaluation of the frozen-pattern loss on ``|t| = rho`` and an FFT (method.md §6).
 
@@ -49,21 +77,11 @@ def complex_loss_coefficients(weights, V, radii, X, Y, order: int, rho: float = 
 
     Notes
     -----
-    ``φ_frozen(t) = 1/(2N) sum (f(t) - y)^2`` with ``H = where(Z_0 > 0, Z(t), 0)`` (no conjugation: the analytic
-    continuation); a layer with ``V_i = 0`` stays. ``J_k = FFT_k / (n rho^k)``.
+    ``φ_frozen(t)``: :func:`frozen_loss`, sampled at ``t = rho e^{2πi m/n}``; ``J_k = FFT_k / (n rho^k)``.
     """
-    Z0 = [z for z in _forward_cache(weights, X).Z[:-1]]
-    theta = 2 * np.pi * np.arange(n) / n
-    values = np.empty(n, complex)
-    for m, th in enumerate(theta):
-        t = rho * np.exp(1j * th)
-        H = X.astype(complex)
-        for i, (W, Vi, mu) in enumerate(zip(weights, V, radii)):
-            G = W if not Vi.any() else np.cos(t) * W + mu * np.sin(t) * Vi      # a layer with V_i = 0 stays
-            Z = H @ G.T
-            H = np.where(Z0[i] > 0, Z, 0) if i < len(weights) - 1 else Z
-        E = H - Y
-        values[m] = np.sum(E * E) / (2 * len(X))
+    masks = _forward_cache(weights, X).Z[:-1]
+    t = rho * np.exp(2j * np.pi * np.arange(n) / n)
+    values = np.array([frozen_loss(weights, V, radii, X, Y, tm, masks) for tm in t])
     return (np.fft.fft(values)[: order + 1] / (n * rho ** np.arange(order + 1))).real
 
 

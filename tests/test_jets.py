@@ -78,10 +78,12 @@ def test_loss_jet_matches_complex_evaluation(problem, order):
     net, X, Y = problem
     cache, _, d = setup(net, X, Y)
     J = jets.loss_jet(net.weights, d.V, net.radii, X, Y, order)
-    ref = complex_loss_coefficients(net.weights, d.V, net.radii, X, Y, order)
+    full = complex_loss_coefficients(net.weights, d.V, net.radii, X, Y, 6)
+    ref = full[:order + 1]
     assert J.shape == (order + 1,)
-    assert np.abs(ref.imag).max() <= 1e-12 * np.abs(ref).max()
-    scale = np.maximum(np.abs(ref.real), 1e-6 * np.abs(ref.real).max())
+    assert np.abs(ref.imag).max() <= 1e-12 * np.abs(full).max()
+    # The FFT's rounding is relative to the largest coefficient of the whole jet (a J_0 near 0 shows it).
+    scale = np.maximum(np.abs(ref.real), 1e-6 * np.abs(full.real).max())
     assert np.all(np.abs(J - ref.real) <= 1e-9 * scale), (J, ref.real)
 
 

@@ -11,22 +11,25 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from spherenet import jets, kernels
 
-from .strategies import seeds
+from .strategies import entries
 
 sizes = st.integers(0, 12)
+SPECIALS = np.array([np.nan, np.inf, -np.inf, -0.0])
+special_entries = st.one_of(entries, st.sampled_from(SPECIALS.tolist()))
 
 
 def _pair(name):
     return kernels.KERNELS[name]
 
 
-def _rand(rng, *shape):
-    A = rng.normal(size=shape)
-    A[rng.random(shape) < 0.2] = 0.0                # exact zeros exercise the ReLU tie rule
-    return A
+def _rand(data, *shape, dtype=np.float64):
+    """An array Hypothesis draws entry by entry (a failure shrinks to a small one): entries in [-1, 1], with
+    many exact zeros of both signs (they exercise the ReLU tie rule)."""
+    return data.draw(hnp.arrays(np.float64, shape, elements=entries, fill=entries)).astype(dtype)
 
 
 def test_every_kernel_is_listed_with_a_reference():
@@ -36,19 +39,18 @@ def test_every_kernel_is_listed_with_a_reference():
         assert getattr(kernels, name) in (ref, fast)
 
 
-@given(sizes, sizes, st.integers(1, 12), seeds)
-def test_matmul_nt(n, m, k, seed):
-    rng = np.random.default_rng(seed)
-    A, B = _rand(rng, n, k), _rand(rng, m, k)
+@given(sizes, sizes, st.integers(1, 12), st.data())
+def test_matmul_nt(n, m, k, data):
+    A, B = _rand(data, n, k), _rand(data, m, k)
     ref, fast = _pair("matmul_nt")
     expected = A @ B.T
     for fn in (ref, fast):
         np.testing.assert_allclose(fn(A, B, np.empty((n, m))), expected, rtol=1e-12, atol=1e-14)
 
 
-@given(sizes, sizes, seeds)
-def test_relu(n, m, seed):
-    Z = _rand(np.random.default_rng(seed), n, m)
+@given(sizes, sizes, st.data())
+def test_relu(n, m, data):
+    Z = _rand(data, n, m)
     ref, fast = _pair("relu")
     expected = np.where(Z > 0, Z, 0.0)
     for fn in (ref, fast):
@@ -57,10 +59,9 @@ def test_relu(n, m, seed):
         assert not np.signbit(out).any()
 
 
-@given(sizes, sizes, st.integers(1, 4), seeds)
-def test_relu_mask_on_stacked_blocks(n, m, blocks, seed):
-    rng = np.random.default_rng(seed)
-    Z, G = _rand(rng, n, m), _rand(rng, blocks * n, m)
+@given(sizes, sizes, st.integers(1, 4), st.data())
+def test_relu_mask_on_stacked_blocks(n, m, blocks, data):
+    Z, G = _rand(data, n, m), _rand(data, blocks * n, m)
     ref, fast = _pair("relu_mask")
     expected = np.vstack([g * (Z > 0) for g in np.split(G, blocks)])
     for fn in (ref, fast):
@@ -76,10 +77,9 @@ def test_relu_mask_tie_rule_is_inactive_at_zero():
         np.testing.assert_array_equal(fn(np.ones((1, 4)), Z, np.empty((1, 4))), [[0, 0, 1, 0]])
 
 
-@given(sizes, sizes, st.floats(1e-3, 1e3), st.floats(-10, 10), seeds)
-def test_curve_update_alias_moves_in_place_along_the_curve(n, m, mu, t, seed):
-    rng = np.random.default_rng(seed)
-    W, V = rng.normal(size=(n, m)), rng.normal(size=(n, m))
+@given(sizes, sizes, st.floats(1e-3, 1e3), st.floats(-10, 10), st.data())
+def test_curve_update_alias_moves_in_place_along_the_curve(n, m, mu, t, data):
+    W, V = _rand(data, n, m), _rand(data, n, m)
     expected = W * np.cos(t) + mu * V * np.sin(t)
     W2 = W.copy()
     assert kernels.curve_update(W2, V, mu, t) is W2
@@ -105,11 +105,10 @@ def test_one_by_one(name):
 # --- the jet kernels ---------------------------------------------------------------------------------
 
 @settings(max_examples=30)
-@given(seeds, st.integers(1, 6), st.integers(1, 40), st.integers(1, 9), st.sampled_from([np.float64, np.float32]))
-def test_output_cauchy_numba_matches_reference(seed, r, n, d, dtype):
-    rng = np.random.default_rng(seed)
-    P0 = rng.normal(size=(n, d)).astype(dtype)
-    Ps, Qs = rng.normal(size=(2, r * n, d)).astype(dtype)
+@given(st.data(), st.integers(1, 6), st.integers(1, 40), st.integers(1, 9), st.sampled_from([np.float64, np.float32]))
+def test_output_cauchy_numba_matches_reference(data, r, n, d, dtype):
+    P0 = _rand(data, n, d, dtype=dtype)
+    Ps, Qs = _rand(data, 2, r * n, d, dtype=dtype)
     cos, sin = jets.curve_coefficients(r, dtype)
     ref, fast = kernels.KERNELS["output_cauchy"]
     a = ref(P0, Ps, Qs, cos, sin, np.full((r * n, d), np.nan, dtype))
@@ -119,12 +118,10 @@ def test_output_cauchy_numba_matches_reference(seed, r, n, d, dtype):
 
 
 @settings(max_examples=30)
-@given(seeds, st.integers(0, 6), st.integers(1, 40), st.integers(1, 4), st.sampled_from([np.float64, np.float32]))
-def test_loss_cauchy_numba_matches_reference_and_accumulates(seed, r, n, m, dtype):
-    rng = np.random.default_rng(seed)
-    E0 = rng.normal(size=(n, m)).astype(dtype)
-    Es = rng.normal(size=(r * n, m)).astype(dtype)
-    start = rng.normal(size=r + 1)
+@given(st.data(), st.integers(0, 6), st.integers(1, 40), st.integers(1, 4), st.sampled_from([np.float64, np.float32]))
+def test_loss_cauchy_numba_matches_reference_and_accumulates(data, r, n, m, dtype):
+    E0, Es = _rand(data, n, m, dtype=dtype), _rand(data, r * n, m, dtype=dtype)
+    start = _rand(data, r + 1)
     ref, fast = kernels.KERNELS["loss_cauchy"]
     a, b = ref(E0, Es, start.copy()), fast(E0, Es, start.copy())
     np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12 * np.abs(a).max())
@@ -136,17 +133,9 @@ def test_loss_cauchy_numba_matches_reference_and_accumulates(seed, r, n, m, dtyp
 
 # --- NaN, ±Inf and -0.0: each kernel propagates them as its reference does ----------------------------------
 
-SPECIALS = np.array([np.nan, np.inf, -np.inf, -0.0])
-
-
-def _special(rng, *shape, dtype=np.float64):
-    """Normal entries, 20 % exact zeros, and about 15 % NaN, +Inf, -Inf or -0.0 (at least one if non-empty)."""
-    A = _rand(rng, *shape)
-    hit = rng.random(shape) < 0.15
-    if A.size:
-        hit.reshape(-1)[rng.integers(A.size)] = True
-    A[hit] = rng.choice(SPECIALS, size=int(hit.sum()))
-    return A.astype(dtype)
+def _special(data, *shape, dtype=np.float64):
+    """As :func:`_rand`, with NaN, +Inf, -Inf and -0.0 among the entries."""
+    return data.draw(hnp.arrays(np.float64, shape, elements=special_entries, fill=special_entries)).astype(dtype)
 
 
 def _assert_same_specials(got, want, exact=False):
@@ -178,19 +167,18 @@ def test_specials_the_elementwise_rules():
             assert np.signbit(out[0, 3])
 
 
-@given(sizes, sizes, seeds, st.sampled_from([np.float64, np.float32]))
-def test_specials_relu(n, m, seed, dtype):
-    Z = _special(np.random.default_rng(seed), n, m, dtype=dtype)
+@given(sizes, sizes, st.data(), st.sampled_from([np.float64, np.float32]))
+def test_specials_relu(n, m, data, dtype):
+    Z = _special(data, n, m, dtype=dtype)
     ref, fast = _pair("relu")
     _assert_same_specials(fast(Z, np.empty_like(Z)), ref(Z, np.empty_like(Z)), exact=True)
     in_place = Z.copy()
     _assert_same_specials(fast(in_place, in_place), ref(Z, np.empty_like(Z)), exact=True)
 
 
-@given(sizes, sizes, st.integers(1, 3), seeds, st.sampled_from([np.float64, np.float32]))
-def test_specials_relu_mask(n, m, blocks, seed, dtype):
-    rng = np.random.default_rng(seed)
-    Z, G = _special(rng, n, m, dtype=dtype), _special(rng, blocks * n, m, dtype=dtype)
+@given(sizes, sizes, st.integers(1, 3), st.data(), st.sampled_from([np.float64, np.float32]))
+def test_specials_relu_mask(n, m, blocks, data, dtype):
+    Z, G = _special(data, n, m, dtype=dtype), _special(data, blocks * n, m, dtype=dtype)
     ref, fast = _pair("relu_mask")
     with np.errstate(invalid="ignore"):
         want = ref(G, Z, np.empty_like(G))
@@ -199,20 +187,19 @@ def test_specials_relu_mask(n, m, blocks, seed, dtype):
         _assert_same_specials(fast(in_place, Z, in_place), want, exact=True)
 
 
-@given(sizes, sizes, st.integers(1, 12), seeds)
-def test_specials_matmul_nt(n, m, k, seed):
-    rng = np.random.default_rng(seed)
-    A, B = _special(rng, n, k), _special(rng, m, k)
+@given(sizes, sizes, st.integers(1, 12), st.data())
+def test_specials_matmul_nt(n, m, k, data):
+    A, B = _special(data, n, k), _special(data, m, k)
     ref, fast = _pair("matmul_nt")
     with np.errstate(invalid="ignore"):
         _assert_same_specials(fast(A, B, np.empty((n, m))), ref(A, B, np.empty((n, m))))
 
 
 @settings(max_examples=30)
-@given(seeds, st.integers(1, 4), st.integers(1, 12), st.integers(1, 5), st.sampled_from([np.float64, np.float32]))
-def test_specials_output_cauchy(seed, r, n, d, dtype):
-    rng = np.random.default_rng(seed)
-    P0, Ps, Qs = _special(rng, n, d, dtype=dtype), _special(rng, r * n, d, dtype=dtype), _special(rng, r * n, d, dtype=dtype)
+@given(st.data(), st.integers(1, 4), st.integers(1, 12), st.integers(1, 5), st.sampled_from([np.float64, np.float32]))
+def test_specials_output_cauchy(data, r, n, d, dtype):
+    P0 = _special(data, n, d, dtype=dtype)
+    Ps, Qs = _special(data, 2, r * n, d, dtype=dtype)
     cos, sin = jets.curve_coefficients(r, dtype)
     ref, fast = kernels.KERNELS["output_cauchy"]
     with np.errstate(invalid="ignore"):
@@ -226,22 +213,20 @@ def test_specials_output_cauchy(seed, r, n, d, dtype):
 
 
 @settings(max_examples=30)
-@given(seeds, st.integers(0, 4), st.integers(1, 12), st.integers(1, 4), st.sampled_from([np.float64, np.float32]))
-def test_specials_loss_cauchy(seed, r, n, m, dtype):
-    rng = np.random.default_rng(seed)
-    E0, Es = _special(rng, n, m, dtype=dtype), _special(rng, r * n, m, dtype=dtype)
+@given(st.data(), st.integers(0, 4), st.integers(1, 12), st.integers(1, 4), st.sampled_from([np.float64, np.float32]))
+def test_specials_loss_cauchy(data, r, n, m, dtype):
+    E0, Es = _special(data, n, m, dtype=dtype), _special(data, r * n, m, dtype=dtype)
     ref, fast = kernels.KERNELS["loss_cauchy"]
     with np.errstate(invalid="ignore"):
         _assert_same_specials(fast(E0, Es, np.zeros(r + 1)), ref(E0, Es, np.zeros(r + 1)))
 
 
 @settings(max_examples=30)
-@given(seeds, st.integers(1, 3), st.integers(1, 5), st.sampled_from([(1.0, 0.0), (0.6, 0.8), (np.inf, 1.0)]))
-def test_specials_lambda_max(seed, L, k, ab):
+@given(st.data(), st.integers(1, 3), st.integers(1, 5), st.sampled_from([(1.0, 0.0), (0.6, 0.8), (np.inf, 1.0)]))
+def test_specials_lambda_max(data, L, k, ab):
     """A block with a non-finite entry gives NaN in both; a special value in the zero padding is ignored."""
-    rng = np.random.default_rng(seed)
-    A, B, C = (_special(rng, L, k + 1, k + 1) for _ in range(3))
-    sizes = rng.integers(1, k + 1, size=L).astype(np.int64)
+    A, B, C = (_special(data, L, k + 1, k + 1) for _ in range(3))
+    sizes = data.draw(hnp.arrays(np.int64, L, elements=st.integers(1, k)))
     ref, fast = kernels.KERNELS["lambda_max"]
     a, b = ab
     with np.errstate(invalid="ignore", over="ignore"):

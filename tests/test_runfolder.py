@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from spherenet import results
+from spherenet import results, runfolder
 from spherenet.cli import main
 from spherenet.runfolder import COMPLETE, LOCK, PENDING, RunFolder, prepare
 
@@ -282,3 +282,34 @@ def test_an_unwritable_out_is_named_before_training(tmp_path, capsys, monkeypatc
     assert main([*T, "--out", str(out)]) == 2
     assert _one_line(capsys).endswith(f"{out}: {reason}")
     assert not out.exists()
+
+
+def test_a_sweeps_summary_is_published_last_with_its_figures(tmp_path, monkeypatch):
+    """A sweep's marker is its ``summary.json``: removed first, renamed last, so a kill between the renames
+    leaves no new summary beside the old figures, and the next open finishes the move."""
+    out = tmp_path / "sweep"
+    with RunFolder(out, replace=True) as folder:
+        folder.publish({"figures": lambda p: results.write_bytes(p / "exp1.png", b"old f"),
+                        "summary.json": lambda p: results.write_bytes(p, b"old s")})
+    moved = []
+    real_replace = runfolder.os.replace
+
+    def killed_after_the_figure(src, dst):
+        if moved:
+            raise KeyboardInterrupt                  # the kill, after one file has moved
+        moved.append(dst)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(runfolder.os, "replace", killed_after_the_figure)
+    def figure(p):                                   # plain writes: only the move renames
+        p.mkdir(parents=True)
+        (p / "exp1.png").write_bytes(b"new f")
+
+    with pytest.raises(KeyboardInterrupt), RunFolder(out, replace=True) as folder:
+        folder.publish({"figures": figure, "summary.json": lambda p: p.write_bytes(b"new s")})
+    assert [Path(m).name for m in moved] == ["exp1.png"]
+    assert not (out / "summary.json").exists()               # the old summary went first; the new one waits
+    monkeypatch.setattr(runfolder.os, "replace", real_replace)
+    with RunFolder(out, replace=True):
+        pass
+    assert (out / "summary.json").read_bytes() == b"new s" and (out / "figures" / "exp1.png").read_bytes() == b"new f"

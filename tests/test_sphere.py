@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from spherenet import sphere
 
-from .strategies import angles, seeds, sphere_points, unit_tangents
+from .strategies import angles, matrices, seeds, sphere_points, unit_tangents
 
 
 @given(sphere_points(), st.floats(1e-3, 1e3))
@@ -17,19 +17,19 @@ def test_project_lands_on_sphere_and_is_idempotent(point, mu):
     np.testing.assert_allclose(sphere.project(P, mu), P, rtol=1e-14, atol=0)
 
 
-@given(sphere_points(), seeds)
-def test_tangent_projection_is_orthogonal_and_idempotent(point, seed):
+@given(sphere_points(), st.data())
+def test_tangent_projection_is_orthogonal_and_idempotent(point, data):
     W, mu = point
-    Z = np.random.default_rng(seed).normal(size=W.shape) * mu
+    Z = data.draw(matrices(W.shape)) * mu
     T = sphere.project_tangent(W, Z, mu)
     assert abs(np.vdot(W, T)) <= 1e-14 * mu * np.linalg.norm(Z)
     np.testing.assert_allclose(sphere.project_tangent(W, T, mu), T, atol=1e-14 * np.linalg.norm(Z))
 
 
-@given(sphere_points(), seeds)
-def test_rgrad_norm_identity(point, seed):
+@given(sphere_points(), st.data())
+def test_rgrad_norm_identity(point, data):
     W, mu = point
-    G = np.random.default_rng(seed).normal(size=W.shape)
+    G = data.draw(matrices(W.shape))
     direct = np.linalg.norm(sphere.rgrad(W, G, mu))
     # The identity takes a square root of a cancelling difference: its error is ~sqrt(eps) ||G||.
     assert sphere.rgrad_norm(W, G, mu) == pytest.approx(direct, rel=1e-9, abs=1e-7 * np.linalg.norm(G))
@@ -108,17 +108,12 @@ def test_project_refuses_zero_matrix():
         sphere.project(np.zeros((2, 2)), 1.0)
 
 
-@given(sphere_points(), seeds, st.floats(1e-12, 1e-6))
-def test_tangent_projection_of_a_nearly_radial_matrix_is_tangent_to_rounding(point, seed, size):
+@given(unit_tangents(), st.floats(1e-12, 1e-6))
+def test_tangent_projection_of_a_nearly_radial_matrix_is_tangent_to_rounding(tangent, size):
     """``Z = W + (tiny tangent)``: one projection pass leaves ``<W, T>`` at ``eps ||Z||``, huge next to ``||T||``;
     the second pass ("twice is enough") brings it to ``eps ||W|| ||T||`` (the docstring's claim)."""
-    W, mu = point
-    rng = np.random.default_rng(seed)
-    U = rng.normal(size=W.shape)
-    U -= np.vdot(W, U) / np.vdot(W, W) * W
-    if np.linalg.norm(U) <= 1e3 * np.finfo(float).eps * np.linalg.norm(W):
-        return                       # no tangent direction (a 1 x 1 W): U is only the projection's rounding
-    Z = W + size * mu * U / np.linalg.norm(U)
+    W, V, mu = tangent
+    Z = W + size * mu * V
     T = sphere.project_tangent(W, Z, mu)
     assert abs(np.vdot(W, T)) <= 8 * W.size * np.finfo(float).eps * mu * np.linalg.norm(T)
 

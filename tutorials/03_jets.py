@@ -27,7 +27,7 @@ from spherenet import jets, plots, sphere, taylor
 from spherenet.data import PaperScaling, default_problem
 from spherenet.plots import show
 from spherenet.steps import iterate_at, loss_along
-from spherenet.verify import complex_loss_coefficients, print_claims, quick_mode
+from spherenet.verify import complex_loss_coefficients, frozen_loss, print_claims, quick_mode
 
 QUICK = quick_mode()          # SPHERENET_QUICK=1: fewer, shorter simulated flights (the maths is the same)
 FIGURES = Path("figures")
@@ -181,17 +181,13 @@ claims["J_0 = J(W) and J_1 = -beta of the backward pass"] = \
 # $\varepsilon \max|\varphi| / (\sqrt n\, \rho^k)$. A tiny circle looks attractive ("stay close to $t = 0$"), but at
 # $\rho = 10^{-3}$ that is $\varepsilon \max|\varphi| \cdot 10^{18}/8$ at order 6 — an error of 5–50 % here. On
 # $\rho = 1$ the FFT agrees with the jet to about $10^{-14}$ (`spherenet.verify.complex_loss_coefficients`, run by
-# `spherenet check`). Its frozen forward pass is six lines; we write it out, to evaluate it at real $t$ later:
+# `spherenet check`). Its frozen forward pass, `spherenet.verify.frozen_loss`, is six lines worth reading; we
+# also evaluate it at real $t$ later:
 
 # %%
 def phi_frozen(it, t):
     """φ at a real or complex angle t, every ReLU frozen in its t = 0 pattern D = [Z_0 > 0]."""
-    H = it.X.astype(complex)
-    for i, (W, V, mu) in enumerate(zip(it.weights, it.direction.V, it.radii)):
-        Z = H @ (W * np.cos(t) + mu * V * np.sin(t)).T
-        H = np.where(it.cache.Z[i] > 0, Z, 0) if i < len(it.weights) - 1 else Z
-    E = Z - it.Y
-    return np.sum(E * E) / (2 * it.X.shape[0])             # E*E, not |E|^2: analytic in t
+    return frozen_loss(it.weights, it.direction.V, it.radii, it.X, it.Y, t, it.cache.Z[:-1])
 
 
 n, errors, rounding = 64, {}, {}
