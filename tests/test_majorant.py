@@ -383,9 +383,9 @@ def test_golden_section_counts_its_evaluations_and_places_them_by_the_golden_rat
     g, calls = _counted(lambda t: (t - 2.2) ** 2)
     assert mj.golden_section(g, 1.0, 3.0)[0] == pytest.approx(2.2, abs=2 * (mj.RTOL * 2.2 + mj.ATOL))
     assert calls[0] == pytest.approx(1.0 + golden * 2.0, rel=1e-15)
-    g, calls = _counted(lambda t: 1.0)                                  # flat: bracketing stops at once
+    g, calls = _counted(lambda t: 1.0)                                  # flat: no decrease stops the growth
     mj.golden_section(g, 0.5, math.pi, first_step=0.1)
-    assert calls[:2] == [pytest.approx(0.6), pytest.approx(0.5 + 0.1 * grow)]
+    assert calls[:2] == [pytest.approx(0.6), pytest.approx(0.5 + 0.1 * grow)] and 0.5 <= calls[2] <= 0.5 + 0.1 * grow
     g, calls = _counted(lambda t: -t)
     mj.golden_section(g, 0.5, math.pi, first_step=0.1)
     assert calls[:3] == [pytest.approx(0.6), pytest.approx(0.5 + 0.1 * grow), pytest.approx(0.5 + 0.1 * grow**2)]
