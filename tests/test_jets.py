@@ -410,7 +410,8 @@ def test_jets_keep_the_weights_dtype_in_every_part():
     _, _, d = setup(net, X, Y)
     W32 = [W.astype(np.float32) for W in net.weights]
     V32 = [V.astype(np.float32) for V in d.V]
-    assert all(a.dtype == np.float32 for a in jets.curve_coefficients(3, np.float32) + jets.rate_coefficients(0.5, 3, np.float32))
+    coefficients = jets.curve_coefficients(3, np.float32) + jets.rate_coefficients(0.5, 3, np.float32)
+    assert all(a.dtype == np.float32 for a in coefficients)
     assert all(a.dtype == np.float32 for cs in jets.paper_coefficients(V32, 3, np.float32) for a in cs)
     c = jets.curve_coefficients(3)
     assert jets.second_layer_matrices(W32[1], V32[1], 1.0, c, c).dtype == np.float32
@@ -421,7 +422,8 @@ def test_jets_keep_the_weights_dtype_in_every_part():
     X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
     J32 = jets.loss_jet(W32, V32, net.radii, X32, Y32, 3)
     np.testing.assert_array_equal(jets.loss_jet(W32, d.V, net.radii, X, Y, 3), J32)
-    np.testing.assert_array_equal(jets.network_jet(W32, d.V, net.radii, X, 3), jets.network_jet(W32, V32, net.radii, X32, 3))
+    np.testing.assert_array_equal(jets.network_jet(W32, d.V, net.radii, X, 3),
+                                  jets.network_jet(W32, V32, net.radii, X32, 3))
     for a, b, want in ((np.float32, np.float32, np.float32), (np.float64, np.float32, np.float64),
                        (np.float32, np.float64, np.float64)):
         assert jets.cauchy(np.ones(3, a), np.ones(3, b)).dtype == want
@@ -450,7 +452,8 @@ def test_order_one_output_jet_and_the_checked_entry_points_messages():
     assert F.shape == (2,) + sn.forward(W, X).shape
     np.testing.assert_allclose(F[1], jets.plain_network_jet(W, d.V, R, X, 1)[1], rtol=1e-12, atol=1e-16)
     assert jets.loss_jet(W, d.V, R, X, Y, jets.MAX_ORDER).shape == (31,)
-    cases = [(dict(directions=np.stack([np.zeros((2, 2))] * 3)), TypeError, "directions must be a list of 2-D arrays, one per layer$"),
+    cases = [(dict(directions=np.stack([np.zeros((2, 2))] * 3)), TypeError,
+              "directions must be a list of 2-D arrays, one per layer$"),
              (dict(directions=[d.V[0], "v", d.V[2]]), TypeError, r"directions\[1\]"),
              (dict(X=X[:, :3]), ValueError, "X has 3 columns, expected 5"),
              (dict(Y=Y[:, :2]), ValueError, "Y has 2 columns, expected 3"),

@@ -375,8 +375,10 @@ def _counted(f):
 def test_golden_section_counts_its_evaluations_and_places_them_by_the_golden_ratio():
     golden, grow = (3 - 5**0.5) / 2, (1 + 5**0.5) / 2
     for f, args, kwargs in ((lambda t: (t - 2.2) ** 2, (1.0, 3.0), {}), (lambda t: -t, (0.0, 1.0), {}),
-                            (lambda t: t, (0.5, 2.0), {}), (lambda t: (t - 1.0) ** 2, (0.0, math.pi), {"first_step": 0.1}),
-                            (lambda t: -t, (0.0, 1.0), {"first_step": 0.3}), (lambda t: 1.0, (0.0, math.pi), {"first_step": 0.1})):
+                            (lambda t: t, (0.5, 2.0), {}),
+                            (lambda t: (t - 1.0) ** 2, (0.0, math.pi), {"first_step": 0.1}),
+                            (lambda t: -t, (0.0, 1.0), {"first_step": 0.3}),
+                            (lambda t: 1.0, (0.0, math.pi), {"first_step": 0.1})):
         g, calls = _counted(f)
         t, ft, n, at_end = mj.golden_section(g, *args, **kwargs)
         assert n == len(calls) and ft == f(t)                           # every evaluation counted
@@ -398,7 +400,8 @@ def test_golden_section_counts_its_evaluations_and_places_them_by_the_golden_rat
 def test_golden_section_and_minimise_messages_and_scale():
     for kwargs, message in (({"a": math.nan}, "a must be finite"), ({"b": math.inf}, "b must be finite"),
                             ({"rtol": 0.0}, "rtol must be > 0"), ({"atol": -1.0}, "atol must be >= 0"),
-                            ({"first_step": 0.0}, "first_step must be > 0"), ({"first_step": -1.0}, "first_step must be > 0"),
+                            ({"first_step": 0.0}, "first_step must be > 0"),
+                            ({"first_step": -1.0}, "first_step must be > 0"),
                             ({"first_step": math.nan}, "first_step must be finite")):
         with pytest.raises(ValueError, match="^" + message):
             mj.golden_section(abs, **kwargs)
@@ -418,7 +421,8 @@ def test_builders_name_what_is_wrong_and_accept_rounding_off_the_sphere():
              ((W, 5, radii, X), "grads must be a list of 3 arrays"),
              ((W, [grads[0], "g", grads[2]], radii, X), r"grads\[1\]"),
              ((W, grads, radii, np.ones((3, 5))), "X has 5 columns, expected 4"),
-             ((W, grads, radii, np.zeros((3, 4))), "X: every row is zero, so Q = 1/N sum \\|\\|x_n\\|\\|\\^2 = 0 and the majorant is undefined$"))
+             ((W, grads, radii, np.zeros((3, 4))),
+              "X: every row is zero, so Q = 1/N sum \\|\\|x_n\\|\\|\\^2 = 0 and the majorant is undefined$"))
     for args, message in cases:
         with pytest.raises((ValueError, TypeError), match="^" + message):
             mj.spectral(*args)
