@@ -654,9 +654,9 @@ def golden_section(f, a: float = 0.0, b: float = math.pi, rtol: float = RTOL, at
     rtol, atol = finite_float("rtol", rtol, positive=True), finite_float("atol", atol, nonnegative=True)
     if first_step is not None:
         first_step = finite_float("first_step", first_step, positive=True)
-    lower, upper = a, b
+    lower, upper, ends = a, b, {}
     if first_step is not None:
-        lower, upper, x, fx, n = _bracket_from(f, a, b, first_step)
+        lower, upper, x, fx, n, ends = _bracket_from(f, a, b, first_step)
     else:
         x = lower + GOLDEN * (upper - lower)
         fx, n = f(x), 1
@@ -679,14 +679,15 @@ def golden_section(f, a: float = 0.0, b: float = math.pi, rtol: float = RTOL, at
                 lower = new
     for end, touches in ((a, lower == a), (b, upper == b)):
         if touches:
-            f_end, n = f(end), n + 1
+            f_end, n = (ends[end], n) if end in ends else (f(end), n + 1)    # b may be known from the bracketing
             if f_end <= fx:
                 return float(end), float(f_end), n, True
     return float(x), float(fx), n, False
 
 
 def _bracket_from(f, a, b, step):
-    """Expand ``a + step (1.618)^k`` until ``f`` rises: returns ``(lower, upper, x, f(x), evals)``."""
+    """Expand ``a + step (1.618)^k`` until ``f`` rises: returns ``(lower, upper, x, f(x), evals, {b: f(b)})``
+    (the last empty unless ``b`` was reached)."""
     grow = (1.0 + math.sqrt(5.0)) / 2.0       # φ ≈ 1.618
     prev, x = a, min(a + step, b)
     fx, n = f(x), 1
@@ -694,9 +695,9 @@ def _bracket_from(f, a, b, step):
         new = min(a + (x - a) * grow, b)
         f_new, n = f(new), n + 1
         if f_new >= fx:
-            return prev, new, x, fx, n
+            return prev, new, x, fx, n, ({b: f_new} if new == b else {})
         prev, x, fx = x, new, f_new
-    return prev, b, x, fx, n
+    return prev, b, x, fx, n, {b: fx}
 
 
 FALLBACK_STEP = 1e-6     # first bracketing step when the search on all of [0, π] provably failed

@@ -96,7 +96,8 @@ class MajorantStep:
                     info={"alpha": it.direction.alpha, "Q": Q, "lipschitz_product": m.lipschitz_product, "evals": evals})
 
     def __repr__(self) -> str:
-        return f"MajorantStep(variant={self.variant!r}, rtol={self.rtol!r}, atol={self.atol!r})"
+        return (f"MajorantStep(variant={self.variant!r}, rtol={self.rtol!r}, atol={self.atol!r}, "
+                f"first_step={self.first_step!r})")
 
 
 class ClosedFormStep:

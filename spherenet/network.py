@@ -615,7 +615,7 @@ class NormalisedMLP:
             self.weights = [W.astype(dtype) for W in glorot_sphere_init(self.widths, self.radii, rng)]
         for i, (W, mu) in enumerate(zip(self.weights, self.radii)):
             if sphere.check_point(W, mu, rtol=1e-5 if dtype == np.float32 else 1e-12):
-                raise ValueError(f"radius {mu!r} of layer {i} cannot be represented in {dtype}: its weights "
+                raise ValueError(f"radius {float(mu)!r} of layer {i} cannot be represented in {dtype}: its weights "
                                  f"would not lie on their sphere")
 
     @property

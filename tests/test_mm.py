@@ -160,8 +160,9 @@ def test_majorant_uses_the_given_input_energy_and_rules_print_their_options():
         reference = {"spectral": mj.spectral, "frobenius": mj.frobenius, "telescoping": mj.telescoping}[variant]
         np.testing.assert_allclose(m(ts), reference(net.weights, grads, net.radii, 2 * X)(ts), rtol=1e-12)
     rule = MajorantStep("telescoping", rtol=1e-3, atol=0.0)
-    assert repr(rule) == "MajorantStep(variant='telescoping', rtol=0.001, atol=0.0)"
-    assert repr(MajorantStep()) == f"MajorantStep(variant='spectral', rtol={mj.RTOL!r}, atol={mj.ATOL!r})"
+    assert repr(rule) == "MajorantStep(variant='telescoping', rtol=0.001, atol=0.0, first_step=None)"
+    assert repr(MajorantStep()) == (f"MajorantStep(variant='spectral', rtol={mj.RTOL!r}, atol={mj.ATOL!r}, "
+                                    f"first_step=None)")
     assert repr(ClosedFormStep()) == "ClosedFormStep()" and ClosedFormStep().name == "mm-closed"
     assert (MajorantStep().variant, MajorantStep().first_step) == ("spectral", None)
 
@@ -181,3 +182,22 @@ def test_option_messages_name_the_option():
                             ({"first_step": 0.0}, "first_step must be > 0")):
         with pytest.raises(ValueError, match="^" + message):
             MajorantStep(**kwargs)
+
+
+def test_bracketing_to_the_end_evaluates_it_once():
+    """A decreasing majorant: the bracketing from ``first_step`` reaches ``b`` and the end check reuses that value
+    (every call is counted, none is made twice)."""
+    calls = []
+
+    def f(t):
+        calls.append(t)
+        return -t
+
+    t_min, f_min, evals, at_end = mj.golden_section(f, 0.0, 1.0, first_step=0.01)
+    assert (t_min, f_min, at_end) == (1.0, -1.0, True)
+    assert evals == len(calls) and len(set(calls)) == len(calls)
+
+
+def test_the_rule_shows_its_options():
+    assert repr(MajorantStep("frobenius", first_step=1e-3)) == (
+        f"MajorantStep(variant='frobenius', rtol={mj.RTOL!r}, atol={mj.ATOL!r}, first_step=0.001)")
