@@ -53,3 +53,23 @@ def test_torch_parity_script_passes_when_torch_is_installed(tmp_path):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "verdict: spherenet's Adam and SGD equal PyTorch's" in done.stdout
     assert done.stdout.count(": ok") == 2
+
+
+def test_step_cost_script_runs_when_torch_is_installed(tmp_path):
+    pytest.importorskip("torch")
+    env = os.environ | {"OPENBLAS_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_step_cost.py"), "--steps", "30",
+                           "--rounds", "1"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "ms/step, PyTorch Adam" in done.stdout
+
+
+def test_a_checkout_against_itself_computes_the_same_bits(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_against.py"), str(ROOT), "--rounds", "1",
+                           "--iterations", "2", "--methods", "taylor"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[-1].split()[-1] == "True"
+    bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_against.py"), str(tmp_path)],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "is not a spherenet checkout" in bad.stderr

@@ -1,0 +1,77 @@
+"""One mini-batch step of spherenet's ``geo-batch`` against one step of PyTorch Adam, side by side.
+
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_step_cost.py [--steps 500] [--rounds 3]
+
+The same 24,000 x 12 data and batch 1024: ``geo-batch`` on the bias-free 12-25-30-15-3 sphere net (float64,
+``spherenet.train.train``'s training seconds), ``torch.optim.Adam`` on the biased 12-25-30-15-3 MLP (float32,
+one thread, a random permutation per epoch, as its users write the loop). Best over ``--rounds`` of the mean
+time per step, alternated; needs PyTorch.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import spherenet as sn
+from spherenet.train import train
+
+N, WIDTHS, BATCH = 24_000, (12, 25, 30, 15, 3), 1024
+
+
+def data():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(N, WIDTHS[0]))
+    Y = np.tanh(X[:, :3]) + 0.1 * rng.normal(size=(N, WIDTHS[-1]))
+    return X, Y
+
+
+def spherenet_step(X, Y, steps: int) -> float:
+    net = sn.NormalisedMLP(WIDTHS, seed=1)
+    history = train(net, X / np.linalg.norm(X, axis=1).max(), Y, "geo-batch", iterations=steps,
+                    batch_size=BATCH, eval_every=10**9)
+    return history.seconds[-1] / history.iterations
+
+
+def torch_step(X, Y, steps: int) -> float:
+    import torch
+    torch.set_num_threads(1)
+    layers = []
+    for d_in, d_out in zip(WIDTHS[:-1], WIDTHS[1:]):
+        layers += [torch.nn.Linear(d_in, d_out), torch.nn.ReLU()]
+    model = torch.nn.Sequential(*layers[:-1])
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    Xt, Yt = torch.tensor(X, dtype=torch.float32), torch.tensor(Y, dtype=torch.float32)
+    generator = torch.Generator().manual_seed(0)
+    start, k = time.perf_counter(), 0
+    while k < steps:
+        order = torch.randperm(N, generator=generator)
+        for b in range(0, N - BATCH + 1, BATCH):
+            idx = order[b:b + BATCH]
+            opt.zero_grad()
+            ((model(Xt[idx]) - Yt[idx]) ** 2).mean().backward()
+            opt.step()
+            k += 1
+            if k == steps:
+                break
+    return (time.perf_counter() - start) / steps
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--rounds", type=int, default=3)
+    args = p.parse_args()
+    X, Y = data()
+    spherenet_step(X, Y, 20), torch_step(X, Y, 20)                      # compile, warm up
+    ours, theirs = [], []
+    for _ in range(args.rounds):
+        ours.append(spherenet_step(X, Y, args.steps))
+        theirs.append(torch_step(X, Y, args.steps))
+    print(f"geo-batch {1e3 * min(ours):.3f} ms/step, PyTorch Adam {1e3 * min(theirs):.3f} ms/step, "
+          f"ratio {min(ours) / min(theirs):.2f}")
+
+
+if __name__ == "__main__":
+    main()
