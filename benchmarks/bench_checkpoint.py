@@ -5,7 +5,7 @@ Printed, per variant, the median wall time over the repeats and its ratio to the
 
 * ``plain``: one ``train`` call of N iterations;
 * ``pieces``: N calls of one iteration each, continuing one another, nothing written (``train``'s
-  per-call restart: how checkpoints were taken before, and still are for mini-batches);
+  per-call restart: how checkpoints were taken before, for mini-batches until session 5);
 * ``checkpoint every 1``: ``spherenet.checkpoint.train_with_checkpoints(..., every=1)``: one ``train``
   call, a checkpoint written as each step begins, the history appended to its log (format 2);
 * ``inline history (format 1)`` with ``--inline``: the same, with the whole history rewritten into the
@@ -14,7 +14,7 @@ Printed, per variant, the median wall time over the repeats and its ratio to the
 and the mean cost of one write over the first and the last tenth of the run (flat if O(1) per write).
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_checkpoint.py [--iterations 1500] [--widths 12-25-30-15-3]
-                                                                  [--repeats 3] [--inline]
+                                                                  [--repeats 3] [--inline] [--batch-size B]
 """
 from __future__ import annotations
 
@@ -39,23 +39,27 @@ def _setup(widths, n_samples):
     return net, arrays
 
 
-def plain(widths, n, n_samples, folder, inline):
+def _method(batch):
+    return METHOD if batch is None else "geo-batch"
+
+
+def plain(widths, n, n_samples, folder, inline, batch=None):
     net, (X, Y, Xt, Yt) = _setup(widths, n_samples)
     start = time.perf_counter()
-    train(net, X, Y, METHOD, n, Xt, Yt)
+    train(net, X, Y, _method(batch), n, Xt, Yt, batch_size=batch)
     return time.perf_counter() - start, []
 
 
-def pieces(widths, n, n_samples, folder, inline):
+def pieces(widths, n, n_samples, folder, inline, batch=None):
     net, (X, Y, Xt, Yt) = _setup(widths, n_samples)
-    rule, history = make_rule(METHOD), None
+    rule, history = make_rule(_method(batch)), None
     start = time.perf_counter()
     for _ in range(n):
-        history = train(net, X, Y, rule, 1, Xt, Yt, resume=history)
+        history = train(net, X, Y, rule, 1, Xt, Yt, resume=history, batch_size=batch)
     return time.perf_counter() - start, []
 
 
-def checkpointed(widths, n, n_samples, folder, inline):
+def checkpointed(widths, n, n_samples, folder, inline, batch=None):
     net, (X, Y, Xt, Yt) = _setup(widths, n_samples)
     writes, write = [], ck._write
 
@@ -70,7 +74,8 @@ def checkpointed(widths, n, n_samples, folder, inline):
     try:
         path = Path(folder) / f"c{time.monotonic_ns()}.npz"
         start = time.perf_counter()
-        ck.train_with_checkpoints(path, net, X, Y, METHOD, n, 1, Xt, Yt)
+        ck.train_with_checkpoints(path, net, X, Y, _method(batch), n, 1, Xt, Yt, batch_size=batch,
+                                  rule=make_rule(_method(batch)))
         return time.perf_counter() - start, writes
     finally:
         ck._write = write
@@ -83,6 +88,7 @@ def main(argv=None):
     p.add_argument("--samples", type=int, default=30000)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--inline", action="store_true", help="also time format-1 writes (whole history each time)")
+    p.add_argument("--batch-size", type=int, default=None, help="mini-batches of this size (method geo-batch)")
     args = p.parse_args(argv)
     widths, n = parse_widths(args.widths), args.iterations
     variants = {"plain": (plain, False), "pieces": (pieces, False), "checkpoint every 1": (checkpointed, False)}
@@ -90,15 +96,16 @@ def main(argv=None):
         variants["inline history (format 1)"] = (checkpointed, True)
     times = {name: [] for name in variants}
     writes = {name: [] for name in variants}
-    checkpointed(widths, 2, args.samples, tempfile.gettempdir(), False)          # compile, load, warm caches
+    checkpointed(widths, 2, args.samples, tempfile.gettempdir(), False, args.batch_size)   # compile, warm caches
     with tempfile.TemporaryDirectory() as folder:
         for _ in range(args.repeats):                                            # alternated: a shared machine
             for name, (fn, inline) in variants.items():
-                seconds, w = fn(widths, n, args.samples, folder, inline)
+                seconds, w = fn(widths, n, args.samples, folder, inline, args.batch_size)
                 times[name].append(seconds)
                 writes[name] = w or writes[name]
     base = statistics.median(times["plain"])
-    print(f"{args.widths}, {n} iterations, {args.samples} samples, {METHOD}, median of {args.repeats}:")
+    print(f"{args.widths}, {n} iterations, {args.samples} samples, {_method(args.batch_size)}"
+          f"{'' if args.batch_size is None else f' (batch {args.batch_size})'}, median of {args.repeats}:")
     for name in variants:
         t = statistics.median(times[name])
         line = f"  {name:28s} {t:8.2f} s   {t / base:5.2f}x plain"
