@@ -394,13 +394,16 @@ def test_one_and_two_layer_jets_match_complex_evaluation(widths):
 def test_adjoint_jet_equals_the_order_2_jet(problem):
     """``jets.loss_jet2_adjoint`` (Algorithm 1's κ in training) and the order-2 Taylor-mode jet
     (``jets.loss_jet``) are two derivations of the same ``J_0, J_1, J_2``: they agree to a few rounding units
-    of the jet's largest coefficient (the claim of benchmarks/README.md), whatever the depth and radii."""
+    of the jet's largest coefficient (the claim of benchmarks/README.md), whatever the depth and radii. Each is a
+    sum of the ``N d_L`` error products, rounded differently (``J_0`` from ``dZ = E/N`` as ``N/2 <dZ, dZ>``), so
+    they may differ by the rounding bound of such a sum, ``(N d_L + 8) eps`` of the largest coefficient."""
     from spherenet.network import Workspace
     net, X, Y = problem
     cache, _, d = setup(net, X, Y)
     adjoint = jets.loss_jet2_adjoint(cache, net.weights, d.V, net.radii, X, d.alpha_moving, Workspace())
     full = jets.loss_jet(net.weights, d.V, net.radii, X, Y, 2)
-    np.testing.assert_allclose(adjoint, full, rtol=0, atol=4e-15 * np.abs(full).max())
+    bound = (Y.size + 8) * np.finfo(float).eps * np.abs(full).max()
+    np.testing.assert_allclose(adjoint, full, rtol=0, atol=bound)
 
 
 # --- what the mutation run (benchmarks/README.md) found untested --------------------------------------------
