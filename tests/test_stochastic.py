@@ -221,7 +221,15 @@ def test_cli_batch_size_runs_geo_batch_unless_a_method_is_named(tmp_path, method
     assert main(args) == 0
     record = json.loads((out / "result.json").read_text())
     assert record["method"] == expected and record["batch_size"] == 64
-    assert record["max_norm_drift"] <= 1e-13 and record["rmse_test"] < record["rmse_test_mean"]
+    assert record["dtype"] == "float32"                             # the default with mini-batches
+    assert record["max_norm_drift"] <= 1e-6 and record["rmse_test"] < record["rmse_test_mean"]
+
+
+def test_default_precision_is_float64_for_full_batch_and_float32_with_mini_batches():
+    assert settings_for()["dtype"] == "float64" and settings_for(batch_size=64)["dtype"] == "float32"
+    assert settings_for(batch_size=64, dtype="float64")["dtype"] == "float64"
+    assert sn.SphereNetRegressor(batch_size=64)._checked_params()["dtype"] == np.float32
+    assert sn.SphereNetRegressor()._checked_params()["dtype"] == np.float64
 
 
 def test_time_to_accuracy_figure_draws_every_panel(tmp_path):
