@@ -120,7 +120,8 @@ class ForwardCache:
         layer's ``Z[i]`` is its ``H[i + 1]``, i.e. ``max(Z, 0)`` (see :meth:`Workspace.cache`).
     dZ : list or None
         ``dZ[i] = ∂J/∂Z_{i+1}``: the backward pass's adjoints at this point once :func:`_backward` has run on the
-        cache (``None`` before; ``dZ[0]`` stays ``None`` in a network of several layers, as no pass reads it).
+        cache (``None`` before; ``dZ[0]`` stays ``None`` in a network of several layers, as no pass reads it; with
+        ``keep_adjoints="output"`` only ``dZ[-1]`` is kept and Algorithm 1's jet recomputes the others per block).
     """
     H: list
     Z: list
@@ -325,20 +326,52 @@ def _loss_from_output(F, Y) -> float:
     return float(np.vdot(E, E)) / (2 * F.shape[0])
 
 
+# The training loop keeps the hidden layers' adjoints for Algorithm 1's jet only while they take at most this
+# many bytes; above it the jet recomputes them block by block (``jets.loss_jet2_adjoint``: the same numbers).
+ADJOINT_BUDGET = 256 * 2 ** 20
+
+
+def adjoints_to_keep(widths, n_rows: int, dtype):
+    """What the backward pass keeps for Algorithm 1's jet on ``n_rows`` rows: ``True`` (every adjoint it reads)
+    while the hidden ones fit ``ADJOINT_BUDGET``, else ``"output"`` (only ``dZ_L``, ``d_L`` numbers per row)."""
+    hidden_bytes = np.dtype(dtype).itemsize * n_rows * sum(widths[2:-1])
+    return True if hidden_bytes <= ADJOINT_BUDGET else "output"
+
+
+def _block_adjoints(weights, cache: ForwardCache, Y, b: slice, scale, buffer):
+    """The adjoints of the rows ``b``, output layer first: yields ``(i, dZ_i)`` for ``i = L-1..0`` (0-based).
+
+    ``dZ_L = (F - Y) scale``, ``dZ_{i-1} = (dZ_i W_i) ⊙ [Z_{i-1} > 0]``; ``buffer(i)`` is where ``dZ_i`` goes. The one
+    form of this recursion: the backward pass and the jet's recomputation (``keep_adjoints="output"``) run it
+    alike, so they give the same bits.
+    """
+    L = len(weights)
+    D = np.subtract(cache.F[b], Y[b], out=buffer(L - 1))
+    D *= scale
+    for i in range(L - 1, -1, -1):
+        yield i, D
+        if i:
+            D = np.matmul(D, weights[i], out=buffer(i - 1))
+            kernels.relu_mask(D, cache.Z[i - 1][b], D)
+
+
 def _backward(weights, cache: ForwardCache, Y, ws: Workspace | None = None,
-              keep_adjoints: bool = True) -> tuple[float, list]:
+              keep_adjoints: bool | str = True) -> tuple[float, list]:
     """Loss and Euclidean gradients by reverse accumulation.
 
     ``dZ_L = (F - Y)/N``; for ``i = L..1``: ``∇_i J = dZ_i^T H_{i-1}``, ``dZ_{i-1} = (dZ_i W_i) ⊙ [Z_{i-1} > 0]``.
     Block by block of ``ROW_BLOCK`` rows (the gradients summed over blocks in row order), so an adjoint that
-    is not kept needs only the two shared block buffers. ``keep_adjoints``: keep ``dZ_i`` for Algorithm 1's jet
-    in ``cache.dZ`` — all but the first layer's, which no pass reads (``cache.dZ[0]`` is ``None`` when
-    ``L > 1``); otherwise ``cache.dZ`` is ``None``. ``ws``: where the arrays live (by default new ones).
+    is not kept needs only the two shared block buffers. ``keep_adjoints``: ``True`` keeps ``dZ_i`` for
+    Algorithm 1's jet in ``cache.dZ`` — all but the first layer's, which no pass reads (``cache.dZ[0]`` is ``None``
+    when ``L > 1``); ``"output"`` keeps only ``dZ_L`` (the other entries ``None``: the jet recomputes them per
+    block, :func:`adjoints_to_keep`); ``False``: ``cache.dZ`` is ``None``. ``ws``: where the arrays live (by
+    default new ones).
     """
     ws = ws or Workspace()
     J = _loss_from_output(cache.F, Y)
     L, dt = len(weights), cache.F.dtype
-    kept = [ws.array(f"dZ{i}", Z.shape, dt) if keep_adjoints and (i > 0 or L == 1) else None
+    kept = [ws.array(f"dZ{i}", Z.shape, dt)
+            if keep_adjoints and (i == L - 1 or (keep_adjoints is True and i > 0)) else None
             for i, Z in enumerate(cache.Z)]
     _block_buffers(ws, weights, Y.shape[0], dt)
     scale = dt.type(1.0 / Y.shape[0])
@@ -349,14 +382,9 @@ def _backward(weights, cache: ForwardCache, Y, ws: Workspace | None = None,
                 return kept[i][b]
             return ws.scratch(_alternating_buffer(p, L - 1 - i), (b.stop - b.start, cache.Z[i].shape[1]), dt)
 
-        D = np.subtract(cache.F[b], Y[b], out=adjoint_buffer(L - 1))
-        D *= scale
         grads = [None] * L
-        for i in range(L - 1, -1, -1):
+        for i, D in _block_adjoints(weights, cache, Y, b, scale, adjoint_buffer):
             grads[i] = D.T @ cache.H[i][b]
-            if i:
-                D = np.matmul(D, weights[i], out=adjoint_buffer(i - 1))
-                kernels.relu_mask(D, cache.Z[i - 1][b], D)
         return grads
 
     def part(p, r):

@@ -21,7 +21,7 @@ from . import rows
 from ._checks import check_data, finite_float, positive_int
 
 from .network import (NormalisedMLP, Workspace, _backward, _direction, _forward_cache, _loss_from_output,
-                      _output, hidden_activation_bound)
+                      _output, adjoints_to_keep, hidden_activation_bound)
 from .steps import Iterate, weights_along
 
 
@@ -371,6 +371,9 @@ class _Loop:
         self.rule, self.callback, self.dtype = rule, callback, net.dtype
         self.batches = _Batches(self.X, self.Y, batch_size, np.random.default_rng(seed))
         self.keep_adjoints = getattr(rule, "uses_adjoints", True)      # (unknown rules may read cache.dZ)
+        if self.keep_adjoints:           # only the output layer's when the hidden ones exceed network.ADJOINT_BUDGET
+            rows_per_pass = len(self.X) if self.batches.full else min(self.batches.size, len(self.X))
+            self.keep_adjoints = adjoints_to_keep(net.widths, rows_per_pass, net.dtype)
         self.weights, self.radii = [W.copy() for W in net.weights], net.radii
         self.workspace, self.names = Workspace(), ["current", "trial"]
         self.cache = None
