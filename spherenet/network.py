@@ -281,7 +281,10 @@ def hidden_activation_bound(radii, X) -> float:
     radii = np.asarray(radii, dtype=np.float64)
     if len(radii) < 2 or X.shape[0] == 0:
         return 0.0
-    row_norm = float(np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64).max()))
+    # max over blocks of rows: a memory-mapped X is read a block at a time (the same per-row sums, the same max)
+    squares = max(float(np.einsum("ij,ij->i", X[b], X[b], dtype=np.float64).max())
+                  for b in rows.blocks(slice(0, X.shape[0]), 16 * ROW_BLOCK))
+    row_norm = float(np.sqrt(squares))
     return row_norm * float(np.max(np.cumprod(radii[:-1])))
 
 
