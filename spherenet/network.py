@@ -12,6 +12,7 @@ calls the unchecked ``_``-versions on its hot path.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -241,17 +242,20 @@ def _forward_cache(weights, X, out: ForwardCache | None = None) -> ForwardCache:
     if out is None:
         out = ForwardCache([X] + [np.empty((X.shape[0], W.shape[0]), X.dtype) for W in weights[:-1]],
                            [np.empty((X.shape[0], W.shape[0]), X.dtype) for W in weights])
+    if isinstance(out, StreamedCache):
+        return out.move_to(weights)
     out.H[0] = X
     out.dZ = None                                  # adjoints of an earlier pass in these buffers are stale
-
-    def part(_, r):
-        for i, W in enumerate(weights):
-            kernels.matmul_nt(out.H[i][r], W, out.Z[i][r])
-            if i < len(weights) - 1:
-                kernels.relu(out.Z[i][r], out.H[i + 1][r])
-
-    rows.map_parts(part, X.shape[0])
+    rows.map_parts(lambda _, r: _forward_rows(weights, out, r), X.shape[0])
     return out
+
+
+def _forward_rows(weights, out: ForwardCache, r: slice) -> None:
+    """The forward pass of the rows ``r`` of ``out.H[0]`` into ``out`` (one thread)."""
+    for i, W in enumerate(weights):
+        kernels.matmul_nt(out.H[i][r], W, out.Z[i][r])
+        if i < len(weights) - 1:
+            kernels.relu(out.Z[i][r], out.H[i + 1][r])
 
 
 def hidden_activation_bound(radii, X) -> float:
@@ -305,10 +309,10 @@ def _alternating_buffer(part: int, layer: int) -> str:
     return f"block.{'ab'[layer % 2]}{part}"
 
 
-def _output(weights, X, ws: Workspace) -> np.ndarray:
-    """``f(X)`` without keeping the hidden layers (for evaluation only), block by block of rows in the two
-    shared block buffers. The result lives in ``ws`` and is overwritten by the next call."""
-    F = ws.array("out.F", (X.shape[0], weights[-1].shape[0]), X.dtype)
+def _output(weights, X, ws: Workspace, name: str = "out.F") -> np.ndarray:
+    """``f(X)`` without keeping the hidden layers, block by block of rows in the two shared block buffers. The
+    result is ``ws``'s array ``name`` and is overwritten by the next call with that name."""
+    F = ws.array(name, (X.shape[0], weights[-1].shape[0]), X.dtype)
     _block_buffers(ws, weights, X.shape[0], X.dtype)
 
     def part(p, r):
@@ -321,6 +325,84 @@ def _output(weights, X, ws: Workspace) -> np.ndarray:
 
     rows.map_parts(part, X.shape[0])
     return F
+
+
+# A full-batch run keeps its forward pass on all rows while it takes at most this many bytes; above it the
+# pass is a StreamedCache (only the output kept, the hidden layers recomputed block by block).
+FORWARD_BUDGET = 512 * 2 ** 20
+
+
+def streams_forward(widths, n_rows: int, dtype) -> bool:
+    """Whether a full-batch pass on ``n_rows`` rows is a :class:`StreamedCache`: the training loop's forward cache
+    (one array per layer, a hidden layer's ``Z`` and ``H`` in one) would take more than ``FORWARD_BUDGET`` bytes."""
+    return np.dtype(dtype).itemsize * n_rows * sum(widths[1:]) > FORWARD_BUDGET
+
+
+class StreamedCache:
+    """A forward pass of ``weights`` on all rows of ``X`` that keeps only its output ``F: (N, d_L)``.
+
+    Passes read it as they read a :class:`ForwardCache`, a block of rows at a time (``Z[i][rows]``,
+    ``H[i][rows]``); each block's layers are recomputed from ``X`` when a pass first asks for them (the last
+    block asked for is kept, one per thread). Memory then stays flat in ``N`` but for ``d_L`` numbers per row,
+    at the price of one forward pass more for every pass that reads the hidden layers (the backward pass, the
+    jets). ``_forward_cache(weights, X, out=cache)`` moves it to other weights, as it overwrites a cache.
+
+    Parameters
+    ----------
+    weights : list of ndarray
+    X : ndarray, shape (N, d_0)
+        Read a block of rows at a time (a memory-mapped array stays on disk).
+    ws : Workspace
+        Where ``F`` and the blocks' arrays live.
+
+    Notes
+    -----
+    ``F`` is computed block by block (``_output``), so in the last bits it can differ from a forward pass over
+    all rows at once where BLAS rounds a row differently in a product of another height (seen in float32).
+    """
+
+    def __init__(self, weights, X, ws: Workspace):
+        self.X, self.ws = X, ws
+        widths = [X.shape[1]] + [W.shape[0] for W in weights]
+        self.H = [_StreamedRows(self, "H", i, d) for i, d in enumerate(widths[:-1])]
+        self.Z = [_StreamedRows(self, "Z", i, d) for i, d in enumerate(widths[1:])]
+        self.move_to(weights)
+
+    @property
+    def F(self) -> np.ndarray:
+        """The output on all rows, ``(N, d_L)``."""
+        return self._F
+
+    def move_to(self, weights) -> "StreamedCache":
+        """The pass at ``weights`` (``F`` recomputed, blocks forgotten, adjoints stale); returns ``self``."""
+        self.weights, self.dZ = weights, None
+        self._F = _output(weights, self.X, self.ws, name="streamed.F")
+        self._blocks = threading.local()
+        return self
+
+    def rows(self, index: slice) -> ForwardCache:
+        """The forward pass of the rows ``index`` (a slice, any step): recomputed unless this thread's last."""
+        key = index.indices(self.X.shape[0])
+        last = self._blocks
+        if getattr(last, "key", None) != key:
+            X = self.X[index] if key[2] == 1 else np.ascontiguousarray(self.X[index])
+            tag, n = threading.get_ident(), X.shape[0]
+            Z = [self.ws.scratch(f"streamed.Z{i}.{tag}", (n, W.shape[0]), X.dtype) for i, W in enumerate(self.weights)]
+            last.cache = ForwardCache([X] + Z[:-1], Z)
+            _forward_rows(self.weights, last.cache, slice(0, n))
+            last.key = key
+        return last.cache
+
+
+class _StreamedRows:
+    """Layer ``layer``'s ``Z`` or ``H`` of a :class:`StreamedCache`: indexing by rows recomputes those rows."""
+
+    def __init__(self, cache: StreamedCache, kind: str, layer: int, width: int):
+        self.cache, self.kind, self.layer = cache, kind, layer
+        self.shape, self.dtype = (cache.X.shape[0], width), cache.X.dtype
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        return getattr(self.cache.rows(index), self.kind)[self.layer]
 
 
 def _loss_from_output(F, Y) -> float:

@@ -20,8 +20,8 @@ from threadpoolctl import threadpool_limits
 from . import rows
 from ._checks import check_data, finite_float, positive_int
 
-from .network import (NormalisedMLP, Workspace, _backward, _direction, _forward_cache, _loss_from_output,
-                      _output, adjoints_to_keep, hidden_activation_bound)
+from .network import (NormalisedMLP, StreamedCache, Workspace, _backward, _direction, _forward_cache, _loss_from_output,
+                      _output, adjoints_to_keep, hidden_activation_bound, streams_forward)
 from .steps import Iterate, weights_along
 
 
@@ -370,17 +370,23 @@ class _Loop:
         self.eval_every, self.max_seconds = _check_budget(eval_every, max_seconds)
         self.rule, self.callback, self.dtype = rule, callback, net.dtype
         self.batches = _Batches(self.X, self.Y, batch_size, np.random.default_rng(seed))
+        # Large data (docs/data.md §5): above network.FORWARD_BUDGET a full-batch pass keeps only its output and
+        # recomputes its hidden layers block by block; above network.ADJOINT_BUDGET (or streamed) the backward
+        # pass keeps only the output layer's adjoints, and Algorithm 1's jet recomputes the others per block.
+        rows_per_pass = len(self.X) if self.batches.full else min(self.batches.size, len(self.X))
+        self.streamed = self.batches.full and streams_forward(net.widths, rows_per_pass, net.dtype)
         self.keep_adjoints = getattr(rule, "uses_adjoints", True)      # (unknown rules may read cache.dZ)
-        if self.keep_adjoints:           # only the output layer's when the hidden ones exceed network.ADJOINT_BUDGET
-            rows_per_pass = len(self.X) if self.batches.full else min(self.batches.size, len(self.X))
-            self.keep_adjoints = adjoints_to_keep(net.widths, rows_per_pass, net.dtype)
+        if self.keep_adjoints:
+            self.keep_adjoints = "output" if self.streamed else adjoints_to_keep(net.widths, rows_per_pass, net.dtype)
         self.weights, self.radii = [W.copy() for W in net.weights], net.radii
         self.workspace, self.names = Workspace(), ["current", "trial"]
         self.cache = None
 
     def begin(self, resume: History | None) -> History:
         """The history to append to (a new one with the losses at the start, or ``resume``)."""
-        if self.batches.full:
+        if self.streamed:
+            self.cache = StreamedCache(self.weights, self.X, self.workspace)
+        elif self.batches.full:
             self.cache = _forward_cache(self.weights, self.X, self.workspace.cache("current", self.weights, self.X))
         if resume is None:
             self.history = History(getattr(self.rule, "name", type(self.rule).__name__))

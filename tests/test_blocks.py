@@ -3,6 +3,9 @@ never copied whole, and bad arrays on disk named by their file in one line.
 
 * Algorithm 1 with the hidden adjoints recomputed per block (``network.ADJOINT_BUDGET`` exceeded) takes the
   same steps, bit for bit, as with them kept;
+* every rule on a full-batch pass that keeps only its output (``network.FORWARD_BUDGET`` exceeded) takes the
+  steps of the cached pass, to rounding (its output is computed block by block; float64 gives the same bits
+  with OpenBLAS, float32 differs in the last bits);
 * a baseline's pass over several blocks (``trainers.PASS_BUDGET`` exceeded) agrees with the one-block pass to
   rounding (the gradients are summed in another order), and with one block it is the same pass;
 * ``load_arrays`` maps the files, ``train`` and the checks read them without a copy (the memory they allocate
@@ -20,8 +23,9 @@ from spherenet.baselines import run_baseline, trainers
 from spherenet.baselines.standardise import BLOCK, Standardiser
 from spherenet.data import load_arrays, save_arrays
 from spherenet.jets import loss_jet2_adjoint
-from spherenet.network import Workspace, _backward, _direction, _forward_cache, hidden_activation_bound
-from spherenet.train import _Loop, make_rule, train
+from spherenet.network import (StreamedCache, Workspace, _backward, _direction, _forward_cache,
+                               hidden_activation_bound)
+from spherenet.train import RULES, _Loop, make_rule, train
 
 WIDTHS = (12, 25, 30, 15, 3)
 
@@ -68,6 +72,47 @@ def test_algorithm1_over_the_adjoint_budget_takes_the_same_steps_bitwise(monkeyp
         runs.append(train(sn.NormalisedMLP(WIDTHS, seed=0, dtype=dtype), X, Y, "taylor", 6, Xt, Yt,
                           threads=threads))
     assert same_history(*runs) and runs[0].iterations == 6
+
+
+# --- a full-batch pass that keeps only its output (network.StreamedCache) ----------------------------------
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("rule", list(RULES))
+def test_every_rule_streamed_takes_the_steps_of_the_cached_pass(monkeypatch, rule, dtype, rtol):
+    X, Y, Xt, Yt = arrays(9000, dtype)
+    cached = train(sn.NormalisedMLP(WIDTHS, seed=0, dtype=dtype), X, Y, rule, 4, Xt, Yt)
+    monkeypatch.setattr(network, "FORWARD_BUDGET", 0)
+    loop = _Loop(sn.NormalisedMLP(WIDTHS, seed=0, dtype=dtype), X, Y, None, None, make_rule(rule), None, 0, None, 1,
+                 None)
+    loop.begin(None)
+    assert isinstance(loop.cache, StreamedCache) and loop.keep_adjoints in (False, "output")
+    streamed = train(sn.NormalisedMLP(WIDTHS, seed=0, dtype=dtype), X, Y, rule, 4, Xt, Yt)
+    assert streamed.iterations == cached.iterations == 4 and streamed.halvings == cached.halvings
+    for a, b in ((cached.loss_train, streamed.loss_train), (cached.tau, streamed.tau),
+                 (cached.loss_test, streamed.loss_test)):
+        np.testing.assert_allclose(b, a, rtol=rtol)
+
+
+def test_a_streamed_pass_on_two_threads_and_with_a_mini_batch_rule_agrees(monkeypatch):
+    X, Y, Xt, Yt = arrays(9000)
+    cached = train(sn.NormalisedMLP(WIDTHS, seed=0), X, Y, "taylor", 4, Xt, Yt, threads=2)
+    monkeypatch.setattr(network, "FORWARD_BUDGET", 0)
+    streamed = train(sn.NormalisedMLP(WIDTHS, seed=0), X, Y, "taylor", 4, Xt, Yt, threads=2)
+    np.testing.assert_allclose(streamed.loss_train, cached.loss_train, rtol=1e-12)
+    np.testing.assert_allclose(streamed.tau, cached.tau, rtol=1e-12)
+
+
+def test_a_streamed_run_allocates_far_less_than_the_forward_cache(monkeypatch, tmp_path):
+    X, Y, _, _ = load_arrays(save_arrays(tmp_path, *arrays(100_000)))
+    cache_bytes = X.dtype.itemsize * len(X) * sum(WIDTHS[1:])
+    monkeypatch.setattr(network, "FORWARD_BUDGET", cache_bytes // 2)
+    assert network.streams_forward(WIDTHS, len(X), X.dtype)
+    tracemalloc.start()
+    h = train(sn.NormalisedMLP(WIDTHS, seed=0), X, Y, "taylor", 2)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert h.iterations == 2 and h.loss_train[-1] < h.loss_train[0]
+    assert peak < cache_bytes / 4       # what grows with N: the output, its error and adjoint (N x d_L each)
 
 
 # --- baselines: passes block by block ----------------------------------------------------------------
