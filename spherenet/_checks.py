@@ -62,7 +62,8 @@ def check_finite(name: str, arr: np.ndarray) -> None:
         if not np.isfinite(block).all():
             bad = np.unravel_index(start * rows.shape[1] + int(np.argmin(np.isfinite(block))), arr.shape)
             where = tuple(int(i) for i in bad)
-            raise ValueError(f"{named_with_file(name, arr)} contains a non-finite value ({arr[where]}) at index {where}")
+            raise ValueError(f"{named_with_file(name, arr)} contains a non-finite value ({arr[where]}) "
+                             f"at index {where}")
 
 
 def float_dtype_of(value) -> type:
