@@ -382,7 +382,17 @@ class StreamedCache:
         return self
 
     def rows(self, index: slice) -> ForwardCache:
-        """The forward pass of the rows ``index`` (a slice, any step): recomputed unless this thread's last."""
+        """The forward pass of the rows ``index`` (a slice, any step): recomputed unless this thread's last.
+
+        Parameters
+        ----------
+        index : slice
+
+        Returns
+        -------
+        ForwardCache
+            Of those rows only; its arrays are overwritten by this thread's next call for other rows.
+        """
         key = index.indices(self.X.shape[0])
         last = self._blocks
         if getattr(last, "key", None) != key:

@@ -349,7 +349,8 @@ class _Loop:
     nothing reads once the direction and the jet are known; a step that stays (``tau = 0``) recomputes it.
     Mini-batches: two caches, the current point's and the trial's, which swap when a trial is taken; the
     training loss on all of ``X`` is recorded block by block (``network._output``), so memory beyond the data
-    does not grow with the number of samples.
+    does not grow with the number of samples. A full batch whose cache would exceed ``network.FORWARD_BUDGET``
+    is a ``network.StreamedCache`` instead (only the output kept; docs/data.md §5).
     """
 
     def __init__(self, net, X, Y, X_test, Y_test, rule, batch_size, seed, callback, eval_every, max_seconds):
