@@ -10,8 +10,9 @@ reads the folder back with ``load_neural_fly`` (``experiments.load_problem``), a
 Methods (every one on the same split; ``--seeds`` seeds, one run per process, one process per core):
 
 * ``geo-cg-layer``: spherenet's default, full batch, ``--iterations`` iterations;
-* ``geo-batch``: the default with ``--batch-size 1024``, ``--epochs`` epochs, nothing tuned (float64);
-* ``geo-batch float32``: the same in float32, the precision PyTorch trains in;
+* ``geo-batch``: the default with ``--batch-size 1024``, ``--epochs`` epochs, nothing tuned (float32, the
+  default precision with mini-batches, PyTorch's too);
+* ``geo-batch float64``: the same in float64 (``--dtype float64``);
 * ``adam (spherenet)``: the project's tuned Adam baseline (``experiments.run(method="adam")``, batch 1024);
 * ``torch Adam tuned`` / ``torch Adam lr 1e-3`` (when PyTorch is importable): ``torch.optim.Adam`` on a
   biased 12-25-30-15-3 MLP in float32 (PyTorch's defaults), inputs and targets standardised, batch 1024; the
@@ -172,9 +173,9 @@ def one_run(job: dict) -> dict:
         if kind == "geo-cg-layer":
             curve, info = sphere_curve(base, "geo-cg-layer", seed, job["K"], None, job["iterations"])
         elif kind == "geo-batch":
-            curve, info = sphere_curve(base, "geo-batch", seed, job["K"], BATCH, job["batch_steps"])
-        elif kind == "geo-batch float32":
             curve, info = sphere_curve(base, "geo-batch", seed, job["K"], BATCH, job["batch_steps"], dtype=np.float32)
+        elif kind == "geo-batch float64":
+            curve, info = sphere_curve(base, "geo-batch", seed, job["K"], BATCH, job["batch_steps"])
         elif kind == "adam (spherenet)":
             curve, info = baseline_curve(base, seed, job["batch_steps"])
         elif kind == "torch Adam tuned":
@@ -196,7 +197,7 @@ def at_epochs(curve, epochs_total: int, epochs: int) -> float:
     return curve[index][1]
 
 
-METHODS = ("geo-cg-layer", "geo-batch", "geo-batch float32", "adam (spherenet)", "torch Adam tuned", "torch Adam lr 1e-3")
+METHODS = ("geo-cg-layer", "geo-batch", "geo-batch float64", "adam (spherenet)", "torch Adam tuned", "torch Adam lr 1e-3")
 
 
 def summarise(runs: list, targets: dict, epochs: int) -> tuple[dict, str]:
