@@ -86,7 +86,8 @@ def sphere_curve(base: dict, method: str, seed: int, K: float, batch_size, itera
     (X, Y, Xt, Yt), _ = scaled_arrays(tr, te, net, dtype, scaling)
     # Evaluating every iteration costs a full pass per mini-batch step (wall clock, not training time);
     # the loop's eval_every (issue 16) avoids it where it exists.
-    every = {"eval_every": max(-(-iterations // evals), 1)} if "eval_every" in inspect.signature(train).parameters else {}
+    has_every = "eval_every" in inspect.signature(train).parameters
+    every = {"eval_every": max(-(-iterations // evals), 1)} if has_every else {}
     h = train(net, X, Y, method, iterations, Xt, Yt, batch_size=batch_size, seed=seed, **every)
     its = h.eval_iterations if every else range(len(h.loss_test))
     seconds = [0.0] + list(h.seconds)
