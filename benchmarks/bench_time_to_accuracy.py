@@ -201,7 +201,8 @@ def at_epochs(curve, epochs_total: int, epochs: int) -> float:
     return curve[index][1]
 
 
-METHODS = ("geo-cg-layer", "geo-batch", "geo-batch float64", "adam (spherenet)", "torch Adam tuned", "torch Adam lr 1e-3")
+METHODS = ("geo-cg-layer", "geo-batch", "geo-batch float64", "adam (spherenet)", "torch Adam tuned",
+           "torch Adam lr 1e-3")
 
 
 def summarise(runs: list, targets: dict, epochs: int) -> tuple[dict, str]:
