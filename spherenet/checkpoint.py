@@ -211,26 +211,26 @@ class _Journal:
                 os.close(fd)
 
     def _snapshot(self, weights, radii, history: History, final: bool) -> None:
-        name = None if final else f"{self.path.stem}.{secrets.token_hex(6)}.journal"
-        fd = None if final else _create(self.path.with_name(name))
+        journal = None if final else f"{self.path.stem}.{secrets.token_hex(6)}.journal"
+        fd = None if final else _create(self.path.with_name(journal))
         sync = final or time.monotonic() - self.last_sync >= SYNC_SECONDS
         try:
-            _write_snapshot(self.path, weights, radii, history, self.meta, self.rule, name, sync)
+            _write_snapshot(self.path, weights, radii, history, self.meta, self.rule, journal, sync)
         except BaseException:
             if fd is not None:
                 os.close(fd)
-                self.path.with_name(name).unlink(missing_ok=True)
+                self.path.with_name(journal).unlink(missing_ok=True)
             raise
         self.close(sync=False)
-        self.fd, self.journal, self.size = fd, name, 0
+        self.fd, self.journal, self.size = fd, journal, 0
         self.limit = max(JOURNAL_BYTES, self.path.stat().st_size)
         self.written = {name: len(getattr(history, name)) for name in _LISTS}
         self.written |= {f"info.{key}": len(values) for key, values in history.info.items()}
         self.batch = dict(history.batch_state)
         self.last_sync = time.monotonic() if sync else self.last_sync
-        for old in (*self.path.parent.glob(f"{glob.escape(self.path.stem)}.*.journal"),
-                    *self.path.parent.glob(f"{glob.escape(self.path.stem)}.*.history.jsonl")):
-            if old.name != name:
+        stem = glob.escape(self.path.stem)
+        for old in (*self.path.parent.glob(f"{stem}.*.journal"), *self.path.parent.glob(f"{stem}.*.history.jsonl")):
+            if old.name != journal:
                 old.unlink(missing_ok=True)
 
     def _append(self, weights, history: History) -> None:
@@ -573,10 +573,11 @@ def train_with_checkpoints(path, net: NormalisedMLP, X, Y, rule_name: str, itera
     The numbers are those of one uninterrupted ``train`` call (``rule``: the step-rule object to continue
     with, e.g. ``Checkpoint.rule()``, else a new one is made). ONE ``train`` call, the checkpoints written by
     :class:`_SavingRule` as each ``every``-th iteration begins (with mini-batches, the history the loop last
-    reported carries where the draw stood then, ``History.batch_state``). If the run stops early
+    reported carries where the draw stood then, ``History.batch_state``), in format 3 (:class:`_Journal`:
+    a snapshot at the first write and at the end, a journal record at the others). If the run stops early
     (``history.stop_reason``) the checkpoint is written and the loop ends. An exception
-    (e.g. KeyboardInterrupt) leaves the last checkpoint as it was. ``threads``: as in ``train`` (resume
-    with the same count to get the same bits).
+    (e.g. KeyboardInterrupt) leaves the last checkpoint as it was, its journal synced. ``threads``: as in
+    ``train`` (resume with the same count to get the same bits).
     """
     if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
         raise ValueError(f"checkpoint every must be an integer >= 1, got {every!r}")

@@ -530,11 +530,11 @@ def test_a_damaged_record_is_refused_naming_the_journal_and_how_to_keep_the_rest
     path = _journaled(tmp_path, "geo-cg-layer", 20, stop_at=12)
     (journal,) = _journals(tmp_path)
     raw = journal.read_bytes()
-    starts = [pos for pos, _, _, _ in ((p, n, h, a) for n, p, h, a in ck._records(journal, raw))]
+    starts = [pos for _, pos, _, _ in ck._records(journal, raw)]
     assert len(starts) == 10                                         # after iterations 2..11
-    for record, offset in [(3, 2), (3, 40), (3, -9), (9, -1), (0, 14)]:
-        at = (starts[record + 1] if record + 1 < len(starts) else len(raw)) + offset if offset < 0 \
-            else starts[record] + offset
+    ends = starts[1:] + [len(raw)]
+    for record, at in [(3, starts[3] + 2), (3, starts[3] + 40), (3, ends[3] - 9), (9, ends[9] - 1),
+                       (0, starts[0] + 14)]:                          # head, JSON, arrays; middle, last, first
         journal.write_bytes(raw[:at] + bytes([raw[at] ^ 0x10]) + raw[at + 1:])
         with pytest.raises(ValueError, match=rf"record {record} \(byte {starts[record]}\) is damaged") as info:
             ck.load_checkpoint(path)
