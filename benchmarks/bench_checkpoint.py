@@ -7,11 +7,13 @@ Printed, per variant, the median wall time over the repeats and its ratio to the
 * ``pieces``: N calls of one iteration each, continuing one another, nothing written (``train``'s
   per-call restart: how checkpoints were taken before, for mini-batches until session 5);
 * ``checkpoint every 1``: ``spherenet.checkpoint.train_with_checkpoints(..., every=1)``: one ``train``
-  call, a checkpoint written as each step begins, the history appended to its log (format 2);
-* ``inline history (format 1)`` with ``--inline``: the same, with the whole history rewritten into the
-  ``.npz`` and synced at every write, as checkpoints were written before.
+  call, a checkpoint kept as each step begins (format 3: a snapshot at the first write and at the end,
+  one record appended to the journal at every other write);
+* ``inline history (format 1)`` with ``--inline``: the same, with the whole state (history included)
+  rewritten into a synced ``.npz`` at every write, as checkpoints were written before.
 
-and the mean cost of one write over the first and the last tenth of the run (flat if O(1) per write).
+and the mean cost of one journal record over the first and the last tenth of the run (equal if a write is
+O(1)), and what the snapshots took in all.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_checkpoint.py [--iterations 1500] [--widths 12-25-30-15-3]
                                                                   [--repeats 3] [--inline] [--batch-size B]
