@@ -422,11 +422,11 @@ def _journals(folder):
     return sorted(folder.glob("c.*.journal"))
 
 
-def _journaled(tmp_path, rule="taylor", iterations=12, batch_size=None, stop_at=None, **options):
+def _journaled(tmp_path, rule="taylor", iterations=12, batch_size=None, stop_at=None, dtype=np.float64, **options):
     """A run checkpointed at every iteration; ``stop_at``: interrupted there (KeyboardInterrupt from the
     callback), so its snapshot and journal stay as a killed run leaves them. Returns the path."""
-    X, Y = data()
-    net = sn.NormalisedMLP(WIDTHS, seed=1)
+    X, Y = (a.astype(dtype) for a in data())
+    net = sn.NormalisedMLP(WIDTHS, seed=1, dtype=dtype)
 
     def interrupt(k, history):
         if k == stop_at:
@@ -440,10 +440,10 @@ def _journaled(tmp_path, rule="taylor", iterations=12, batch_size=None, stop_at=
     return path
 
 
-def _straight(rule="taylor", iterations=12, batch_size=None, **options):
+def _straight(rule="taylor", iterations=12, batch_size=None, dtype=np.float64, **options):
     """(net, history) of an uninterrupted run of the same problem."""
-    X, Y = data()
-    net = sn.NormalisedMLP(WIDTHS, seed=1)
+    X, Y = (a.astype(dtype) for a in data())
+    net = sn.NormalisedMLP(WIDTHS, seed=1, dtype=dtype)
     return net, train(net, X, Y, rule, iterations, batch_size=batch_size, seed=4, **options)
 
 
@@ -486,6 +486,13 @@ def test_journaled_checkpoints_resume_exactly_and_do_not_grow(tmp_path, rule, ba
     sizes = seen["sizes"]
     assert max(sizes[-10:]) <= max(sizes[:10]) + 8 * len(X)          # (+ an epoch's order, if one was drawn)
     _same_run(ck.load_checkpoint(path), whole, expected)
+
+
+def test_a_float32_run_is_journaled_bit_for_bit(tmp_path):
+    path = _journaled(tmp_path, "geo-adam", 20, stop_at=9, dtype=np.float32)
+    back = ck.load_checkpoint(path)
+    assert back.iterations == 8 and back.net.dtype == np.float32
+    _same_run(back, *_straight("geo-adam", 8, dtype=np.float32))
 
 
 def test_the_order_of_a_mini_batch_epoch_is_written_once(tmp_path):
