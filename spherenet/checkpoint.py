@@ -44,10 +44,10 @@ accepted.
 The snapshot is rewritten, naming a new journal (created empty first), at a process's first write, when the
 journal has grown past ``max(JOURNAL_BYTES, the snapshot's size)`` (so rewriting the whole history costs
 O(1) per write, amortised) and at the end of the run (naming no journal). The journals it no longer names
-(and format-2 logs) are then deleted, also those a killed process left. A record is one ``write`` on a
-file kept open, without a rename or an ``.npz``; the journal is synced to disk at most every
-``SYNC_SECONDS`` and when it is closed (a killed process loses nothing written, a power cut at most the
-last seconds).
+(and format-2 logs) are then deleted, also those a killed process left. A snapshot is synced to disk
+before it replaces an earlier checkpoint; a record is one ``write`` on a file kept open, without a rename or
+an ``.npz``, and the journal is synced at most every ``SYNC_SECONDS`` and when it is closed (a killed
+process loses nothing written, a power cut at most the last seconds).
 
 Format 2 (written before format 3; still read): the history in an append-only log beside the snapshot,
 ``<stem>.<generation>.history.jsonl``, one JSON line per write with what each list gained; ``meta`` holds
@@ -213,7 +213,7 @@ class _Journal:
     def _snapshot(self, weights, radii, history: History, final: bool) -> None:
         journal = None if final else f"{self.path.stem}.{secrets.token_hex(6)}.journal"
         fd = None if final else _create(self.path.with_name(journal))
-        sync = final or time.monotonic() - self.last_sync >= SYNC_SECONDS
+        sync = final or self.path.exists()               # a first checkpoint has nothing to protect
         try:
             _write_snapshot(self.path, weights, radii, history, self.meta, self.rule, journal, sync)
         except BaseException:
@@ -226,8 +226,7 @@ class _Journal:
         self.limit = max(JOURNAL_BYTES, self.path.stat().st_size)
         self.written = {name: len(getattr(history, name)) for name in _LISTS}
         self.written |= {f"info.{key}": len(values) for key, values in history.info.items()}
-        self.batch = dict(history.batch_state)
-        self.last_sync = time.monotonic() if sync else self.last_sync
+        self.batch, self.last_sync = dict(history.batch_state), time.monotonic()
         stem = glob.escape(self.path.stem)
         for old in (*self.path.parent.glob(f"{stem}.*.journal"), *self.path.parent.glob(f"{stem}.*.history.jsonl")):
             if old.name != journal:
