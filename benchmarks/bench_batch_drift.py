@@ -1,7 +1,7 @@
 """How far does geo-batch (the mini-batch rule) let the weights drift off their spheres over 100,000 steps?
 
 Every step is the real thing through ``spherenet.train.train``: a mini-batch, forward, backward, Adam's
-direction on the spheres, the averaged jet-Newton step, at most two halvings, ``W_i <- Γ_i(tau)`` in
+direction on the spheres, the averaged Newton step (secant curvature), at most two halvings, ``W_i <- Γ_i(tau)`` in
 increment form; no re-projection. A small net (5-8-6-3, radii 1, 2, 0.5) on 512 samples in the unit ball,
 batches of 8, so 100,000 steps take minutes. Printed per dtype: the drift
 ``max_i | ||W_i||_F - mu_i | / mu_i`` (maximum over the run so far) after 1e3, 1e4, 1e5 steps, the fraction

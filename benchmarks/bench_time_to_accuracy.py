@@ -10,7 +10,8 @@ reads the folder back with ``load_neural_fly`` (``experiments.load_problem``), a
 Methods (every one on the same split; ``--seeds`` seeds, one run per process, one process per core):
 
 * ``geo-cg-layer``: spherenet's default, full batch, ``--iterations`` iterations;
-* ``geo-batch``: the default with ``--batch-size 1024``, ``--epochs`` epochs, nothing tuned;
+* ``geo-batch``: the default with ``--batch-size 1024``, ``--epochs`` epochs, nothing tuned (float64);
+* ``geo-batch float32``: the same in float32, the precision PyTorch trains in;
 * ``adam (spherenet)``: the project's tuned Adam baseline (``experiments.run(method="adam")``, batch 1024);
 * ``torch Adam tuned`` / ``torch Adam lr 1e-3`` (when PyTorch is importable): ``torch.optim.Adam`` on a
   biased 12-25-30-15-3 MLP in float32 (PyTorch's defaults), inputs and targets standardised, batch 1024; the
@@ -70,16 +71,17 @@ def chosen_budget(base: dict, rho: float | None = None) -> dict:
     return {"lipschitz": budget_for(rho, tr.X, tr.Y, float(np.prod(radii))), "seconds": 0.0, "rho": rho}
 
 
-def sphere_curve(base: dict, method: str, seed: int, K: float, batch_size, iterations: int, evals: int = 60):
+def sphere_curve(base: dict, method: str, seed: int, K: float, batch_size, iterations: int, evals: int = 60,
+                 dtype=np.float64):
     """``[(training seconds, test RMSE [N])]`` of a spherenet run, ~``evals`` points."""
     from spherenet.experiments import fit_scaling, load_problem, network_widths, scaled_arrays, settings_for
     from spherenet.network import NormalisedMLP
     from spherenet.train import train
     s = settings_for(**base, method=method, seed=seed, lipschitz=K, batch_size=batch_size)
     tr, te = load_problem(s["data"], s["data_path"], s["data_seed"], s["n_samples"], split=s["split"])
-    net = NormalisedMLP(network_widths(s), seed=seed)
+    net = NormalisedMLP(network_widths(s), seed=seed, dtype=dtype)
     scaling = fit_scaling(s, tr, net)
-    (X, Y, Xt, Yt), _ = scaled_arrays(tr, te, net, np.float64, scaling)
+    (X, Y, Xt, Yt), _ = scaled_arrays(tr, te, net, dtype, scaling)
     # Evaluating every iteration costs a full pass per mini-batch step (wall clock, not training time);
     # the loop's eval_every (issue 16) avoids it where it exists.
     every = {"eval_every": max(iterations // evals, 1)} if "eval_every" in inspect.signature(train).parameters else {}
@@ -171,6 +173,8 @@ def one_run(job: dict) -> dict:
             curve, info = sphere_curve(base, "geo-cg-layer", seed, job["K"], None, job["iterations"])
         elif kind == "geo-batch":
             curve, info = sphere_curve(base, "geo-batch", seed, job["K"], BATCH, job["batch_steps"])
+        elif kind == "geo-batch float32":
+            curve, info = sphere_curve(base, "geo-batch", seed, job["K"], BATCH, job["batch_steps"], dtype=np.float32)
         elif kind == "adam (spherenet)":
             curve, info = baseline_curve(base, seed, job["batch_steps"])
         elif kind == "torch Adam tuned":
@@ -192,7 +196,7 @@ def at_epochs(curve, epochs_total: int, epochs: int) -> float:
     return curve[index][1]
 
 
-METHODS = ("geo-cg-layer", "geo-batch", "adam (spherenet)", "torch Adam tuned", "torch Adam lr 1e-3")
+METHODS = ("geo-cg-layer", "geo-batch", "geo-batch float32", "adam (spherenet)", "torch Adam tuned", "torch Adam lr 1e-3")
 
 
 def summarise(runs: list, targets: dict, epochs: int) -> tuple[dict, str]:

@@ -88,7 +88,8 @@ def _add_train(sub) -> None:
                    help="the learning rates sgd and adam tune over (default: their half-decade grids)")
     train.add_argument("--quiet", action="store_true", help="no progress bars (also off when stderr is no terminal)")
     train.add_argument("--seed", type=int, default=0, help="seed of the initialisation (and mini-batches)")
-    train.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    train.add_argument("--dtype", choices=("float64", "float32"), default=None,
+                       help="precision (default: float64, or float32 with --batch-size)")
     train.add_argument("--threads", type=int, default=1, metavar="T",
                    help="split the samples of every pass over T threads (sphere methods; default 1)")
     train.add_argument("--out", default=None,
@@ -240,7 +241,7 @@ def _train_into(args, settings: dict, folder: RunFolder) -> None:
     budget = (f"Lipschitz budget {args.lipschitz:g}" if args.lipschitz is not None else
               "Lipschitz budget chosen on a validation part" if args.scaling == "standard" else "the paper's scaling")
     print(f"spherenet train: {args.method} on {args.data} ({args.split} split), widths {args.widths}, "
-          f"{args.iterations} iterations, seed {args.seed}, {args.dtype}, {budget}"
+          f"{args.iterations} iterations, seed {args.seed}, {settings['dtype']}, {budget}"
           + (f"; resuming {checkpoint}" if args.resume else ""), file=sys.stderr)
     # Result files are written only once training has finished, and as a set (RunFolder.publish): an
     # interrupted run leaves the old set (and its last checkpoint, written atomically) intact.

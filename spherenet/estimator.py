@@ -87,8 +87,9 @@ class SphereNetRegressor:
         training data (:func:`spherenet.budget.select_lipschitz`; ``lipschitz_selection_`` keeps the table).
     standardize : bool, default False
         ``scaling="paper"`` only: standardise every feature before ``x / ||x||`` (NOT in the paper).
-    dtype : "float64" | "float32", default "float64"
-        Precision of the network and of training; scaling and predictions are float64.
+    dtype : "float64" | "float32" or None, default None
+        Precision of the network and of training; scaling and predictions are float64. None: float64 for
+        full batch, float32 with ``batch_size`` (``spherenet.experiments.default_dtype`` says why).
     random_state : int >= 0 or None, default 0
         Seed of the initialisation and of the mini-batch order. None draws a fresh seed from the OS;
         the seed used is kept in ``seed_`` so such a fit can be repeated.
@@ -125,7 +126,7 @@ class SphereNetRegressor:
     """
 
     def __init__(self, hidden=(25, 30, 15), method=None, order=2, iterations=200, radius="unit",
-                 batch_size=None, scaling="standard", lipschitz=None, standardize=False, dtype="float64",
+                 batch_size=None, scaling="standard", lipschitz=None, standardize=False, dtype=None,
                  random_state=0, verbose=False):
         self.hidden = hidden
         self.method = method
@@ -173,7 +174,7 @@ class SphereNetRegressor:
             raise TypeError(f"hidden must be a sequence of positive integers, got {self.hidden!r}")
         if self.batch_size is not None:
             positive_int("batch_size", self.batch_size)
-        from .experiments import default_method
+        from .experiments import default_dtype, default_method
         method = default_method(self.batch_size) if self.method is None else check_choice(
             "method", self.method, tuple(RULES))
         if not isinstance(self.standardize, (bool, np.bool_)):
@@ -186,7 +187,7 @@ class SphereNetRegressor:
         if self.lipschitz is not None:
             finite_float("lipschitz", self.lipschitz, positive=True)
         try:
-            dtype = None if self.dtype is None else np.dtype(self.dtype)  # np.dtype(None) would be float64
+            dtype = np.dtype(default_dtype(self.batch_size) if self.dtype is None else self.dtype)
         except TypeError:
             dtype = None
         if dtype not in (np.float32, np.float64):

@@ -12,6 +12,7 @@ calls the unchecked ``_``-versions on its hot path.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -180,7 +181,7 @@ class Workspace:
         ndarray
             A view of the first ``prod(shape)`` numbers of the buffer.
         """
-        size = int(np.prod(shape))
+        size = math.prod(shape)
         flat = self._arrays.get(name)
         if flat is None or flat.size < size or flat.dtype != dtype:
             flat = self._arrays[name] = np.empty(size, dtype)

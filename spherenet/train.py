@@ -254,7 +254,7 @@ class _Batches:
             self.order, self.pos = self.rng.permutation(len(self.X)), 0
         idx = np.sort(self.order[self.pos:self.pos + self.size])
         self.pos += self.size
-        return self.X[idx], self.Y[idx]
+        return self.X.take(idx, axis=0), self.Y.take(idx, axis=0)
 
     def state(self) -> dict:
         return {"rng": self.rng.bit_generator.state, "order": self.order.tolist(), "pos": self.pos}

@@ -160,6 +160,35 @@ def test_adam_direction_is_tangent_and_descends():
         weights = Geodesic(weights, D, net.radii).point(0.05)
 
 
+def test_adam_direction_equals_adam_written_out_layer_by_layer():
+    """The flat implementation (FlatTangents) against Adam's update per layer with sphere.project_tangent, over
+    several points, in float64 and float32 weights; and its memory through state()/restore()."""
+    for dtype in (np.float64, np.float32):
+        net, X, Y = problem(23, N=128)
+        weights = [W.astype(dtype) for W in net.weights]
+        adam, resumed = AdamDirection(), None
+        m = v = None
+        for k in range(1, 6):
+            it = iterate(spherenet.NormalisedMLP.from_weights(weights, net.radii), X.astype(dtype), Y.astype(dtype))
+            D, _ = (resumed or adam)(weights, it.grads, net.radii)
+            W64 = [W.astype(np.float64) for W in weights]
+            g = [sphere.project_tangent(W, G.astype(np.float64), mu) for W, G, mu in zip(W64, it.grads, net.radii)]
+            m = [0.1 * gi for gi in g] if m is None else [0.9 * sphere.project_tangent(W, mi, mu) + 0.1 * gi
+                                                          for W, mi, gi, mu in zip(W64, m, g, net.radii)]
+            v = [0.001 * gi * gi for gi in g] if v is None else [0.999 * vi + 0.001 * gi * gi for vi, gi in zip(v, g)]
+            c1, c2 = 1 - 0.9 ** k, 1 - 0.999 ** k
+            scale = np.sqrt(max(float(vi.max()) for vi in v) / c2)
+            expected = [sphere.project_tangent(W, -(mi / c1) / (np.sqrt(vi / c2) + 1e-8 * scale), mu)
+                        for W, mi, vi, mu in zip(W64, m, v, net.radii)]
+            for Di, Ei in zip(D, expected):
+                assert Di.shape == Ei.shape
+                np.testing.assert_allclose(Di, Ei, rtol=1e-10, atol=1e-13 * np.abs(Ei).max())
+            if k == 3:                                  # continue from the memory in a fresh object
+                resumed = AdamDirection()
+                resumed.restore(adam.state())
+            weights = Geodesic(weights, D, net.radii).point(0.05)
+
+
 @pytest.mark.parametrize("name", ["geo-cg", "geo-cg-layer", "geo-adam", "geo-rgrad"])
 def test_training_is_monotone_on_the_spheres_with_the_lipschitz_bound(name):
     net, X, Y = problem(19, N=256)

@@ -266,7 +266,7 @@ def test_fit_refuses_sparse_input(small):
     ({"radius": "wide"}, ValueError, "unknown radius rule 'wide'"),
     ({"radius": -1.0}, ValueError, "radius must be > 0"),
     ({"dtype": "int8"}, ValueError, "dtype must be 'float32' or 'float64'"),
-    ({"dtype": None}, ValueError, "dtype must be 'float32' or 'float64'"),
+    ({"dtype": "float16"}, ValueError, "dtype must be 'float32' or 'float64'"),
     ({"random_state": -1}, ValueError, "random_state must be >= 0"),
     ({"random_state": "seed"}, TypeError, "random_state must be an integer"),
     ({"standardize": "yes"}, TypeError, "standardize must be True or False"),

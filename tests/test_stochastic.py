@@ -1,8 +1,9 @@
-"""geo-batch, the automatic step on mini-batches (spherenet/beyond/stochastic.py, docs/beyond.md §6): the
-averaged Newton step against an independent recomputation, the steps it takes, never diverging and never
-leaving the spheres on several problems and dtypes, the same bits for the same seed and thread count, a
+"""geo-batch, the automatic step on mini-batches (spherenet/beyond/stochastic.py, docs/beyond.md §7): the
+averaged Newton step and the secant curvature against independent recomputations, the steps it takes, never
+diverging and never leaving the spheres on several problems and dtypes, the same bits for the same seed and thread count, a
 resumed run equal to an uninterrupted one, and the default method with mini-batches."""
 import json
+import math
 import subprocess
 import sys
 import textwrap
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 import spherenet as sn
 from spherenet import sphere
 from spherenet import checkpoint as ck
-from spherenet.beyond.stochastic import BatchGeodesicStep
+from spherenet.beyond.stochastic import BatchGeodesicStep, secant_curvature
 from spherenet.experiments import DEFAULTS, settings_for
 from spherenet.taylor import EPS, newton_safeguard
 from spherenet.train import train
@@ -35,37 +36,71 @@ def problem(seed, n=300, target_scale=1.0):
 
 @settings(deadline=None, max_examples=30)
 @given(rho=st.floats(0.0, 0.999),
-       pairs=st.lists(st.tuples(st.floats(-1.0, 1.0), st.floats(-5.0, 5.0)), min_size=1, max_size=20))
-def test_averaged_step_is_the_newton_step_of_the_weighted_averages(rho, pairs):
+       slopes=st.lists(st.floats(-1.0, 1.0), min_size=1, max_size=20),
+       curvatures=st.lists(st.floats(-5.0, 5.0), min_size=1, max_size=20))
+def test_model_step_is_the_newton_step_of_the_weighted_averages(rho, slopes, curvatures):
     rule = BatchGeodesicStep(memory=rho)
-    for n, (beta, kappa) in enumerate(pairs):
-        t = rule.averaged_step(beta, kappa)
-        w = (1 - rho) * rho ** np.arange(n, -1, -1.0)               # weight of pair j: (1 - rho) rho^(n - j)
-        B = float(np.dot(w, [p[0] for p in pairs[:n + 1]]))
-        K = float(np.dot(w, [p[1] for p in pairs[:n + 1]]))
-        expected = 0.0 if B <= 0 else (min(B / K, EPS) if K > 0 else EPS)
-        assert t == pytest.approx(expected, rel=1e-9, abs=1e-15)
-    if rho == 0 and pairs[-1][0] > 0:                              # no memory: Algorithm 1's safeguarded step
-        assert t == pytest.approx(newton_safeguard(pairs[-1][0], pairs[-1][1]), rel=1e-12)
+    for beta in slopes:
+        rule.fold_slope(beta)
+    for kappa in curvatures:
+        rule.fold_curvature(kappa)
+
+    def average(values):                                           # value j weighs (1 - rho) rho^(n - 1 - j)
+        w = (1 - rho) * rho ** np.arange(len(values) - 1, -1, -1.0)
+        return float(np.dot(w, values) / w.sum())
+    B, K = average(slopes), average(curvatures)
+    assert rule.averages() == pytest.approx((B, K), rel=1e-9, abs=1e-12)
+    expected = 0.0 if B <= 0 else (min(B / K, EPS) if K > 0 else EPS)
+    assert rule.model_step() == pytest.approx(expected, rel=1e-9, abs=1e-15)
+    if rho == 0 and slopes[-1] > 0:                                # no memory: Algorithm 1's safeguarded step
+        assert rule.model_step() == pytest.approx(newton_safeguard(slopes[-1], curvatures[-1]), rel=1e-12)
+
+
+@settings(deadline=None, max_examples=50)
+@given(J0=st.floats(-10.0, 10.0), beta=st.floats(-10.0, 10.0), kappa=st.floats(-10.0, 10.0),
+       t=st.floats(1e-3, 1.0))
+def test_the_secant_of_a_parabola_is_its_curvature(J0, beta, kappa, t):
+    Jt = J0 - beta * t + kappa * t * t / 2
+    assert secant_curvature(J0, beta, t, Jt) == pytest.approx(kappa, abs=1e-9 * (1 + abs(J0) + abs(beta)) / t ** 2)
+
+
+def test_nothing_known_no_step_and_slope_without_curvature_is_eps():
+    rule = BatchGeodesicStep()
+    assert rule.model_step() == 0.0 and all(np.isnan(rule.averages()))
+    rule.fold_slope(0.3)
+    assert rule.model_step() == EPS
+    rule.fold_slope(math.nan), rule.fold_curvature(math.inf)       # non-finite values are left out
+    assert rule.averages()[0] == pytest.approx(0.3) and np.isnan(rule.averages()[1])
+
+
+def test_a_secant_below_the_rounding_of_the_losses_is_not_folded():
+    rule = BatchGeodesicStep()
+    rule.fold_curvature(2.0)                          # K t²/2 = t² against 64 eps |J0|, J0 = 1
+    assert rule.resolvable(1.0, 1e-6, np.float64) and not rule.resolvable(1.0, 1e-6, np.float32)
+    assert rule.resolvable(1.0, 1e-2, np.float32)
 
 
 def test_steps_are_the_averaged_newton_steps_halved_on_the_batch():
     X, Y = problem(0)
-    rule = BatchGeodesicStep()
-    h = train(sn.NormalisedMLP(WIDTHS, seed=1), X, Y, rule, 60, batch_size=32, seed=2)
+    h = train(sn.NormalisedMLP(WIDTHS, seed=1), X, Y, BatchGeodesicStep(), 60, batch_size=32, seed=2)
     check = BatchGeodesicStep()
+    check.fold_curvature(h.info["kappa_model"][0])                  # the first step's: the jet's
     for k in range(h.iterations):
-        t_model = check.averaged_step(h.info["beta_batch"][k], h.info["kappa"][k])
-        assert h.info["t_model"][k] == t_model
-        assert h.tau[k] in (0.0, t_model / 2 ** h.halvings[k])
+        check.fold_slope(h.info["beta_batch"][k])
+        assert h.info["kappa_model"][k] == check.averages()[1]
+        assert h.info["t_model"][k] == check.model_step()
+        assert h.tau[k] in (0.0, h.info["t_model"][k] / 2 ** h.halvings[k])
         assert h.tau[k] == 0.0 or h.actual[k] <= 0                  # a step decreases its own batch's loss
+        check.fold_curvature(h.info["kappa"][k])                    # the secant (NaN: none, left out)
+    assert np.mean(np.isfinite(h.info["kappa"])) > 0.9
     assert np.mean(np.array(h.tau) > 0) > 0.8
     assert min(h.info["fallback"]) == 0                             # Adam's direction, not the gradient
 
 
-def test_curvature_comes_from_every_kth_row_of_the_batch():
-    """Batch 1000, curvature_rows 256: the jet is that of rows 0, 4, 8, .. (an independent forward pass on
-    them), the slope that of the whole batch."""
+def test_first_curvature_from_every_kth_row_then_the_secant_of_the_trial():
+    """Batch 1000, curvature_rows 256: the first curvature is the jet of rows 0, 4, 8, .. (an independent forward
+    pass on them), the slope that of the whole batch, and the secant curvature that of the first trial point,
+    evaluated here by an independent forward pass on the whole batch."""
     from spherenet.beyond import Geodesic
     from spherenet.beyond.directions import inner
     from spherenet.network import _backward, _direction, _forward_cache
@@ -85,9 +120,22 @@ def test_curvature_comes_from_every_kth_row_of_the_batch():
                  for W, a, b, mu in zip(net.weights, m, v, net.radii)]
     curve = Geodesic(net.weights, direction, net.radii)
     jet = curve.loss_jet(_forward_cache(net.weights, X[::4]), X[::4], Y[::4], 2)
-    assert step.info["kappa"] == pytest.approx(2 * jet[2], rel=1e-9)
-    assert step.info["beta_batch"] == pytest.approx(-inner(grads, direction) / curve.speed, rel=1e-9)
+    beta = -inner(grads, direction) / curve.speed
+    assert step.info["kappa_model"] == pytest.approx(2 * jet[2], rel=1e-9)
+    assert step.info["beta_batch"] == pytest.approx(beta, rel=1e-9)
     assert 2 * jet[2] != pytest.approx(2 * curve.loss_jet(cache, X, Y, 2)[2], rel=1e-6)   # not the whole batch
+    t = step.info["t_model"]
+    F = X
+    for i, W in enumerate(curve.point(t)):                          # a plain forward pass at the trial point
+        F = F @ W.T if i == 2 else np.maximum(F @ W.T, 0)
+    J_t = 0.5 * np.sum((F - Y) ** 2) / len(X)
+    assert 0 < t <= EPS and step.info["kappa"] == pytest.approx(2 * (J_t - J + beta * t) / t ** 2, rel=1e-7)
+
+
+def test_memory_of_the_earlier_rule_is_refused():
+    rule = BatchGeodesicStep()
+    with pytest.raises(ValueError, match="holds 3 numbers, expected 4: written by an earlier version"):
+        rule.restore({"model": np.zeros(3), "k": np.array(0)})
 
 
 @pytest.mark.parametrize("seed, batch_size, target_scale, dtype", [
@@ -173,7 +221,15 @@ def test_cli_batch_size_runs_geo_batch_unless_a_method_is_named(tmp_path, method
     assert main(args) == 0
     record = json.loads((out / "result.json").read_text())
     assert record["method"] == expected and record["batch_size"] == 64
-    assert record["max_norm_drift"] <= 1e-13 and record["rmse_test"] < record["rmse_test_mean"]
+    assert record["dtype"] == "float32"                             # the default with mini-batches
+    assert record["max_norm_drift"] <= 1e-6 and record["rmse_test"] < record["rmse_test_mean"]
+
+
+def test_default_precision_is_float64_for_full_batch_and_float32_with_mini_batches():
+    assert settings_for()["dtype"] == "float64" and settings_for(batch_size=64)["dtype"] == "float32"
+    assert settings_for(batch_size=64, dtype="float64")["dtype"] == "float64"
+    assert sn.SphereNetRegressor(batch_size=64)._checked_params()["dtype"] == np.float32
+    assert sn.SphereNetRegressor()._checked_params()["dtype"] == np.float64
 
 
 def test_time_to_accuracy_figure_draws_every_panel(tmp_path):

@@ -229,6 +229,50 @@ class ConjugateGradient:
         return D, {"beta_cg": beta, "restart": float(restarted)}
 
 
+class FlatTangents:
+    """Lists of per-layer matrices shaped like ``weights`` as one float64 vector, layer ``i`` a segment of it.
+
+    On the product of spheres the tangent projection acts layer by layer; on the flat vector it is a few NumPy
+    calls whatever the depth (``project``), which is what makes :class:`AdamDirection` cheap per mini-batch.
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        Gives the layers' shapes.
+
+    Examples
+    --------
+    >>> flat = FlatTangents([np.ones((1, 2)), np.ones((2, 1))])
+    >>> flat.layer_inner(flat.join([np.ones((1, 2)), np.full((2, 1), 2.0)]), np.ones(4))
+    array([2., 4.])
+    """
+
+    def __init__(self, weights):
+        self.shapes = [W.shape for W in weights]
+        self.sizes = np.array([W.size for W in weights])
+        self.starts = np.concatenate(([0], np.cumsum(self.sizes)[:-1]))
+
+    def join(self, arrays) -> np.ndarray:
+        """The flat float64 vector of ``arrays`` (one per layer, row-major)."""
+        return np.concatenate([np.ravel(a) for a in arrays]).astype(np.float64, copy=False)
+
+    def split(self, flat) -> list:
+        """The layers of ``flat``, as views of it shaped like the weights."""
+        bounds = np.concatenate((self.starts, [flat.size]))
+        return [flat[a:b].reshape(shape) for a, b, shape in zip(bounds[:-1], bounds[1:], self.shapes)]
+
+    def layer_inner(self, a, b) -> np.ndarray:
+        """``<A_i, B_i>`` of every layer."""
+        return np.add.reduceat(a * b, self.starts)
+
+    def project(self, w, x, ww) -> np.ndarray:
+        """``Proj_{W_i}(X_i) = X_i - <W_i, X_i>/<W_i, W_i> W_i`` on every layer, applied twice, as
+        ``sphere.project_tangent`` (which says why); ``ww`` is ``layer_inner(w, w)``."""
+        for _ in range(2):
+            x = x - np.repeat(self.layer_inner(w, x) / ww, self.sizes) * w
+        return x
+
+
 class AdamDirection:
     """Adam's direction, made tangent (module docstring; docs/method.md §7).
 
@@ -243,7 +287,8 @@ class AdamDirection:
     -----
     Called as ``(weights, grads, radii) -> (D, info)``: ``m`` transported by projection and updated with ``g``,
     ``v`` with ``g ⊙ g``; ``D = -Proj_W(m̂/(sqrt(v̂) + delta sqrt(max v̂)))``, or ``-g`` when that is not a descent
-    direction (``info["fallback"] = 1.0``).
+    direction (``info["fallback"] = 1.0``). The moments are kept in float64, all layers in one vector
+    (:class:`FlatTangents`).
     """
     name = "adam"
 
@@ -256,6 +301,7 @@ class AdamDirection:
         """Forget the moments and the step count."""
         self.m = self.v = None
         self.k = 0
+        self.flat = None
 
     def state(self) -> dict:
         """The memory as named arrays (for checkpoints).
@@ -267,7 +313,8 @@ class AdamDirection:
         """
         out = {"k": np.array(self.k)}
         if self.m is not None:
-            out |= {f"m{i}": a for i, a in enumerate(self.m)} | {f"v{i}": a for i, a in enumerate(self.v)}
+            out |= {f"m{i}": a.copy() for i, a in enumerate(self.flat.split(self.m))}
+            out |= {f"v{i}": a.copy() for i, a in enumerate(self.flat.split(self.v))}
         return out
 
     def restore(self, state: dict) -> None:
@@ -279,24 +326,30 @@ class AdamDirection:
         """
         self.k = int(state["k"])
         L = sum(1 for k in state if k.startswith("m"))
-        self.m = [state[f"m{i}"] for i in range(L)] if L else None
-        self.v = [state[f"v{i}"] for i in range(L)] if L else None
+        self.m = self.v = self.flat = None
+        if L:
+            m, v = [state[f"m{i}"] for i in range(L)], [state[f"v{i}"] for i in range(L)]
+            self.flat = FlatTangents(m)
+            self.m, self.v = self.flat.join(m), self.flat.join(v)
 
     def __call__(self, weights, grads, radii):
-        g = riemannian_gradient(weights, grads, radii)
+        if self.flat is None:
+            self.flat = FlatTangents(weights)
+        flat = self.flat
+        w = flat.join(weights)
+        ww = flat.layer_inner(w, w)
+        g = flat.project(w, flat.join(grads), ww)
         self.k += 1
         if self.m is None:
-            self.m = [np.zeros_like(gi) for gi in g]
-            self.v = [np.zeros_like(gi) for gi in g]
-        self.m = [self.b1 * mi + (1 - self.b1) * gi for mi, gi in zip(transport(weights, self.m, radii), g)]
-        self.v = [self.b2 * vi + (1 - self.b2) * gi * gi for vi, gi in zip(self.v, g)]
+            self.m, self.v = np.zeros_like(g), np.zeros_like(g)
+        self.m = self.b1 * flat.project(w, self.m, ww) + (1 - self.b1) * g
+        self.v = self.b2 * self.v + (1 - self.b2) * g * g
         c1, c2 = 1 - self.b1 ** self.k, 1 - self.b2 ** self.k
-        scale = max(float(np.sqrt(max(float(v.max()) for v in self.v) / c2)), np.finfo(float).tiny)
-        D = [-(mi / c1) / (np.sqrt(vi / c2) + self.delta * scale) for mi, vi in zip(self.m, self.v)]
-        D = transport(weights, D, radii)
-        if inner(g, D) < 0:
-            return D, {"fallback": 0.0}
-        return [-gi for gi in g], {"fallback": 1.0}
+        scale = max(float(np.sqrt(self.v.max() / c2)), np.finfo(float).tiny)
+        D = flat.project(w, -(self.m / c1) / (np.sqrt(self.v / c2) + self.delta * scale), ww)
+        if float(np.dot(g, D)) < 0:
+            return flat.split(D), {"fallback": 0.0}
+        return flat.split(-g), {"fallback": 1.0}
 
 
 DIRECTIONS = {"paper": PaperDirection, "rgrad": GradientDirection,

@@ -1,23 +1,26 @@
 """The automatic step on mini-batches: Adam's direction on the product of spheres, the length from the
-geodesic jet averaged across batches (docs/beyond.md §7). No learning rate, no schedule.
+slope and curvature of the loss along the geodesic, averaged across batches (docs/beyond.md §7). No learning
+rate, no schedule.
 
 Per batch ``b`` (``g = Proj_W ∇J_b``, ``T`` transport by projection, ``beta1, beta2 = 0.9, 0.999``):
 
     m, v   <- beta1 T(m) + (1 - beta1) g,  beta2 v + (1 - beta2) g ⊙ g           (Adam's moments)
     D       = -T(m̂ / (sqrt(v̂) + delta)), or -g if not descent   (Adam's direction, tangent: AdamDirection)
     Γ       = Geodesic(W, D, mu)                          (per-layer rates; the fastest layer turns by t)
-    beta_b  = -<∇J_b, D>/s,   kappa_b = 2 c_2             slope of J_b along Γ, curvature (its jet) on
-                                                          every k-th row, k = ceil(|b| / curvature_rows)
-    B, K   <- rho (B, K) + (1 - rho)(beta_b, kappa_b)     averaged across batches (rho = 0.99)
+    beta_b  = -<∇J_b, D>/s                                slope of J_b along Γ, exact on the whole batch
+    B      <- rho B + (1 - rho) beta_b                    averaged across batches (rho = 0.99)
     t       = clip(B / K, 0, eps)                         the Newton step of the averaged model
     tau     = t, halved (at most ``max_halvings = 2``) while J_b(Γ(tau)) > J_b(W); else tau = 0
+    kappa_b = 2 (J_b(Γ(t)) - J_b(W) + beta_b t) / t²      the secant curvature of the first trial (free:
+    K      <- rho K + (1 - rho) kappa_b                    the trial's forward pass is needed anyway)
 
-One batch's jet is a noisy model of the expected loss along ``D``; the step of the *averaged* model
-``-B t + K t²/2`` follows the expected slope and curvature, which change slowly, instead of each batch's
-noise. The step length therefore has no learning rate and no schedule: it is the Newton step of the
-averaged model, which shrinks as the expected slope along Adam's direction does. The (cheap) halvings keep
-each step a descent step on its own batch. Every iterate is ``Γ(tau)``: on the spheres, so ``prod mu_i``
-bounds the Lipschitz constant at every step; the loss is bounded on the spheres, so the rule cannot diverge.
+The first curvature (before any trial) is the order-2 jet's ``2 c_2`` on a sample of the first batch.
+One batch's slope and curvature are noisy; the step of the *averaged* model ``-B t + K t²/2`` follows the
+expected slope and curvature, which change slowly, instead of each batch's noise. The step length therefore
+has no learning rate and no schedule: it is the Newton step of the averaged model, which shrinks as the
+expected slope along Adam's direction does. The (cheap) halvings keep each step a descent step on its own
+batch. Every iterate is ``Γ(tau)``: on the spheres, so ``prod mu_i`` bounds the Lipschitz constant at every
+step; the loss is bounded on the spheres, so the rule cannot diverge.
 """
 from __future__ import annotations
 
@@ -28,13 +31,39 @@ import numpy as np
 from .._checks import finite_float, positive_int
 from ..network import ForwardCache
 from ..steps import Step, backtrack
-from ..taylor import EPS, predicted_change
+from ..taylor import EPS
 from .directions import AdamDirection, inner
 from .geodesic import Geodesic
 
+# A secant's curvature term K t²/2 must stand this many rounding units of the loss above the rounding of the
+# two losses it is the difference of; below that the secant measures rounding, not curvature.
+_RESOLVABLE = 64
+
+
+def secant_curvature(J0: float, beta: float, t: float, Jt: float) -> float:
+    """The curvature of the parabola through ``φ(0) = J0``, ``φ'(0) = -beta`` and ``φ(t) = Jt``.
+
+    ``kappa = 2 (φ(t) - φ(0) + beta t) / t²`` (docs/beyond.md §7).
+
+    Parameters
+    ----------
+    J0, beta, t, Jt : float
+        ``t > 0``.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> secant_curvature(1.0, 2.0, 0.5, 1.0 - 2.0 * 0.5 + 3.0 * 0.5 ** 2 / 2)      # φ = 1 - 2t + 3t²/2
+    3.0
+    """
+    return 2 * (Jt - J0 + beta * t) / (t * t)
+
 
 class BatchGeodesicStep:
-    """Step rule ``rule(it) -> Step`` for mini-batches (module docstring; docs/method.md §7).
+    """Step rule ``rule(it) -> Step`` for mini-batches (module docstring; docs/beyond.md §7).
 
     Parameters
     ----------
@@ -49,12 +78,14 @@ class BatchGeodesicStep:
     delta : float, optional
         Adam's ``delta`` (``AdamDirection``).
     curvature_rows : int or None, optional
-        Rows of the batch the curvature is estimated on (:meth:`curvature_sample`; ``None``: all).
+        Rows of the batch the first curvature (the jet's, before any secant) is estimated on
+        (:meth:`curvature_sample`; ``None``: all).
 
     Notes
     -----
-    ``Step.info``: ``kappa``, ``beta_batch``, ``t_model``, ``speed`` and the direction's ``info``; flag
-    ``"clipped"`` when ``t_model = eps``.
+    ``Step.info``: ``kappa`` (this step's secant curvature, NaN when there is none), ``kappa_model`` (the
+    averaged ``K`` the step used), ``beta_batch``, ``t_model``, ``speed`` and the direction's ``info``; flag
+    ``"clipped"`` when ``t_model = eps``. ``Step.predicted`` is ``-beta_b tau + K tau²/2``.
     """
     name = "geo-batch"
     uses_adjoints = False
@@ -73,7 +104,8 @@ class BatchGeodesicStep:
     def reset(self) -> None:
         """Forget Adam's moments and the averaged model."""
         self.direction.reset()
-        self.model = np.zeros(3)                  # running sums: (weight, B, K); their ratio B/K is the step
+        # running sums (slope weight, slope sum, curvature weight, curvature sum); B, K are sum / weight
+        self.model = np.zeros(4)
 
     def state(self) -> dict:
         """The memory across batches (Adam's moments, the averaged model) as named arrays (for checkpoints).
@@ -90,32 +122,73 @@ class BatchGeodesicStep:
         Parameters
         ----------
         state : dict
+
+        Raises
+        ------
+        ValueError
+            For the three-number model of the earlier rule (curvature from a jet on every batch), which this
+            rule cannot continue.
         """
-        self.model = np.array(state["model"], dtype=np.float64)
+        model = np.array(state["model"], dtype=np.float64)
+        if model.shape != (4,):
+            raise ValueError(f"the geo-batch memory holds {model.size} numbers, expected 4: written by an earlier "
+                             "version of the rule (curvature from a jet on every batch); start a new run")
+        self.model = model
         self.direction.restore({k: v for k, v in state.items() if k != "model"})
 
-    def averaged_step(self, beta: float, kappa: float) -> float:
-        """Fold one batch's slope and curvature into the averages and return the averaged model's Newton step.
+    def _fold(self, index: int, value: float) -> None:
+        """``(weight, sum) <- rho (weight, sum) + (1 - rho)(1, value)`` for the slope (0) or curvature (1)."""
+        part = self.model[2 * index:2 * index + 2]
+        part *= self.rho
+        part += (1 - self.rho) * np.array([1.0, value])
+
+    def fold_slope(self, beta: float) -> None:
+        """Fold one batch's slope ``beta_b`` into ``B`` (a non-finite one is left out).
 
         Parameters
         ----------
-        beta, kappa : float
-            ``beta_b``, ``kappa_b``; a non-finite pair is not folded in.
+        beta : float
+        """
+        if math.isfinite(beta):
+            self._fold(0, beta)
+
+    def fold_curvature(self, kappa: float) -> None:
+        """Fold one curvature measurement into ``K`` (a non-finite one is left out).
+
+        Parameters
+        ----------
+        kappa : float
+        """
+        if math.isfinite(kappa):
+            self._fold(1, kappa)
+
+    def averages(self) -> tuple[float, float]:
+        """``(B, K)``: the bias-corrected averages, ``sum / weight`` (NaN before the first value).
+
+        Returns
+        -------
+        tuple of float
+
+        Notes
+        -----
+        Weights ``(1 - rho) rho^j`` over the values folded so far, normalised by their sum.
+        """
+        wB, sB, wK, sK = self.model
+        return (sB / wB if wB > 0 else math.nan), (sK / wK if wK > 0 else math.nan)
+
+    def model_step(self) -> float:
+        """The averaged model's Newton step ``t = clip(B/K, 0, eps)``.
 
         Returns
         -------
         float
-            ``t = clip(B/K, 0, eps)``: ``eps`` when ``K <= 0 < B``, 0 when ``B <= 0``.
-
-        Notes
-        -----
-        ``B, K`` average with weights ``(1 - rho) rho^j``, normalised by their sum (i.e. bias-corrected).
+            ``eps`` when ``K <= 0 < B`` or ``B >= eps K``; 0 when ``B <= 0`` or nothing is known yet.
         """
-        if math.isfinite(beta) and math.isfinite(kappa):
-            self.model = self.rho * self.model + (1 - self.rho) * np.array([1.0, beta, kappa])
-        weight, B, K = self.model
-        if not weight > 0 or not B > 0:
+        B, K = self.averages()
+        if not B > 0:
             return 0.0
+        if math.isnan(K):
+            return self.eps
         return self.eps if B >= self.eps * K else B / K          # (K <= 0 < B included; B/K cannot overflow)
 
     def curvature_sample(self, it):
@@ -132,8 +205,7 @@ class BatchGeodesicStep:
 
         Notes
         -----
-        The jet's curvature is averaged over ~100 batches, so a part of each batch estimates it as well, for a
-        quarter of the jet's cost at batch 1024. Every k-th row, not the first rows: batches are sorted by sample index.
+        Every k-th row, not the first rows: batches are sorted by sample index.
         """
         n = it.X.shape[0]
         if self.curvature_rows is None or n <= self.curvature_rows:
@@ -143,16 +215,45 @@ class BatchGeodesicStep:
         cache = ForwardCache(inputs, [np.ascontiguousarray(Z[::k]) for Z in it.cache.Z])
         return cache, inputs[0], np.ascontiguousarray(it.Y[::k])
 
+    def resolvable(self, J0: float, t: float, dtype) -> bool:
+        """Whether a secant over ``[0, t]`` resolves curvature of the size of ``K``: ``|K| t²/2`` exceeds
+        ``64`` rounding units of the loss (``dtype``'s ``eps``), which the two losses' difference carries.
+
+        Parameters
+        ----------
+        J0, t : float
+        dtype : numpy dtype
+
+        Returns
+        -------
+        bool
+        """
+        K = self.averages()[1]
+        return abs(K) * t * t / 2 > _RESOLVABLE * np.finfo(dtype).eps * abs(J0)
+
     def __call__(self, it) -> Step:
         if it.direction.beta == 0:
             return Step(0.0, it.weights, it.cache, it.loss, predicted=0.0, flags=("stationary",))
         D, info = self.direction(it.weights, it.grads, it.radii)
         curve = Geodesic(it.weights, D, it.radii)
-        c = curve.loss_jet(*self.curvature_sample(it), 2)
-        c[1] = inner(it.grads, D) / curve.speed              # the slope on the whole batch, exact
-        t_model = self.averaged_step(-c[1], 2 * c[2])
-        step = backtrack(it, t_model, self.max_halvings, loss_at=lambda t: it.loss_at(curve.point(t)))
+        beta = -inner(it.grads, D) / curve.speed              # the slope on the whole batch, exact
+        self.fold_slope(beta)
+        if self.model[2] == 0:                                # no curvature yet: the jet's, on a sample
+            self.fold_curvature(2 * curve.loss_jet(*self.curvature_sample(it), 2)[2])
+        t_model, K = self.model_step(), self.averages()[1]
+        trials = []
+
+        def loss_at(t):
+            trials.append((t, *it.loss_at(curve.point(t))))
+            return trials[-1][1:]
+
+        step = backtrack(it, t_model, self.max_halvings, loss_at=loss_at)
+        kappa = math.nan
+        if trials and self.resolvable(it.loss, t_model, it.X.dtype):
+            kappa = secant_curvature(it.loss, beta, t_model, trials[0][1])
+            self.fold_curvature(kappa)
         step.flags = (("clipped",) if t_model == self.eps else ()) + step.flags
-        step.predicted = predicted_change(c, step.tau) if np.isfinite(c).all() else math.nan
-        step.info = {"kappa": 2 * c[2], "beta_batch": -c[1], "t_model": t_model, "speed": curve.speed, **info}
+        step.predicted = -beta * step.tau + K * step.tau ** 2 / 2 if math.isfinite(K) else math.nan
+        step.info = {"kappa": kappa, "kappa_model": K, "beta_batch": beta, "t_model": t_model,
+                     "speed": curve.speed, **info}
         return step
