@@ -7,7 +7,8 @@ final name; a SHA-256 of all its arrays, the JSON included, is stored beside the
     W0, W1, ..., W{L-1}   the weights, in their own dtype (float32 or float64), bit for bit
     radii                 (L,) float64, the sphere radii mu_i
     rule.<name>           the step rule's memory across iterations (``rule.state()``), if it keeps one
-    batch.order           format 3: the epoch's mini-batch order, if the history's draw state has one
+    batch.order           format 3: the epoch's mini-batch order, if the history's draw state has one (in
+                          the smallest unsigned integer type that holds it)
     meta                  0-d string: JSON {"kind", "format", "rule", "rule_options", "batch_size",
                           "settings", "history"} (history = ``History.as_dict()``, which keeps the
                           mini-batch draw state, so a resumed run draws the batches an uninterrupted one
@@ -29,7 +30,8 @@ run holds::
                 "batch": the mini-batch draw state's values that changed ("rng", "pos"),
                 "arrays": [[name, dtype, shape], ...] of the arrays that follow}
     arrays   = W0..W{L-1} and rule.<name> (the whole state after the write's iterations), and batch.order
-               only when an epoch has drawn a new order (once per epoch, not at every write)
+               only when an epoch has drawn a new order (once per epoch, not at every write; uint16 or
+               uint32 as in the snapshot)
 
 :func:`load_checkpoint` reads the snapshot and replays the journal's records in order: the history's lists
 are extended, the draw state updated, and the last record's weights and rule memory taken. The journal ends
@@ -174,7 +176,7 @@ def _write_snapshot(path, weights, radii, history: History, meta: dict, rule, jo
     else:
         batch = dict(history.batch_state)
         if "order" in batch:
-            arrays["batch.order"] = np.asarray(batch.pop("order"), dtype=np.intp)
+            arrays["batch.order"] = _compact(np.asarray(batch.pop("order"), dtype=np.intp))
         record = {name: getattr(history, name) for name in (*_LISTS, *_SCALARS, "method", "info")}
         meta = {**meta, "history": _json_safe({**record, "batch_state": batch}), "journal": journal}
     return save_arrays(path, radii=np.asarray(radii, dtype=np.float64), meta=np.array(json.dumps(meta)),
@@ -241,7 +243,7 @@ class _Journal:
             old = self.batch.get(key)
             if isinstance(value, np.ndarray) or isinstance(old, np.ndarray):
                 if value is not old:                   # a new epoch's order: a new array, never changed in place
-                    arrays[f"batch.{key}"] = value
+                    arrays[f"batch.{key}"] = _compact(value)
             elif value != old:
                 header["batch"][key] = value
         self.batch = dict(history.batch_state)
@@ -274,6 +276,17 @@ class _Journal:
                 pass
             raise OSError(err.errno, err.strerror or str(err), str(self.path.with_name(self.journal))) from None
         self.size += size
+
+
+def _compact(indices: np.ndarray) -> np.ndarray:
+    """Row indices in the smallest unsigned type that holds them (uint16 up to 65,536 rows: a quarter of the
+    bytes of an epoch's order)."""
+    if indices.dtype.kind in "iu" and (indices.size == 0 or indices.min() >= 0):
+        top = indices.max(initial=0)
+        for dtype in (np.uint16, np.uint32):
+            if top <= np.iinfo(dtype).max:
+                return indices.astype(dtype)
+    return indices
 
 
 def _create(path: Path) -> int:
