@@ -1,7 +1,9 @@
 """What does ``--checkpoint-every 1`` cost? Training with a checkpoint after every iteration, against training
 without, on the simulator's default problem (24,000 training rows), runs alternated and repeated.
 
-Printed, per variant, the median wall time over the repeats and its ratio to the plain run:
+Printed, per variant, the best wall time over the repeats and its ratio to the plain run's best (the
+convention of benchmarks/README.md: a load that comes and goes slows some rounds, not the best one), then
+the medians and their ratio:
 
 * ``plain``: one ``train`` call of N iterations;
 * ``pieces``: N calls of one iteration each, continuing one another, nothing written (``train``'s
@@ -107,12 +109,14 @@ def main(argv=None):
                 seconds, w = fn(widths, n, args.samples, folder, inline, args.batch_size)
                 times[name].append(seconds)
                 writes[name] = w or writes[name]
-    base = statistics.median(times["plain"])
+    best, median = min(times["plain"]), statistics.median(times["plain"])
     print(f"{args.widths}, {n} iterations, {args.samples} samples, {_method(args.batch_size)}"
-          f"{'' if args.batch_size is None else f' (batch {args.batch_size})'}, median of {args.repeats}:")
+          f"{'' if args.batch_size is None else f' (batch {args.batch_size})'}, best (and median) of "
+          f"{args.repeats} alternated rounds:")
     for name, (_, inline) in variants.items():
-        t = statistics.median(times[name])
-        print(f"  {name:28s} {t:8.2f} s   {t / base:5.2f}x plain" + _writes(writes[name], inline))
+        t, m = min(times[name]), statistics.median(times[name])
+        print(f"  {name:28s} {t:6.2f} s  {t / best:5.2f}x plain ({m:.2f} s, {m / median:.2f}x)"
+              + _writes(writes[name], inline))
 
 
 def _writes(writes, inline) -> str:

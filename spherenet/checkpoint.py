@@ -12,7 +12,8 @@ final name; a SHA-256 of all its arrays, the JSON included, is stored beside the
     meta                  0-d string: JSON {"kind", "format", "rule", "rule_options", "batch_size",
                           "settings", "history"} (history = ``History.as_dict()``, which keeps the
                           mini-batch draw state, so a resumed run draws the batches an uninterrupted one
-                          would; format 3 keeps its ``order`` in ``batch.order``, and adds "journal")
+                          would; format 3 keeps its ``order`` in ``batch.order``, writes a non-finite
+                          number as Python's json does, ``NaN``, and adds "journal")
 
 Format 1 (:func:`save_checkpoint`) is the snapshot alone. Format 3 (:func:`train_with_checkpoints`) adds a
 JOURNAL: ``meta["journal"]`` names a file beside the snapshot, ``<stem>.<random hex>.journal``, to which each
@@ -79,7 +80,7 @@ import numpy as np
 
 from .network import NormalisedMLP
 from .results import load_arrays, save_arrays
-from .train import MEMORYLESS, RULES, History, _drift, _json_safe, make_rule, train
+from .train import MEMORYLESS, RULES, History, _drift, make_rule, train
 
 KIND = "spherenet-checkpoint"
 FORMAT = 1                 # the snapshot alone, the history inline in meta (save_checkpoint)
@@ -178,9 +179,9 @@ def _write_snapshot(path, weights, radii, history: History, meta: dict, rule, jo
         if "order" in batch:
             arrays["batch.order"] = _compact(np.asarray(batch.pop("order"), dtype=np.intp))
         record = {name: getattr(history, name) for name in (*_LISTS, *_SCALARS, "method", "info")}
-        meta = {**meta, "history": _json_safe({**record, "batch_state": batch}), "journal": journal}
-    return save_arrays(path, radii=np.asarray(radii, dtype=np.float64), meta=np.array(json.dumps(meta)),
-                       sync=sync, **arrays)
+        meta = {**meta, "history": {**record, "batch_state": batch}, "journal": journal}
+    return save_arrays(path, radii=np.asarray(radii, dtype=np.float64),
+                       meta=np.array(json.dumps(meta, default=_plain)), sync=sync, **arrays)
 
 
 class _Journal:
@@ -300,11 +301,11 @@ def _create(path: Path) -> int:
 
 def _record(header: dict, arrays: dict) -> list:
     """One journal record (the module docstring's layout) as a list of buffers: ``header`` as JSON (NaN as
-    ``NaN``), then ``arrays``' bytes, not copied."""
+    ``NaN``), then ``arrays``' bytes."""
     arrays = {name: np.asarray(a) for name, a in arrays.items()}
     header["arrays"] = [[name, a.dtype.str, list(a.shape)] for name, a in arrays.items()]
     head = json.dumps(header, default=_plain).encode()
-    parts = [_U32.pack(len(head)), head, *(memoryview(np.ascontiguousarray(a)).cast("B") for a in arrays.values())]
+    parts = [_U32.pack(len(head)), head, *(a.tobytes() for a in arrays.values())]
     crc = 0
     for part in parts:
         crc = zlib.crc32(part, crc)
