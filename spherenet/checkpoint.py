@@ -1,8 +1,8 @@
 """Checkpoints: a network, its step rule and its training history, written so that a run can be resumed.
 
 A checkpoint is the ``.npz`` SNAPSHOT a caller names, written by :func:`spherenet.results.save_arrays` (to a
-temporary name, synced, then renamed, so an interrupted write never leaves a half-written file under the
-final name; a SHA-256 of all its arrays, the JSON included, is stored beside them)::
+temporary name, then renamed, so an interrupted write never leaves a half-written file under the final name;
+a SHA-256 of all its arrays, the JSON included, is stored beside them)::
 
     W0, W1, ..., W{L-1}   the weights, in their own dtype (float32 or float64), bit for bit
     radii                 (L,) float64, the sphere radii mu_i
@@ -48,9 +48,9 @@ The snapshot is rewritten, naming a new journal (created empty first), at a proc
 journal has grown past ``max(JOURNAL_BYTES, the snapshot's size)`` (so rewriting the whole history costs
 O(1) per write, amortised) and at the end of the run (naming no journal). The journals it no longer names
 (and format-2 logs) are then deleted, also those a killed process left. A snapshot is synced to disk
-before it replaces an earlier checkpoint; a record is one ``write`` on a file kept open, without a rename or
-an ``.npz``, and the journal is synced at most every ``SYNC_SECONDS`` and when it is closed (a killed
-process loses nothing written, a power cut at most the last seconds).
+before it replaces an earlier checkpoint (format 1: always); a record is one ``writev`` on a file kept open,
+without a rename or an ``.npz``, and the journal is synced at most every ``SYNC_SECONDS`` and when it is
+closed (a killed process loses nothing written, a power cut at most the last seconds).
 
 Format 2 (written before format 3; still read): the history in an append-only log beside the snapshot,
 ``<stem>.<generation>.history.jsonl``, one JSON line per write with what each list gained; ``meta`` holds
