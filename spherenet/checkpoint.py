@@ -263,7 +263,7 @@ class _Journal:
         """Append ``record``'s buffers with one ``writev`` (all of them, or none: a failed write is cut off)."""
         size = sum(map(len, record))
         try:
-            done = os.writev(self.fd, record)
+            done = os.writev(self.fd, record) if hasattr(os, "writev") else 0      # (not on Windows)
             rest = memoryview(b"".join(record))[done:] if done < size else b""
             while rest:                                  # a short write (rare on a regular file): the rest
                 rest = rest[os.write(self.fd, rest):]
