@@ -1,6 +1,7 @@
 """Runs by ordinary users (issue 21): with the package installed read-only and no writable home folder,
 import and every command work, Numba's kernel cache falling back to a private temporary folder, or to no
-cache at all when no folder can be written."""
+cache at all when no folder can be written, and Matplotlib's font cache to a private temporary folder, or
+to one in the command's --out."""
 import os
 import shutil
 import stat
