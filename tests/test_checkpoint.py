@@ -562,6 +562,20 @@ def test_a_record_out_of_sequence_is_refused(tmp_path):
         ck.load_checkpoint(path)
 
 
+def test_a_record_with_non_finite_numbers_is_refused(tmp_path):
+    """A record whose checksums hold (as a bug in a writer would make one) but whose rule memory is NaN."""
+    path = _journaled(tmp_path, "geo-cg-layer", 12, stop_at=6)
+    (journal,) = _journals(tmp_path)
+    raw = journal.read_bytes()
+    *_, (_, pos, header, arrays) = ck._records(journal, raw)
+    arrays = {name: a.copy() for name, a in arrays.items()}
+    arrays["rule.g0"][0, 0] = np.nan
+    journal.write_bytes(raw[:pos] + b"".join(ck._record(header, arrays)))
+    with pytest.raises(ValueError, match="array 'rule.g0' contains non-finite values") as info:
+        ck.load_checkpoint(path)
+    assert str(journal) in str(info.value)
+
+
 @pytest.mark.parametrize("damage, match", [
     (lambda journal: journal.unlink(), "cannot read its journal"),
     (lambda journal: journal.unlink() or journal.mkdir(), "cannot read its journal"),
