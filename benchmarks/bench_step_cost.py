@@ -2,8 +2,9 @@
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_step_cost.py [--steps 500] [--rounds 3]
 
-The same 24,000 x 12 data and batch 1024: ``geo-batch`` on the bias-free 12-25-30-15-3 sphere net (float64,
-``spherenet.train.train``'s training seconds), ``torch.optim.Adam`` on the biased 12-25-30-15-3 MLP (float32,
+The same 24,000 x 12 data and batch 1024: ``geo-batch`` on the bias-free 12-25-30-15-3 sphere net (float32, the
+default with mini-batches, and float64; ``spherenet.train.train``'s training seconds), ``torch.optim.Adam`` on
+the biased 12-25-30-15-3 MLP (float32,
 one thread, a random permutation per epoch, as its users write the loop). Best over ``--rounds`` of the mean
 time per step, alternated; needs PyTorch.
 """
@@ -27,10 +28,10 @@ def data():
     return X, Y
 
 
-def spherenet_step(X, Y, steps: int) -> float:
-    net = sn.NormalisedMLP(WIDTHS, seed=1)
-    history = train(net, X / np.linalg.norm(X, axis=1).max(), Y, "geo-batch", iterations=steps,
-                    batch_size=BATCH, eval_every=10**9)
+def spherenet_step(X, Y, steps: int, dtype=np.float32) -> float:
+    net = sn.NormalisedMLP(WIDTHS, seed=1, dtype=dtype)
+    X = (X / np.linalg.norm(X, axis=1).max()).astype(dtype)
+    history = train(net, X, Y.astype(dtype), "geo-batch", iterations=steps, batch_size=BATCH, eval_every=10**9)
     return history.seconds[-1] / history.iterations
 
 
@@ -64,13 +65,18 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args()
     X, Y = data()
-    spherenet_step(X, Y, 20), torch_step(X, Y, 20)                      # compile, warm up
-    ours, theirs = [], []
+    dtypes = (np.float32, np.float64)
+    for dtype in dtypes:
+        spherenet_step(X, Y, 20, dtype)                                 # compile, warm up
+    torch_step(X, Y, 20)
+    ours, theirs = {d: [] for d in dtypes}, []
     for _ in range(args.rounds):
-        ours.append(spherenet_step(X, Y, args.steps))
+        for dtype in dtypes:
+            ours[dtype].append(spherenet_step(X, Y, args.steps, dtype))
         theirs.append(torch_step(X, Y, args.steps))
-    print(f"geo-batch {1e3 * min(ours):.3f} ms/step, PyTorch Adam {1e3 * min(theirs):.3f} ms/step, "
-          f"ratio {min(ours) / min(theirs):.2f}")
+    for dtype in dtypes:
+        print(f"geo-batch {np.dtype(dtype).name} {1e3 * min(ours[dtype]):.3f} ms/step, PyTorch Adam (float32) "
+              f"{1e3 * min(theirs):.3f} ms/step, ratio {min(ours[dtype]) / min(theirs):.2f}")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ reads the folder back with ``load_neural_fly`` (``experiments.load_problem``), a
 Methods (every one on the same split; ``--seeds`` seeds, one run per process, one process per core):
 
 * ``geo-cg-layer``: spherenet's default, full batch, ``--iterations`` iterations;
-* ``geo-batch``: the default with ``--batch-size 1024``, ``--epochs`` epochs, nothing tuned (float64);
-* ``geo-batch float32``: the same in float32, the precision PyTorch trains in;
+* ``geo-batch``: the default with ``--batch-size 1024``, ``--epochs`` epochs, nothing tuned (float32, the
+  default precision with mini-batches, PyTorch's too);
+* ``geo-batch float64``: the same in float64 (``--dtype float64``);
 * ``adam (spherenet)``: the project's tuned Adam baseline (``experiments.run(method="adam")``, batch 1024);
 * ``torch Adam tuned`` / ``torch Adam lr 1e-3`` (when PyTorch is importable): ``torch.optim.Adam`` on a
   biased 12-25-30-15-3 MLP in float32 (PyTorch's defaults), inputs and targets standardised, batch 1024; the
@@ -38,6 +39,7 @@ import numpy as np
 
 TORCH_GRID = (1e-3, 3e-3, 1e-2, 3e-2)
 BATCH = 1024
+EVALS_PER_EPOCH = 4          # test RMSE points per epoch of every mini-batch run (the time to a target is read there)
 
 
 def settings(data: str, samples: int, path: str | None) -> dict:
@@ -84,7 +86,8 @@ def sphere_curve(base: dict, method: str, seed: int, K: float, batch_size, itera
     (X, Y, Xt, Yt), _ = scaled_arrays(tr, te, net, dtype, scaling)
     # Evaluating every iteration costs a full pass per mini-batch step (wall clock, not training time);
     # the loop's eval_every (issue 16) avoids it where it exists.
-    every = {"eval_every": max(iterations // evals, 1)} if "eval_every" in inspect.signature(train).parameters else {}
+    has_every = "eval_every" in inspect.signature(train).parameters
+    every = {"eval_every": max(-(-iterations // evals), 1)} if has_every else {}
     h = train(net, X, Y, method, iterations, Xt, Yt, batch_size=batch_size, seed=seed, **every)
     its = h.eval_iterations if every else range(len(h.loss_test))
     seconds = [0.0] + list(h.seconds)
@@ -108,7 +111,7 @@ def baseline_curve(base: dict, seed: int, iterations: int):
     return curve, {"lr": record.get("lr"), "wall_seconds": wall, "train_seconds": record["seconds"]}
 
 
-def torch_curve(base: dict, seed: int, epochs: int, lr=None, evals_per_epoch: int = 4):
+def torch_curve(base: dict, seed: int, epochs: int, lr=None, evals_per_epoch: int = EVALS_PER_EPOCH):
     """``torch.optim.Adam`` as a PyTorch user runs it (module docstring); ``lr=None``: tuned on validation."""
     import torch
 
@@ -172,9 +175,11 @@ def one_run(job: dict) -> dict:
         if kind == "geo-cg-layer":
             curve, info = sphere_curve(base, "geo-cg-layer", seed, job["K"], None, job["iterations"])
         elif kind == "geo-batch":
-            curve, info = sphere_curve(base, "geo-batch", seed, job["K"], BATCH, job["batch_steps"])
-        elif kind == "geo-batch float32":
-            curve, info = sphere_curve(base, "geo-batch", seed, job["K"], BATCH, job["batch_steps"], dtype=np.float32)
+            curve, info = sphere_curve(base, "geo-batch", seed, job["K"], BATCH, job["batch_steps"],
+                                       evals=EVALS_PER_EPOCH * job["epochs"], dtype=np.float32)
+        elif kind == "geo-batch float64":
+            curve, info = sphere_curve(base, "geo-batch", seed, job["K"], BATCH, job["batch_steps"],
+                                       evals=EVALS_PER_EPOCH * job["epochs"])
         elif kind == "adam (spherenet)":
             curve, info = baseline_curve(base, seed, job["batch_steps"])
         elif kind == "torch Adam tuned":
@@ -196,7 +201,8 @@ def at_epochs(curve, epochs_total: int, epochs: int) -> float:
     return curve[index][1]
 
 
-METHODS = ("geo-cg-layer", "geo-batch", "geo-batch float32", "adam (spherenet)", "torch Adam tuned", "torch Adam lr 1e-3")
+METHODS = ("geo-cg-layer", "geo-batch", "geo-batch float64", "adam (spherenet)", "torch Adam tuned",
+           "torch Adam lr 1e-3")
 
 
 def summarise(runs: list, targets: dict, epochs: int) -> tuple[dict, str]:

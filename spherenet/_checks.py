@@ -18,31 +18,52 @@ def as_float_matrix(name: str, value, ncols: int | None = None, dtype=np.float64
     """Return ``value`` as a finite 2-D float array, or raise naming ``name``."""
     if isinstance(value, (str, bytes)) or value is None:
         raise TypeError(f"{name} must be a 2-D array of numbers, got {type(value).__name__}")
+    label = named_with_file(name, value)
     try:
         arr = np.asarray(value)
     except (ValueError, TypeError) as err:
-        raise ValueError(f"{name} must be a rectangular 2-D array of numbers ({err})") from None
+        raise ValueError(f"{label} must be a rectangular 2-D array of numbers ({err})") from None
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+        raise TypeError(f"{label} must hold real numbers, got dtype {arr.dtype}")
     if np.issubdtype(arr.dtype, np.complexfloating):
-        raise TypeError(f"{name} must be real, got dtype {arr.dtype}")
+        raise TypeError(f"{label} must be real, got dtype {arr.dtype}")
     if arr.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (samples as rows), got shape {arr.shape}")
+        raise ValueError(f"{label} must be 2-D (samples as rows), got shape {arr.shape}")
     if ncols is not None and arr.shape[1] != ncols:
-        raise ValueError(f"{name} has {arr.shape[1]} columns, expected {ncols}")
+        raise ValueError(f"{label} has {arr.shape[1]} columns, expected {ncols}")
     if arr.shape[0] == 0 and not allow_empty:
-        raise ValueError(f"{name} is empty (0 rows)")
+        raise ValueError(f"{label} is empty (0 rows)")
     arr = np.ascontiguousarray(arr, dtype=dtype)
     check_finite(name, arr)
     return arr
 
 
+# Rows per block of the finiteness check: a memory-mapped array is read a block at a time, never whole.
+FINITE_BLOCK = 65536
+
+
+def named_with_file(name: str, value) -> str:
+    """``name``, followed by the file a memory-mapped array (``np.load(..., mmap_mode="r")``) reads from."""
+    while value is not None:
+        filename = getattr(value, "filename", None)
+        if isinstance(value, np.memmap) and filename:
+            return f"{name} (file {filename})"
+        value = getattr(value, "base", None)
+    return name
+
+
 def check_finite(name: str, arr: np.ndarray) -> None:
-    """Raise ``ValueError`` naming the first non-finite entry of ``arr``."""
-    if arr.size and not np.isfinite(arr).all():
-        bad = np.argwhere(~np.isfinite(arr))[0]
-        where = tuple(int(i) for i in bad)
-        raise ValueError(f"{name} contains a non-finite value ({arr[where]}) at index {where}")
+    """Raise ``ValueError`` naming the first non-finite entry of ``arr`` (checked block by block of rows)."""
+    if not arr.size:
+        return
+    rows = arr.reshape(arr.shape[0] if arr.ndim else 1, -1)
+    for start in range(0, rows.shape[0], FINITE_BLOCK):
+        block = rows[start:start + FINITE_BLOCK]
+        if not np.isfinite(block).all():
+            bad = np.unravel_index(start * rows.shape[1] + int(np.argmin(np.isfinite(block))), arr.shape)
+            where = tuple(int(i) for i in bad)
+            raise ValueError(f"{named_with_file(name, arr)} contains a non-finite value ({arr[where]}) "
+                             f"at index {where}")
 
 
 def float_dtype_of(value) -> type:
@@ -55,7 +76,8 @@ def check_data(X, Y, d_in: int, d_out: int, dtype=np.float64, names=("X", "Y")) 
     X = as_float_matrix(names[0], X, d_in, dtype)
     Y = as_float_matrix(names[1], Y, d_out, dtype)
     if X.shape[0] != Y.shape[0]:
-        raise ValueError(f"{names[0]} has {X.shape[0]} rows but {names[1]} has {Y.shape[0]}: "
+        raise ValueError(f"{named_with_file(names[0], X)} has {X.shape[0]} rows but {named_with_file(names[1], Y)} "
+                         f"has {Y.shape[0]}: "
                          f"one target row per sample")
     return X, Y
 

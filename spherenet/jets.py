@@ -29,7 +29,7 @@ import numpy as np
 
 from . import kernels, rows, sphere
 from ._checks import as_float_matrix, check_data, check_radii, check_weights, positive_int
-from .network import ROW_BLOCK, ForwardCache, _block_buffers, _forward_cache
+from .network import ROW_BLOCK, ForwardCache, _block_adjoints, _block_buffers, _forward_cache
 
 # --- 1-D jet arithmetic --------------------------------------------------------------------------------
 
@@ -701,22 +701,26 @@ def loss_jet_from(it_or_cache, weights, V, radii, X, Y, order: int) -> np.ndarra
     return CurveJet(weights, V, radii, X, paper_coefficients(V, order, X.dtype)).loss(cache, Y)
 
 
-def loss_jet2_adjoint(cache: ForwardCache, weights, V, radii, X, alpha: float, ws) -> np.ndarray:
+def loss_jet2_adjoint(cache: ForwardCache, weights, V, radii, X, alpha: float, ws, Y=None) -> np.ndarray:
     """``J_0, J_1, J_2`` of ``φ(t) = J(Γ(t))`` from the first-order jet and the backward pass's adjoints.
 
     Parameters
     ----------
     cache : ForwardCache
-        At ``weights`` on ``X``, with the adjoints ``cache.dZ`` of the backward pass.
+        At ``weights`` on ``X``, with the adjoints ``cache.dZ`` of the backward pass (all it keeps, or only the
+        output layer's: then the others are recomputed block by block from it, which needs ``Y``).
     weights, V, radii, X, ws
         As :func:`loss_jet`; ``ws``: a ``network.Workspace``.
     alpha : float
         ``sum_{i moving} <W_i, ∇_i J>`` (``Direction.alpha_moving``).
+    Y : ndarray, optional
+        The targets (only read when hidden adjoints were not kept).
 
     Returns
     -------
     ndarray, shape (3,)
-        The same numbers as ``loss_jet_from(..., order=2)`` (to rounding), at lower cost.
+        The same numbers as ``loss_jet_from(..., order=2)`` (to rounding), at lower cost. Recomputed adjoints
+        are the backward pass's own bits (``network._block_adjoints`` on the same blocks), so the result is too.
 
     Notes
     -----
@@ -733,16 +737,18 @@ def loss_jet2_adjoint(cache: ForwardCache, weights, V, radii, X, alpha: float, w
     # The two shared block buffers of each part (network.ROW_BLOCK rows of the widest layer), whatever the depth
     # and N: this pass needs one layer at a time, and H_{i-1,1} is spent once Z_{i,1} has its first product.
     _block_buffers(ws, weights, N, dt)
+    adjoints = _adjoints_of(cache, weights, Y, ws)
 
     def block(p, r):
         n = r.stop - r.start
+        dZ = adjoints(p, r)
         buffers = [f"block.a{p}", f"block.b{p}"]
         Z1 = kernels.matmul_nt(X[r], V[0], ws.scratch(buffers[0], (n, V[0].shape[0]), dt))
         Z1 *= dt.type(radii[0])
         seconds = []
         for i in range(1, len(weights)):
             H1 = kernels.relu_mask(Z1, cache.Z[i - 1][r], Z1)
-            T = cache.dZ[i][r].T @ H1
+            T = dZ[i].T @ H1
             seconds.append(float(radii[i]) * float(np.vdot(T, V[i])))
             buffers.reverse()
             Z1 = kernels.matmul_nt(H1, weights[i], ws.scratch(buffers[0], (n, weights[i].shape[0]), dt))
@@ -750,7 +756,7 @@ def loss_jet2_adjoint(cache: ForwardCache, weights, V, radii, X, alpha: float, w
             HV *= dt.type(radii[i])
             Z1 += HV
         F1 = Z1.astype(np.float64, copy=False)
-        return np.array(seconds + [float(np.vdot(cache.dZ[-1][r], F1)), float(np.vdot(F1, F1))])
+        return np.array(seconds + [float(np.vdot(dZ[-1], F1)), float(np.vdot(F1, F1))])
 
     def part(p, r):                              # the blocks' sums, in row order
         return rows.add_in_order([block(p, b) for b in rows.blocks(r, ROW_BLOCK)])
@@ -761,6 +767,31 @@ def loss_jet2_adjoint(cache: ForwardCache, weights, V, radii, X, alpha: float, w
         second += term
     J0 = float(np.vdot(cache.dZ[-1], cache.dZ[-1])) * N / 2
     return np.array([J0, total[-2], second + total[-1] / (2 * N)])
+
+
+def _adjoints_of(cache: ForwardCache, weights, Y, ws):
+    """``adjoints(p, r) -> [dZ_i of the rows r]``: slices of the kept adjoints, or (when the backward pass kept only
+    the output layer's) the hidden ones recomputed from it by ``network._block_adjoints`` into part ``p``'s buffers."""
+    if all(D is not None for D in cache.dZ[1:]):
+        return lambda p, r: [None if D is None else D[r] for D in cache.dZ]
+    if Y is None:
+        raise ValueError("the hidden adjoints were not kept: pass Y to recompute them")
+    dt, L = cache.F.dtype, len(weights)
+    scale = dt.type(1.0 / Y.shape[0])
+
+    def adjoints(p, r):
+        out = [None] * L
+
+        def buffer(i):
+            return ws.scratch(f"adjoint{i}.{p}", (r.stop - r.start, cache.Z[i].shape[1]), dt)
+
+        for i, D in _block_adjoints(weights, cache, Y, r, scale, buffer):
+            out[i] = D
+            if i == 1:                           # dZ_1 is read by no pass
+                break
+        return out
+
+    return adjoints
 
 
 # --- checked entry points ------------------------------------------------------------------------------

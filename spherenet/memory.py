@@ -1,17 +1,21 @@
 """Will a training run fit in memory? An estimate of its buffers, checked before anything is allocated.
 
-A pass keeps, per layer and per sample row, the pre-activations, activations, masks, adjoints and the
-jet coefficients along the update curve; measured with ``tracemalloc`` over two iterations (4,000 rows,
-12-400-200-3 and 12-800-400-3, float64): 2.7 (mm), 2.9 (taylor) and 5.7-6.1 (geo-cg-layer) values per row
-and hidden unit. The estimate takes ::
+A training step keeps, on the rows it works on (the batch, or every training row in full batch), the forward
+pass and, for Algorithm 1, the backward pass's adjoints; everything else (the backward pass, the jets along
+the update curve, the evaluations) goes block by block, ``network.ROW_BLOCK`` rows at a time. Measured with
+``tracemalloc`` over two iterations on 4,000 rows, about one block (12-400-200-3 and 12-800-400-3, float64):
+2.7 (mm), 2.9 (taylor) and 5.7-6.1 (geo-cg-layer) values per row and hidden unit. The estimate takes ::
 
-    bytes ~= itemsize * (8 + 2 (r - 2)^+) * rows * sum(widths)  +  itemsize * 8 * sum_i w_i w_{i+1}
+    bytes ~= itemsize * (2 rows sum(widths[1:]) + (8 + 2 (r - 2)^+) min(ROW_BLOCK, rows) sum(widths)
+                         + (4 d_L + d_0 + d_L)(N + N_test) + 8 sum_i w_i w_{i+1})
 
-with ``rows`` = the larger of the batch (or training set) and the test set (plus 3 values per training row
-and unit for a mini-batch run's full-set loss), and ``r`` the jet order (order 6 measured 7.9): an
-upper bound for every method, so a run it refuses would not have fitted (a run it lets through can still
-be pushed out by other processes). The memory available is the kernel's ``MemAvailable``, lowered to the
-room left under a cgroup (container) limit when there is one; where neither can be read, nothing is refused.
+with ``rows`` the rows of a step (the adjoints' share capped at ``network.ADJOINT_BUDGET``), ``r`` the jet order
+(order 6 measured 7.9), a few output-sized arrays and a standardised copy of the data over all rows: an
+upper bound for every method, so a run it refuses would not have fitted (a run it lets through can still be
+pushed out by other processes). A full-batch pass larger than ``network.FORWARD_BUDGET`` is streamed
+(``network.StreamedCache``: only the output kept, the rest recomputed block by block), and the kept part is
+then at most the two budgets. The memory available is the kernel's ``MemAvailable``, lowered to the room
+left under a cgroup (container) limit when there is one; where neither can be read, nothing is refused.
 """
 from __future__ import annotations
 
@@ -20,20 +24,37 @@ from pathlib import Path
 
 import numpy as np
 
-_ROW_VALUES = 8            # per row and unit (measured at most 6.1, see the docstring)
-_FORWARD_VALUES = 3       # a forward pass alone (pre-activations, activations, output)
+from . import network
+
+_ROW_VALUES = 8            # per row and unit of a block (measured at most 6.1, see the docstring)
+_OUTPUT_VALUES = 4         # per row and output unit: output, error, adjoint, trial output
 _WEIGHT_COPIES = 8         # weights, gradients, directions, rule memory, trial points, ...
 
 
 def training_bytes(widths, n_train: int, n_test: int = 0, dtype="float64", batch_size=None, order: int = 2) -> int:
-    """The estimated peak of a training run's buffers, in bytes (see the module docstring)."""
+    """The estimated peak of a training run's buffers, in bytes (see the module docstring).
+
+    ``kept + blocks + outputs + data + weights``: the forward pass and the adjoints kept on the rows of a step
+    (the batch, or every training row: at most ``FORWARD_BUDGET + ADJOINT_BUDGET`` when the pass streams),
+    the block-by-block work of the backward pass, the jets and the evaluations (``_ROW_VALUES`` per unit on
+    at most ``ROW_BLOCK`` rows), a few output-sized arrays over all rows, a standardised copy of the data
+    (the baselines), and copies of the weights.
+    """
     itemsize = np.dtype(dtype).itemsize
-    rows = max(min(batch_size or n_train, n_train), n_test)
-    values = (_ROW_VALUES + 2 * max(order - 2, 0)) * rows
-    if batch_size is not None and batch_size < n_train:
-        values += _FORWARD_VALUES * n_train         # the loss on the whole training set, a forward pass
-    weights = sum(a * b for a, b in zip(widths[:-1], widths[1:]))
-    return itemsize * (values * sum(widths) + _WEIGHT_COPIES * weights)
+    mini = batch_size is not None and batch_size < n_train
+    step_rows = batch_size if mini else n_train
+    units = sum(widths[1:])
+    if not mini and network.streams_forward(widths, n_train, dtype):
+        kept = network.FORWARD_BUDGET + network.ADJOINT_BUDGET
+    else:
+        kept = itemsize * step_rows * units + min(itemsize * step_rows * units, network.ADJOINT_BUDGET)
+    per_row = (_ROW_VALUES + 2 * max(order - 2, 0)) * sum(widths)
+    blocks = itemsize * per_row * min(network.ROW_BLOCK, max(step_rows, n_test))
+    all_rows = n_train + n_test
+    outputs = itemsize * _OUTPUT_VALUES * widths[-1] * all_rows
+    data = itemsize * (widths[0] + widths[-1]) * all_rows
+    weights = itemsize * _WEIGHT_COPIES * sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+    return kept + blocks + outputs + data + weights
 
 
 def _read_int(path) -> int | None:

@@ -13,6 +13,7 @@ calls the unchecked ``_``-versions on its hot path.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,7 +122,8 @@ class ForwardCache:
         layer's ``Z[i]`` is its ``H[i + 1]``, i.e. ``max(Z, 0)`` (see :meth:`Workspace.cache`).
     dZ : list or None
         ``dZ[i] = ∂J/∂Z_{i+1}``: the backward pass's adjoints at this point once :func:`_backward` has run on the
-        cache (``None`` before; ``dZ[0]`` stays ``None`` in a network of several layers, as no pass reads it).
+        cache (``None`` before; ``dZ[0]`` stays ``None`` in a network of several layers, as no pass reads it; with
+        ``keep_adjoints="output"`` only ``dZ[-1]`` is kept and Algorithm 1's jet recomputes the others per block).
     """
     H: list
     Z: list
@@ -241,17 +243,20 @@ def _forward_cache(weights, X, out: ForwardCache | None = None) -> ForwardCache:
     if out is None:
         out = ForwardCache([X] + [np.empty((X.shape[0], W.shape[0]), X.dtype) for W in weights[:-1]],
                            [np.empty((X.shape[0], W.shape[0]), X.dtype) for W in weights])
+    if isinstance(out, StreamedCache):
+        return out.move_to(weights)
     out.H[0] = X
     out.dZ = None                                  # adjoints of an earlier pass in these buffers are stale
-
-    def part(_, r):
-        for i, W in enumerate(weights):
-            kernels.matmul_nt(out.H[i][r], W, out.Z[i][r])
-            if i < len(weights) - 1:
-                kernels.relu(out.Z[i][r], out.H[i + 1][r])
-
-    rows.map_parts(part, X.shape[0])
+    rows.map_parts(lambda _, r: _forward_rows(weights, out, r), X.shape[0])
     return out
+
+
+def _forward_rows(weights, out: ForwardCache, r: slice) -> None:
+    """The forward pass of the rows ``r`` of ``out.H[0]`` into ``out`` (one thread)."""
+    for i, W in enumerate(weights):
+        kernels.matmul_nt(out.H[i][r], W, out.Z[i][r])
+        if i < len(weights) - 1:
+            kernels.relu(out.Z[i][r], out.H[i + 1][r])
 
 
 def hidden_activation_bound(radii, X) -> float:
@@ -281,7 +286,10 @@ def hidden_activation_bound(radii, X) -> float:
     radii = np.asarray(radii, dtype=np.float64)
     if len(radii) < 2 or X.shape[0] == 0:
         return 0.0
-    row_norm = float(np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64).max()))
+    # max over blocks of rows: a memory-mapped X is read a block at a time (the same per-row sums, the same max)
+    squares = max(float(np.einsum("ij,ij->i", X[b], X[b], dtype=np.float64).max())
+                  for b in rows.blocks(slice(0, X.shape[0]), 16 * ROW_BLOCK))
+    row_norm = float(np.sqrt(squares))
     return row_norm * float(np.max(np.cumprod(radii[:-1])))
 
 
@@ -302,10 +310,10 @@ def _alternating_buffer(part: int, layer: int) -> str:
     return f"block.{'ab'[layer % 2]}{part}"
 
 
-def _output(weights, X, ws: Workspace) -> np.ndarray:
-    """``f(X)`` without keeping the hidden layers (for evaluation only), block by block of rows in the two
-    shared block buffers. The result lives in ``ws`` and is overwritten by the next call."""
-    F = ws.array("out.F", (X.shape[0], weights[-1].shape[0]), X.dtype)
+def _output(weights, X, ws: Workspace, name: str = "out.F") -> np.ndarray:
+    """``f(X)`` without keeping the hidden layers, block by block of rows in the two shared block buffers. The
+    result is ``ws``'s array ``name`` and is overwritten by the next call with that name."""
+    F = ws.array(name, (X.shape[0], weights[-1].shape[0]), X.dtype)
     _block_buffers(ws, weights, X.shape[0], X.dtype)
 
     def part(p, r):
@@ -320,26 +328,146 @@ def _output(weights, X, ws: Workspace) -> np.ndarray:
     return F
 
 
+# A full-batch run keeps its forward pass on all rows while it takes at most this many bytes; above it the
+# pass is a StreamedCache (only the output kept, the hidden layers recomputed block by block).
+FORWARD_BUDGET = 512 * 2 ** 20
+
+
+def streams_forward(widths, n_rows: int, dtype) -> bool:
+    """Whether a full-batch pass on ``n_rows`` rows is a :class:`StreamedCache`: the training loop's forward cache
+    (one array per layer, a hidden layer's ``Z`` and ``H`` in one) would take more than ``FORWARD_BUDGET`` bytes."""
+    return np.dtype(dtype).itemsize * n_rows * sum(widths[1:]) > FORWARD_BUDGET
+
+
+class StreamedCache:
+    """A forward pass of ``weights`` on all rows of ``X`` that keeps only its output ``F: (N, d_L)``.
+
+    Passes read it as they read a :class:`ForwardCache`, a block of rows at a time (``Z[i][rows]``,
+    ``H[i][rows]``); each block's layers are recomputed from ``X`` when a pass first asks for them (the last
+    block asked for is kept, one per thread). Memory then stays flat in ``N`` but for ``d_L`` numbers per row,
+    at the price of one forward pass more for every pass that reads the hidden layers (the backward pass, the
+    jets). ``_forward_cache(weights, X, out=cache)`` moves it to other weights, as it overwrites a cache.
+
+    Parameters
+    ----------
+    weights : list of ndarray
+    X : ndarray, shape (N, d_0)
+        Read a block of rows at a time (a memory-mapped array stays on disk).
+    ws : Workspace
+        Where ``F`` and the blocks' arrays live.
+
+    Notes
+    -----
+    ``F`` is computed block by block (``_output``), so in the last bits it can differ from a forward pass over
+    all rows at once where BLAS rounds a row differently in a product of another height (seen in float32).
+    """
+
+    def __init__(self, weights, X, ws: Workspace):
+        self.X, self.ws = X, ws
+        widths = [X.shape[1]] + [W.shape[0] for W in weights]
+        self.H = [_StreamedRows(self, "H", i, d) for i, d in enumerate(widths[:-1])]
+        self.Z = [_StreamedRows(self, "Z", i, d) for i, d in enumerate(widths[1:])]
+        self.move_to(weights)
+
+    @property
+    def F(self) -> np.ndarray:
+        """The output on all rows, ``(N, d_L)``."""
+        return self._F
+
+    def move_to(self, weights) -> "StreamedCache":
+        """The pass at ``weights`` (``F`` recomputed, blocks forgotten, adjoints stale); returns ``self``."""
+        self.weights, self.dZ = weights, None
+        self._F = _output(weights, self.X, self.ws, name="streamed.F")
+        self._blocks = threading.local()
+        return self
+
+    def rows(self, index: slice) -> ForwardCache:
+        """The forward pass of the rows ``index`` (a slice, any step): recomputed unless this thread's last.
+
+        Parameters
+        ----------
+        index : slice
+
+        Returns
+        -------
+        ForwardCache
+            Of those rows only; its arrays are overwritten by this thread's next call for other rows.
+        """
+        key = index.indices(self.X.shape[0])
+        last = self._blocks
+        if getattr(last, "key", None) != key:
+            X = self.X[index] if key[2] == 1 else np.ascontiguousarray(self.X[index])
+            tag, n = threading.get_ident(), X.shape[0]
+            Z = [self.ws.scratch(f"streamed.Z{i}.{tag}", (n, W.shape[0]), X.dtype) for i, W in enumerate(self.weights)]
+            last.cache = ForwardCache([X] + Z[:-1], Z)
+            _forward_rows(self.weights, last.cache, slice(0, n))
+            last.key = key
+        return last.cache
+
+
+class _StreamedRows:
+    """Layer ``layer``'s ``Z`` or ``H`` of a :class:`StreamedCache`: indexing by rows recomputes those rows."""
+
+    def __init__(self, cache: StreamedCache, kind: str, layer: int, width: int):
+        self.cache, self.kind, self.layer = cache, kind, layer
+        self.shape, self.dtype = (cache.X.shape[0], width), cache.X.dtype
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        return getattr(self.cache.rows(index), self.kind)[self.layer]
+
+
 def _loss_from_output(F, Y) -> float:
     """``J = 1/(2N) sum_n ||f(x_n) - y_n||^2`` (accumulated in float64)."""
     E = (F - Y).astype(np.float64, copy=False)
     return float(np.vdot(E, E)) / (2 * F.shape[0])
 
 
+# The training loop keeps the hidden layers' adjoints for Algorithm 1's jet only while they take at most this
+# many bytes; above it the jet recomputes them block by block (``jets.loss_jet2_adjoint``: the same numbers).
+ADJOINT_BUDGET = 256 * 2 ** 20
+
+
+def adjoints_to_keep(widths, n_rows: int, dtype):
+    """What the backward pass keeps for Algorithm 1's jet on ``n_rows`` rows: ``True`` (every adjoint it reads)
+    while the hidden ones fit ``ADJOINT_BUDGET``, else ``"output"`` (only ``dZ_L``, ``d_L`` numbers per row)."""
+    hidden_bytes = np.dtype(dtype).itemsize * n_rows * sum(widths[2:-1])
+    return True if hidden_bytes <= ADJOINT_BUDGET else "output"
+
+
+def _block_adjoints(weights, cache: ForwardCache, Y, b: slice, scale, buffer):
+    """The adjoints of the rows ``b``, output layer first: yields ``(i, dZ_i)`` for ``i = L-1..0`` (0-based).
+
+    ``dZ_L = (F - Y) scale``, ``dZ_{i-1} = (dZ_i W_i) ⊙ [Z_{i-1} > 0]``; ``buffer(i)`` is where ``dZ_i`` goes. The one
+    form of this recursion: the backward pass and the jet's recomputation (``keep_adjoints="output"``) run it
+    alike, so they give the same bits.
+    """
+    L = len(weights)
+    D = np.subtract(cache.F[b], Y[b], out=buffer(L - 1))
+    D *= scale
+    for i in range(L - 1, -1, -1):
+        yield i, D
+        if i:
+            D = np.matmul(D, weights[i], out=buffer(i - 1))
+            kernels.relu_mask(D, cache.Z[i - 1][b], D)
+
+
 def _backward(weights, cache: ForwardCache, Y, ws: Workspace | None = None,
-              keep_adjoints: bool = True) -> tuple[float, list]:
+              keep_adjoints: bool | str = True) -> tuple[float, list]:
     """Loss and Euclidean gradients by reverse accumulation.
 
     ``dZ_L = (F - Y)/N``; for ``i = L..1``: ``∇_i J = dZ_i^T H_{i-1}``, ``dZ_{i-1} = (dZ_i W_i) ⊙ [Z_{i-1} > 0]``.
     Block by block of ``ROW_BLOCK`` rows (the gradients summed over blocks in row order), so an adjoint that
-    is not kept needs only the two shared block buffers. ``keep_adjoints``: keep ``dZ_i`` for Algorithm 1's jet
-    in ``cache.dZ`` — all but the first layer's, which no pass reads (``cache.dZ[0]`` is ``None`` when
-    ``L > 1``); otherwise ``cache.dZ`` is ``None``. ``ws``: where the arrays live (by default new ones).
+    is not kept needs only the two shared block buffers. ``keep_adjoints``: ``True`` keeps ``dZ_i`` for
+    Algorithm 1's jet in ``cache.dZ`` — all but the first layer's, which no pass reads (``cache.dZ[0]`` is ``None``
+    when ``L > 1``); ``"output"`` keeps only ``dZ_L`` (the other entries ``None``: the jet recomputes them per
+    block, :func:`adjoints_to_keep`); ``False``: ``cache.dZ`` is ``None``. ``ws``: where the arrays live (by
+    default new ones).
     """
     ws = ws or Workspace()
     J = _loss_from_output(cache.F, Y)
     L, dt = len(weights), cache.F.dtype
-    kept = [ws.array(f"dZ{i}", Z.shape, dt) if keep_adjoints and (i > 0 or L == 1) else None
+    kept = [ws.array(f"dZ{i}", Z.shape, dt)
+            if keep_adjoints and (i == L - 1 or (keep_adjoints is True and i > 0)) else None
             for i, Z in enumerate(cache.Z)]
     _block_buffers(ws, weights, Y.shape[0], dt)
     scale = dt.type(1.0 / Y.shape[0])
@@ -350,14 +478,9 @@ def _backward(weights, cache: ForwardCache, Y, ws: Workspace | None = None,
                 return kept[i][b]
             return ws.scratch(_alternating_buffer(p, L - 1 - i), (b.stop - b.start, cache.Z[i].shape[1]), dt)
 
-        D = np.subtract(cache.F[b], Y[b], out=adjoint_buffer(L - 1))
-        D *= scale
         grads = [None] * L
-        for i in range(L - 1, -1, -1):
+        for i, D in _block_adjoints(weights, cache, Y, b, scale, adjoint_buffer):
             grads[i] = D.T @ cache.H[i][b]
-            if i:
-                D = np.matmul(D, weights[i], out=adjoint_buffer(i - 1))
-                kernels.relu_mask(D, cache.Z[i - 1][b], D)
         return grads
 
     def part(p, r):

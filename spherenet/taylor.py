@@ -327,8 +327,9 @@ class TaylorStep:
         Returns
         -------
         J : ndarray, shape (r+1,)
-            The loss jet: ``jets.loss_jet_from``, or for order 2 with the adjoints at hand (``it.cache.dZ``) the
-            cheaper ``jets.loss_jet2_adjoint`` (equal to rounding; tested).
+            The loss jet: ``jets.loss_jet_from``, or for order 2 with the adjoints at hand (``it.cache.dZ``, all of them
+            or only the output layer's, the others then recomputed per block) the cheaper ``jets.loss_jet2_adjoint``
+            (equal to rounding; tested).
         c : ndarray, shape (r+1,)
             ``J`` with the exact slope ``c_1 = -beta``.
         kappa : float
@@ -336,7 +337,7 @@ class TaylorStep:
         """
         if self.order == 2 and it.cache.dZ is not None:
             J = loss_jet2_adjoint(it.cache, it.weights, it.direction.V, it.radii, it.X, it.direction.alpha_moving,
-                                  it.workspace or Workspace())
+                                  it.workspace or Workspace(), it.Y)
         else:
             J = loss_jet_from(it, it.weights, it.direction.V, it.radii, it.X, it.Y, self.order)
         c = J.copy()

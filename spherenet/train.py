@@ -20,8 +20,8 @@ from threadpoolctl import threadpool_limits
 from . import rows
 from ._checks import check_data, finite_float, positive_int
 
-from .network import (NormalisedMLP, Workspace, _backward, _direction, _forward_cache, _loss_from_output,
-                      _output, hidden_activation_bound)
+from .network import (NormalisedMLP, StreamedCache, Workspace, _backward, _direction, _forward_cache, _loss_from_output,
+                      _output, adjoints_to_keep, hidden_activation_bound, streams_forward)
 from .steps import Iterate, weights_along
 
 
@@ -349,7 +349,8 @@ class _Loop:
     nothing reads once the direction and the jet are known; a step that stays (``tau = 0``) recomputes it.
     Mini-batches: two caches, the current point's and the trial's, which swap when a trial is taken; the
     training loss on all of ``X`` is recorded block by block (``network._output``), so memory beyond the data
-    does not grow with the number of samples.
+    does not grow with the number of samples. A full batch whose cache would exceed ``network.FORWARD_BUDGET``
+    is a ``network.StreamedCache`` instead (only the output kept; docs/data.md §5).
     """
 
     def __init__(self, net, X, Y, X_test, Y_test, rule, batch_size, seed, callback, eval_every, max_seconds):
@@ -370,14 +371,23 @@ class _Loop:
         self.eval_every, self.max_seconds = _check_budget(eval_every, max_seconds)
         self.rule, self.callback, self.dtype = rule, callback, net.dtype
         self.batches = _Batches(self.X, self.Y, batch_size, np.random.default_rng(seed))
+        # Large data (docs/data.md §5): above network.FORWARD_BUDGET a full-batch pass keeps only its output and
+        # recomputes its hidden layers block by block; above network.ADJOINT_BUDGET (or streamed) the backward
+        # pass keeps only the output layer's adjoints, and Algorithm 1's jet recomputes the others per block.
+        rows_per_pass = len(self.X) if self.batches.full else min(self.batches.size, len(self.X))
+        self.streamed = self.batches.full and streams_forward(net.widths, rows_per_pass, net.dtype)
         self.keep_adjoints = getattr(rule, "uses_adjoints", True)      # (unknown rules may read cache.dZ)
+        if self.keep_adjoints:
+            self.keep_adjoints = "output" if self.streamed else adjoints_to_keep(net.widths, rows_per_pass, net.dtype)
         self.weights, self.radii = [W.copy() for W in net.weights], net.radii
         self.workspace, self.names = Workspace(), ["current", "trial"]
         self.cache = None
 
     def begin(self, resume: History | None) -> History:
         """The history to append to (a new one with the losses at the start, or ``resume``)."""
-        if self.batches.full:
+        if self.streamed:
+            self.cache = StreamedCache(self.weights, self.X, self.workspace)
+        elif self.batches.full:
             self.cache = _forward_cache(self.weights, self.X, self.workspace.cache("current", self.weights, self.X))
         if resume is None:
             self.history = History(getattr(self.rule, "name", type(self.rule).__name__))

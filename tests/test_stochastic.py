@@ -75,6 +75,7 @@ def test_nothing_known_no_step_and_slope_without_curvature_is_eps():
 
 def test_a_secant_below_the_rounding_of_the_losses_is_not_folded():
     rule = BatchGeodesicStep()
+    assert rule.resolvable(1.0, 1e-12, np.float32)                 # no K yet: nothing to compare with
     rule.fold_curvature(2.0)                          # K t²/2 = t² against 64 eps |J0|, J0 = 1
     assert rule.resolvable(1.0, 1e-6, np.float64) and not rule.resolvable(1.0, 1e-6, np.float32)
     assert rule.resolvable(1.0, 1e-2, np.float32)

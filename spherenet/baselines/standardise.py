@@ -26,6 +26,18 @@ def _stats(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(std > 0, std, 1.0)
 
 
+# Rows per block of a transform: a memory-mapped set is read a block at a time, and no temporary is the size of
+# the whole set (each entry is computed as before, so the result has the same bits).
+BLOCK = 65536
+
+
+def _transform(A: np.ndarray, mean: np.ndarray, std: np.ndarray, dtype) -> np.ndarray:
+    out = np.empty(A.shape, dtype)
+    for start in range(0, len(A), BLOCK):
+        out[start:start + BLOCK] = (A[start:start + BLOCK] - mean) / std
+    return out
+
+
 @dataclass(frozen=True)
 class Standardiser:
     """Per-column means and stds of the training inputs and targets (stds of 0 replaced by 1)."""
@@ -43,12 +55,12 @@ class Standardiser:
         return cls(*_stats(X), *_stats(Y))
 
     def transform_inputs(self, X, dtype=np.float64) -> np.ndarray:
-        X = as_float_matrix("X", X, len(self.x_mean))
-        return ((X - self.x_mean) / self.x_std).astype(dtype)
+        """``(x - mean_x)/std_x`` in ``dtype``, computed in float64 block by block of rows (``BLOCK``)."""
+        return _transform(as_float_matrix("X", X, len(self.x_mean)), self.x_mean, self.x_std, dtype)
 
     def transform_targets(self, Y, dtype=np.float64) -> np.ndarray:
-        Y = as_float_matrix("Y", Y, len(self.y_mean))
-        return ((Y - self.y_mean) / self.y_std).astype(dtype)
+        """``(y - mean_y)/std_y`` in ``dtype``, as :meth:`transform_inputs`."""
+        return _transform(as_float_matrix("Y", Y, len(self.y_mean)), self.y_mean, self.y_std, dtype)
 
     def inverse_targets(self, Ys) -> np.ndarray:
         """``mean_y + std_y ⊙ ỹ``: standardised outputs back in the units of ``y``."""

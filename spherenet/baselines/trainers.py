@@ -1,7 +1,8 @@
 """Training loops for the baselines, returning the same ``History`` as ``spherenet.train.train``.
 
-One iteration: gradients on the batch (backward on the cached forward) -> optimiser update -> forward at the
-new parameters. Full batch by default; ``batch_size`` draws mini-batches without replacement, epoch by
+One iteration: optimiser update with the batch's gradients -> full batch: forward and backward at the new
+parameters (the loss there and the next step's gradients, in one pass; block by block on a large set,
+``PASS_BUDGET``). Full batch by default; ``batch_size`` draws mini-batches without replacement, epoch by
 epoch, from ``np.random.default_rng(seed)`` exactly as ``spherenet.train`` does (same seed, same batches).
 
 How the ``History`` is filled (one rule for every baseline):
@@ -78,6 +79,57 @@ def weighted_loss(F, Y, weights=None) -> float:
     return 0.5 * float(np.einsum("nj,nj,j->", R, R, weights)) / len(Y)
 
 
+# A baseline's pass keeps its forward cache (``Z`` and ``H`` of every layer) on at most this many bytes of rows;
+# a larger set goes block by block, so memory stays flat in N. Up to one block, a pass is exactly one forward
+# and one backward on all rows (the bits of a whole-set pass); beyond it the gradients are the blocks'
+# gradients, weighted by their share of rows, summed in row order (equal to rounding).
+PASS_BUDGET = 128 * 2 ** 20
+
+
+def _block_rows(params, dtype) -> int:
+    """Rows per block of a pass: ``PASS_BUDGET`` over the bytes of one row's ``Z`` and ``H`` (at least 1)."""
+    per_row = np.dtype(dtype).itemsize * 2 * sum(p.shape[0] for p in params if p.ndim == 2)
+    return max(PASS_BUDGET // per_row, 1)
+
+
+def _row_blocks(n: int, size: int) -> list[slice]:
+    return [slice(s, min(s + size, n)) for s in range(0, n, size)]
+
+
+def _output(forward, params, X) -> np.ndarray:
+    """``f(X)`` block by block (``_block_rows``): the output rows of a whole-set forward pass, one block kept."""
+    size = _block_rows(params, X.dtype)
+    if len(X) <= size:
+        return forward(params, X).F
+    F = None
+    for b in _row_blocks(len(X), size):
+        Fb = forward(params, X[b]).F
+        if F is None:
+            F = np.empty((len(X), Fb.shape[1]), Fb.dtype)
+        F[b] = Fb
+    return F
+
+
+def _loss_grads_output(forward, backward, params, X, Y):
+    """``(J, grads, F)`` on all rows of ``(X, Y)``, block by block beyond one block (``PASS_BUDGET``)."""
+    size = _block_rows(params, X.dtype)
+    if len(X) <= size:
+        cache = forward(params, X)
+        J, grads = backward(params, cache, Y)
+        return J, grads, cache.F
+    F, grads = None, None
+    for b in _row_blocks(len(X), size):
+        cache = forward(params, X[b])
+        _, block_grads = backward(params, cache, Y[b])          # the gradients of the block's mean loss
+        share = (b.stop - b.start) / len(X)
+        block_grads = [g * g.dtype.type(share) for g in block_grads]
+        grads = block_grads if grads is None else [a + g for a, g in zip(grads, block_grads)]
+        if F is None:
+            F = np.empty((len(X), cache.F.shape[1]), cache.F.dtype)
+        F[b] = cache.F
+    return _loss_from_output(F, Y), grads, F
+
+
 class _Evaluator:
     """The record-only evaluations of a run (full training loss in mini-batch runs, test loss), timed apart
     from training into ``history.seconds_eval`` and made every ``eval_every`` iterations and at the last."""
@@ -87,7 +139,7 @@ class _Evaluator:
         self.train, self.test = (X, Y), (None if X_test is None else (X_test, Y_test))
 
     def loss(self, params, data) -> float:
-        return weighted_loss(self.forward(params, data[0]).F, data[1], self.weights)
+        return weighted_loss(_output(self.forward, params, data[0]), data[1], self.weights)
 
     def __call__(self, params, k, with_train: bool) -> None:
         start = time.perf_counter()
@@ -114,35 +166,33 @@ def _run(method, forward, backward, optimiser, params, X, Y, X_test, Y_test, ite
     with threadpool_limits(1), np.errstate(over="ignore", invalid="ignore"):
         evaluate(params, 0, with_train=True)
         Xb, Yb = batches.next()
-        cache = forward(params, Xb)
+        J, grads, _ = _loss_grads_output(forward, backward, params, Xb, Yb)
         elapsed, k = 0.0, 0
         while iterations is None or k < iterations:
             start = time.perf_counter()
-            J, grads = backward(params, cache, Yb)
             up = optimiser(params, grads)
-            if batches.full:
-                new_cache = forward(up.params, X)
+            if batches.full:            # the loss at the new point, and its gradients for the next step
+                J_new, grads_new, F_new = _loss_grads_output(forward, backward, up.params, X, Y)
                 elapsed += time.perf_counter() - start
             else:                       # the step's batch loss is for the record (and the divergence check)
                 elapsed += time.perf_counter() - start
                 start = time.perf_counter()
-                new_cache = forward(up.params, Xb)
+                J_new = _loss_from_output(_output(forward, up.params, Xb), Yb)
                 history.seconds_eval += time.perf_counter() - start
-            J_new = _loss_from_output(new_cache.F, Yb)
             if not (math.isfinite(J_new) and _finite(up.params)):
                 history.stop_reason = (f"{DIVERGED} at iteration {k + 1}: the loss or the parameters became "
                                        f"non-finite (loss {J_new}); stopped and kept the last good parameters")
                 break
-            params, k = up.params, k + 1
+            params, k, J_prev = up.params, k + 1, J
             if batches.full:            # the full training loss comes with the step: recorded every iteration
-                cache = new_cache
-                history.loss_train.append(weighted_loss(new_cache.F, Y, loss_weights))
+                J, grads = J_new, grads_new
+                history.loss_train.append(weighted_loss(F_new, Y, loss_weights))
             else:
                 start = time.perf_counter()
                 Xb, Yb = batches.next()
-                cache = forward(params, Xb)
+                J, grads, _ = _loss_grads_output(forward, backward, params, Xb, Yb)
                 elapsed += time.perf_counter() - start
-            _record(history, up, J_new - J, elapsed)
+            _record(history, up, J_new - J_prev, elapsed)
             if evaluate.due(k):
                 evaluate(params, k, with_train=not batches.full)
             if callback is not None:
@@ -221,6 +271,11 @@ def train_adam(widths, X, Y, lr, iterations=200, X_test=None, Y_test=None, batch
                       dict(loss_weights=loss_weights, eval_every=eval_every, callback=callback))
 
 
+def _gradients_only(weights, cache, Y):
+    """``network._backward`` without keeping its adjoints (only Algorithm 1's jet reads them)."""
+    return _plain_backward(weights, cache, Y, keep_adjoints=False)
+
+
 def train_rsgd(net: NormalisedMLP, X, Y, lr, iterations=200, X_test=None, Y_test=None, batch_size=None,
                seed=0, max_seconds=None, eval_every=1, callback=None):
     """Retracted Riemannian SGD on ``net``'s spheres; returns ``(trained copy of net, History)``.
@@ -235,7 +290,7 @@ def train_rsgd(net: NormalisedMLP, X, Y, lr, iterations=200, X_test=None, Y_test
     X, Y, X_test, Y_test, iterations, batch_size, max_seconds = run
     record = _check_record(None, eval_every, callback, net.widths[-1])
     trained = net.copy()
-    trained.weights, history = _run("rsgd", _plain_forward, _plain_backward, RetractedSGD(lr, net.radii),
+    trained.weights, history = _run("rsgd", _plain_forward, _gradients_only, RetractedSGD(lr, net.radii),
                                     [W.copy() for W in net.weights], X, Y, X_test, Y_test, iterations,
                                     batch_size, seed, max_seconds, **record)
     return trained, history
@@ -257,7 +312,7 @@ def _agd_backward(weights, cache, Y, relu_gain=AGD_RELU_GAIN, per_output=True):
     """Gradients of the authors' square loss ``ℓ = 1/(2 d_L N) Σ_n ||f(x_n) - y_n||²`` (their section 3;
     ``per_output=False``: ``1/(2N) Σ ...``): ``∇_{W_k} ℓ = c_k ∇_k J / d_L`` with ``c_1 = 1``, ``c_k = g``
     (chain rule through the plain weights). The value returned is ``J``, the loss the loop records."""
-    J, grads = _plain_backward(agd_plain_weights(weights, relu_gain), cache, Y)
+    J, grads = _gradients_only(agd_plain_weights(weights, relu_gain), cache, Y)
     d_L = weights[-1].shape[0] if per_output else 1
     return J, [g / d_L if k == 0 else g * (relu_gain / d_L) for k, g in enumerate(grads)]
 

@@ -292,7 +292,7 @@ def run_baseline(name, widths, X, Y, X_test=None, Y_test=None, iterations=200, s
         return _run_rsgd(NormalisedMLP(widths, seed=seed, dtype=dtype), X, Y, X_test, Y_test, iterations, seed,
                          batch_size, max_seconds, lr, grid, eval_every, quiet)
     stand = Standardiser.fit(X, Y) if standardise else None
-    data = _standardised(stand, X, Y, X_test, Y_test)
+    data = _standardised(stand, X, Y, X_test, Y_test, dtype)
     options = dict(iterations=iterations, max_seconds=max_seconds, dtype=dtype,
                    loss_weights=None if stand is None else stand.loss_weights)
     if name == "agd":
@@ -344,11 +344,13 @@ def _run_rsgd(net, X, Y, X_test, Y_test, iterations, seed, batch_size, max_secon
     return Predictor("rsgd", net.weights, biased=False, lr=float(lr), batch_size=batch_size), h, None
 
 
-def _standardised(stand, X, Y, X_test, Y_test):
+def _standardised(stand, X, Y, X_test, Y_test, dtype=np.float64):
+    """The arrays the baseline trains on: standardised (in float64, then stored in ``dtype``), or as given."""
     if stand is None:
         return X, Y, X_test, Y_test
-    test = (None, None) if X_test is None else (stand.transform_inputs(X_test), stand.transform_targets(Y_test))
-    return (stand.transform_inputs(X), stand.transform_targets(Y), *test)
+    test = (None, None) if X_test is None else (stand.transform_inputs(X_test, dtype),
+                                                stand.transform_targets(Y_test, dtype))
+    return (stand.transform_inputs(X, dtype), stand.transform_targets(Y, dtype), *test)
 
 
 @contextmanager

@@ -217,7 +217,8 @@ class BatchGeodesicStep:
 
     def resolvable(self, J0: float, t: float, dtype) -> bool:
         """Whether a secant over ``[0, t]`` resolves curvature of the size of ``K``: ``|K| t²/2`` exceeds
-        ``64`` rounding units of the loss (``dtype``'s ``eps``), which the two losses' difference carries.
+        ``64`` rounding units of the loss (``dtype``'s ``eps``), which the two losses' difference carries
+        (always, while no ``K`` is known).
 
         Parameters
         ----------
@@ -229,6 +230,8 @@ class BatchGeodesicStep:
         bool
         """
         K = self.averages()[1]
+        if math.isnan(K):                                      # no scale to compare with: take the secant
+            return True
         return abs(K) * t * t / 2 > _RESOLVABLE * np.finfo(dtype).eps * abs(J0)
 
     def __call__(self, it) -> Step:
