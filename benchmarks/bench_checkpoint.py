@@ -1,9 +1,9 @@
 """What does ``--checkpoint-every 1`` cost? Training with a checkpoint after every iteration, against training
 without, on the simulator's default problem (24,000 training rows), runs alternated and repeated.
 
-Printed, per variant, the best wall time over the repeats and its ratio to the plain run's best (the
-convention of benchmarks/README.md: a load that comes and goes slows some rounds, not the best one), then
-the medians and their ratio:
+Printed, per variant, its best wall time, and its time over the plain run's in the same round (the
+variants alternate, so a round's runs share the machine's load): the median of these ratios over the
+rounds, and their range:
 
 * ``plain``: one ``train`` call of N iterations;
 * ``pieces``: N calls of one iteration each, continuing one another, nothing written (``train``'s
@@ -109,15 +109,12 @@ def main(argv=None):
                 seconds, w = fn(widths, n, args.samples, folder, inline, args.batch_size)
                 times[name].append(seconds)
                 writes[name] = w or writes[name]
-    best, median = min(times["plain"]), statistics.median(times["plain"])
     print(f"{args.widths}, {n} iterations, {args.samples} samples, {_method(args.batch_size)}"
-          f"{'' if args.batch_size is None else f' (batch {args.batch_size})'}, best (and median) of "
-          f"{args.repeats} alternated rounds:")
+          f"{'' if args.batch_size is None else f' (batch {args.batch_size})'}, {args.repeats} alternated rounds:")
     for name, (_, inline) in variants.items():
-        t, m = min(times[name]), statistics.median(times[name])
-        print(f"  {name:28s} {t:6.2f} s  {t / best:5.2f}x plain ({m:.2f} s, {m / median:.2f}x)"
-              + _writes(writes[name], inline))
-
+        ratios = [t / base for t, base in zip(times[name], times["plain"])]
+        print(f"  {name:28s} {min(times[name]):6.2f} s best  {statistics.median(ratios):5.2f}x plain "
+              f"(rounds {min(ratios):.2f}-{max(ratios):.2f}x)" + _writes(writes[name], inline))
 
 def _writes(writes, inline) -> str:
     """The mean cost of one journal record over the first and the last tenth of the run, and the snapshots'."""
