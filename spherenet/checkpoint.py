@@ -245,7 +245,7 @@ class _Journal:
             if isinstance(value, np.ndarray) or isinstance(old, np.ndarray):
                 if value is not old:                   # a new epoch's order: a new array, never changed in place
                     arrays[f"batch.{key}"] = _compact(value)
-            elif value != old:
+            elif value is not old and value != old:
                 header["batch"][key] = value
         self.batch = dict(history.batch_state)
         self._write(_record(header, arrays))
@@ -304,7 +304,7 @@ def _record(header: dict, arrays: dict) -> list:
     ``NaN``), then ``arrays``' bytes."""
     arrays = {name: np.asarray(a) for name, a in arrays.items()}
     header["arrays"] = [[name, a.dtype.str, list(a.shape)] for name, a in arrays.items()]
-    head = json.dumps(header, default=_plain).encode()
+    head = json.dumps(header, separators=(",", ":"), default=_plain).encode()
     parts = [_U32.pack(len(head)), head, *(a.tobytes() for a in arrays.values())]
     crc = 0
     for part in parts:
