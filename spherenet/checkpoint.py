@@ -342,7 +342,7 @@ def _records(journal: Path, data: bytes):
             raise _damaged(journal, number, pos, "checksum mismatch")
         try:
             header, arrays = _decode(view[pos + _RECORD_HEAD:end])
-        except (ValueError, TypeError, KeyError) as err:
+        except (ValueError, TypeError, KeyError, AttributeError) as err:
             raise _damaged(journal, number, pos, f"malformed ({err})") from None
         yield number, pos, header, arrays
         pos, number = end, number + 1
@@ -386,7 +386,7 @@ def _replay(path: Path, meta: dict, arrays: dict) -> None:
     if "batch.order" in arrays:
         batch["order"] = arrays.pop("batch.order")
     if name is not None:
-        if not isinstance(name, str) or Path(name).name != name:
+        if not isinstance(name, str) or not name or Path(name).name != name:
             raise ValueError(f"{path}: the checkpoint's journal reference is damaged")
         journal = path.with_name(name)
         try:
@@ -396,12 +396,14 @@ def _replay(path: Path, meta: dict, arrays: dict) -> None:
         last = None
         for number, pos, header, state in _records(journal, data):
             try:
+                before = len(history["tau"])
                 _apply(history, header, state)
+                in_sequence = len(history["tau"]) == header["iterations"]
             except (AttributeError, TypeError, KeyError, ValueError) as err:
                 raise _damaged(journal, number, pos, f"malformed ({err})") from None
-            if len(history.get("tau", ())) != header["iterations"]:
-                raise _damaged(journal, number, pos, f"{header['iterations']} iterations after "
-                                                     f"{len(history['tau'])} (out of sequence)")
+            if not in_sequence:
+                raise _damaged(journal, number, pos, f"it claims {header['iterations']} iterations, after "
+                                                     f"{before} (out of sequence)")
             last = state
         if last is not None:
             _take_state(journal, arrays, last)
