@@ -14,8 +14,8 @@ took 7.6 s with an empty fallback folder and 6.4 s with a filled one (medians of
 When no folder at all can be written (no temporary folder either: ``tempfile.gettempdir`` finds none, or
 the private folder cannot be made there), the kernels are compiled without a cache (:func:`njit`, which
 ``spherenet.kernels`` uses in place of ``numba.njit``): ``import spherenet`` and the commands still work
-(Matplotlib, which draws the figures, needs a writable ``MPLCONFIGDIR`` of its own), and each process
-compiles the kernels it calls once, at their first call. The same command as ``nobody`` with /tmp and
+(Matplotlib, which draws the figures, gets a folder of its own: ``spherenet._matplotlib_config``), and each
+process compiles the kernels it calls once, at their first call. The same command as ``nobody`` with /tmp and
 /var/tmp read-only (a mount namespace; ``--out`` and ``MPLCONFIGDIR`` on a tmpfs) took 6.9 s without a
 cache, against 7.1 s with an empty cache folder and 5.1 s with a filled one (medians of 3, loaded 2-core
 machine): about 2 s more per command than a filled cache.
@@ -52,17 +52,18 @@ def _private_folder(path: Path) -> bool:
             and _writable(path))
 
 
-def fallback_folder() -> str | None:
-    """This user's private temporary cache folder (a new one per process if the shared name is taken)."""
+def fallback_folder(tool: str = "numba") -> str | None:
+    """This user's private temporary cache folder for ``tool`` (``spherenet-<tool>-<uid>``; a new one per
+    process if that name is taken), or ``None`` if no temporary folder can be written."""
     uid = os.geteuid() if hasattr(os, "geteuid") else "user"
     try:
-        shared = Path(tempfile.gettempdir()) / f"spherenet-numba-{uid}"
+        shared = Path(tempfile.gettempdir()) / f"spherenet-{tool}-{uid}"
     except FileNotFoundError:              # no writable temporary folder (TMPDIR, /tmp, /var/tmp, the cwd)
         return None
     if _private_folder(shared):
         return str(shared)
     try:
-        return tempfile.mkdtemp(prefix="spherenet-numba-")
+        return tempfile.mkdtemp(prefix=f"spherenet-{tool}-")
     except OSError:                        # nowhere to write at all
         return None
 

@@ -1,38 +1,78 @@
-"""Checkpoints: a network, its step rule and its training history in one checksummed file, and resuming.
+"""Checkpoints: a network, its step rule and its training history, written so that a run can be resumed.
 
-A checkpoint is ONE ``.npz`` written by :func:`spherenet.results.save_arrays` (to a temporary name, then
-renamed, so an interrupted write never leaves a half-written file under the final name)::
+A checkpoint is the ``.npz`` SNAPSHOT a caller names, written by :func:`spherenet.results.save_arrays` (to a
+temporary name, then renamed, so an interrupted write never leaves a half-written file under the final name;
+a SHA-256 of all its arrays, the JSON included, is stored beside them)::
 
     W0, W1, ..., W{L-1}   the weights, in their own dtype (float32 or float64), bit for bit
     radii                 (L,) float64, the sphere radii mu_i
+    rule.<name>           the step rule's memory across iterations (``rule.state()``), if it keeps one
+    batch.order           format 3: the epoch's mini-batch order, if the history's draw state has one (in
+                          the smallest unsigned integer type that holds it)
     meta                  0-d string: JSON {"kind", "format", "rule", "rule_options", "batch_size",
-                          "settings", "history"}  (history = ``History.as_dict()``, which keeps the
-                          mini-batch draw state, so a resumed run draws the batches an uninterrupted one would)
+                          "settings", "history"} (history = ``History.as_dict()``, which keeps the
+                          mini-batch draw state, so a resumed run draws the batches an uninterrupted one
+                          would; format 3 keeps its ``order`` in ``batch.order``, writes a non-finite
+                          number as Python's json does, ``NaN``, and adds "journal")
 
-:func:`train_with_checkpoints` writes format 2, whose cost per write does not grow with the run: the
-history is not in ``meta`` but in an append-only log beside the file, ``<stem>.<generation>.history.jsonl``,
-one JSON line per write holding what each of the history's lists gained since the last (``_HistoryLog``);
-``meta`` names the log and holds the byte length and SHA-256 of the log's prefix that belongs to this
-checkpoint, and the history's other fields (method, stop reason, mini-batch state, ...). Lines past that prefix (a
-process killed between appending and renaming the ``.npz``) are ignored. Each process starts a new log
-generation (with the whole history) and, once its first checkpoint is renamed into place, deletes older
-generations, so the file a checkpoint names is never rewritten. Format-2 writes are synced to disk at most
-every ``SYNC_SECONDS`` and at the end (an atomic rename keeps them whole against a killed process; only
-a power cut can lose the last few seconds).
+Format 1 (:func:`save_checkpoint`) is the snapshot alone. Format 3 (:func:`train_with_checkpoints`) adds a
+JOURNAL: ``meta["journal"]`` names a file beside the snapshot, ``<stem>.<random hex>.journal``, to which each
+write after the snapshot appends ONE record, so a write costs what its iterations added, not what the
+run holds::
 
-The SHA-256 stored beside the arrays covers all of them, the JSON included. :func:`load_checkpoint` refuses,
-naming the file: a missing, truncated, edited or non-finite file; weights off their spheres; a history
-whose lengths disagree with each other or with the rule. A resumed run (:func:`resume`) gives the numbers
-an uninterrupted run gives, bit for bit (only the wall-clock ``seconds`` differ).
+    record   = head (16 bytes) + payload
+    head     = b"SNJ3", the payload's length, CRC-32 of the payload, CRC-32 of the 12 bytes before it
+               (each uint32, little-endian)
+    payload  = n (uint32, little-endian) + n bytes of JSON + the arrays' bytes, one after another
+    JSON     = {"iterations": the history's iterations after this write,
+                "history": what each of the history's lists gained since the previous write, the info
+                           lists under "info" (non-finite numbers as Python's json writes them: NaN),
+                "scalars": the history's other fields ("stop_reason", "seconds_eval"),
+                "batch": the mini-batch draw state's values that changed ("rng", "pos"),
+                "arrays": [[name, dtype, shape], ...] of the arrays that follow}
+    arrays   = W0..W{L-1} and rule.<name> (the whole state after the write's iterations), and batch.order
+               only when an epoch has drawn a new order (once per epoch, not at every write; uint16 or
+               uint32 as in the snapshot)
+
+:func:`load_checkpoint` reads the snapshot and replays the journal's records in order: the history's lists
+are extended, the draw state updated, and the last record's weights and rule memory taken. The journal ends
+at its first record that is cut short, by the end of the file or by the zero bytes it ends with (which a
+crash mid-write can leave): a write a kill or a crash interrupted, ignored, so the checkpoint is the state
+of the last whole record. Any other record whose head or payload fails its CRC, or whose iterations do not
+follow the previous ones, is refused, naming the journal, the record and its byte offset (``truncate -s
+OFFSET JOURNAL`` keeps the records before it): a damaged record with data after it is not a torn write but
+a damaged disk or an edit, and neither its numbers nor, silently, the loss of the records after it are
+accepted.
+
+The snapshot is rewritten, naming a new journal (created empty first), at a process's first write, when the
+journal has grown past ``max(JOURNAL_BYTES, the snapshot's size)`` (so rewriting the whole history costs
+O(1) per write, amortised) and at the end of the run (naming no journal). The journals it no longer names
+(and format-2 logs) are then deleted, also those a killed process left. A snapshot is synced to disk
+before it replaces an earlier checkpoint (format 1: always); a record is one ``writev`` on a file kept open,
+without a rename or an ``.npz``, and the journal is synced at most every ``SYNC_SECONDS`` and when it is
+closed (a killed process loses nothing written, a power cut at most the last seconds).
+
+Format 2 (written before format 3; still read): the history in an append-only log beside the snapshot,
+``<stem>.<generation>.history.jsonl``, one JSON line per write with what each list gained; ``meta`` holds
+``"history_log": {"log", "bytes", "sha256", "scalars"}``, the log's name, the byte length and SHA-256 of
+its prefix that belongs to this checkpoint, and the history's other fields. Lines past the prefix are ignored.
+
+:func:`load_checkpoint` refuses, naming the file: a missing, truncated, edited or non-finite snapshot or
+journal record; weights off their spheres; a history whose lengths disagree with each other or with the
+rule. A resumed run (:func:`resume`) gives the numbers an uninterrupted run gives, bit for bit (only the
+wall-clock ``seconds`` differ).
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import math
 import os
 import secrets
+import struct
 import time
+import zlib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -40,13 +80,21 @@ import numpy as np
 
 from .network import NormalisedMLP
 from .results import load_arrays, save_arrays
-from .train import MEMORYLESS, RULES, History, _drift, _json_safe, make_rule, train
+from .train import MEMORYLESS, RULES, History, _drift, make_rule, train
 
 KIND = "spherenet-checkpoint"
-FORMAT = 1                 # the history inline in meta (save_checkpoint)
-FORMAT_LOGGED = 2          # the history in an append-only log (train_with_checkpoints)
+FORMAT = 1                 # the snapshot alone, the history inline in meta (save_checkpoint)
+FORMAT_LOGGED = 2          # the history in an append-only log (read, no longer written)
+FORMAT_JOURNAL = 3         # a snapshot and the journal of the writes after it (train_with_checkpoints)
 SYNC_SECONDS = 5.0
+JOURNAL_BYTES = 4 << 20
+_MAGIC = b"SNJ3"
+_HEAD = struct.Struct("<4sII")            # magic, payload length, CRC-32 of the payload
+_U32 = struct.Struct("<I")
+_RECORD_HEAD = _HEAD.size + _U32.size     # ... and the CRC-32 of those 12 bytes
 _PER_STEP = ("tau", "beta", "predicted", "actual", "halvings", "drift", "seconds", "flags")
+_LISTS = tuple(f.name for f in fields(History) if f.default_factory is list)
+_SCALARS = tuple(f.name for f in fields(History) if f.name not in (*_LISTS, "method", "info", "batch_state"))
 
 
 @dataclass
@@ -79,103 +127,311 @@ class Checkpoint:
 
 
 def save_checkpoint(path, net: NormalisedMLP, history: History, rule_name: str, rule_options: dict | None = None,
-                    settings: dict | None = None, *, batch_size: int | None = None, rule=None,
-                    log: "_HistoryLog | None" = None, final: bool = True) -> Path:
+                    settings: dict | None = None, *, batch_size: int | None = None, rule=None) -> Path:
     """Write ``net``, ``history`` and the rule that produced them to ``path`` (atomically); returns the path.
 
     ``history`` must be the one ``train`` returned for ``net`` (the weights are the state AFTER it).
-    ``settings``: any JSON-ready dict, stored and returned as is. Refuses (before writing anything) what
-    :func:`load_checkpoint` would refuse, so a checkpoint that was written can be read back.
+    ``settings``: any JSON-ready dict, stored and returned as is. ``rule``: the step-rule object, whose
+    memory (``rule.state()``) is stored; needed for the rules that keep one. Refuses (before writing
+    anything) what :func:`load_checkpoint` would refuse, so a checkpoint that was written can be read back.
     """
     if not isinstance(net, NormalisedMLP):
         raise TypeError(f"net must be a NormalisedMLP, got {type(net).__name__}")
     if not isinstance(history, History):
         raise TypeError(f"history must be a spherenet.train.History, got {type(history).__name__}")
-    return _write(path, net.weights, net.radii, history, rule_name, rule_options, settings, batch_size, rule,
-                  log, final)
+    meta = _meta(rule_name, rule_options, settings, batch_size, rule)
+    return _write_snapshot(path, net.weights, net.radii, history, meta, rule)
 
 
-def _write(path, weights, radii, history: History, rule_name: str, rule_options, settings, batch_size, rule,
-           log, final) -> Path:
-    """:func:`save_checkpoint` for given ``weights`` and ``radii`` (the state after ``history``)."""
+def _meta(rule_name: str, rule_options, settings, batch_size, rule) -> dict:
+    """The snapshot's ``meta`` (format 1), checked: the rule, its options and memory, JSON-ready settings."""
     if rule_name in RULES and rule_name not in MEMORYLESS and not hasattr(rule, "state"):
         raise ValueError(f"{rule_name!r} keeps a memory across iterations (its conjugate-gradient or moment "
                          f"state): pass the rule object (rule=...) so the checkpoint holds it; without it a "
                          f"resumed run would not repeat an uninterrupted one")
-    state = {f"rule.{k}": v for k, v in (rule.state() if hasattr(rule, "state") else {}).items()}
     meta = {"kind": KIND, "format": FORMAT, "rule": rule_name, "rule_options": dict(rule_options or {}),
             "batch_size": batch_size, "settings": settings}
-    _check_rule(meta, history, "save_checkpoint")
-    _check_history("save_checkpoint", history, checked=log.written.get("loss_train", 0) if log else 0)
-    _check_on_spheres("save_checkpoint: net", weights, radii, history)
+    _check_rule(meta, None, "save_checkpoint")
     try:
         json.dumps(meta, allow_nan=False)
     except (TypeError, ValueError) as err:
         raise TypeError(f"rule_options and settings must be JSON-ready (numbers, strings, lists, dicts): "
                         f"{err}") from None
-    sync = True
-    if log is None:
-        meta["history"] = history.as_dict()
+    return meta
+
+
+def _rule_state(rule) -> dict:
+    return {f"rule.{k}": v for k, v in (rule.state() if hasattr(rule, "state") else {}).items()}
+
+
+def _write_snapshot(path, weights, radii, history: History, meta: dict, rule, journal: str | None = None,
+                    sync: bool = True) -> Path:
+    """The snapshot of the state after ``history``: format 1 as ``meta`` says, or format 3 naming ``journal``
+    (the draw state's order as the array ``batch.order``)."""
+    _check_rule(meta, history, "save_checkpoint")
+    _check_history("save_checkpoint", history)
+    _check_on_spheres("save_checkpoint: net", weights, radii, history)
+    arrays = {f"W{i}": W for i, W in enumerate(weights)} | _rule_state(rule)
+    if meta["format"] == FORMAT:
+        meta = {**meta, "history": history.as_dict()}
     else:
-        meta["format"] = FORMAT_LOGGED
-        meta["history_log"], sync = log.append(history, final)
-    arrays = {f"W{i}": W for i, W in enumerate(weights)}
-    return save_arrays(path, radii=np.asarray(radii, dtype=np.float64), meta=np.array(json.dumps(meta)),
-                       sync=sync, **arrays, **state)
+        batch = dict(history.batch_state)
+        if "order" in batch:
+            arrays["batch.order"] = _compact(np.asarray(batch.pop("order"), dtype=np.intp))
+        record = {name: getattr(history, name) for name in (*_LISTS, *_SCALARS, "method", "info")}
+        meta = {**meta, "history": {**record, "batch_state": batch}, "journal": journal}
+    return save_arrays(path, radii=np.asarray(radii, dtype=np.float64),
+                       meta=np.array(json.dumps(meta, default=_plain)), sync=sync, **arrays)
 
 
-class _HistoryLog:
-    """A run's history as an append-only file beside its checkpoint (see the module docstring): each
-    :meth:`append` writes one line with what every list gained since the last, so it costs what the new
-    steps cost, and returns the reference ``meta`` keeps (log name, prefix length and SHA-256)."""
+class _Journal:
+    """The checkpoints one process writes to ``path``: a snapshot, then one journal record per write (format 3,
+    the module docstring). :meth:`save` keeps the state after an iteration; :meth:`close` syncs at the end."""
 
-    def __init__(self, checkpoint):
-        self.checkpoint = Path(checkpoint)
-        self.path = self.checkpoint.with_name(f"{self.checkpoint.stem}.{secrets.token_hex(6)}.history.jsonl")
-        self.written: dict[str, int] = {}           # list name (info lists as "info.<key>") -> entries logged
-        self.hash, self.size, self.last_sync = hashlib.sha256(), 0, -math.inf
+    def __init__(self, path, meta: dict, rule):
+        self.path, self.meta, self.rule = Path(path), {**meta, "format": FORMAT_JOURNAL}, rule
+        self.fd, self.journal, self.size, self.limit = None, None, 0, JOURNAL_BYTES
+        self.written: dict[str, int] = {}          # list name (info lists as "info.<key>") -> entries kept
+        self.batch: dict = {}                      # the draw state as last kept
+        self.last_sync = -math.inf
 
-    def _new(self, name: str, values: list) -> list:
-        done, self.written[name] = self.written.get(name, 0), len(values)
-        return values[done:]
+    def save(self, weights, radii, history: History, final: bool = False) -> None:
+        """Keep the state after ``history`` (``weights``: the weights after it): a journal record, or a new
+        snapshot at the first write, when the journal is full, and when ``final``."""
+        if final or self.fd is None or self.size >= self.limit:
+            self._snapshot(weights, radii, history, final)
+        else:
+            self._append(weights, history)
 
-    def append(self, history: History, final: bool) -> tuple[dict, bool]:
-        lists = {f.name: getattr(history, f.name) for f in fields(History)
-                 if isinstance(getattr(history, f.name), list)}
-        chunk = {name: self._new(name, values) for name, values in lists.items()}
-        chunk["info"] = {key: self._new(f"info.{key}", values) for key, values in history.info.items()}
-        line = (json.dumps(_json_safe(chunk), allow_nan=False) + "\n").encode()
-        sync = final or time.monotonic() - self.last_sync >= SYNC_SECONDS
-        try:
-            with open(self.path, "ab") as f:
-                f.write(line)
-                f.flush()
+    def close(self, sync: bool = True) -> None:
+        """Close the journal, synced (the last records reach the disk) unless a snapshot superseded it."""
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            try:
                 if sync:
-                    os.fsync(f.fileno())
-        except OSError as err:
-            raise OSError(err.errno, err.strerror or str(err), str(self.path)) from None
-        if sync:
-            self.last_sync = time.monotonic()
-        self.hash.update(line)
-        self.size += len(line)
-        scalars = {f.name: getattr(history, f.name) for f in fields(History)
-                   if f.name not in lists and f.name not in ("info", "batch_state")}
-        return {"log": self.path.name, "bytes": self.size, "sha256": self.hash.hexdigest(),
-                "scalars": {**_json_safe(scalars), "batch_state": _batch_state_json(history.batch_state)}}, sync
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
 
-    def remove_older(self) -> None:
-        """Delete the logs of earlier generations (once a checkpoint naming this one is in place)."""
-        for old in self.checkpoint.parent.glob(f"{self.checkpoint.stem}.*.history.jsonl"):
-            if old.name != self.path.name:
+    def _snapshot(self, weights, radii, history: History, final: bool) -> None:
+        journal = None if final else f"{self.path.stem}.{secrets.token_hex(6)}.journal"
+        fd = None if final else _create(self.path.with_name(journal))
+        sync = final or self.path.exists()               # a first checkpoint has nothing to protect
+        try:
+            _write_snapshot(self.path, weights, radii, history, self.meta, self.rule, journal, sync)
+        except BaseException:
+            if fd is not None:
+                os.close(fd)
+                self.path.with_name(journal).unlink(missing_ok=True)
+            raise
+        self.close(sync=False)
+        self.fd, self.journal, self.size = fd, journal, 0
+        self.limit = max(JOURNAL_BYTES, self.path.stat().st_size)
+        self.written = {name: len(getattr(history, name)) for name in _LISTS}
+        self.written |= {f"info.{key}": len(values) for key, values in history.info.items()}
+        self.batch, self.last_sync = dict(history.batch_state), time.monotonic()
+        stem = glob.escape(self.path.stem)
+        for old in (*self.path.parent.glob(f"{stem}.*.journal"), *self.path.parent.glob(f"{stem}.*.history.jsonl")):
+            if old.name != journal:
                 old.unlink(missing_ok=True)
 
+    def _append(self, weights, history: History) -> None:
+        _check_history(self.path, history, checked=self.written["loss_train"])
+        header = {"iterations": history.iterations, "history": self._gained(history),
+                  "scalars": {name: getattr(history, name) for name in _SCALARS}, "batch": {}}
+        arrays = {f"W{i}": W for i, W in enumerate(weights)} | _rule_state(self.rule)
+        for key, value in history.batch_state.items():
+            old = self.batch.get(key)
+            if isinstance(value, np.ndarray) or isinstance(old, np.ndarray):
+                if value is not old:                   # a new epoch's order: a new array, never changed in place
+                    arrays[f"batch.{key}"] = _compact(value)
+            elif value is not old and value != old:
+                header["batch"][key] = value
+        self.batch = dict(history.batch_state)
+        self._write(_record(header, arrays))
 
-def _batch_state_json(state: dict) -> dict:
-    """The mini-batch draw state, JSON-ready. Its ``order`` (one index per training row, already a list of
-    Python ints) goes to the JSON encoder as it is: walking it value by value (``_json_safe``) made a
-    mini-batch checkpoint write cost ~70 ms on 24,000 rows."""
-    return {key: (value.tolist() if isinstance(value, np.ndarray) else value) if key == "order" else _json_safe(value)
-            for key, value in state.items()}
+    def _gained(self, history: History) -> dict:
+        """What each of the history's lists gained since the last write (and note their new lengths)."""
+        def new(name, values):
+            done, self.written[name] = self.written.get(name, 0), len(values)
+            return values[done:]
+        gained = {name: new(name, getattr(history, name)) for name in _LISTS}
+        gained["info"] = {key: new(f"info.{key}", values) for key, values in history.info.items()}
+        return gained
+
+    def _write(self, record: list) -> None:
+        """Append ``record``'s buffers with one ``writev`` (all of them, or none: a failed write is cut off)."""
+        size = sum(map(len, record))
+        try:
+            done = os.writev(self.fd, record) if hasattr(os, "writev") else 0      # (not on Windows)
+            rest = memoryview(b"".join(record))[done:] if done < size else b""
+            while rest:                                  # a short write (rare on a regular file): the rest
+                rest = rest[os.write(self.fd, rest):]
+            if time.monotonic() - self.last_sync >= SYNC_SECONDS:
+                os.fsync(self.fd)
+                self.last_sync = time.monotonic()
+        except OSError as err:
+            try:
+                os.ftruncate(self.fd, self.size)
+            except OSError:
+                pass
+            raise OSError(err.errno, err.strerror or str(err), str(self.path.with_name(self.journal))) from None
+        self.size += size
+
+
+def _compact(indices: np.ndarray) -> np.ndarray:
+    """Row indices in the smallest unsigned type that holds them (uint16 up to 65,536 rows: a quarter of the
+    bytes of an epoch's order)."""
+    if indices.dtype.kind in "iu" and (indices.size == 0 or indices.min() >= 0):
+        top = indices.max(initial=0)
+        for dtype in (np.uint16, np.uint32):
+            if top <= np.iinfo(dtype).max:
+                return indices.astype(dtype)
+    return indices
+
+
+def _create(path: Path) -> int:
+    """A new, empty journal file opened for appending (its folder created), with umask permissions."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o666)
+    except OSError as err:
+        raise OSError(err.errno, err.strerror or str(err), str(path)) from None
+
+
+def _record(header: dict, arrays: dict) -> list:
+    """One journal record (the module docstring's layout) as a list of buffers: ``header`` as JSON (NaN as
+    ``NaN``), then ``arrays``' bytes."""
+    arrays = {name: np.asarray(a) for name, a in arrays.items()}
+    header["arrays"] = [[name, a.dtype.str, list(a.shape)] for name, a in arrays.items()]
+    head = json.dumps(header, separators=(",", ":"), default=_plain).encode()
+    parts = [_U32.pack(len(head)), head, *(a.tobytes() for a in arrays.values())]
+    crc = 0
+    for part in parts:
+        crc = zlib.crc32(part, crc)
+    start = _HEAD.pack(_MAGIC, sum(map(len, parts)), crc)
+    return [start, _U32.pack(zlib.crc32(start)), *parts]
+
+
+def _plain(value):
+    """NumPy scalars and arrays as JSON values (``json.dumps``' ``default``)."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON-ready")
+
+
+def _records(journal: Path, data: bytes):
+    """``(number, offset, header, arrays)`` of every whole record of ``data`` (the journal's bytes), in order.
+    A record cut short (a kill or a crash mid-write) ends them; a damaged one is refused (ValueError)."""
+    pos, number, view = 0, 0, memoryview(data)
+    while pos < len(data):
+        if len(data) - pos < _RECORD_HEAD:
+            return
+        magic, length, crc = _HEAD.unpack_from(data, pos)
+        (head_crc,) = _U32.unpack_from(data, _HEAD.size + pos)
+        if magic != _MAGIC or zlib.crc32(view[pos:pos + _HEAD.size]) != head_crc:
+            if _cut_short(data, pos + _RECORD_HEAD):
+                return
+            raise _damaged(journal, number, pos, "its head is not a record's (checksum mismatch)")
+        end = pos + _RECORD_HEAD + length
+        if end > len(data):
+            return
+        if zlib.crc32(view[pos + _RECORD_HEAD:end]) != crc:
+            if _cut_short(data, end):
+                return
+            raise _damaged(journal, number, pos, "checksum mismatch")
+        try:
+            header, arrays = _decode(view[pos + _RECORD_HEAD:end])
+        except (ValueError, TypeError, KeyError, AttributeError) as err:
+            raise _damaged(journal, number, pos, f"malformed ({err})") from None
+        yield number, pos, header, arrays
+        pos, number = end, number + 1
+
+
+def _cut_short(data: bytes, end: int) -> bool:
+    """A record that fails its checksum and ends at ``end`` was cut short if the zero bytes the file ends with
+    begin inside it (a crash mid-write can leave the rest of the file zero-filled)."""
+    return len(data.rstrip(b"\0")) < end
+
+
+def _decode(payload: memoryview) -> tuple[dict, dict]:
+    """A record's JSON header and its arrays (read-only views of ``payload``)."""
+    (n,) = _U32.unpack_from(payload, 0)
+    header = json.loads(bytes(payload[_U32.size:_U32.size + n]))
+    offset, arrays = _U32.size + n, {}
+    for name, dtype, shape in header.pop("arrays"):
+        dtype = np.dtype(dtype)
+        if dtype.kind not in "biuf":
+            raise ValueError(f"array {name!r} of dtype {dtype}")
+        count = math.prod(shape)
+        arrays[name] = np.frombuffer(payload, dtype, count, offset).reshape(shape)
+        offset += count * dtype.itemsize
+    if offset != len(payload):
+        raise ValueError(f"{len(payload) - offset} bytes past its arrays")
+    return header, arrays
+
+
+def _damaged(journal: Path, number: int, pos: int, why: str) -> ValueError:
+    return ValueError(f"{journal}: record {number} (byte {pos}) is damaged: {why}; the records before it are "
+                      f"whole (`truncate -s {pos} {journal}` resumes from them)")
+
+
+def _replay(path: Path, meta: dict, arrays: dict) -> None:
+    """Apply the journal a format-3 snapshot names to its history (``meta["history"]``) and ``arrays``, in
+    place: the lists extended, the draw state updated, the last record's weights and rule memory taken."""
+    history, name = meta.get("history"), meta.get("journal")
+    if not isinstance(history, dict) or not isinstance(history.get("batch_state", {}), dict):
+        raise ValueError(f"{path}: the checkpoint's history is damaged")
+    batch = history.setdefault("batch_state", {})
+    if "batch.order" in arrays:
+        batch["order"] = arrays.pop("batch.order")
+    if name is not None:
+        if not isinstance(name, str) or not name or Path(name).name != name:
+            raise ValueError(f"{path}: the checkpoint's journal reference is damaged")
+        journal = path.with_name(name)
+        try:
+            data = journal.read_bytes()
+        except OSError as err:
+            raise ValueError(f"{path}: cannot read its journal {journal} ({err.strerror or err})") from None
+        last = None
+        for number, pos, header, state in _records(journal, data):
+            try:
+                before = len(history["tau"])
+                _apply(history, header, state)
+                in_sequence = len(history["tau"]) == header["iterations"]
+            except (AttributeError, TypeError, KeyError, ValueError) as err:
+                raise _damaged(journal, number, pos, f"malformed ({err})") from None
+            if not in_sequence:
+                raise _damaged(journal, number, pos, f"it claims {header['iterations']} iterations, after "
+                                                     f"{before} (out of sequence)")
+            last = state
+        if last is not None:
+            _take_state(journal, arrays, last)
+    if "order" in batch:
+        batch["order"] = np.asarray(batch["order"]).tolist()
+
+
+def _apply(history: dict, header: dict, state: dict) -> None:
+    """One record's history, scalars and draw state, applied to ``history`` (a ``History.as_dict()``)."""
+    gained = header["history"]
+    for key, values in gained.pop("info").items():
+        history["info"].setdefault(key, []).extend(values)
+    for key, values in gained.items():
+        history[key].extend(values)
+    history.update(header["scalars"])
+    history["batch_state"].update(header["batch"])
+    history["batch_state"].update({k[len("batch."):]: v for k, v in state.items() if k.startswith("batch.")})
+
+
+def _take_state(journal: Path, arrays: dict, state: dict) -> None:
+    """The last record's weights and rule memory replace the snapshot's (copied: the views are read-only)."""
+    for key in [k for k in arrays if k.startswith("rule.") or (k.startswith("W") and k[1:].isdigit())]:
+        del arrays[key]
+    for key, a in state.items():
+        if not key.startswith("batch."):
+            if a.dtype.kind == "f" and not np.isfinite(a).all():
+                raise ValueError(f"{journal}: array {key!r} contains non-finite values")
+            arrays[key] = a.copy()
 
 
 def _logged_history(path: Path, ref) -> dict:
@@ -222,11 +478,13 @@ def load_checkpoint(path) -> Checkpoint:
         raise ValueError(f"{path}: the checkpoint's 'meta' entry is not valid JSON ({err.msg})") from None
     if not isinstance(meta, dict) or meta.get("kind") != KIND:
         raise ValueError(f"{path}: not a spherenet checkpoint")
-    if meta.get("format") not in (FORMAT, FORMAT_LOGGED):
+    if meta.get("format") not in (FORMAT, FORMAT_LOGGED, FORMAT_JOURNAL):
         raise ValueError(f"{path}: checkpoint format {meta.get('format')!r}; this version reads formats "
-                         f"{FORMAT} and {FORMAT_LOGGED}")
+                         f"{FORMAT}, {FORMAT_LOGGED} and {FORMAT_JOURNAL}")
     if meta["format"] == FORMAT_LOGGED:
         meta["history"] = _logged_history(Path(path), meta.get("history_log"))
+    elif meta["format"] == FORMAT_JOURNAL:
+        _replay(Path(path), meta, arrays)
     try:
         history = History.from_dict(meta["history"])
     except (KeyError, TypeError, ValueError) as err:
@@ -287,7 +545,8 @@ def _check_history(path, history: History, checked: int = 0) -> None:
         raise ValueError(f"{path}: the history holds a non-finite loss")
 
 
-def _check_rule(meta: dict, history: History, where: str) -> None:
+def _check_rule(meta: dict, history: History | None, where: str) -> None:
+    """The method and its options exist, the history (if given) was recorded by them, the batch size is valid."""
     name, options = meta["rule"], meta["rule_options"]
     if name not in RULES:
         raise ValueError(f"{where}: unknown method {name!r}; choose one of: {', '.join(RULES)}")
@@ -297,7 +556,7 @@ def _check_rule(meta: dict, history: History, where: str) -> None:
         rule = make_rule(name, **options)
     except TypeError as err:
         raise ValueError(f"{where}: bad rule_options for {name!r} ({err})") from None
-    if rule.name != history.method:
+    if history is not None and rule.name != history.method:
         raise ValueError(f"{where}: the history was recorded by method {history.method!r}, not by "
                          f"{name!r} with options {options}")
     size = meta["batch_size"]
@@ -329,27 +588,24 @@ def train_with_checkpoints(path, net: NormalisedMLP, X, Y, rule_name: str, itera
     The numbers are those of one uninterrupted ``train`` call (``rule``: the step-rule object to continue
     with, e.g. ``Checkpoint.rule()``, else a new one is made). ONE ``train`` call, the checkpoints written by
     :class:`_SavingRule` as each ``every``-th iteration begins (with mini-batches, the history the loop last
-    reported carries where the draw stood then, ``History.batch_state``). If the run stops early
+    reported carries where the draw stood then, ``History.batch_state``), in format 3 (:class:`_Journal`:
+    a snapshot at the first write and at the end, a journal record at the others). If the run stops early
     (``history.stop_reason``) the checkpoint is written and the loop ends. An exception
-    (e.g. KeyboardInterrupt) leaves the last checkpoint as it was. ``threads``: as in ``train`` (resume
-    with the same count to get the same bits).
+    (e.g. KeyboardInterrupt) leaves the last checkpoint as it was, its journal synced. ``threads``: as in
+    ``train`` (resume with the same count to get the same bits).
     """
     if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
         raise ValueError(f"checkpoint every must be an integer >= 1, got {every!r}")
     options = dict(rule_options or {})
     rule = rule if rule is not None else make_rule(rule_name, **options)
-    log = _HistoryLog(path)
-
-    def save(weights, radii, history, final):
-        first = log.size == 0
-        _write(path, weights, radii, history, rule_name, options, settings, batch_size, rule, log, final)
-        if first:
-            log.remove_older()
-
-    saving = _SavingRule(rule, every, save, callback)
-    history = train(net, X, Y, saving, iterations, X_test, Y_test, callback=saving.after_iteration,
-                    resume=history, batch_size=batch_size, seed=seed, threads=threads)
-    save(net.weights, net.radii, history, final=True)
+    journal = _Journal(path, _meta(rule_name, options, settings, batch_size, rule), rule)
+    saving = _SavingRule(rule, every, journal.save, callback)
+    try:
+        history = train(net, X, Y, saving, iterations, X_test, Y_test, callback=saving.after_iteration,
+                        resume=history, batch_size=batch_size, seed=seed, threads=threads)
+        journal.save(net.weights, net.radii, history, final=True)
+    finally:
+        journal.close()
     return history
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, progress
+from . import __version__, _matplotlib_config, progress
 from .experiments import (BATCH_METHOD, DATA_SOURCES, DEFAULTS, METHODS, SCALING_CHOICES, SPHERE_METHODS,
                           SPLIT_CHOICES, check_problem, default_method, load_problem, network_widths, parse_widths,
                           run, settings_for)
@@ -251,6 +251,7 @@ def _train_into(args, settings: dict, folder: RunFolder) -> None:
         record, arrays = run(settings, progress=progress.iteration_callback(pbar), checkpoint=checkpoint,
                              checkpoint_every=args.checkpoint_every, resume=args.resume, threads=args.threads,
                              quiet=args.quiet)
+    _matplotlib_config.configure(out)                 # before Matplotlib is imported: a folder for its cache
     from .plots.experiments import training_figure
     written = folder.publish({"weights.npz": lambda path: save_arrays(path, **arrays),
                               "figures/training.png": lambda path: training_figure(record, path),
@@ -376,6 +377,7 @@ def _finish_sweep(args, folder: RunFolder, summary, start: float) -> int:
     if summary is None:
         return 1
     summary["wall_seconds"] = time.perf_counter() - start
+    _matplotlib_config.configure(folder.path)
     writers = {"summary.json": lambda path: write_json(path, summary)}
     if not args.figures:
         writers["figures"] = lambda path: _summary_figures(summary, path)
@@ -477,6 +479,7 @@ def _print_experiment(s: dict) -> None:
 
 
 def _draw(folder: Path, figures=None) -> list:
+    _matplotlib_config.configure(folder)
     from .plots import experiments as figs
     figures = Path(figures) if figures else folder / "figures"
     if (folder / "summary.json").is_file():

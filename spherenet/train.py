@@ -242,6 +242,7 @@ class _Batches:
     def __init__(self, X, Y, batch_size, rng):
         self.X, self.Y, self.size, self.rng = X, Y, batch_size, rng
         self.order, self.pos = np.empty(0, dtype=np.intp), 0
+        self.drawn = rng.bit_generator.state         # the generator's state: it moves only when an epoch draws
 
     @property
     def full(self) -> bool:
@@ -252,6 +253,7 @@ class _Batches:
             return self.X, self.Y
         if self.pos + self.size > len(self.order):
             self.order, self.pos = self.rng.permutation(len(self.X)), 0
+            self.drawn = self.rng.bit_generator.state
         idx = np.sort(self.order[self.pos:self.pos + self.size])
         self.pos += self.size
         return self.X.take(idx, axis=0), self.Y.take(idx, axis=0)
@@ -260,12 +262,13 @@ class _Batches:
         return {"rng": self.rng.bit_generator.state, "order": self.order.tolist(), "pos": self.pos}
 
     def snapshot(self) -> dict:
-        """:meth:`state` without copying the epoch's order (each epoch draws a new array, never changed in place),
-        cheap enough to take at every iteration."""
-        return {"rng": self.rng.bit_generator.state, "order": self.order, "pos": self.pos}
+        """:meth:`state` without copying the epoch's order (each epoch draws a new array, never changed in place)
+        or reading the generator again, cheap enough to take at every iteration."""
+        return {"rng": self.drawn, "order": self.order, "pos": self.pos}
 
     def restore(self, state: dict) -> None:
         self.rng.bit_generator.state = state["rng"]
+        self.drawn = self.rng.bit_generator.state
         self.order, self.pos = np.asarray(state["order"], dtype=np.intp), int(state["pos"])
 
 

@@ -7,8 +7,9 @@ checksum, every PNG is complete), a ``result.json`` or a sweep's ``runs/KEY.json
 only, and the earlier result of the folder is never lost before the new one is complete. After resuming (``--resume``;
 the same sweep command again) the numbers equal an uninterrupted run's bit for bit.
 
-tests/test_checkpoint.py kills a run once, after its 20th checkpoint; tests/test_runfolder.py simulates the states a
-kill leaves inside :meth:`RunFolder.publish`; here real kills land anywhere, the writes included.
+tests/test_checkpoint.py kills a run twice at random checkpoints (full batch and mini-batch) and cuts or damages
+its journal; tests/test_runfolder.py simulates the states a kill leaves inside :meth:`RunFolder.publish`; here real
+kills land anywhere, the writes included.
 """
 import json
 import os
@@ -97,14 +98,14 @@ def _assert_whole(out: Path) -> None:
         if path.suffix == ".json":
             json.loads(path.read_text())
         elif path.name == "checkpoint.npz":
-            ck.load_checkpoint(path)                   # its arrays, checksum and the history log it names
+            ck.load_checkpoint(path)                   # its arrays, checksum and the journal it names
         elif path.suffix == ".npz":
             load_arrays(path)
         elif path.suffix == ".png":
             with Image.open(path) as image:
                 image.verify()                         # every chunk's CRC, up to IEND
         else:
-            assert path.suffix == ".jsonl", path       # a checkpoint's history log (read by load_checkpoint)
+            assert path.suffix == ".journal", path     # a checkpoint's journal (read by load_checkpoint)
 
 
 def _without_times(obj):
@@ -144,8 +145,9 @@ def _assert_train_set(out: Path, old: dict, plain: Path) -> None:
 
 
 def test_train_killed_while_writing_resumes_bit_for_bit(tmp_path):
-    """One run killed four times (in a checkpoint's write, at a random time after a new checkpoint, in the
-    publication of the result set, in its renames), resumed after each: each kill leaves whole files and
+    """One run killed five times (in a checkpoint's snapshot write, at a random time after a new snapshot or
+    while records are appended to its journal, in the publication of the result set, in its renames),
+    resumed after each: each kill leaves whole files and
     the folder's earlier result or the new one complete; the end equals an uninterrupted run bit for bit."""
     plain, out = tmp_path / "plain", tmp_path / "run"
     assert main([*TRAIN, *ITERATIONS, "--out", str(plain)]) == 0
@@ -154,6 +156,7 @@ def test_train_killed_while_writing_resumes_bit_for_bit(tmp_path):
     delay = random.Random(19).uniform(0.0, 0.2)
     moments = [lambda: (_exists(out, ".checkpoint.npz.*.tmp"), 0.0),
                lambda: (_rewritten(out / "checkpoint.npz"), delay),
+               lambda: (_exists(out, "checkpoint.*.journal"), delay / 4),
                lambda: (_exists(out, PENDING), 0.0),
                lambda: (_exists(out, f"{PENDING}/{COMPLETE}"), 0.0)]
     killed = 0
@@ -167,11 +170,11 @@ def test_train_killed_while_writing_resumes_bit_for_bit(tmp_path):
     assert main([*TRAIN, *ITERATIONS, "--resume", "--out", str(out)]) == 0
     _assert_train_set(out, old, plain)
     assert json.loads((out / "result.json").read_text()) != json.loads(old["result.json"])
-    assert _names(out) == _names(plain)          # no debris: one history log (its name is the run's own)
+    assert _names(out) == _names(plain)          # no debris (a finished run's snapshot names no journal)
 
 
 def _names(out: Path) -> list[str]:
-    return sorted("checkpoint.*.history.jsonl" if p.suffix == ".jsonl" else p.name for p in out.iterdir())
+    return sorted(p.name for p in out.iterdir())
 
 
 # --- a sweep: spherenet lipschitz ----------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Runs by ordinary users (issue 21): with the package installed read-only and no writable home folder,
 import and every command work, Numba's kernel cache falling back to a private temporary folder, or to no
-cache at all when no folder can be written."""
+cache at all when no folder can be written, and Matplotlib's font cache to a private temporary folder, or
+to one in the command's --out."""
 import os
 import shutil
 import stat
@@ -121,3 +122,42 @@ def test_configure_turns_the_cache_off_when_no_folder_can_be_written(monkeypatch
     assert _numba_cache.configure() is None and _numba_cache.caching is False and config.CACHE_DIR == before
     compiled = _numba_cache.njit(cache=True)(lambda x: x + 1)
     assert compiled(1) == 2 and not compiled._cache.__class__.__name__.endswith("FunctionCache")
+
+
+def test_with_no_writable_folder_but_the_output_train_draws_its_figure(read_only_install):
+    """Home missing, TMPDIR, /tmp, /var/tmp and the working folder read-only, ``--out`` the one writable folder
+    (on /dev/shm): ``train`` and ``plot`` draw their figures, Matplotlib's font cache built in a folder of
+    ``--out`` that is gone when the command ends, with one line saying so (``spherenet/_matplotlib_config.py``)."""
+    install, work, env = read_only_install
+    prefix = read_only_temporary_folders()
+    if prefix is None or not os.access("/dev/shm", os.W_OK):
+        pytest.skip("cannot make the temporary folders read-only here (needs root, unshare and /dev/shm)")
+    out = Path(tempfile.mkdtemp(prefix="spherenet-out-", dir="/dev/shm"))
+    try:
+        if os.geteuid() == 0:
+            os.chown(out, NOBODY, NOBODY)
+        for argv in (["train", "--iterations", "2", "--widths", "12-8-3", "--samples", "600", "--out", str(out),
+                      "--overwrite"], ["plot", str(out)]):
+            proc = _ok(subprocess.run([*prefix, *ordinary_user_prefix(), sys.executable, "-m", "spherenet", *argv],
+                                      env=env, cwd=work, capture_output=True, text=True, timeout=600))
+            notes = [line for line in proc.stderr.splitlines() if "Matplotlib" in line]
+            assert len(notes) == 1 and notes[0].startswith("spherenet: no writable home or temporary folder"), \
+                proc.stderr
+            assert (out / "figures" / "training.png").is_file() and not list(out.glob(".matplotlib-*"))
+    finally:
+        shutil.rmtree(out)
+
+
+def test_matplotlib_gets_a_private_folder_only_when_it_has_none(tmp_path, monkeypatch):
+    from spherenet import _matplotlib_config
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv("MPLCONFIGDIR", "")                         # unset, and restored after the test
+    monkeypatch.delitem(sys.modules, "matplotlib", raising=False)  # as before the first figure
+    for name in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert _matplotlib_config.configure() is None and os.environ["MPLCONFIGDIR"] == ""
+    monkeypatch.setenv("HOME", "/dev/null")                        # no folder can be made there, even by root
+    folder = _matplotlib_config.configure(tmp_path / "out")
+    assert folder == os.environ["MPLCONFIGDIR"] == str(tmp_path / f"spherenet-matplotlib-{os.geteuid()}")
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700 and not (tmp_path / "out").exists()
