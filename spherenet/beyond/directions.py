@@ -309,12 +309,13 @@ class AdamDirection:
         Returns
         -------
         dict
-            ``k``, and ``m<i>``, ``v<i>`` per layer once a step was taken.
+            ``k``, and ``m<i>``, ``v<i>`` per layer once a step was taken: views, not copies, which stay as they
+            are (every step makes new moment arrays; none is changed in place).
         """
         out = {"k": np.array(self.k)}
         if self.m is not None:
-            out |= {f"m{i}": a.copy() for i, a in enumerate(self.flat.split(self.m))}
-            out |= {f"v{i}": a.copy() for i, a in enumerate(self.flat.split(self.v))}
+            out |= {f"m{i}": a for i, a in enumerate(self.flat.split(self.m))}
+            out |= {f"v{i}": a for i, a in enumerate(self.flat.split(self.v))}
         return out
 
     def restore(self, state: dict) -> None:
