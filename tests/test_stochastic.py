@@ -1,7 +1,8 @@
 """geo-batch, the automatic step on mini-batches (spherenet/beyond/stochastic.py, docs/beyond.md §7): the
 averaged Newton step and the secant curvature against independent recomputations, the steps it takes, never
-diverging and never leaving the spheres on several problems and dtypes, the same bits for the same seed and thread count, a
-resumed run equal to an uninterrupted one, and the default method with mini-batches."""
+diverging and never leaving the spheres on several problems and dtypes, the same bits for the same seed and
+thread count, a resumed run equal to an uninterrupted one, and the default method and precision with
+mini-batches."""
 import json
 import math
 import subprocess

@@ -11,13 +11,13 @@ from .loaders import load_neural_fly, load_neural_lander, write_neural_fly_csv, 
 from .quadrotor import (QuadrotorParams, aerodynamic_force, ground_effect_ratio, hover_state, rk4_step,
                         state_derivative)
 from .scaling import SCALINGS, PaperScaling, StandardScaling, scaling_from_dict
-from .simulator import (SPLITS, SimulationResult, WindModel, default_problem, label_noise_rmse, make_references, simulate_dataset,
-                        simulate_flights, simulate_references)
+from .simulator import (SPLITS, SimulationResult, WindModel, default_problem, label_noise_rmse, make_references,
+                        simulate_dataset, simulate_flights, simulate_references)
 from .splits import random_split, split_by_condition, split_by_flight
 
 __all__ = ["FEATURE_NAMES", "TARGET_NAMES", "ControllerGains", "FlightData", "PaperScaling", "QuadrotorParams",
-           "SCALINGS", "SPLITS", "SimulationResult", "StandardScaling", "WindModel", "aerodynamic_force", "concat", "default_problem",
-           "ground_effect_ratio", "hover_state", "label_noise_rmse", "load_arrays", "load_neural_fly", "load_neural_lander", "make_references",
-           "random_split", "rk4_step", "save_arrays", "scaling_from_dict", "simulate_dataset", "simulate_flights", "simulate_references",
-           "split_by_condition", "split_by_flight", "state_derivative", "write_neural_fly_csv",
-           "write_neural_lander_csv"]
+           "SCALINGS", "SPLITS", "SimulationResult", "StandardScaling", "WindModel", "aerodynamic_force", "concat",
+           "default_problem", "ground_effect_ratio", "hover_state", "label_noise_rmse", "load_arrays",
+           "load_neural_fly", "load_neural_lander", "make_references", "random_split", "rk4_step", "save_arrays",
+           "scaling_from_dict", "simulate_dataset", "simulate_flights", "simulate_references", "split_by_condition",
+           "split_by_flight", "state_derivative", "write_neural_fly_csv", "write_neural_lander_csv"]
