@@ -538,11 +538,21 @@ def _check_history(path, history: History, checked: int = 0) -> None:
     bad = {name: m for name, m in lengths.items() if m != n}
     if bad:
         raise ValueError(f"{path}: the history is inconsistent: {n} steps of tau but {bad}")
-    if len(history.loss_train) != n + 1 or len(history.loss_test) not in (0, n + 1):
-        raise ValueError(f"{path}: the history is inconsistent: {n} steps but {len(history.loss_train)} "
-                         f"training and {len(history.loss_test)} test losses (expected {n + 1})")
+    evals = history.eval_iterations or range(n + 1)       # (records from before eval_every: every iteration)
+    if evals[0] != 0 or evals[-1] > n or any(a >= b for a, b in zip(evals, evals[1:])):
+        raise ValueError(f"{path}: the history is inconsistent: evaluations at iterations {_abridged(evals)} "
+                         f"of {n} steps")
+    # the training loss: every iteration in full batch, at the evaluations with mini-batches
+    if len(history.loss_train) not in (n + 1, len(evals)) or len(history.loss_test) not in (0, len(evals)):
+        raise ValueError(f"{path}: the history is inconsistent: {n} steps and {len(evals)} evaluations but "
+                         f"{len(history.loss_train)} training and {len(history.loss_test)} test losses")
     if not all(math.isfinite(J) for losses in (history.loss_train, history.loss_test) for J in losses[checked:]):
         raise ValueError(f"{path}: the history holds a non-finite loss")
+
+
+def _abridged(values) -> str:
+    values = list(values)
+    return str(values) if len(values) <= 6 else f"[{', '.join(map(str, values[:3]))}, ..., {values[-1]}]"
 
 
 def _check_rule(meta: dict, history: History | None, where: str) -> None:
@@ -581,7 +591,8 @@ def resume(checkpoint: Checkpoint, X, Y, iterations: int, X_test=None, Y_test=No
 def train_with_checkpoints(path, net: NormalisedMLP, X, Y, rule_name: str, iterations: int, every: int | None,
                            X_test=None, Y_test=None, *, batch_size: int | None = None, seed=0,
                            rule_options: dict | None = None, settings: dict | None = None,
-                           history: History | None = None, callback=None, rule=None, threads: int = 1) -> History:
+                           history: History | None = None, callback=None, rule=None, threads: int = 1,
+                           eval_every: int = 1) -> History:
     """``train`` for ``iterations`` steps, writing a checkpoint to ``path`` every ``every`` steps and at the end.
 
     ``history``: continue that run (as ``train(..., resume=history)``); ``every=None``: only at the end.
@@ -592,7 +603,9 @@ def train_with_checkpoints(path, net: NormalisedMLP, X, Y, rule_name: str, itera
     a snapshot at the first write and at the end, a journal record at the others). If the run stops early
     (``history.stop_reason``) the checkpoint is written and the loop ends. An exception
     (e.g. KeyboardInterrupt) leaves the last checkpoint as it was, its journal synced. ``threads``: as in
-    ``train`` (resume with the same count to get the same bits).
+    ``train`` (resume with the same count to get the same bits). ``eval_every``: as in ``train``; a run resumed
+    with the same one records the evaluations an uninterrupted run does (a finished run that is extended keeps
+    the evaluation of its last iteration as well, when that is not a multiple of ``eval_every``).
     """
     if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
         raise ValueError(f"checkpoint every must be an integer >= 1, got {every!r}")
@@ -602,7 +615,7 @@ def train_with_checkpoints(path, net: NormalisedMLP, X, Y, rule_name: str, itera
     saving = _SavingRule(rule, every, journal.save, callback)
     try:
         history = train(net, X, Y, saving, iterations, X_test, Y_test, callback=saving.after_iteration,
-                        resume=history, batch_size=batch_size, seed=seed, threads=threads)
+                        resume=history, batch_size=batch_size, seed=seed, threads=threads, eval_every=eval_every)
         journal.save(net.weights, net.radii, history, final=True)
     finally:
         journal.close()

@@ -274,15 +274,16 @@ def run(settings: dict, progress=None, checkpoint=None, checkpoint_every: int | 
 
 
 def _check_checkpoint_options(s: dict, checkpoint, resume: bool) -> None:
-    """Checkpoints are for sphere methods evaluated every iteration without a time budget."""
+    """Checkpoints are for sphere methods without a time budget (where the clock stops a run, a resumed one
+    could not repeat it)."""
     if (checkpoint is not None or resume) and s["method"] in BASELINE_METHODS:
         raise ValueError(f"checkpoints apply to the sphere methods ({', '.join(SPHERE_METHODS)}), "
                          f"not to the baseline {s['method']!r}")
     if resume and checkpoint is None:
         raise ValueError("resume=True needs the checkpoint path to resume from")
-    if checkpoint is not None and (s["eval_every"] != 1 or s["max_seconds"] is not None):
-        raise ValueError("checkpointed runs evaluate every iteration and have no time budget: leave "
-                         "eval_every and max_seconds at their defaults")
+    if checkpoint is not None and s["max_seconds"] is not None:
+        raise ValueError("checkpointed runs have no time budget (a run the clock stops could not be resumed to "
+                         "the same numbers): leave out max_seconds")
 
 
 def _prepared(s: dict, train_data, test_data, threads: int, quiet: bool):
@@ -400,7 +401,7 @@ def _train_checkpointed(s, net, data, scaling, progress, path, every, resume, th
     return train_with_checkpoints(path, net, X, Y, s["method"], s["iterations"] - done, every, Xt, Yt,
                                   batch_size=s["batch_size"], seed=s["seed"], rule_options=options,
                                   settings=stored, history=history, callback=progress, rule=rule,
-                                  threads=threads)
+                                  threads=threads, eval_every=s["eval_every"])
 
 
 def _check_same_run(path, saved, expected) -> None:
