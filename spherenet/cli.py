@@ -71,8 +71,8 @@ def _add_train(sub) -> None:
     train.add_argument("--method", choices=METHODS, default=None, metavar="{" + ",".join(METHODS) + "}",
                    help=f"step rule (default {DEFAULTS['method']}: the paper's jet-Newton step along conjugate-"
                         f"gradient geodesics, docs/beyond.md; with --batch-size, {BATCH_METHOD}: Adam's direction "
-                        f"with the jet-Newton step averaged across batches; taylor = the paper's Algorithm 1, "
-                        f"mm = its Algorithm 2) or a baseline optimiser")
+                        f"with the Newton step of slope and curvature averaged across batches; taylor = the "
+                        f"paper's Algorithm 1, mm = its Algorithm 2) or a baseline optimiser")
     train.add_argument("--order", type=int, default=2, help="jet order of the taylor method (2 = the paper)")
     train.add_argument("--iterations", type=int, default=200)
     train.add_argument("--batch-size", type=_batch_size, default=None, metavar="B|auto",
