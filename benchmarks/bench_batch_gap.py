@@ -10,9 +10,16 @@ points of the run. Variants (docs/beyond.md §7, "What the gap is not"):
 * Adam's direction on the spheres at a fixed rate (``t = rate * speed``: every weight moves ``rate`` times
   Adam's step), rates 1e-3, 3e-3, 1e-2;
 * ``geo-batch`` at the budgets K/3, 2K and 3K, and with the ``fan`` and ``agd`` radii;
+* ``geo-batch`` with spectrally normalised layers (``norm="spectral"``, docs/beyond.md §8) at K/32, K/16, K/8;
 * with PyTorch installed: Adam on the same spheres as weight normalisation ``W_i = mu_i V_i/||V_i||`` (lr
-  1e-3, 1e-2), with an extra learnable output gain in (0, 1), and unconstrained Adam on the bias-free MLP with
-  a constant input feature (standardised data, lr 1e-2).
+  1e-3, 1e-2), with an extra learnable output gain in (0, 1), Adam on spectrally normalised layers
+  ``W_i = c V_i/||V_i||_2`` (exact norms, lr 1e-2) at K/16 and K/8, and unconstrained Adam on the bias-free MLP
+  with a constant input feature (standardised data, lr 1e-2), also with its Frobenius product projected onto
+  K, 2K, 4K and 8K after every step.
+
+Every row ends with the certificate of the network it ends at, ``prod_i ||W_i||_2`` in physical units
+(newtons per unit of the raw features' norm; for unconstrained Adam also the Frobenius product ``prod_i
+||W_i||_F``, the bound the paper's spheres certify), so rows compare at equal certificates.
 """
 from __future__ import annotations
 
@@ -26,6 +33,7 @@ from spherenet.beyond.geodesic import Geodesic
 from spherenet.beyond.stochastic import BatchGeodesicStep
 from spherenet.experiments import fit_scaling, load_problem, network_widths, scaled_arrays, settings_for
 from spherenet.network import NormalisedMLP
+from spherenet.spectral import SpectralNormalisation
 from spherenet.steps import Step
 from spherenet.train import train
 
@@ -71,10 +79,17 @@ def problem(samples: int, seed: int, K: float, radius="unit"):
     return net, scaling, arrays, (tr, te)
 
 
-def sphere_run(rule, args, K=None, radius="unit") -> list:
-    net, scaling, (X, Y, Xt, Yt), _ = problem(args.samples, args.seed, K or args.budget, radius)
-    h = train(net, X, Y, rule, args.steps, Xt, Yt, batch_size=BATCH, seed=args.seed, eval_every=args.steps // 10)
-    return [float(scaling.rmse_newtons(loss)) for loss in h.loss_test[1:]]
+def sphere_run(rule, args, K=None, radius="unit", norm="frobenius") -> tuple[list, float]:
+    """Test RMSE [N] at every tenth of the run, and the certificate ``K prod_i ||W_i||_2 / prod_i mu_i`` of the
+    network it ends at (of the normalised weights with ``norm="spectral"``: ``K`` itself)."""
+    K = K or args.budget
+    net, scaling, (X, Y, Xt, Yt), _ = problem(args.samples, args.seed, K, radius)
+    h = train(net, X, Y, rule, args.steps, Xt, Yt, batch_size=BATCH, seed=args.seed, eval_every=args.steps // 10,
+              norm=norm)
+    budget = float(np.prod(net.radii))
+    if norm == "spectral":
+        net = SpectralNormalisation(net.radii).network(net)
+    return [float(scaling.rmse_newtons(loss)) for loss in h.loss_test[1:]], K * net.spectral_norm_product() / budget
 
 
 def torch_runs(args) -> dict:
@@ -85,11 +100,19 @@ def torch_runs(args) -> dict:
     for lr in (1e-3, 1e-2):
         out[f"weight-normalised Adam, lr {lr:g}"] = _torch_spheres(torch, net, scaling, arrays, lr, False, args)
     out["the same, lr 0.01, with an output gain"] = _torch_spheres(torch, net, scaling, arrays, 1e-2, True, args)
+    for m in (1 / 16, 1 / 8):
+        net_m, scaling_m, arrays_m, _ = problem(args.samples, args.seed, args.budget * m)
+        out[f"spectrally normalised Adam, lr 0.01, budget {args.budget * m:.4g}"] = _torch_spheres(
+            torch, net_m, scaling_m, arrays_m, 1e-2, False, args, spectral=True)
     out["unconstrained Adam, lr 0.01"] = _torch_free(torch, tr, te, args)
+    for c in (1, 2, 4, 8):
+        out[f"the same, Frobenius product projected onto {c:g} K"] = _torch_free(torch, tr, te, args, c * args.budget)
     return out
 
 
-def _torch_loop(torch, model, params, X, Y, lr, args, rmse) -> list:
+def _torch_loop(torch, model, params, X, Y, lr, args, rmse, after_step=None) -> list:
+    """Adam on ``params`` with PyTorch's defaults and ``lr``: test RMSE [N] at every tenth of the run
+    (``after_step()`` after every step, if given)."""
     opt = torch.optim.Adam(params, lr=lr)
     generator, k, curve = torch.Generator().manual_seed(args.seed), 0, []
     while k < args.steps:
@@ -100,6 +123,8 @@ def _torch_loop(torch, model, params, X, Y, lr, args, rmse) -> list:
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if after_step is not None:
+                after_step()
             k += 1
             if k % (args.steps // 10) == 0:
                 with torch.no_grad():
@@ -109,23 +134,37 @@ def _torch_loop(torch, model, params, X, Y, lr, args, rmse) -> list:
     return curve
 
 
-def _torch_spheres(torch, net, scaling, arrays, lr, gain, args) -> list:
+def _torch_spheres(torch, net, scaling, arrays, lr, gain, args, spectral=False) -> tuple[list, float]:
+    """``W_i = mu_i V_i/||V_i||_F`` (weight normalisation onto the spheres; times a gain in (0, 1) if ``gain``),
+    or ``mu_i V_i/||V_i||_2`` (``spectral``), trained by Adam on ``V``; the curve and the final certificate."""
     X, Y, Xt, Yt = (torch.tensor(a) for a in arrays)
     V = [torch.tensor(W.copy(), requires_grad=True) for W in net.weights]
     gamma = torch.tensor(4.0, requires_grad=True)                     # sigmoid(4) = 0.98
 
+    def layers():
+        return [float(mu) * Vi / (torch.linalg.matrix_norm(Vi, 2) if spectral else Vi.norm())
+                for Vi, mu in zip(V, net.radii)]
+
     def model(x):
-        for i, (Vi, mu) in enumerate(zip(V, net.radii)):
-            x = x @ (float(mu) * Vi / Vi.norm()).T
+        for i, W in enumerate(layers()):
+            x = x @ W.T
             x = torch.relu(x) if i < len(V) - 1 else x
         return x * torch.sigmoid(gamma) if gain else x
 
     def rmse():
         return float(scaling.rmse_newtons(float(((model(Xt) - Yt) ** 2).sum()) / (2 * len(Yt))))
-    return _torch_loop(torch, model, V + ([gamma] if gain else []), X, Y, lr, args, rmse)
+    curve = _torch_loop(torch, model, V + ([gamma] if gain else []), X, Y, lr, args, rmse)
+    with torch.no_grad():
+        product = np.prod([float(torch.linalg.matrix_norm(W, 2)) for W in layers()])
+        product *= float(torch.sigmoid(gamma)) if gain else 1.0
+    return curve, scaling.lipschitz * product / float(np.prod(net.radii))
 
 
-def _torch_free(torch, tr, te, args) -> list:
+def _torch_free(torch, tr, te, args, cap=None) -> tuple[list, str]:
+    """Adam on the bias-free MLP with a constant input feature, on standardised data; the curve, and the
+    products of the final layers' spectral and Frobenius norms in physical units (the constant feature's
+    column left out: it does not act on the inputs). ``cap``: after every step all layers are scaled by one
+    factor so that the Frobenius product (the constant's column included) is at most ``cap`` [N per unit]."""
     mx, sx, my, sy = tr.X.mean(0), tr.X.std(0), tr.Y.mean(0), tr.Y.std(0)
 
     def inputs(A):
@@ -140,7 +179,21 @@ def _torch_free(torch, tr, te, args) -> list:
     def rmse():
         F = model(Xt).numpy().astype(np.float64) * sy + my
         return float(np.sqrt(np.sum((F - te.Y) ** 2) / len(te.Y)))
-    return _torch_loop(torch, model, list(model.parameters()), X, Y, 1e-2, args, rmse)
+    linear = [m.weight for m in model if isinstance(m, torch.nn.Linear)]
+    units = sy.max() / sx.min()
+
+    def project():
+        with torch.no_grad():
+            product = units * float(np.prod([float(W.norm()) for W in linear]))
+            if product > cap:
+                for W in linear:
+                    W.mul_((cap / product) ** (1 / len(linear)))
+    curve = _torch_loop(torch, model, list(model.parameters()), X, Y, 1e-2, args, rmse,
+                        after_step=project if cap is not None else None)
+    weights = [m.weight.detach().numpy().astype(np.float64) for m in model if isinstance(m, torch.nn.Linear)]
+    weights[0] = weights[0][:, :-1]
+    spectral = units * np.prod([np.linalg.norm(W, 2) for W in weights])
+    return curve, f"{spectral:.0f} (Frobenius product {units * np.prod([np.linalg.norm(W) for W in weights]):.0f})"
 
 
 def main() -> None:
@@ -157,17 +210,25 @@ def main() -> None:
     variants |= {f"geo-batch, budget {K * m:.4g}": (lambda m=m: sphere_run("geo-batch", args, K * m))
                  for m in (1 / 3, 2, 3)}
     variants |= {f"geo-batch, radii {r}": (lambda r=r: sphere_run("geo-batch", args, radius=r)) for r in ("fan", "agd")}
-    print(f"test RMSE [N] after every tenth of {args.steps} steps; seed {args.seed}, budget {K:g}, batch {BATCH}")
+    variants |= {f"geo-batch, spectral layers, budget {K * m:.4g}":
+                 (lambda m=m: sphere_run("geo-batch", args, K * m, norm="spectral")) for m in (1 / 32, 1 / 16, 1 / 8)}
+    print(f"test RMSE [N] after every tenth of {args.steps} steps, then the final certificate [N per unit]; seed "
+          f"{args.seed}, budget {K:g}, batch {BATCH}")
     with threadpool_limits(1):
         for name, run in variants.items():
-            print(f"{name:48s} " + " ".join(f"{e:.3f}" for e in run()), flush=True)
+            _print(name, *run())
         try:
             import torch  # noqa: F401
         except ImportError:
             print("(PyTorch is not installed: its rows are left out)")
             return
-        for name, curve in torch_runs(args).items():
-            print(f"{name:48s} " + " ".join(f"{e:.3f}" for e in curve), flush=True)
+        for name, (curve, certified) in torch_runs(args).items():
+            _print(name, curve, certified)
+
+
+def _print(name: str, curve: list, certified) -> None:
+    certified = f"{certified:.0f}" if isinstance(certified, float) else certified
+    print(f"{name:56s} " + " ".join(f"{e:.3f}" for e in curve) + f"  | {certified}", flush=True)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ Methods (every one on the same split; ``--seeds`` seeds, one run per process, on
 * ``geo-batch``: the default with ``--batch-size 1024``, ``--epochs`` epochs, nothing tuned (float32, the
   default precision with mini-batches, PyTorch's too);
 * ``geo-batch float64``: the same in float64 (``--dtype float64``);
+* ``geo-batch spectral``: the same (float32) with spectrally normalised layers (``--norm spectral``,
+  docs/beyond.md §8) at the budget its own ladder chooses (always run: 200 mini-batch steps per rung);
 * ``adam (spherenet)``: the project's tuned Adam baseline (``experiments.run(method="adam")``, batch 1024);
 * ``torch Adam tuned`` / ``torch Adam lr 1e-3`` (when PyTorch is importable): ``torch.optim.Adam`` on a
   biased 12-25-30-15-3 MLP in float32 (PyTorch's defaults), inputs and targets standardised, batch 1024; the
@@ -59,12 +61,15 @@ def write_flights(samples: int, folder: Path) -> str:
 
 def chosen_budget(base: dict, rho: float | None = None) -> dict:
     """The Lipschitz budget the default (full-batch) pipeline chooses, and the seconds the ladder took; or,
-    with ``rho``, the ladder's rung ``K(rho)`` (``spherenet.budget.budget_for``) without training."""
+    with ``rho``, the ladder's rung ``K(rho)`` (``spherenet.budget.budget_for``) without training. ``base`` with
+    ``norm="spectral"``: the budget ``geo-batch`` with spectral layers chooses (its ladder, never a rung)."""
     from spherenet.budget import budget_for
     from spherenet.experiments import load_problem, network_widths, run, settings_for
     from spherenet.network import NormalisedMLP
     start = time.perf_counter()
-    if rho is None:
+    if base.get("norm") == "spectral":
+        base = dict(base, batch_size=BATCH, dtype="float32")
+    if rho is None or base.get("norm") == "spectral":
         record, _ = run(dict(base, iterations=0))
         return {"lipschitz": record["lipschitz"], "seconds": time.perf_counter() - start}
     s = settings_for(**base)
@@ -74,12 +79,12 @@ def chosen_budget(base: dict, rho: float | None = None) -> dict:
 
 
 def sphere_curve(base: dict, method: str, seed: int, K: float, batch_size, iterations: int, evals: int = 60,
-                 dtype=np.float64):
+                 dtype=np.float64, norm: str = "frobenius"):
     """``[(training seconds, test RMSE [N])]`` of a spherenet run, ~``evals`` points."""
     from spherenet.experiments import fit_scaling, load_problem, network_widths, scaled_arrays, settings_for
     from spherenet.network import NormalisedMLP
     from spherenet.train import train
-    s = settings_for(**base, method=method, seed=seed, lipschitz=K, batch_size=batch_size)
+    s = settings_for(**base, method=method, seed=seed, lipschitz=K, batch_size=batch_size, norm=norm)
     tr, te = load_problem(s["data"], s["data_path"], s["data_seed"], s["n_samples"], split=s["split"])
     net = NormalisedMLP(network_widths(s), seed=seed, dtype=dtype)
     scaling = fit_scaling(s, tr, net)
@@ -88,7 +93,7 @@ def sphere_curve(base: dict, method: str, seed: int, K: float, batch_size, itera
     # the loop's eval_every (issue 16) avoids it where it exists.
     has_every = "eval_every" in inspect.signature(train).parameters
     every = {"eval_every": max(-(-iterations // evals), 1)} if has_every else {}
-    h = train(net, X, Y, method, iterations, Xt, Yt, batch_size=batch_size, seed=seed, **every)
+    h = train(net, X, Y, method, iterations, Xt, Yt, batch_size=batch_size, seed=seed, norm=norm, **every)
     its = h.eval_iterations if every else range(len(h.loss_test))
     seconds = [0.0] + list(h.seconds)
     return [(seconds[i], float(scaling.rmse_newtons(h.loss_test[j]))) for j, i in enumerate(its)], {}
@@ -177,6 +182,9 @@ def one_run(job: dict) -> dict:
         elif kind == "geo-batch":
             curve, info = sphere_curve(base, "geo-batch", seed, job["K"], BATCH, job["batch_steps"],
                                        evals=EVALS_PER_EPOCH * job["epochs"], dtype=np.float32)
+        elif kind == "geo-batch spectral":
+            curve, info = sphere_curve(base, "geo-batch", seed, job["K_spectral"], BATCH, job["batch_steps"],
+                                       evals=EVALS_PER_EPOCH * job["epochs"], dtype=np.float32, norm="spectral")
         elif kind == "geo-batch float64":
             curve, info = sphere_curve(base, "geo-batch", seed, job["K"], BATCH, job["batch_steps"],
                                        evals=EVALS_PER_EPOCH * job["epochs"])
@@ -201,8 +209,8 @@ def at_epochs(curve, epochs_total: int, epochs: int) -> float:
     return curve[index][1]
 
 
-METHODS = ("geo-cg-layer", "geo-batch", "geo-batch float64", "adam (spherenet)", "torch Adam tuned",
-           "torch Adam lr 1e-3")
+METHODS = ("geo-cg-layer", "geo-batch", "geo-batch float64", "geo-batch spectral", "adam (spherenet)",
+           "torch Adam tuned", "torch Adam lr 1e-3")
 
 
 def summarise(runs: list, targets: dict, epochs: int) -> tuple[dict, str]:
@@ -243,9 +251,14 @@ def run_all(args, folder: Path) -> None:
     if not budget_file.is_file():
         budget_file.write_text(json.dumps(chosen_budget(base, args.rho)))
     budget = json.loads(budget_file.read_text())
+    spectral_file = folder / "budget_spectral.json"
+    if "geo-batch spectral" in args.methods and not spectral_file.is_file():
+        spectral_file.write_text(json.dumps(chosen_budget(dict(base, norm="spectral"))))
+    spectral = json.loads(spectral_file.read_text()) if spectral_file.is_file() else {"lipschitz": None}
     s = settings_for(**base)
     n_train = len(load_problem(s["data"], s["data_path"], s["data_seed"], s["n_samples"], split=s["split"])[0].X)
-    common = {"base": base, "K": budget["lipschitz"], "iterations": args.iterations, "epochs": args.epochs,
+    common = {"base": base, "K": budget["lipschitz"], "K_spectral": spectral["lipschitz"],
+              "iterations": args.iterations, "epochs": args.epochs,
               "batch_steps": args.epochs * -(-n_train // BATCH)}
     methods = [m for m in METHODS if m in args.methods and (not m.startswith("torch") or _has_torch())]
     jobs = [dict(common, kind=m, seed=seed) for seed in range(1, args.seeds + 1) for m in methods
@@ -259,7 +272,10 @@ def run_all(args, folder: Path) -> None:
     targets, table = summarise(runs, dict(zip(map(str, args.targets), args.targets)), args.epochs)
     how = f"rung rho = {budget['rho']:g}, no ladder" if "rho" in budget else f"ladder: {budget['seconds']:.0f} s"
     text = (f"{args.data}, {args.samples} samples ({n_train} training), seeds 1-{args.seeds}; Lipschitz budget "
-            f"{budget['lipschitz']:.4g} ({how})\n\n{table}\n")
+            f"{budget['lipschitz']:.4g} ({how})")
+    if spectral["lipschitz"] is not None:
+        text += f"; spectral layers: {spectral['lipschitz']:.4g} (their ladder: {spectral['seconds']:.0f} s)"
+    text += f"\n\n{table}\n"
     (folder / "summary.md").write_text(text)
     (folder / "targets.json").write_text(json.dumps(targets))
     print(text)

@@ -79,7 +79,8 @@ def choose_budget(rungs, tolerance: float = TOLERANCE) -> dict:
 
 
 def select_lipschitz(X, Y, held_out, widths, method="geo-cg-layer", seed=0, dtype=np.float64, radius="unit",
-                     batch_size=None, threads=1, rule_options=None, progress=None) -> tuple[float, dict]:
+                     batch_size=None, threads=1, rule_options=None, progress=None,
+                     norm="frobenius") -> tuple[float, dict]:
     """Choose the Lipschitz budget on a validation part of the training data.
 
     Parameters
@@ -90,7 +91,7 @@ def select_lipschitz(X, Y, held_out, widths, method="geo-cg-layer", seed=0, dtyp
         The validation rows (:func:`validation_rows`).
     widths : sequence of int
         The network's widths; its input width is ``d + 1`` (the bias feature).
-    method, seed, dtype, radius, batch_size, threads, rule_options
+    method, seed, dtype, radius, batch_size, threads, rule_options, norm
         How every rung's network is made and trained (:func:`spherenet.train.train`).
     progress : callable, optional
         ``progress(rungs_done, rung)`` after every rung.
@@ -125,7 +126,7 @@ def select_lipschitz(X, Y, held_out, widths, method="geo-cg-layer", seed=0, dtyp
         val_X, val_Y = scaling.transform_inputs(X[held_out]), scaling.transform_targets(Y[held_out])
         history = train_loop(net, fit_X.astype(dtype), fit_Y.astype(dtype), method, RUNG_ITERATIONS,
                              val_X.astype(dtype), val_Y.astype(dtype), batch_size=batch_size, seed=seed,
-                             threads=threads, **(rule_options or {}))
+                             threads=threads, norm=norm, **(rule_options or {}))
         error = float(scaling.rmse_newtons(history.loss_test[-1]))
         rungs.append({"rho": rho, "lipschitz": K, "rmse_validation": error})
         if progress:

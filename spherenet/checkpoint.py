@@ -592,7 +592,7 @@ def train_with_checkpoints(path, net: NormalisedMLP, X, Y, rule_name: str, itera
                            X_test=None, Y_test=None, *, batch_size: int | None = None, seed=0,
                            rule_options: dict | None = None, settings: dict | None = None,
                            history: History | None = None, callback=None, rule=None, threads: int = 1,
-                           eval_every: int = 1) -> History:
+                           eval_every: int = 1, norm: str = "frobenius") -> History:
     """``train`` for ``iterations`` steps, writing a checkpoint to ``path`` every ``every`` steps and at the end.
 
     ``history``: continue that run (as ``train(..., resume=history)``); ``every=None``: only at the end.
@@ -605,7 +605,8 @@ def train_with_checkpoints(path, net: NormalisedMLP, X, Y, rule_name: str, itera
     (e.g. KeyboardInterrupt) leaves the last checkpoint as it was, its journal synced. ``threads``: as in
     ``train`` (resume with the same count to get the same bits). ``eval_every``: as in ``train``; a run resumed
     with the same one records the evaluations an uninterrupted run does (a finished run that is extended keeps
-    the evaluation of its last iteration as well, when that is not a multiple of ``eval_every``).
+    the evaluation of its last iteration as well, when that is not a multiple of ``eval_every``). ``norm``: as in
+    ``train`` (the checkpoint holds the optimiser's weights either way).
     """
     if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
         raise ValueError(f"checkpoint every must be an integer >= 1, got {every!r}")
@@ -615,7 +616,8 @@ def train_with_checkpoints(path, net: NormalisedMLP, X, Y, rule_name: str, itera
     saving = _SavingRule(rule, every, journal.save, callback)
     try:
         history = train(net, X, Y, saving, iterations, X_test, Y_test, callback=saving.after_iteration,
-                        resume=history, batch_size=batch_size, seed=seed, threads=threads, eval_every=eval_every)
+                        resume=history, batch_size=batch_size, seed=seed, threads=threads, eval_every=eval_every,
+                        norm=norm)
         journal.save(net.weights, net.radii, history, final=True)
     finally:
         journal.close()

@@ -23,6 +23,7 @@ from .experiments import (BATCH_METHOD, DATA_SOURCES, DEFAULTS, METHODS, SCALING
                           run, settings_for)
 from .memory import check_fits
 from .results import read_json, save_arrays, write_json
+from .spectral import NORMS
 from .runfolder import RunFolder, prepare as prepare_folder
 
 
@@ -73,6 +74,10 @@ def _add_train(sub) -> None:
                         f"gradient geodesics, docs/beyond.md; with --batch-size, {BATCH_METHOD}: Adam's direction "
                         f"with the Newton step of slope and curvature averaged across batches; taylor = the "
                         f"paper's Algorithm 1, mm = its Algorithm 2) or a baseline optimiser")
+    train.add_argument("--norm", choices=NORMS, default=None,
+                   help="the norm each layer is held at its radius in: frobenius (the paper's spheres) or spectral "
+                        f"(spectral normalisation: the whole budget on the layers' spectral norms; {BATCH_METHOD} "
+                        f"only, docs/beyond.md §8). Default: spectral for {BATCH_METHOD}, else frobenius")
     train.add_argument("--order", type=int, default=2, help="jet order of the taylor method (2 = the paper)")
     train.add_argument("--iterations", type=int, default=200)
     train.add_argument("--batch-size", type=_batch_size, default=None, metavar="B|auto",
@@ -193,7 +198,7 @@ def cmd_train(args) -> int:
                             order=args.order, iterations=args.iterations, seed=args.seed, dtype=args.dtype,
                             batch_size=args.batch_size, split=args.split, scaling=args.scaling,
                             lipschitz=args.lipschitz, eval_every=args.eval_every,
-                            max_seconds=args.max_seconds, lr=args.lr, lr_grid=args.lr_grid)
+                            max_seconds=args.max_seconds, lr=args.lr, lr_grid=args.lr_grid, norm=args.norm)
     if args.method != "taylor" and args.order != 2:
         raise UsageError("--order only applies to --method taylor")
     if args.threads < 1:
@@ -240,7 +245,8 @@ def _train_into(args, settings: dict, folder: RunFolder) -> None:
     check_problem(settings)
     budget = (f"Lipschitz budget {args.lipschitz:g}" if args.lipschitz is not None else
               "Lipschitz budget chosen on a validation part" if args.scaling == "standard" else "the paper's scaling")
-    print(f"spherenet train: {args.method} on {args.data} ({args.split} split), widths {args.widths}, "
+    layers = ", spectral layers" if settings["norm"] == "spectral" else ""
+    print(f"spherenet train: {args.method}{layers} on {args.data} ({args.split} split), widths {args.widths}, "
           f"{args.iterations} iterations, seed {args.seed}, {settings['dtype']}, {budget}"
           + (f"; resuming {checkpoint}" if args.resume else ""), file=sys.stderr)
     # Result files are written only once training has finished, and as a set (RunFolder.publish): an
@@ -278,7 +284,8 @@ def _checkpoint_path(args, out: Path):
 
 
 def _summary(r: dict) -> None:
-    lines = [f"method {r['method']}  widths {'-'.join(map(str, r['widths']))}  seed {r['seed']}  "
+    layers = "  (spectral layers)" if r.get("norm") == "spectral" else ""
+    lines = [f"method {r['method']}{layers}  widths {'-'.join(map(str, r['widths']))}  seed {r['seed']}  "
              f"n_train {r['n_train']}  n_test {r['n_test']}",
              f"loss J: {r['loss_train'][0]:.4g} -> {r['loss_train'][-1]:.4g} (train), "
              f"{r['loss_test'][-1]:.4g} (test)",

@@ -29,6 +29,7 @@ from ._checks import as_float_matrix, check_choice, finite_float, positive_int
 from .data.scaling import PaperScaling, StandardScaling, scaling_from_dict
 from .network import NormalisedMLP
 from .results import load_weights, save_weights
+from .spectral import NORMS, SpectralNormalisation
 from .train import RULES, History, train
 
 _FORMAT = 2          # 2: the scaling's kind, the Lipschitz certificate (format 1 files are refused)
@@ -95,6 +96,12 @@ class SphereNetRegressor:
         the seed used is kept in ``seed_`` so such a fit can be repeated.
     verbose : bool, default False
         Print the loss about ten times during training.
+    norm : "frobenius" | "spectral" or None, default None
+        The norm each layer is held at its radius in: the paper's Frobenius spheres, or spectral
+        normalisation of the weights on them (:mod:`spherenet.spectral`, docs/beyond.md §8; ``method``
+        "geo-batch" and ``scaling="standard"`` only), which spends the whole budget ``lipschitz`` on the layers'
+        spectral norms. None: "spectral" for "geo-batch" with the standard scaling, else "frobenius"
+        (``spherenet.experiments.default_norm``).
 
     Attributes
     ----------
@@ -127,7 +134,7 @@ class SphereNetRegressor:
 
     def __init__(self, hidden=(25, 30, 15), method=None, order=2, iterations=200, radius="unit",
                  batch_size=None, scaling="standard", lipschitz=None, standardize=False, dtype=None,
-                 random_state=0, verbose=False):
+                 random_state=0, verbose=False, norm=None):
         self.hidden = hidden
         self.method = method
         self.order = order
@@ -140,6 +147,7 @@ class SphereNetRegressor:
         self.dtype = dtype
         self.random_state = random_state
         self.verbose = verbose
+        self.norm = norm
 
     # --- parameters -------------------------------------------------------------------------------------
 
@@ -174,7 +182,7 @@ class SphereNetRegressor:
             raise TypeError(f"hidden must be a sequence of positive integers, got {self.hidden!r}")
         if self.batch_size is not None:
             positive_int("batch_size", self.batch_size)
-        from .experiments import default_dtype, default_method
+        from .experiments import default_dtype, default_method, default_norm
         method = default_method(self.batch_size) if self.method is None else check_choice(
             "method", self.method, tuple(RULES))
         if not isinstance(self.standardize, (bool, np.bool_)):
@@ -186,6 +194,10 @@ class SphereNetRegressor:
             raise ValueError("standardize=True applies to scaling='paper' (the standard scaling standardises)")
         if self.lipschitz is not None:
             finite_float("lipschitz", self.lipschitz, positive=True)
+        norm = default_norm(method, self.scaling) if self.norm is None else check_choice("norm", self.norm, NORMS)
+        if norm == "spectral" and (method != "geo-batch" or self.scaling != "standard"):
+            raise ValueError(f"norm='spectral' applies to method 'geo-batch' with scaling='standard', not to "
+                             f"method {method!r} with scaling={self.scaling!r}")
         try:
             dtype = np.dtype(default_dtype(self.batch_size) if self.dtype is None else self.dtype)
         except TypeError:
@@ -199,7 +211,7 @@ class SphereNetRegressor:
         return {"hidden": tuple(positive_int(f"hidden[{i}]", h) for i, h in enumerate(self.hidden)), "method": method,
                 "options": {"order": order} if method == "taylor" else {},
                 "iterations": positive_int("iterations", self.iterations, minimum=0),
-                "dtype": dtype, "seed": positive_int("random_state", seed, minimum=0)}
+                "dtype": dtype, "seed": positive_int("random_state", seed, minimum=0), "norm": norm}
 
     # --- fit / predict / score --------------------------------------------------------------------------
 
@@ -237,9 +249,11 @@ class SphereNetRegressor:
         callback = _progress(params["iterations"]) if self.verbose else None
         history = train(net, Xs.astype(params["dtype"]), Ys.astype(params["dtype"]), rule=params["method"],
                         iterations=params["iterations"], batch_size=self.batch_size, seed=params["seed"],
-                        callback=callback, **params["options"])
+                        callback=callback, norm=params["norm"], **params["options"])
         if self.verbose and history.stop_reason:
             print(f"[SphereNetRegressor] {history.stop_reason}")
+        if params["norm"] == "spectral":      # the function trained: the normalised weights
+            net = SpectralNormalisation(net.radii).network(net)
         from .lipschitz import certificate
         cert = certificate(net.weights, scaling, [Xs])
         self._set_fitted(net, scaling, history, y_1d, params["seed"], cert["lipschitz_lower"], selection)
@@ -256,7 +270,7 @@ class SphereNetRegressor:
             from .budget import select_lipschitz, validation_rows
             K, selection = select_lipschitz(X, Y, validation_rows(X, "random", params["seed"]), widths,
                                             params["method"], params["seed"], params["dtype"], self.radius,
-                                            self.batch_size, rule_options=params["options"])
+                                            self.batch_size, rule_options=params["options"], norm=params["norm"])
         net = NormalisedMLP(widths, self.radius, params["seed"], params["dtype"])
         return net, StandardScaling.fit(X, Y, K, float(np.prod(net.radii))), selection
 

@@ -21,6 +21,7 @@ import numpy as np
 from ._checks import check_choice, finite_float, positive_int
 from .network import NormalisedMLP, check_widths
 from .results import arrays_digest, read_json, save_arrays, write_json
+from .spectral import NORMS, SpectralNormalisation
 from .train import RULES, train
 
 SPHERE_METHODS = tuple(RULES)                       # taylor, mm, mm-frobenius, mm-telescoping, mm-closed
@@ -39,10 +40,10 @@ SPLIT_CHOICES = ("random", "flights")
 DEFAULTS = dict(data="sim", data_path=None, data_seed=0, n_samples=30000, widths=(12, 25, 30, 15, 3),
                 method="geo-cg-layer", order=2, iterations=200, seed=0, dtype=None, batch_size=None,
                 scaling="standard", lipschitz=None, split="random", eval_every=1, max_seconds=None, lr=None,
-                lr_grid=None)
+                lr_grid=None, norm=None)
 # Settings added after sweeps were first stored: left out of a run's key while at their default, so the
 # runs stored before them keep their names.
-LATER_SETTINGS = {"eval_every": 1, "max_seconds": None, "lr": None, "lr_grid": None}
+LATER_SETTINGS = {"eval_every": 1, "max_seconds": None, "lr": None, "lr_grid": None, "norm": "frobenius"}
 
 
 BATCH_METHOD = "geo-batch"      # the default with mini-batches (docs/beyond.md §7)
@@ -61,6 +62,17 @@ def default_dtype(batch_size) -> str:
     precision too). Full batch keeps float64: there the method's properties are verified to rounding.
     """
     return "float64" if batch_size is None else "float32"
+
+
+def default_norm(method: str, scaling: str = "standard") -> str:
+    """The norm a run's layers get when none is named: ``"spectral"`` for ``geo-batch`` with the standard scaling,
+    else ``"frobenius"`` (the paper's spheres; the rules with jets need them).
+
+    With the whole budget on the layers' spectral norms (:mod:`spherenet.spectral`) ``geo-batch`` reaches tuned
+    Adam's 10-epoch error sooner on the larger data sets and keeps improving where the Frobenius spheres stall
+    (``benchmarks/bench_time_to_accuracy.py``, ``benchmarks/bench_batch_gap.py``; docs/beyond.md §8).
+    """
+    return "spectral" if method == BATCH_METHOD and scaling == "standard" else "frobenius"
 
 
 def parse_widths(text: str) -> tuple[int, ...]:
@@ -163,12 +175,15 @@ def settings_for(**overrides) -> dict:
         s["method"] = default_method(s["batch_size"])
     if overrides.get("dtype") is None:
         s["dtype"] = default_dtype(s["batch_size"])
+    if overrides.get("norm") is None:
+        s["norm"] = default_norm(s["method"], s["scaling"])
     s["widths"] = list(check_widths(s["widths"]))
     check_choice("method", s["method"], METHODS)
     check_choice("data source", s["data"], DATA_SOURCES)
     check_choice("dtype", s["dtype"], ("float64", "float32"))
     check_choice("scaling", s["scaling"], SCALING_CHOICES)
     check_choice("split", s["split"], SPLIT_CHOICES)
+    _check_norm(s)
     if s["lipschitz"] is not None:
         if s["scaling"] == "paper":
             raise ValueError("lipschitz applies to the standard scaling; the paper's scaling fixes the budget "
@@ -192,6 +207,18 @@ def settings_for(**overrides) -> dict:
     if s["widths"][0] != 12 or s["widths"][-1] != 3:
         raise ValueError(f"widths {s['widths']}: the quadrotor problem maps 12 inputs to 3 outputs")
     return s
+
+
+def _check_norm(s) -> None:
+    """``norm="spectral"`` (:mod:`spherenet.spectral`) needs a rule without jets and a budget to spend."""
+    check_choice("norm", s["norm"], NORMS)
+    if s["norm"] == "spectral":
+        if s["method"] != BATCH_METHOD:
+            raise ValueError(f"norm 'spectral' applies to {BATCH_METHOD} (a rule that reads only losses and "
+                             f"gradients), not to {s['method']}")
+        if s["scaling"] != "standard":
+            raise ValueError("norm 'spectral' spends the budget of the standard scaling; the paper's scaling fixes "
+                             "its own (give --scaling standard)")
 
 
 def _check_baseline_options(s) -> None:
@@ -262,11 +289,13 @@ def run(settings: dict, progress=None, checkpoint=None, checkpoint_every: int | 
         options = {"order": s["order"]} if s["method"] == "taylor" else {}
         history = train(net, X, Y, s["method"], s["iterations"], Xt, Yt, batch_size=s["batch_size"],
                         seed=s["seed"], callback=progress, threads=threads, eval_every=s["eval_every"],
-                        max_seconds=s["max_seconds"], **options)
+                        max_seconds=s["max_seconds"], norm=s["norm"], **options)
     else:
         history = _train_checkpointed(s, net, (X, Y, Xt, Yt), scaling, progress, checkpoint, checkpoint_every,
                                       resume, threads)
     record = _record(s, history, scaling, len(X), len(Xt), net)
+    if s["norm"] == "spectral":             # the function trained: the normalised weights (spherenet.spectral)
+        net = SpectralNormalisation(net.radii).network(net)
     record.update(certificate(net.weights, scaling, (X, Xt)), threads=threads, lipschitz_selection=selection,
                   seconds_tuning=selection["seconds"] if selection else 0.0,
                   **reference_errors(train_data, test_data))
@@ -309,6 +338,7 @@ def _with_chosen_budget(s: dict, train_data, dtype, threads: int, quiet: bool) -
         K, selection = select_lipschitz(
             train_data.X, train_data.Y, validation_rows(train_data, s["split"], s["data_seed"]),
             network_widths(s), s["method"], s["seed"], dtype, batch_size=s["batch_size"], threads=threads,
+            norm=s["norm"],
             rule_options={"order": s["order"]} if s["method"] == "taylor" else None,
             progress=lambda n, rung: pbar.update(1))
     return dict(s, lipschitz=K), selection
@@ -401,7 +431,7 @@ def _train_checkpointed(s, net, data, scaling, progress, path, every, resume, th
     return train_with_checkpoints(path, net, X, Y, s["method"], s["iterations"] - done, every, Xt, Yt,
                                   batch_size=s["batch_size"], seed=s["seed"], rule_options=options,
                                   settings=stored, history=history, callback=progress, rule=rule,
-                                  threads=threads, eval_every=s["eval_every"])
+                                  threads=threads, eval_every=s["eval_every"], norm=s["norm"])
 
 
 def _check_same_run(path, saved, expected) -> None:
@@ -409,8 +439,8 @@ def _check_same_run(path, saved, expected) -> None:
     if not isinstance(saved, dict) or not {"run", "scaling"} <= set(saved) <= set(expected):
         raise ValueError(f"{path}: not a checkpoint of a `spherenet train` run")
     run_saved, run_now = saved["run"], expected["run"]
-    differ = [f"{k}={run_saved.get(k)!r} there, {run_now.get(k)!r} here" for k in run_now
-              if run_saved.get(k) != run_now[k]]
+    differ = [f"{k}={run_saved.get(k, LATER_SETTINGS.get(k))!r} there, {run_now.get(k)!r} here" for k in run_now
+              if run_saved.get(k, LATER_SETTINGS.get(k)) != run_now[k]]
     if differ:
         raise ValueError(f"{path} is a run with other settings ({'; '.join(differ)}): resume with the same "
                          f"options (only --iterations may change)")
@@ -475,7 +505,7 @@ def _record(s, history, scaling, n_train, n_test, net) -> dict:
     return {
         "format": RESULT_FORMAT,
         **{k: s[k] for k in ("method", "widths", "seed", "iterations", "dtype", "order", "data", "data_seed",
-                             "batch_size", "split", "eval_every", "max_seconds", "n_samples", "data_path")},
+                             "batch_size", "split", "eval_every", "max_seconds", "n_samples", "data_path", "norm")},
         "lipschitz": scaling.lipschitz if hasattr(scaling, "lipschitz") else None,
         "n_train": n_train, "n_test": n_test,
         "rmse_train": _finite_or_none(scaling.rmse_newtons(loss_train)),

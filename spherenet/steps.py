@@ -49,6 +49,9 @@ class Iterate:
         jet, the adjoints) before it evaluates a trial point with :meth:`loss_at`.
     workspace : network.Workspace or None
         Scratch arrays a rule may reuse from iteration to iteration.
+    normalisation : spectral.SpectralNormalisation or None
+        ``None``: the network computes with ``weights``; else with their spectral normalisation, and ``cache``
+        and ``grads`` are those of the normalised network (``grads`` pulled back to ``weights``).
     """
     weights: list
     radii: np.ndarray
@@ -61,6 +64,20 @@ class Iterate:
     loss_prev: float
     trial_buffers: ForwardCache | None = None
     workspace: Workspace | None = None
+    normalisation: object | None = None
+
+    def network_weights(self, weights: list) -> list:
+        """The matrices the network computes with at ``weights``: themselves, or their spectral normalisation.
+
+        Parameters
+        ----------
+        weights : list of ndarray
+
+        Returns
+        -------
+        list of ndarray
+        """
+        return weights if self.normalisation is None else self.normalisation.effective(weights)
 
     def loss_at(self, weights: list) -> tuple[float, list, ForwardCache]:
         """The loss at ``weights`` on this iterate's batch.
@@ -75,7 +92,7 @@ class Iterate:
             ``(J(weights), weights, forward pass)``; each call's forward pass may overwrite the previous call's
             (it goes into ``trial_buffers`` when they are set).
         """
-        cache = _forward_cache(weights, self.X, out=self.trial_buffers)
+        cache = _forward_cache(self.network_weights(weights), self.X, out=self.trial_buffers)
         return _loss_from_output(cache.F, self.Y), weights, cache
 
 

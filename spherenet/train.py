@@ -22,6 +22,7 @@ from ._checks import check_data, finite_float, positive_int
 
 from .network import (NormalisedMLP, StreamedCache, Workspace, _backward, _direction, _forward_cache, _loss_from_output,
                       _output, adjoints_to_keep, hidden_activation_bound, streams_forward)
+from .spectral import normalisation_for
 from .steps import Iterate, weights_along
 
 
@@ -275,7 +276,7 @@ class _Batches:
 def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test=None, Y_test=None,
           batch_size: int | None = None, seed=0, callback=None, resume: History | None = None,
           blas_threads: int | None = 1, threads: int = 1, eval_every: int = 1, max_seconds: float | None = None,
-          **rule_options) -> History:
+          norm: str = "frobenius", **rule_options) -> History:
     """Train ``net`` in place by ``iterations`` steps of ``rule`` and return the :class:`History`.
 
     Parameters
@@ -303,6 +304,12 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
         split over (``spherenet.rows``; the same count gives the same bits).
     eval_every, max_seconds : optional
         Evaluate every this many iterations; stop once this much training time is used.
+    norm : {"frobenius", "spectral"}, optional
+        What the network computes with: the weights themselves (the paper), or their spectral normalisation
+        ``E_i = mu_i W_i/||W_i||_2`` (:mod:`spherenet.spectral`; rules that read only losses and gradients,
+        ``geo-batch``). Either way ``net.weights`` are the optimiser's, on their Frobenius spheres (what a resumed
+        run continues from); with ``"spectral"`` the trained function is ``SpectralNormalisation(net.radii)
+        .network(net)``.
 
     Returns
     -------
@@ -318,7 +325,7 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
     repeat it); and before the first step if a hidden activation could overflow (:func:`_overflow_risk`).
     """
     loop = _Loop(net, X, Y, X_test, Y_test, _rule(rule, rule_options), batch_size, seed, callback,
-                 eval_every, max_seconds)
+                 eval_every, max_seconds, norm)
     iterations = positive_int("iterations", iterations, minimum=0)
     threads = positive_int("threads", threads)
     # Overflow is detected by the loop's explicit finiteness checks, which stop the run with a message.
@@ -356,7 +363,8 @@ class _Loop:
     is a ``network.StreamedCache`` instead (only the output kept; docs/data.md §5).
     """
 
-    def __init__(self, net, X, Y, X_test, Y_test, rule, batch_size, seed, callback, eval_every, max_seconds):
+    def __init__(self, net, X, Y, X_test, Y_test, rule, batch_size, seed, callback, eval_every, max_seconds,
+                 norm="frobenius"):
         if not isinstance(net, NormalisedMLP):
             raise TypeError(f"net must be a spherenet.NormalisedMLP, got {type(net).__name__}")
         if callback is not None and not callable(callback):
@@ -383,18 +391,23 @@ class _Loop:
         if self.keep_adjoints:
             self.keep_adjoints = "output" if self.streamed else adjoints_to_keep(net.widths, rows_per_pass, net.dtype)
         self.weights, self.radii = [W.copy() for W in net.weights], net.radii
+        self.normalisation = normalisation_for(norm, net.radii)
+        if self.normalisation is not None and not getattr(rule, "supports_spectral", False):
+            raise ValueError(f"norm 'spectral' needs a rule that reads only losses and gradients (geo-batch), not "
+                             f"{getattr(rule, 'name', type(rule).__name__)!r}: its jets are of the plain network")
         self.workspace, self.names = Workspace(), ["current", "trial"]
         self.cache = None
 
     def begin(self, resume: History | None) -> History:
         """The history to append to (a new one with the losses at the start, or ``resume``)."""
         if self.streamed:
-            self.cache = StreamedCache(self.weights, self.X, self.workspace)
+            self.cache = StreamedCache(self.network(self.weights), self.X, self.workspace)
         elif self.batches.full:
-            self.cache = _forward_cache(self.weights, self.X, self.workspace.cache("current", self.weights, self.X))
+            self.cache = _forward_cache(self.network(self.weights), self.X,
+                                        self.workspace.cache("current", self.weights, self.X))
         if resume is None:
             self.history = History(getattr(self.rule, "name", type(self.rule).__name__))
-            F = self.cache.F if self.batches.full else _output(self.weights, self.X, self.workspace)
+            F = self.cache.F if self.batches.full else _output(self.network(self.weights), self.X, self.workspace)
             self.history.loss_train.append(_loss_from_output(F, self.Y))
             self.evaluate(0, with_train=False)
         else:
@@ -408,10 +421,11 @@ class _Loop:
         """The record-only losses at iteration ``k`` (not training time), block by block."""
         begin = time.perf_counter()
         if with_train if with_train is not None else not self.batches.full:
-            self.history.loss_train.append(_loss_from_output(_output(self.weights, self.X, self.workspace), self.Y))
+            self.history.loss_train.append(_loss_from_output(_output(self.network(self.weights), self.X,
+                                                                     self.workspace), self.Y))
         if self.has_test:
-            self.history.loss_test.append(_loss_from_output(_output(self.weights, self.X_test, self.workspace),
-                                                            self.Y_test))
+            self.history.loss_test.append(_loss_from_output(_output(self.network(self.weights), self.X_test,
+                                                                    self.workspace), self.Y_test))
         self.history.eval_iterations.append(k)
         self.history.seconds_eval += time.perf_counter() - begin
 
@@ -446,16 +460,22 @@ class _Loop:
         """The next batch's :class:`Iterate` (forward pass, backward pass, direction), or ``None`` if the loss or
         a gradient is non-finite."""
         Xb, Yb = self.batches.next()
-        ws = self.workspace
+        ws, network = self.workspace, self.network(self.weights)
         if not self.batches.full:
-            self.cache = _forward_cache(self.weights, Xb, ws.cache(self.names[0], self.weights, Xb))
-        self.J, grads = _backward(self.weights, self.cache, Yb, ws, self.keep_adjoints)
+            self.cache = _forward_cache(network, Xb, ws.cache(self.names[0], self.weights, Xb))
+        self.J, grads = _backward(network, self.cache, Yb, ws, self.keep_adjoints)
+        if self.normalisation is not None:
+            grads = self.normalisation.pullback(self.weights, grads)
         if not (math.isfinite(self.J) and all(np.isfinite(g).all() for g in grads)):
             return None
         trial = self.cache if self.batches.full else ws.cache(self.names[1], self.weights, Xb)
         return Iterate(self.weights, self.radii, Xb, Yb, self.cache, self.J, grads,
                        _direction(self.weights, grads, self.radii), self.J_prev if self.batches.full else self.J,
-                       trial_buffers=trial, workspace=ws)
+                       trial_buffers=trial, workspace=ws, normalisation=self.normalisation)
+
+    def network(self, weights) -> list:
+        """The matrices the network computes with at ``weights`` (``Iterate.network_weights``)."""
+        return weights if self.normalisation is None else self.normalisation.effective(weights)
 
     def move(self, it: Iterate, step) -> float:
         """Take the step: the weights at ``tau`` and their forward pass become the current ones. Returns the
@@ -464,7 +484,7 @@ class _Loop:
             weights_along(it, step.tau) if step.tau else it.weights)
         new_cache = step.cache_new
         if new_cache is None or (step.tau == 0 and it.trial_buffers is it.cache):   # staying: trials overwrote it
-            new_cache = _forward_cache(new_weights, it.X, it.trial_buffers)
+            new_cache = _forward_cache(self.network(new_weights), it.X, it.trial_buffers)
         J_new = step.loss_new if step.loss_new is not None else _loss_from_output(new_cache.F, it.Y)
         if math.isfinite(J_new):
             if new_cache is it.trial_buffers and it.trial_buffers is not it.cache:

@@ -22,7 +22,7 @@ CASES = {
     "bench_checkpoint.py": (["--iterations", "3", "--repeats", "1", "--samples", "2000", "--inline"],
                             "checkpoint every 1"),
     "bench_batch_drift.py": (["--steps", "300"], "float32"),
-    "bench_batch_gap.py": (["--steps", "20", "--samples", "2000"], "geo-batch, radii agd"),
+    "bench_batch_gap.py": (["--steps", "20", "--samples", "2000"], "geo-batch, spectral layers"),
     "bench_time_to_accuracy.py": (["--samples", "1500", "--seeds", "1", "--epochs", "2", "--iterations", "3",
                                    "--rho", "1e-3", "--workers", "1", "--targets", "5", "--methods", "geo-cg-layer",
                                    "geo-batch", "torch Adam lr 1e-3", "--out", "o"], "| geo-batch | 1 |"),

@@ -12,7 +12,7 @@ from spherenet.data import default_problem
 from spherenet.estimator import NotFittedError, SphereNetRegressor
 from spherenet.network import NormalisedMLP
 
-PARAMS = ["batch_size", "dtype", "hidden", "iterations", "lipschitz", "method", "order", "radius", "random_state",
+PARAMS = ["batch_size", "dtype", "hidden", "iterations", "lipschitz", "method", "norm", "order", "radius", "random_state",
           "scaling", "standardize", "verbose"]
 
 

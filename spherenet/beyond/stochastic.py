@@ -14,7 +14,9 @@ Per batch ``b`` (``g = Proj_W ∇J_b``, ``T`` transport by projection, ``beta1, 
     kappa_b = 2 (J_b(Γ(t)) - J_b(W) + beta_b t) / t²      the secant curvature of the first trial (free:
     K      <- rho K + (1 - rho) kappa_b                    the trial's forward pass is needed anyway)
 
-The first curvature (before any trial) is the order-2 jet's ``2 c_2`` on a sample of the first batch.
+The first curvature (before any trial) is the order-2 jet's ``2 c_2`` on a sample of the first batch; with
+spectrally normalised layers (:mod:`spherenet.spectral`, whose jets this rule does not have) the first step
+is the largest, ``eps``, halved as needed, and its secant gives the first curvature.
 One batch's slope and curvature are noisy; the step of the *averaged* model ``-B t + K t²/2`` follows the
 expected slope and curvature, which change slowly, instead of each batch's noise. The step length therefore
 has no learning rate and no schedule: it is the Newton step of the averaged model, which shrinks as the
@@ -89,6 +91,7 @@ class BatchGeodesicStep:
     """
     name = "geo-batch"
     uses_adjoints = False
+    supports_spectral = True          # reads losses and gradients only (the first curvature: see __call__)
 
     def __init__(self, eps: float = EPS, memory: float = 0.99, betas=(0.9, 0.999), max_halvings: int = 2,
                  delta: float = 1e-8, curvature_rows: int | None = 256):
@@ -241,7 +244,7 @@ class BatchGeodesicStep:
         curve = Geodesic(it.weights, D, it.radii)
         beta = -inner(it.grads, D) / curve.speed              # the slope on the whole batch, exact
         self.fold_slope(beta)
-        if self.model[2] == 0:                                # no curvature yet: the jet's, on a sample
+        if self.model[2] == 0 and it.normalisation is None:   # no curvature yet: the jet's, on a sample
             self.fold_curvature(2 * curve.loss_jet(*self.curvature_sample(it), 2)[2])
         t_model, K = self.model_step(), self.averages()[1]
         trials = []
