@@ -3,10 +3,11 @@
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_step_cost.py [--steps 500] [--rounds 3]
 
 The same 24,000 x 12 data and batch 1024: ``geo-batch`` on the bias-free 12-25-30-15-3 sphere net (float32, the
-default with mini-batches, and float64; ``spherenet.train.train``'s training seconds), ``torch.optim.Adam`` on
-the biased 12-25-30-15-3 MLP (float32,
-one thread, a random permutation per epoch, as its users write the loop). Best over ``--rounds`` of the mean
-time per step, alternated; needs PyTorch.
+default with mini-batches, and float64; with spectral layers, its default, and on the paper's Frobenius
+spheres; ``spherenet.train.train``'s training seconds), the project's Adam baseline on the biased
+12-25-30-15-3 MLP (``spherenet.baselines.train_adam``, float32: ``torch.optim.Adam``'s updates in NumPy) and
+``torch.optim.Adam`` on the same MLP (float32, one thread, a random permutation per epoch, as its users write
+the loop). Best over ``--rounds`` of the mean time per step, alternated; needs PyTorch.
 """
 from __future__ import annotations
 
@@ -28,10 +29,18 @@ def data():
     return X, Y
 
 
-def spherenet_step(X, Y, steps: int, dtype=np.float32) -> float:
+def spherenet_step(X, Y, steps: int, dtype=np.float32, norm="spectral") -> float:
     net = sn.NormalisedMLP(WIDTHS, seed=1, dtype=dtype)
     X = (X / np.linalg.norm(X, axis=1).max()).astype(dtype)
-    history = train(net, X, Y.astype(dtype), "geo-batch", iterations=steps, batch_size=BATCH, eval_every=10**9)
+    history = train(net, X, Y.astype(dtype), "geo-batch", iterations=steps, batch_size=BATCH, eval_every=10**9,
+                    norm=norm)
+    return history.seconds[-1] / history.iterations
+
+
+def numpy_adam_step(X, Y, steps: int) -> float:
+    from spherenet.baselines import train_adam
+    _, history = train_adam(WIDTHS, X.astype(np.float32), Y.astype(np.float32), 1e-2, iterations=steps,
+                            batch_size=BATCH, eval_every=10**9, dtype=np.float32)
     return history.seconds[-1] / history.iterations
 
 
@@ -65,18 +74,23 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args()
     X, Y = data()
-    dtypes = (np.float32, np.float64)
-    for dtype in dtypes:
-        spherenet_step(X, Y, 20, dtype)                                 # compile, warm up
+    cases = [(dtype, norm) for norm in ("spectral", "frobenius") for dtype in (np.float32, np.float64)]
+    for dtype, norm in cases:
+        spherenet_step(X, Y, 20, dtype, norm)                           # compile, warm up
     torch_step(X, Y, 20)
-    ours, theirs = {d: [] for d in dtypes}, []
+    numpy_adam_step(X, Y, 20)
+    ours, theirs, adam = {case: [] for case in cases}, [], []
     for _ in range(args.rounds):
-        for dtype in dtypes:
-            ours[dtype].append(spherenet_step(X, Y, args.steps, dtype))
+        for case in cases:
+            ours[case].append(spherenet_step(X, Y, args.steps, *case))
         theirs.append(torch_step(X, Y, args.steps))
-    for dtype in dtypes:
-        print(f"geo-batch {np.dtype(dtype).name} {1e3 * min(ours[dtype]):.3f} ms/step, PyTorch Adam (float32) "
-              f"{1e3 * min(theirs):.3f} ms/step, ratio {min(ours[dtype]) / min(theirs):.2f}")
+        adam.append(numpy_adam_step(X, Y, args.steps))
+    print(f"spherenet's Adam baseline (NumPy, float32) {1e3 * min(adam):.3f} ms/step, PyTorch Adam (float32) "
+          f"{1e3 * min(theirs):.3f} ms/step, ratio {min(adam) / min(theirs):.2f}")
+    for (dtype, norm), times in ours.items():
+        print(f"geo-batch {norm:9s} {np.dtype(dtype).name} {1e3 * min(times):.3f} ms/step, PyTorch Adam (float32) "
+              f"{1e3 * min(theirs):.3f} ms/step, ratio {min(times) / min(theirs):.2f}; against spherenet's Adam "
+              f"{min(times) / min(adam):.2f}")
 
 
 if __name__ == "__main__":

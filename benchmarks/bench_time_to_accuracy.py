@@ -10,12 +10,15 @@ reads the folder back with ``load_neural_fly`` (``experiments.load_problem``), a
 Methods (every one on the same split; ``--seeds`` seeds, one run per process, one process per core):
 
 * ``geo-cg-layer``: spherenet's default, full batch, ``--iterations`` iterations;
-* ``geo-batch``: the default with ``--batch-size 1024``, ``--epochs`` epochs, nothing tuned (float32, the
-  default precision with mini-batches, PyTorch's too);
+* ``geo-batch``: ``--batch-size 1024 --norm frobenius`` (the paper's spheres), ``--epochs`` epochs, nothing
+  tuned (float32, the default precision with mini-batches, PyTorch's too);
 * ``geo-batch float64``: the same in float64 (``--dtype float64``);
-* ``geo-batch spectral``: the same (float32) with spectrally normalised layers (``--norm spectral``,
-  docs/beyond.md §8) at the budget its own ladder chooses (always run: 200 mini-batch steps per rung);
-* ``adam (spherenet)``: the project's tuned Adam baseline (``experiments.run(method="adam")``, batch 1024);
+* ``geo-batch spectral``: the default with ``--batch-size 1024``: the same (float32) with spectrally
+  normalised layers (docs/beyond.md §8), at the budget its own ladder chooses (always run: 200 mini-batch
+  steps per rung);
+* ``adam (spherenet)``: the project's tuned Adam baseline (``experiments.run(method="adam")``, batch 1024,
+  float32: the same updates as ``torch.optim.Adam``, ``benchmarks/bench_torch_parity.py``, in NumPy; its lr
+  tuned on the validation part, the tuning seconds reported, not counted);
 * ``torch Adam tuned`` / ``torch Adam lr 1e-3`` (when PyTorch is importable): ``torch.optim.Adam`` on a
   biased 12-25-30-15-3 MLP in float32 (PyTorch's defaults), inputs and targets standardised, batch 1024; the
   tuned one picks its lr from ``TORCH_GRID`` on a validation fifth of the training part (10 epochs each;
@@ -32,6 +35,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import math
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -113,7 +117,8 @@ def baseline_curve(base: dict, seed: int, iterations: int):
     curve = [(i * step, float(scaling.rmse_newtons(loss))) for i, loss in zip(its, record["loss_test"])
              if loss is not None]
     wall = time.perf_counter() - start
-    return curve, {"lr": record.get("lr"), "wall_seconds": wall, "train_seconds": record["seconds"]}
+    return curve, {"lr": record.get("lr"), "wall_seconds": wall, "train_seconds": record["seconds"],
+                   "tuning_seconds": record.get("seconds_tuning")}
 
 
 def torch_curve(base: dict, seed: int, epochs: int, lr=None, evals_per_epoch: int = EVALS_PER_EPOCH):
@@ -213,8 +218,16 @@ METHODS = ("geo-cg-layer", "geo-batch", "geo-batch float64", "geo-batch spectral
            "torch Adam tuned", "torch Adam lr 1e-3")
 
 
-def summarise(runs: list, targets: dict, epochs: int) -> tuple[dict, str]:
-    """The targets (with tuned PyTorch Adam's 10-epoch RMSE when it ran) and the table, as markdown."""
+def steps_to(curve, target: float, steps: int) -> float:
+    """The step at which the test RMSE is first ``<= target``, for a curve spread evenly over ``steps`` steps
+    (NaN if never)."""
+    hits = [k for k, (_, e) in enumerate(curve) if e <= target]
+    return hits[0] * steps / (len(curve) - 1) if hits else float("nan")
+
+
+def summarise(runs: list, targets: dict, epochs: int, steps: dict) -> tuple[dict, str]:
+    """The targets (with tuned PyTorch Adam's 10-epoch RMSE when it ran) and the table, as markdown.
+    ``steps``: method -> the steps (full-batch iterations for ``geo-cg-layer``) every run of it takes."""
     by = {}
     for r in runs:
         by.setdefault(r["method"], []).append(r)
@@ -223,7 +236,7 @@ def summarise(runs: list, targets: dict, epochs: int) -> tuple[dict, str]:
         targets = {"Adam@10ep": float(np.mean([at_epochs(r["curve"], epochs, 10) for r in by["torch Adam tuned"]])),
                    **targets}
     head = ["method", "seeds", "final test RMSE [N]", *[f"s to {k} ({v:.3f} N)" for k, v in targets.items()],
-            "tuning s"]
+            "steps to the first", "ms per step", "tuning s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for method in METHODS:
         if method not in by:
@@ -235,6 +248,10 @@ def summarise(runs: list, targets: dict, epochs: int) -> tuple[dict, str]:
             times = np.array([time_to(r["curve"], target) for r in rs])
             hit = times[np.isfinite(times)]
             cells.append(f"{np.mean(hit):.2f} ({len(hit)}/{len(rs)})" if len(hit) else "—")
+        target = next(iter(targets.values()), math.nan)
+        first = np.array([steps_to(r["curve"], target, steps[method]) for r in rs])
+        cells.append(f"{np.mean(first[np.isfinite(first)]):.0f}" if np.isfinite(first).any() else "—")
+        cells.append(f"{1e3 * np.mean([r['curve'][-1][0] for r in rs]) / steps[method]:.3f}")
         tuning = [r.get("tuning_seconds") for r in rs if r.get("tuning_seconds")]
         cells.append(f"{np.mean(tuning):.1f}" if tuning else "—")
         lines.append("| " + " | ".join(cells) + " |")
@@ -269,7 +286,8 @@ def run_all(args, folder: Path) -> None:
             print(f"done: {result['method']} seed {result['seed']}: {result['curve'][-1][1]:.3f} N after "
                   f"{result['curve'][-1][0]:.2f} s", flush=True)
     runs = [json.loads(p.read_text()) for p in sorted(runs_dir.glob("*.json"))]
-    targets, table = summarise(runs, dict(zip(map(str, args.targets), args.targets)), args.epochs)
+    steps = {m: common["iterations"] if m == "geo-cg-layer" else common["batch_steps"] for m in METHODS}
+    targets, table = summarise(runs, dict(zip(map(str, args.targets), args.targets)), args.epochs, steps)
     how = f"rung rho = {budget['rho']:g}, no ladder" if "rho" in budget else f"ladder: {budget['seconds']:.0f} s"
     text = (f"{args.data}, {args.samples} samples ({n_train} training), seeds 1-{args.seeds}; Lipschitz budget "
             f"{budget['lipschitz']:.4g} ({how})")
@@ -290,8 +308,15 @@ def draw(out: Path, figure: str) -> None:
             r = json.loads(p.read_text())
             curves.setdefault(r["method"], []).append(r["curve"])
         targets = json.loads((folder / "targets.json").read_text()) if (folder / "targets.json").is_file() else {}
-        panels[folder.name] = {"curves": {m: curves[m] for m in METHODS if m in curves}, "targets": targets}
+        panels[folder.name] = {"curves": {LABELS.get(m, m): curves[m] for m in METHODS if m in curves},
+                               "targets": targets}
     print(f"wrote {time_to_accuracy_figure(panels, figure)}")
+
+
+LABELS = {"geo-batch spectral": "geo-batch, spectral layers (the default)", "geo-batch": "geo-batch, Frobenius spheres",
+          "geo-batch float64": "geo-batch, Frobenius spheres, float64", "adam (spherenet)": "Adam (spherenet's), tuned",
+          "torch Adam tuned": "PyTorch Adam, tuned", "torch Adam lr 1e-3": "PyTorch Adam, lr 1e-3",
+          "geo-cg-layer": "geo-cg-layer (full batch)"}
 
 
 def _name(method: str, seed: int) -> str:

@@ -185,3 +185,19 @@ def test_full_batch_and_streamed_passes_agree(monkeypatch):
     np.testing.assert_allclose(streamed.loss_train, cached.loss_train, rtol=1e-12)
     np.testing.assert_allclose(streamed.tau, cached.tau, rtol=1e-12)
     np.testing.assert_allclose(streamed.loss_test, cached.loss_test, rtol=1e-12)
+
+
+@pytest.mark.parametrize("overrides, norm", [
+    ({"batch_size": 256}, "spectral"),                                   # the mini-batch default: geo-batch
+    ({"method": "geo-batch"}, "spectral"),
+    ({}, "frobenius"),                                                   # full batch: geo-cg-layer
+    ({"batch_size": 256, "method": "geo-cg-layer"}, "frobenius"),
+    ({"batch_size": 256, "scaling": "paper"}, "frobenius"),
+    ({"batch_size": 256, "norm": "frobenius"}, "frobenius"),
+])
+def test_the_default_norm(overrides, norm):
+    from spherenet.experiments import settings_for
+    assert settings_for(**overrides)["norm"] == norm
+    est = sn.SphereNetRegressor(batch_size=overrides.get("batch_size"), method=overrides.get("method"),
+                                scaling=overrides.get("scaling", "standard"), norm=overrides.get("norm"))
+    assert est._checked_params()["norm"] == norm

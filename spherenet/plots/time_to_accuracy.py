@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 
 from . import save_figure
 
-COLOURS = ["tab:green", "tab:blue", "tab:red", "tab:orange", "tab:purple", "tab:brown", "tab:gray"]
+COLOURS = ["tab:green", "tab:blue", "tab:cyan", "tab:orange", "tab:purple", "tab:brown", "tab:gray"]
 
 
 def time_to_accuracy_figure(panels: dict, path) -> Path:
