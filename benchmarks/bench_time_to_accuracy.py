@@ -14,8 +14,8 @@ Methods (every one on the same split; ``--seeds`` seeds, one run per process, on
   tuned (float32, the default precision with mini-batches, PyTorch's too);
 * ``geo-batch float64``: the same in float64 (``--dtype float64``);
 * ``geo-batch spectral``: the default with ``--batch-size 1024``: the same (float32) with spectrally
-  normalised layers (docs/beyond.md §8), at the budget its own ladder chooses (always run: 200 mini-batch
-  steps per rung);
+  normalised layers (docs/beyond.md §8), at the budget its own ladder chooses for a run of ``--epochs``
+  epochs (always run; every rung trained that long);
 * ``adam (spherenet)``: the project's tuned Adam baseline (``experiments.run(method="adam")``, batch 1024,
   float32: the same updates as ``torch.optim.Adam``, ``benchmarks/bench_torch_parity.py``, in NumPy; its lr
   tuned on the validation part, the tuning seconds reported, not counted);
@@ -63,17 +63,23 @@ def write_flights(samples: int, folder: Path) -> str:
     return str(folder)
 
 
-def chosen_budget(base: dict, rho: float | None = None) -> dict:
+def chosen_budget(base: dict, rho: float | None = None, steps: int = 0) -> dict:
     """The Lipschitz budget the default (full-batch) pipeline chooses, and the seconds the ladder took; or,
     with ``rho``, the ladder's rung ``K(rho)`` (``spherenet.budget.budget_for``) without training. ``base`` with
-    ``norm="spectral"``: the budget ``geo-batch`` with spectral layers chooses (its ladder, never a rung)."""
-    from spherenet.budget import budget_for
+    ``norm="spectral"``: the budget ``geo-batch`` with spectral layers chooses for a run of ``steps`` steps
+    (its ladder, every rung trained that long, as ``spherenet train --batch-size 1024 --iterations steps``)."""
+    from spherenet.budget import budget_for, select_lipschitz, validation_rows
     from spherenet.experiments import load_problem, network_widths, run, settings_for
     from spherenet.network import NormalisedMLP
     start = time.perf_counter()
     if base.get("norm") == "spectral":
-        base = dict(base, batch_size=BATCH, dtype="float32")
-    if rho is None or base.get("norm") == "spectral":
+        s = settings_for(**dict(base, batch_size=BATCH, dtype="float32"))
+        tr, _ = load_problem(s["data"], s["data_path"], s["data_seed"], s["n_samples"], split=s["split"])
+        K, table = select_lipschitz(tr.X, tr.Y, validation_rows(tr, s["split"], s["data_seed"]), network_widths(s),
+                                    s["method"], s["seed"], np.float32, batch_size=BATCH, norm="spectral",
+                                    iterations=steps)
+        return {"lipschitz": K, "seconds": table["seconds"], "rung_steps": table["iterations"]}
+    if rho is None:
         record, _ = run(dict(base, iterations=0))
         return {"lipschitz": record["lipschitz"], "seconds": time.perf_counter() - start}
     s = settings_for(**base)
@@ -268,15 +274,16 @@ def run_all(args, folder: Path) -> None:
     if not budget_file.is_file():
         budget_file.write_text(json.dumps(chosen_budget(base, args.rho)))
     budget = json.loads(budget_file.read_text())
-    spectral_file = folder / "budget_spectral.json"
-    if "geo-batch spectral" in args.methods and not spectral_file.is_file():
-        spectral_file.write_text(json.dumps(chosen_budget(dict(base, norm="spectral"))))
-    spectral = json.loads(spectral_file.read_text()) if spectral_file.is_file() else {"lipschitz": None}
     s = settings_for(**base)
     n_train = len(load_problem(s["data"], s["data_path"], s["data_seed"], s["n_samples"], split=s["split"])[0].X)
+    batch_steps = args.epochs * -(-n_train // BATCH)
+    spectral_file = folder / "budget_spectral.json"
+    if "geo-batch spectral" in args.methods and not spectral_file.is_file():
+        spectral_file.write_text(json.dumps(chosen_budget(dict(base, norm="spectral"), steps=batch_steps)))
+    spectral = json.loads(spectral_file.read_text()) if spectral_file.is_file() else {"lipschitz": None}
     common = {"base": base, "K": budget["lipschitz"], "K_spectral": spectral["lipschitz"],
               "iterations": args.iterations, "epochs": args.epochs,
-              "batch_steps": args.epochs * -(-n_train // BATCH)}
+              "batch_steps": batch_steps}
     methods = [m for m in METHODS if m in args.methods and (not m.startswith("torch") or _has_torch())]
     jobs = [dict(common, kind=m, seed=seed) for seed in range(1, args.seeds + 1) for m in methods
             if not (runs_dir / _name(m, seed)).is_file()]
@@ -292,7 +299,8 @@ def run_all(args, folder: Path) -> None:
     text = (f"{args.data}, {args.samples} samples ({n_train} training), seeds 1-{args.seeds}; Lipschitz budget "
             f"{budget['lipschitz']:.4g} ({how})")
     if spectral["lipschitz"] is not None:
-        text += f"; spectral layers: {spectral['lipschitz']:.4g} (their ladder: {spectral['seconds']:.0f} s)"
+        text += (f"; spectral layers: {spectral['lipschitz']:.4g} (their ladder, rungs of "
+                 f"{spectral.get('rung_steps', 200)} steps: {spectral['seconds']:.0f} s)")
     text += f"\n\n{table}\n"
     (folder / "summary.md").write_text(text)
     (folder / "targets.json").write_text(json.dumps(targets))

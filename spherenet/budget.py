@@ -11,9 +11,11 @@ the best seen:
 
 ``rho`` is scale-free: the network's inputs lie in the unit ball and ``prod mu_i`` bounds its gain, so
 ``rho = 1`` asks for all of that gain at the largest target, and small ``rho`` leaves room for everything
-but the largest targets. Each rung trains the run's own method, widths and seed for ``RUNG_ITERATIONS``
-iterations (whatever the run's length, so that a resumed run finds the same budget) on the fit part and measures the RMSE [N] on the
-validation part, which is made the way the test part is (random rows, or whole flights). The walk stops
+but the largest targets. Each rung trains the run's own method, widths and seed as long as the run will
+train (its iterations, at least ``RUNG_ITERATIONS``, and its time budget, if any) on the fit part and measures
+the RMSE [N] on the validation part, which is made the way the test part is (random rows, or whole flights).
+The best budget grows with the horizon: a loose budget fits more slowly and, trained longer, fits better
+(docs/beyond.md §8). A resumed run keeps the budget its checkpoint was trained at. The walk stops
 early once a rung is worse than the best by more than ``TOLERANCE`` (the error is U-shaped in ``log K``:
 a tight budget cannot fit, a loose one fits slowly and generalises worse).
 """
@@ -80,7 +82,8 @@ def choose_budget(rungs, tolerance: float = TOLERANCE) -> dict:
 
 def select_lipschitz(X, Y, held_out, widths, method="geo-cg-layer", seed=0, dtype=np.float64, radius="unit",
                      batch_size=None, threads=1, rule_options=None, progress=None,
-                     norm="frobenius") -> tuple[float, dict]:
+                     norm="frobenius", iterations: int = RUNG_ITERATIONS,
+                     max_seconds: float | None = None) -> tuple[float, dict]:
     """Choose the Lipschitz budget on a validation part of the training data.
 
     Parameters
@@ -93,6 +96,9 @@ def select_lipschitz(X, Y, held_out, widths, method="geo-cg-layer", seed=0, dtyp
         The network's widths; its input width is ``d + 1`` (the bias feature).
     method, seed, dtype, radius, batch_size, threads, rule_options, norm
         How every rung's network is made and trained (:func:`spherenet.train.train`).
+    iterations, max_seconds : optional
+        The run's length: every rung trains ``max(iterations, RUNG_ITERATIONS)`` iterations, stopped after
+        ``max_seconds`` of training if given.
     progress : callable, optional
         ``progress(rungs_done, rung)`` after every rung.
 
@@ -106,7 +112,7 @@ def select_lipschitz(X, Y, held_out, widths, method="geo-cg-layer", seed=0, dtyp
 
     Notes
     -----
-    For each ``rho`` of ``LADDER`` the network is trained ``RUNG_ITERATIONS`` iterations at ``K(rho)``
+    For each ``rho`` of ``LADDER`` the network is trained as long as the run at ``K(rho)``
     (:func:`budget_for`) on the other rows and scored on ``held_out``; the ladder stops once a rung is worse
     than ``(1 + TOLERANCE)`` times the best, and the smallest ``K`` within that of the best is chosen
     (:func:`choose_budget`; docs/method.md §7).
@@ -117,16 +123,17 @@ def select_lipschitz(X, Y, held_out, widths, method="geo-cg-layer", seed=0, dtyp
     start = time.perf_counter()
     held_out = np.asarray(held_out, dtype=bool)
     X, Y = np.asarray(X, np.float64), np.asarray(Y, np.float64)
-    rungs = []
+    rungs, rung_iterations = [], max(int(iterations), RUNG_ITERATIONS)
     for rho in LADDER:
         net = NormalisedMLP(widths, radius, seed=seed, dtype=dtype)
         K = budget_for(rho, X, Y, float(np.prod(net.radii)))
         scaling = StandardScaling.fit(X[~held_out], Y[~held_out], K, float(np.prod(net.radii)))
         fit_X, fit_Y = scaling.transform_inputs(X[~held_out]), scaling.transform_targets(Y[~held_out])
         val_X, val_Y = scaling.transform_inputs(X[held_out]), scaling.transform_targets(Y[held_out])
-        history = train_loop(net, fit_X.astype(dtype), fit_Y.astype(dtype), method, RUNG_ITERATIONS,
+        history = train_loop(net, fit_X.astype(dtype), fit_Y.astype(dtype), method, rung_iterations,
                              val_X.astype(dtype), val_Y.astype(dtype), batch_size=batch_size, seed=seed,
-                             threads=threads, norm=norm, **(rule_options or {}))
+                             threads=threads, norm=norm, eval_every=rung_iterations, max_seconds=max_seconds,
+                             **(rule_options or {}))
         error = float(scaling.rmse_newtons(history.loss_test[-1]))
         rungs.append({"rho": rho, "lipschitz": K, "rmse_validation": error})
         if progress:
@@ -135,6 +142,7 @@ def select_lipschitz(X, Y, held_out, widths, method="geo-cg-layer", seed=0, dtyp
             break
     chosen = choose_budget(rungs)
     table = {"rule": f"smallest K within {TOLERANCE:.0%} of the best validation RMSE", "tolerance": TOLERANCE,
-             "iterations": RUNG_ITERATIONS, "n_fit": int((~held_out).sum()), "n_validation": int(held_out.sum()),
+             "iterations": rung_iterations, "max_seconds": max_seconds, "n_fit": int((~held_out).sum()),
+             "n_validation": int(held_out.sum()),
              "rungs": rungs, "chosen": chosen["lipschitz"], "seconds": time.perf_counter() - start}
     return chosen["lipschitz"], table

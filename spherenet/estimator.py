@@ -270,7 +270,8 @@ class SphereNetRegressor:
             from .budget import select_lipschitz, validation_rows
             K, selection = select_lipschitz(X, Y, validation_rows(X, "random", params["seed"]), widths,
                                             params["method"], params["seed"], params["dtype"], self.radius,
-                                            self.batch_size, rule_options=params["options"], norm=params["norm"])
+                                            self.batch_size, rule_options=params["options"], norm=params["norm"],
+                                            iterations=params["iterations"])
         net = NormalisedMLP(widths, self.radius, params["seed"], params["dtype"])
         return net, StandardScaling.fit(X, Y, K, float(np.prod(net.radii))), selection
 

@@ -284,7 +284,8 @@ def run(settings: dict, progress=None, checkpoint=None, checkpoint_every: int | 
                                          split=s["split"])
     if s["method"] in BASELINE_METHODS:
         return _run_baseline(s, train_data, test_data, quiet)
-    net, scaling, (X, Y, Xt, Yt), selection = _prepared(s, train_data, test_data, threads, quiet)
+    saved = _saved_budget(checkpoint) if resume else None
+    net, scaling, (X, Y, Xt, Yt), selection = _prepared(s, train_data, test_data, threads, quiet, saved)
     if checkpoint is None:
         options = {"order": s["order"]} if s["method"] == "taylor" else {}
         history = train(net, X, Y, s["method"], s["iterations"], Xt, Yt, batch_size=s["batch_size"],
@@ -292,7 +293,7 @@ def run(settings: dict, progress=None, checkpoint=None, checkpoint_every: int | 
                         max_seconds=s["max_seconds"], norm=s["norm"], **options)
     else:
         history = _train_checkpointed(s, net, (X, Y, Xt, Yt), scaling, progress, checkpoint, checkpoint_every,
-                                      resume, threads)
+                                      resume, threads, selection)
     record = _record(s, history, scaling, len(X), len(Xt), net)
     if s["norm"] == "spectral":             # the function trained: the normalised weights (spherenet.spectral)
         net = SpectralNormalisation(net.radii).network(net)
@@ -315,30 +316,37 @@ def _check_checkpoint_options(s: dict, checkpoint, resume: bool) -> None:
                          "the same numbers): leave out max_seconds")
 
 
-def _prepared(s: dict, train_data, test_data, threads: int, quiet: bool):
+def _prepared(s: dict, train_data, test_data, threads: int, quiet: bool, saved: dict | None = None):
     """A sphere method's starting point: ``(net, scaling, [X, Y, X_test, Y_test], selection)``, the network
-    initialised, the scaling fitted at the budget (chosen first if none was given) and the data scaled."""
+    initialised, the scaling fitted at the budget (chosen first if none was given, or the one ``saved``
+    from a checkpoint: :func:`_saved_budget`) and the data scaled."""
     dtype = np.dtype(s["dtype"]).type
-    fitted, selection = _with_chosen_budget(s, train_data, dtype, threads, quiet)
+    fitted, selection = _with_chosen_budget(s, train_data, dtype, threads, quiet, saved)
     net = NormalisedMLP(network_widths(s), seed=s["seed"], dtype=dtype)
     scaling = fit_scaling(fitted, train_data, net)
     arrays, _ = scaled_arrays(train_data, test_data, net, dtype, scaling)
     return net, scaling, arrays, selection
 
 
-def _with_chosen_budget(s: dict, train_data, dtype, threads: int, quiet: bool) -> tuple[dict, dict | None]:
+def _with_chosen_budget(s: dict, train_data, dtype, threads: int, quiet: bool,
+                        saved: dict | None = None) -> tuple[dict, dict | None]:
     """``s`` with its Lipschitz budget, and how it was chosen: the standard scaling without a ``lipschitz``
-    gets the one :func:`spherenet.budget.select_lipschitz` picks on a validation part (selection: its
-    record); otherwise ``s`` as it is (selection ``None``)."""
+    gets the one :func:`spherenet.budget.select_lipschitz` picks on a validation part, every rung trained as
+    long as the run (selection: its record), or the one ``saved`` with a checkpoint being resumed (the run
+    may have been extended: its budget stays); otherwise ``s`` as it is (selection ``None``)."""
+    from . import progress as bars
+    from .budget import LADDER, RUNG_ITERATIONS, select_lipschitz, validation_rows
     if s["scaling"] != "standard" or s["lipschitz"] is not None:
         return s, None
-    from . import progress as bars
-    from .budget import LADDER, select_lipschitz, validation_rows
+    if saved is not None and not saved.get("legacy"):
+        return dict(s, lipschitz=saved["lipschitz"]), saved["selection"]
+    length = ({"iterations": RUNG_ITERATIONS, "max_seconds": None} if saved is not None else
+              {"iterations": s["iterations"], "max_seconds": s["max_seconds"]})
     with bars.bar(len(LADDER), "choosing the Lipschitz budget", quiet, unit="rung") as pbar:
         K, selection = select_lipschitz(
             train_data.X, train_data.Y, validation_rows(train_data, s["split"], s["data_seed"]),
             network_widths(s), s["method"], s["seed"], dtype, batch_size=s["batch_size"], threads=threads,
-            norm=s["norm"],
+            norm=s["norm"], **length,
             rule_options={"order": s["order"]} if s["method"] == "taylor" else None,
             progress=lambda n, rung: pbar.update(1))
     return dict(s, lipschitz=K), selection
@@ -408,13 +416,31 @@ def certificate(weights, scaling, scaled_inputs) -> dict:
     return lipschitz_certificate([np.asarray(W, np.float64) for W in weights], scaling, scaled_inputs)
 
 
-def _train_checkpointed(s, net, data, scaling, progress, path, every, resume, threads):
-    """``train`` in pieces, checkpointing to ``path`` (continuing the run saved there if ``resume``)."""
+def _saved_budget(path) -> dict | None:
+    """How the budget of a checkpoint's run was chosen, for the run that resumes it: ``{"lipschitz",
+    "selection"}`` (the ladder's record, kept with the checkpoint), ``{"legacy": True}`` for a checkpoint
+    written before it was kept (its ladder trained 200-iteration rungs whatever the run's length), or ``None``
+    (not chosen: given, the paper's scaling, or no `train` checkpoint, which the later checks refuse). A
+    resumed run keeps its budget, so extending a run (more ``iterations``, which a new ladder would train its
+    rungs for) does not change its scaling."""
+    from .checkpoint import load_checkpoint
+    settings = load_checkpoint(path).settings
+    if not isinstance(settings, dict) or "scaling" not in settings:
+        return None
+    if "lipschitz_selection" not in settings:
+        return {"legacy": True}
+    selection = settings["lipschitz_selection"]
+    return None if selection is None else {"lipschitz": selection["chosen"], "selection": selection}
+
+
+def _train_checkpointed(s, net, data, scaling, progress, path, every, resume, threads, selection=None):
+    """``train`` in pieces, checkpointing to ``path`` (continuing the run saved there if ``resume``); the
+    budget's ``selection`` is kept with the checkpoint, for the record of a resumed run."""
     from .checkpoint import load_checkpoint, train_with_checkpoints
     X, Y, Xt, Yt = data
     options = {"order": s["order"]} if s["method"] == "taylor" else {}
     stored = {"run": {k: v for k, v in s.items() if k != "iterations"}, "scaling": scaling.to_dict(),
-              "data_sha256": arrays_digest(X, Y, Xt, Yt), "threads": threads}
+              "data_sha256": arrays_digest(X, Y, Xt, Yt), "threads": threads, "lipschitz_selection": selection}
     history, rule = None, None
     if resume:
         saved = load_checkpoint(path)

@@ -137,6 +137,22 @@ def test_run_selects_the_budget_and_reports_the_certificate():
         run(dict(n_samples=1500, iterations=1, scaling="paper", lipschitz=1.0))
 
 
+def test_every_rung_trains_as_long_as_the_run(monkeypatch):
+    seen = []
+    real = budget.select_lipschitz
+
+    def spy(*args, **kwargs):
+        K, table = real(*args, **kwargs)
+        seen.append((kwargs["iterations"], kwargs["max_seconds"], table["iterations"], table["max_seconds"]))
+        return K, table
+    monkeypatch.setattr(budget, "select_lipschitz", spy)
+    small = dict(n_samples=1500, widths=(12, 10, 3), batch_size=200)
+    run(dict(small, iterations=10))                             # shorter than RUNG_ITERATIONS: 200
+    run(dict(small, iterations=260))
+    run(dict(small, iterations=10 ** 6, max_seconds=0.05))     # stopped by the clock, each rung too
+    assert seen == [(10, None, 200, None), (260, None, 260, None), (10 ** 6, 0.05, 10 ** 6, 0.05)]
+
+
 def test_paper_pipeline_is_invariant_to_the_radii():
     """The paper scales targets by P_op = prod ||W_i||_2 at initialisation, which grows as prod mu_i, and the
     network is positively homogeneous in every W_i: the radii cancel, so the budget is fixed by the data."""

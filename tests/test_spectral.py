@@ -201,3 +201,22 @@ def test_the_default_norm(overrides, norm):
     est = sn.SphereNetRegressor(batch_size=overrides.get("batch_size"), method=overrides.get("method"),
                                 scaling=overrides.get("scaling", "standard"), norm=overrides.get("norm"))
     assert est._checked_params()["norm"] == norm
+
+
+def test_an_extended_resumed_run_keeps_its_budget_without_a_new_ladder(tmp_path, monkeypatch):
+    """The ladder trains its rungs as long as the run: a resumed run that goes further would choose anew, so
+    it keeps the budget (and the ladder's record) its checkpoint was trained at."""
+    from spherenet import budget
+    options = [o for o in SMALL if o not in ("--lipschitz", "3000")]
+    out = tmp_path / "run"
+    assert cli.main(["train", *options, "--out", str(out), "--iterations", "8", "--checkpoint-every", "4"]) == 0
+    first = json.loads((out / "result.json").read_text())
+
+    def no_ladder(*args, **kwargs):
+        raise AssertionError("a resumed run chose its budget again")
+    monkeypatch.setattr(budget, "select_lipschitz", no_ladder)
+    assert cli.main(["train", *options, "--out", str(out), "--iterations", "260", "--resume"]) == 0
+    resumed = json.loads((out / "result.json").read_text())
+    assert resumed["iterations_done"] == 260 and resumed["lipschitz"] == first["lipschitz"]
+    assert resumed["lipschitz_selection"] == first["lipschitz_selection"]
+    assert resumed["lipschitz_selection"]["iterations"] == 200
