@@ -23,8 +23,8 @@ from .experiments import (BATCH_METHOD, DATA_SOURCES, DEFAULTS, METHODS, SCALING
                           run, settings_for)
 from .memory import check_fits
 from .results import read_json, save_arrays, write_json
-from .spectral import NORMS
 from .runfolder import RunFolder, prepare as prepare_folder
+from .spectral import NORMS
 
 
 DEFAULT_TRAIN_OUT = "results/train"

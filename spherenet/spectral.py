@@ -157,6 +157,22 @@ class SpectralNormalisation:
         return NormalisedMLP.from_weights(self.effective(net.weights))
 
 
+def network_weights(weights, normalisation=None) -> list:
+    """The matrices the network computes with at the optimiser's ``weights``: themselves (``normalisation``
+    ``None``, the paper), or ``normalisation.effective(weights)``.
+
+    Parameters
+    ----------
+    weights : list of ndarray
+    normalisation : SpectralNormalisation or None
+
+    Returns
+    -------
+    list of ndarray
+    """
+    return weights if normalisation is None else normalisation.effective(weights)
+
+
 def normalisation_for(norm: str, radii):
     """``None`` for ``"frobenius"`` (the paper: the network computes with ``W``), a
     :class:`SpectralNormalisation` for ``"spectral"``.

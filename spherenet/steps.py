@@ -19,6 +19,7 @@ import numpy as np
 from . import sphere
 from .network import (Direction, ForwardCache, Workspace, _backward, _direction, _forward_cache,
                       _loss_from_output)
+from .spectral import network_weights
 
 
 @dataclass
@@ -66,19 +67,6 @@ class Iterate:
     workspace: Workspace | None = None
     normalisation: object | None = None
 
-    def network_weights(self, weights: list) -> list:
-        """The matrices the network computes with at ``weights``: themselves, or their spectral normalisation.
-
-        Parameters
-        ----------
-        weights : list of ndarray
-
-        Returns
-        -------
-        list of ndarray
-        """
-        return weights if self.normalisation is None else self.normalisation.effective(weights)
-
     def loss_at(self, weights: list) -> tuple[float, list, ForwardCache]:
         """The loss at ``weights`` on this iterate's batch.
 
@@ -92,7 +80,7 @@ class Iterate:
             ``(J(weights), weights, forward pass)``; each call's forward pass may overwrite the previous call's
             (it goes into ``trial_buffers`` when they are set).
         """
-        cache = _forward_cache(self.network_weights(weights), self.X, out=self.trial_buffers)
+        cache = _forward_cache(network_weights(weights, self.normalisation), self.X, out=self.trial_buffers)
         return _loss_from_output(cache.F, self.Y), weights, cache
 
 

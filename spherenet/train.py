@@ -22,7 +22,7 @@ from ._checks import check_data, finite_float, positive_int
 
 from .network import (NormalisedMLP, StreamedCache, Workspace, _backward, _direction, _forward_cache, _loss_from_output,
                       _output, adjoints_to_keep, hidden_activation_bound, streams_forward)
-from .spectral import normalisation_for
+from .spectral import network_weights, normalisation_for
 from .steps import Iterate, weights_along
 
 
@@ -474,8 +474,8 @@ class _Loop:
                        trial_buffers=trial, workspace=ws, normalisation=self.normalisation)
 
     def network(self, weights) -> list:
-        """The matrices the network computes with at ``weights`` (``Iterate.network_weights``)."""
-        return weights if self.normalisation is None else self.normalisation.effective(weights)
+        """The matrices the network computes with at ``weights`` (:func:`spectral.network_weights`)."""
+        return network_weights(weights, self.normalisation)
 
     def move(self, it: Iterate, step) -> float:
         """Take the step: the weights at ``tau`` and their forward pass become the current ones. Returns the
