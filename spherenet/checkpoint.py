@@ -10,7 +10,8 @@ a SHA-256 of all its arrays, the JSON included, is stored beside them)::
     batch.order           format 3: the epoch's mini-batch order, if the history's draw state has one (in
                           the smallest unsigned integer type that holds it)
     meta                  0-d string: JSON {"kind", "format", "rule", "rule_options", "batch_size",
-                          "settings", "history"} (history = ``History.as_dict()``, which keeps the
+                          "settings", "norm", "history"} (norm: ``train``'s, absent before session 7 and
+                          then "frobenius"; history = ``History.as_dict()``, which keeps the
                           mini-batch draw state, so a resumed run draws the batches an uninterrupted one
                           would; format 3 keeps its ``order`` in ``batch.order``, writes a non-finite
                           number as Python's json does, ``NaN``, and adds "journal")
@@ -78,8 +79,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ._checks import check_choice
 from .network import NormalisedMLP
 from .results import load_arrays, save_arrays
+from .spectral import NORMS
 from .train import MEMORYLESS, RULES, History, _drift, make_rule, train
 
 KIND = "spherenet-checkpoint"
@@ -103,7 +106,8 @@ class Checkpoint:
 
     ``rule_name``: a name from ``spherenet.train.RULES``; ``rule_options``: its options (e.g. ``{"order": 4}``);
     ``batch_size``: ``None`` (full batch) or the mini-batch size; ``settings``: free JSON the caller stored
-    (the CLI keeps the run's settings there).
+    (the CLI keeps the run's settings there); ``norm``: what the network computed with (``train``'s ``norm``;
+    ``"frobenius"`` in checkpoints written before it was recorded).
     """
     net: NormalisedMLP
     history: History
@@ -112,6 +116,7 @@ class Checkpoint:
     batch_size: int | None = None
     settings: dict | None = None
     rule_state: dict = field(default_factory=dict)
+    norm: str = "frobenius"
 
     @property
     def iterations(self) -> int:
@@ -127,30 +132,32 @@ class Checkpoint:
 
 
 def save_checkpoint(path, net: NormalisedMLP, history: History, rule_name: str, rule_options: dict | None = None,
-                    settings: dict | None = None, *, batch_size: int | None = None, rule=None) -> Path:
+                    settings: dict | None = None, *, batch_size: int | None = None, rule=None,
+                    norm: str = "frobenius") -> Path:
     """Write ``net``, ``history`` and the rule that produced them to ``path`` (atomically); returns the path.
 
     ``history`` must be the one ``train`` returned for ``net`` (the weights are the state AFTER it).
     ``settings``: any JSON-ready dict, stored and returned as is. ``rule``: the step-rule object, whose
     memory (``rule.state()``) is stored; needed for the rules that keep one. Refuses (before writing
     anything) what :func:`load_checkpoint` would refuse, so a checkpoint that was written can be read back.
+    ``norm``: as in ``train``.
     """
     if not isinstance(net, NormalisedMLP):
         raise TypeError(f"net must be a NormalisedMLP, got {type(net).__name__}")
     if not isinstance(history, History):
         raise TypeError(f"history must be a spherenet.train.History, got {type(history).__name__}")
-    meta = _meta(rule_name, rule_options, settings, batch_size, rule)
+    meta = _meta(rule_name, rule_options, settings, batch_size, rule, norm)
     return _write_snapshot(path, net.weights, net.radii, history, meta, rule)
 
 
-def _meta(rule_name: str, rule_options, settings, batch_size, rule) -> dict:
+def _meta(rule_name: str, rule_options, settings, batch_size, rule, norm: str = "frobenius") -> dict:
     """The snapshot's ``meta`` (format 1), checked: the rule, its options and memory, JSON-ready settings."""
     if rule_name in RULES and rule_name not in MEMORYLESS and not hasattr(rule, "state"):
         raise ValueError(f"{rule_name!r} keeps a memory across iterations (its conjugate-gradient or moment "
                          f"state): pass the rule object (rule=...) so the checkpoint holds it; without it a "
                          f"resumed run would not repeat an uninterrupted one")
     meta = {"kind": KIND, "format": FORMAT, "rule": rule_name, "rule_options": dict(rule_options or {}),
-            "batch_size": batch_size, "settings": settings}
+            "batch_size": batch_size, "settings": settings, "norm": check_choice("norm", norm, NORMS)}
     _check_rule(meta, None, "save_checkpoint")
     try:
         json.dumps(meta, allow_nan=False)
@@ -494,7 +501,7 @@ def load_checkpoint(path) -> Checkpoint:
     state = {k[len("rule."):]: arrays.pop(k) for k in list(arrays) if k.startswith("rule.")}
     net = _network(path, arrays, history)
     return Checkpoint(net, history, meta["rule"], meta["rule_options"], meta["batch_size"], meta["settings"],
-                      state)
+                      state, meta.get("norm", "frobenius"))
 
 
 def _network(path, arrays: dict, history: History) -> NormalisedMLP:
@@ -572,6 +579,8 @@ def _check_rule(meta: dict, history: History | None, where: str) -> None:
     size = meta["batch_size"]
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
         raise ValueError(f"{where}: batch_size must be None or an integer >= 1, got {size!r}")
+    if meta.get("norm", "frobenius") not in NORMS:
+        raise ValueError(f"{where}: unknown norm {meta['norm']!r}; choose one of: {', '.join(NORMS)}")
 
 
 def resume(checkpoint: Checkpoint, X, Y, iterations: int, X_test=None, Y_test=None, callback=None) -> History:
@@ -585,7 +594,8 @@ def resume(checkpoint: Checkpoint, X, Y, iterations: int, X_test=None, Y_test=No
     if not isinstance(checkpoint, Checkpoint):
         raise TypeError(f"checkpoint must be a Checkpoint (from load_checkpoint), got {type(checkpoint).__name__}")
     return train(checkpoint.net, X, Y, checkpoint.rule(), iterations, X_test, Y_test,
-                 batch_size=checkpoint.batch_size, callback=callback, resume=checkpoint.history)
+                 batch_size=checkpoint.batch_size, callback=callback, resume=checkpoint.history,
+                 norm=checkpoint.norm)
 
 
 def train_with_checkpoints(path, net: NormalisedMLP, X, Y, rule_name: str, iterations: int, every: int | None,
@@ -612,7 +622,7 @@ def train_with_checkpoints(path, net: NormalisedMLP, X, Y, rule_name: str, itera
         raise ValueError(f"checkpoint every must be an integer >= 1, got {every!r}")
     options = dict(rule_options or {})
     rule = rule if rule is not None else make_rule(rule_name, **options)
-    journal = _Journal(path, _meta(rule_name, options, settings, batch_size, rule), rule)
+    journal = _Journal(path, _meta(rule_name, options, settings, batch_size, rule, norm), rule)
     saving = _SavingRule(rule, every, journal.save, callback)
     try:
         history = train(net, X, Y, saving, iterations, X_test, Y_test, callback=saving.after_iteration,

@@ -220,3 +220,21 @@ def test_an_extended_resumed_run_keeps_its_budget_without_a_new_ladder(tmp_path,
     assert resumed["iterations_done"] == 260 and resumed["lipschitz"] == first["lipschitz"]
     assert resumed["lipschitz_selection"] == first["lipschitz_selection"]
     assert resumed["lipschitz_selection"]["iterations"] == 200
+
+
+def test_a_checkpoint_keeps_the_norm_and_resume_continues_with_it(tmp_path):
+    from spherenet import checkpoint as ck
+    X, Y = problem(10, n=200)
+    uninterrupted = sn.NormalisedMLP(WIDTHS, seed=1)
+    expected = train(uninterrupted, X, Y, "geo-batch", 20, batch_size=16, seed=4, norm="spectral")
+    path = tmp_path / "c.npz"
+    ck.train_with_checkpoints(path, sn.NormalisedMLP(WIDTHS, seed=1), X, Y, "geo-batch", 9, 4, batch_size=16, seed=4,
+                              rule=sn.train.make_rule("geo-batch"), norm="spectral")
+    saved = ck.load_checkpoint(path)
+    assert saved.norm == "spectral"
+    resumed = ck.resume(saved, X, Y, 11)
+    assert resumed.loss_train == expected.loss_train and resumed.tau == expected.tau
+    assert all(np.array_equal(a, b) for a, b in zip(saved.net.weights, uninterrupted.weights))
+    with pytest.raises(ValueError, match="unknown norm 'l1'"):
+        ck.save_checkpoint(tmp_path / "d.npz", saved.net, saved.history, "geo-batch", norm="l1",
+                           rule=saved.rule())
