@@ -293,6 +293,9 @@ def run_all(args, folder: Path) -> None:
             print(f"done: {result['method']} seed {result['seed']}: {result['curve'][-1][1]:.3f} N after "
                   f"{result['curve'][-1][0]:.2f} s", flush=True)
     runs = [json.loads(p.read_text()) for p in sorted(runs_dir.glob("*.json"))]
+    for r in runs:                                # the spectral ladder is that method's tuning
+        if r["method"] == "geo-batch spectral" and spectral["lipschitz"] is not None:
+            r["tuning_seconds"] = spectral["seconds"]
     steps = {m: common["iterations"] if m == "geo-cg-layer" else common["batch_steps"] for m in METHODS}
     targets, table = summarise(runs, dict(zip(map(str, args.targets), args.targets)), args.epochs, steps)
     how = f"rung rho = {budget['rho']:g}, no ladder" if "rho" in budget else f"ladder: {budget['seconds']:.0f} s"
