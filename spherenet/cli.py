@@ -404,17 +404,30 @@ class Terminated(Exception):
 @contextlib.contextmanager
 def _sigterm_raises():
     """While inside: SIGTERM raises :class:`Terminated` in the main thread, so ``finally`` blocks run (by
-    default SIGTERM ends the process at once, leaving a sweep's pool workers blocked on their pipe)."""
+    default SIGTERM ends the process at once, leaving a sweep's pool workers blocked on their pipe).
+
+    A signal that lands while Python code runs inside a callback from C (Numba's compiler writing its cache,
+    through llvmlite and ctypes) raises there, where an exception cannot propagate: Python would print it as
+    "Exception ignored" and carry on, losing the signal. The unraisable hook delivers the signal again
+    instead, a moment later, when the main thread is back in Python code."""
     def handler(signum, frame):
         raise Terminated()
+
+    def unraisable(info):
+        if isinstance(info.exc_value, Terminated):
+            threading.Timer(0.01, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        else:
+            previous_hook(info)
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous, previous_hook = signal.signal(signal.SIGTERM, handler), sys.unraisablehook
+    sys.unraisablehook = unraisable
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook = previous_hook
 
 
 def _stop_workers(executor) -> None:

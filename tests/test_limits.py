@@ -139,3 +139,24 @@ def test_sigterm_ends_a_sweep_and_its_workers(tmp_path):
             break
         time.sleep(0.1)
     assert not any(_alive(w) for w in workers), "pool workers outlived the sweep"
+
+
+def test_sigterm_inside_a_callback_from_c_is_not_lost(capfd):
+    """A signal handled while Python code runs inside a ctypes callback (as in Numba's cache writes) raises where
+    an exception cannot propagate: the command must still stop, and print no "Exception ignored" traceback."""
+    import ctypes
+    import threading
+
+    from spherenet.cli import Terminated, _sigterm_raises
+
+    def busy():
+        end = time.time() + 0.6
+        while time.time() < end:
+            pass
+    callback = ctypes.CFUNCTYPE(None)(busy)
+    with pytest.raises(Terminated):
+        with _sigterm_raises():
+            threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()
+            callback()                                    # the handler runs inside the callback ...
+            time.sleep(3.0)                               # ... and the signal, delivered again, lands here
+    assert "Exception ignored" not in capfd.readouterr().err
