@@ -284,8 +284,10 @@ def run(settings: dict, progress=None, checkpoint=None, checkpoint_every: int | 
                                          split=s["split"])
     if s["method"] in BASELINE_METHODS:
         return _run_baseline(s, train_data, test_data, quiet)
-    saved = _saved_budget(checkpoint) if resume else None
-    net, scaling, (X, Y, Xt, Yt), selection = _prepared(s, train_data, test_data, threads, quiet, saved)
+    from .checkpoint import load_checkpoint
+    resumed = load_checkpoint(checkpoint) if resume else None          # read once: its budget and its state
+    net, scaling, (X, Y, Xt, Yt), selection = _prepared(s, train_data, test_data, threads, quiet,
+                                                        _saved_budget(resumed) if resumed else None)
     if checkpoint is None:
         options = {"order": s["order"]} if s["method"] == "taylor" else {}
         history = train(net, X, Y, s["method"], s["iterations"], Xt, Yt, batch_size=s["batch_size"],
@@ -293,7 +295,7 @@ def run(settings: dict, progress=None, checkpoint=None, checkpoint_every: int | 
                         max_seconds=s["max_seconds"], norm=s["norm"], **options)
     else:
         history = _train_checkpointed(s, net, (X, Y, Xt, Yt), scaling, progress, checkpoint, checkpoint_every,
-                                      resume, threads, selection)
+                                      resumed, threads, selection)
     record = _record(s, history, scaling, len(X), len(Xt), net)
     if s["norm"] == "spectral":             # the function trained: the normalised weights (spherenet.spectral)
         net = SpectralNormalisation(net.radii).network(net)
@@ -416,15 +418,14 @@ def certificate(weights, scaling, scaled_inputs) -> dict:
     return lipschitz_certificate([np.asarray(W, np.float64) for W in weights], scaling, scaled_inputs)
 
 
-def _saved_budget(path) -> dict | None:
+def _saved_budget(saved) -> dict | None:
     """How the budget of a checkpoint's run was chosen, for the run that resumes it: ``{"lipschitz",
     "selection"}`` (the ladder's record, kept with the checkpoint), ``{"legacy": True}`` for a checkpoint
     written before it was kept (its ladder trained 200-iteration rungs whatever the run's length), or ``None``
     (not chosen: given, the paper's scaling, or no `train` checkpoint, which the later checks refuse). A
     resumed run keeps its budget, so extending a run (more ``iterations``, which a new ladder would train its
     rungs for) does not change its scaling."""
-    from .checkpoint import load_checkpoint
-    settings = load_checkpoint(path).settings
+    settings = saved.settings
     if not isinstance(settings, dict) or "scaling" not in settings:
         return None
     if "lipschitz_selection" not in settings:
@@ -433,17 +434,16 @@ def _saved_budget(path) -> dict | None:
     return None if selection is None else {"lipschitz": selection["chosen"], "selection": selection}
 
 
-def _train_checkpointed(s, net, data, scaling, progress, path, every, resume, threads, selection=None):
-    """``train`` in pieces, checkpointing to ``path`` (continuing the run saved there if ``resume``); the
-    budget's ``selection`` is kept with the checkpoint, for the record of a resumed run."""
-    from .checkpoint import load_checkpoint, train_with_checkpoints
+def _train_checkpointed(s, net, data, scaling, progress, path, every, saved, threads, selection=None):
+    """``train`` in pieces, checkpointing to ``path`` (continuing ``saved``, the checkpoint read from there, if
+    given); the budget's ``selection`` is kept with the checkpoint, for the record of a resumed run."""
+    from .checkpoint import train_with_checkpoints
     X, Y, Xt, Yt = data
     options = {"order": s["order"]} if s["method"] == "taylor" else {}
     stored = {"run": {k: v for k, v in s.items() if k != "iterations"}, "scaling": scaling.to_dict(),
               "data_sha256": arrays_digest(X, Y, Xt, Yt), "threads": threads, "lipschitz_selection": selection}
     history, rule = None, None
-    if resume:
-        saved = load_checkpoint(path)
+    if saved is not None:
         rule = saved.rule()
         _check_same_run(path, saved.settings, stored)
         history = saved.history
