@@ -398,3 +398,205 @@ lambda_max_numba = _jit(_lambda_max_loops)
 lambda_max = lambda_max_numba
 
 KERNELS["lambda_max"] = (lambda_max_reference, lambda_max_numba)
+
+
+# --- the tangent space: the Riemannian gradient, Adam's tangent direction, the spectral pullback ----------------
+# Small arrays (one layer, or all layers as one flat vector): NumPy's per-call overhead is most of the time
+# there, so the compiled forms make one pass per quantity with no temporaries (benchmarks/bench_step_cost.py).
+# Every sum in float64, whatever the arrays' dtype.
+
+def tangent_direction_reference(W, G, out):
+    """``g = Proj_W(G)`` (the Riemannian gradient, docs/method.md §3) and ``out = -g/||g||_F``.
+
+    Parameters
+    ----------
+    W : ndarray
+        The point (``||W||_F = mu``).
+    G : ndarray
+        The Euclidean gradient, ``W``'s shape.
+    out : ndarray
+        ``W``'s shape: ``-g/||g||``, or 0 where ``g = 0``.
+
+    Returns
+    -------
+    tuple of float
+        ``(<W, G>, ||g||_F, ||G||_F)``.
+
+    Notes
+    -----
+    The projection as ``sphere.project_tangent``: with ``<W, W>`` for ``mu²``, applied twice.
+
+    Examples
+    --------
+    >>> out = np.empty((1, 2))
+    >>> tangent_direction_reference(np.array([[1.0, 0.0]]), np.array([[2.0, 3.0]]), out), out
+    ((2.0, 3.0, 3.605551275463989), array([[-0., -1.]]))
+    """
+    W, G = W.astype(np.float64, copy=False), G.astype(np.float64, copy=False)
+    ww, w_g = float(np.vdot(W, W)), float(np.vdot(W, G))
+    T = G - (w_g / ww) * W
+    g = T - (float(np.vdot(W, T)) / ww) * W
+    n = math.sqrt(float(np.vdot(g, g)))
+    out[...] = g / -n if n > 0 else 0.0
+    return w_g, n, math.sqrt(float(np.vdot(G, G)))
+
+
+def _tangent_direction_loops(W, G, out):
+    """The fast form of :func:`tangent_direction_reference` (compiled: ``tangent_direction_numba``): four passes,
+    no temporaries. (``np.float64(x)``, not ``float(x)``: compiled, ``float`` keeps a float32 a float32.)"""
+    w, x, o = W.reshape(-1), G.reshape(-1), out.reshape(-1)
+    ww = w_g = gg = 0.0
+    for k in range(w.size):
+        a, b = np.float64(w[k]), np.float64(x[k])
+        ww += a * a
+        w_g += a * b
+        gg += b * b
+    c1 = w_g / ww
+    w_t = 0.0
+    for k in range(w.size):
+        a = np.float64(w[k])
+        w_t += a * (np.float64(x[k]) - c1 * a)
+    c2 = w_t / ww
+    nn = 0.0
+    for k in range(w.size):
+        a = np.float64(w[k])
+        g = (np.float64(x[k]) - c1 * a) - c2 * a
+        nn += g * g
+    n = math.sqrt(nn)
+    for k in range(w.size):
+        a = np.float64(w[k])
+        o[k] = ((np.float64(x[k]) - c1 * a) - c2 * a) / -n if n > 0 else 0.0
+    return w_g, n, math.sqrt(gg)
+
+
+tangent_direction_numba = _jit(_tangent_direction_loops)
+tangent_direction = tangent_direction_numba
+KERNELS["tangent_direction"] = (tangent_direction_reference, tangent_direction_numba)
+
+
+def _project_layers(w, x, bounds, ww):
+    """``Proj_{W_i}(X_i)`` on every layer segment ``bounds[i]:bounds[i+1]`` of flat vectors, applied twice."""
+    starts, sizes = bounds[:-1], np.diff(bounds)
+    for _ in range(2):
+        x = x - np.repeat(np.add.reduceat(w * x, starts) / ww, sizes) * w
+    return x
+
+
+def sphere_adam_reference(w, grad, m, v, bounds, b1, b2, c1, c2, delta, g_out, m_out, v_out, D_out):
+    """One step of Adam's direction on the product of spheres, all layers as flat float64 vectors (docs/beyond.md §7).
+
+    ``g = Proj_W(∇J)``, ``m' = b1 Proj_W(m) + (1 - b1) g``, ``v' = b2 v + (1 - b2) g ⊙ g``,
+    ``D = -Proj_W((m'/c1) / (sqrt(v'/c2) + delta sqrt(max v'/c2)))``; each ``Proj`` per layer, twice, with
+    ``<W_i, W_i>`` for ``mu_i²`` (``sphere.project_tangent``).
+
+    Parameters
+    ----------
+    w, grad, m, v : ndarray, shape (P,)
+        The weights, the Euclidean gradient, the moments at the previous point.
+    bounds : ndarray of int, shape (L + 1,)
+        Layer ``i`` is ``bounds[i]:bounds[i+1]``; every layer non-empty.
+    b1, b2, c1, c2, delta : float
+        The moments' constants, their bias corrections ``1 - b^k``, and ``delta`` relative to ``sqrt(max v̂)``.
+    g_out, m_out, v_out, D_out : ndarray, shape (P,)
+        ``g``, ``m'``, ``v'``, ``D`` (may not be the inputs).
+
+    Returns
+    -------
+    float
+        ``<g, D>`` (negative for a descent direction).
+    """
+    ww = np.add.reduceat(w * w, bounds[:-1])
+    g_out[...] = _project_layers(w, grad, bounds, ww)
+    m_out[...] = b1 * _project_layers(w, m, bounds, ww) + (1 - b1) * g_out
+    v_out[...] = b2 * v + (1 - b2) * g_out * g_out
+    scale = max(math.sqrt(v_out.max() / c2), np.finfo(np.float64).tiny)
+    D_out[...] = _project_layers(w, -(m_out / c1) / (np.sqrt(v_out / c2) + delta * scale), bounds, ww)
+    return float(np.dot(g_out, D_out))
+
+
+def _project_layers_loops(w, x, bounds, out):
+    """``out = Proj_W(x)`` per layer, twice (``_project_layers``); ``out`` may be ``x``."""
+    for i in range(bounds.shape[0] - 1):
+        ww = w_x = 0.0
+        for k in range(bounds[i], bounds[i + 1]):
+            ww += w[k] * w[k]
+            w_x += w[k] * x[k]
+        c = w_x / ww
+        w_t = 0.0
+        for k in range(bounds[i], bounds[i + 1]):
+            out[k] = x[k] - c * w[k]
+            w_t += w[k] * out[k]
+        c = w_t / ww
+        for k in range(bounds[i], bounds[i + 1]):
+            out[k] = out[k] - c * w[k]
+    return out
+
+
+_project_layers_compiled = _jit(_project_layers_loops)
+
+
+def _sphere_adam_loops(w, grad, m, v, bounds, b1, b2, c1, c2, delta, g_out, m_out, v_out, D_out):
+    """The fast form of :func:`sphere_adam_reference` (compiled: ``sphere_adam_numba``): a few passes over the flat
+    vectors, no temporaries."""
+    _project_layers_compiled(w, grad, bounds, g_out)
+    _project_layers_compiled(w, m, bounds, m_out)
+    v_max = 0.0
+    for k in range(w.size):
+        g = g_out[k]
+        m_out[k] = b1 * m_out[k] + (1 - b1) * g
+        v_out[k] = b2 * v[k] + (1 - b2) * g * g
+        v_max = max(v_max, v_out[k])
+    scale = max(math.sqrt(v_max / c2), 2.2250738585072014e-308)          # np.finfo(float64).tiny
+    for k in range(w.size):
+        D_out[k] = -(m_out[k] / c1) / (math.sqrt(v_out[k] / c2) + delta * scale)
+    _project_layers_compiled(w, D_out, bounds, D_out)
+    g_d = 0.0
+    for k in range(w.size):
+        g_d += g_out[k] * D_out[k]
+    return g_d
+
+
+sphere_adam_numba = _jit(_sphere_adam_loops)
+sphere_adam = sphere_adam_numba
+KERNELS["sphere_adam"] = (sphere_adam_reference, sphere_adam_numba)
+
+
+def spectral_pullback_reference(W, G, u, v, sigma, mu, out):
+    """``out = (mu/sigma)(G - (<G, W>/sigma) u v^T)``: ``∇_W J`` from ``G = ∇_E J``, ``E = mu W/sigma_1(W)``
+    (docs/beyond.md §8, ``spectral.SpectralNormalisation.pullback``).
+
+    Parameters
+    ----------
+    W, G : ndarray, shape (m, n)
+    u, v : ndarray, shape (m,), (n,)
+        ``W``'s top singular pair (float64).
+    sigma, mu : float
+    out : ndarray, shape (m, n)
+        In ``G``'s dtype.
+
+    Returns
+    -------
+    ndarray
+        ``out``.
+    """
+    along = float(np.vdot(G.astype(np.float64), W.astype(np.float64))) / sigma
+    out[...] = (mu / sigma) * (G - along * np.outer(u, v))
+    return out
+
+
+def _spectral_pullback_loops(W, G, u, v, sigma, mu, out):
+    """The fast form of :func:`spectral_pullback_reference` (compiled: ``spectral_pullback_numba``)."""
+    g_w = 0.0
+    for r in range(W.shape[0]):
+        for c in range(W.shape[1]):
+            g_w += np.float64(G[r, c]) * np.float64(W[r, c])
+    along, scale = g_w / sigma, mu / sigma
+    for r in range(W.shape[0]):
+        for c in range(W.shape[1]):
+            out[r, c] = scale * (np.float64(G[r, c]) - along * u[r] * v[c])
+    return out
+
+
+spectral_pullback_numba = _jit(_spectral_pullback_loops)
+spectral_pullback = spectral_pullback_numba
+KERNELS["spectral_pullback"] = (spectral_pullback_reference, spectral_pullback_numba)

@@ -641,16 +641,15 @@ _ZERO_RGRAD = 64
 def _direction(weights, grads, radii) -> Direction:
     # In float64 whatever the weights' dtype: the matrices are small, and float32 sums of squares
     # lose the tangency (and overflow) that keeps the weights on their spheres.
+    # (kernels.tangent_direction: V_i = -grad_i/||grad_i||, grad_i = Proj_{W_i}(∇_i J), as sphere.rgrad.)
     V, norms, wg = [], [], []
-    for W, G, mu in zip(weights, grads, radii):
-        eps = np.finfo(G.dtype).eps
-        W, G = W.astype(np.float64, copy=False), G.astype(np.float64, copy=False)
-        w_g = sphere.inner(W, G)
-        g = sphere.rgrad(W, G, mu)
-        n = sphere.fro(g)
-        if not n > _ZERO_RGRAD * eps * sphere.fro(G):
-            n, g = 0.0, np.zeros_like(G)
-        V.append((g / -n if n else g).astype(weights[0].dtype, copy=False))
+    for W, G in zip(weights, grads):
+        V_i = np.empty(W.shape, weights[0].dtype)
+        w_g, n, g_norm = kernels.tangent_direction(W, G, V_i)
+        if not n > _ZERO_RGRAD * np.finfo(G.dtype).eps * g_norm:
+            n = 0.0
+            V_i[...] = 0.0
+        V.append(V_i)
         norms.append(n)
         wg.append(w_g)
     norms, wg = np.array(norms), np.array(wg)

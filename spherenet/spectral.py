@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import lapack
 
+from . import kernels
 from ._checks import check_choice
 from .network import NormalisedMLP
 
@@ -134,11 +135,8 @@ class SpectralNormalisation:
         list of ndarray
             In the gradients' dtype.
         """
-        out = []
-        for W, G, mu, (s, u, v) in zip(weights, grads, self.radii, self.tops(weights)):
-            along = float(np.vdot(G.astype(np.float64), W.astype(np.float64))) / s
-            out.append(((mu / s) * (G - along * np.outer(u, v))).astype(G.dtype, copy=False))
-        return out
+        return [kernels.spectral_pullback(W, G, u, v, s, mu, np.empty_like(G))
+                for W, G, mu, (s, u, v) in zip(weights, grads, self.radii, self.tops(weights))]
 
     def network(self, net: NormalisedMLP) -> NormalisedMLP:
         """The network that computes what ``net`` computes under this normalisation: weights ``E``, radii

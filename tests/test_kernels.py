@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from spherenet import jets, kernels
+from spherenet import jets, kernels, sphere
 
-from .strategies import entries
+from .strategies import entries, offset
 
 sizes = st.integers(0, 12)
 SPECIALS = np.array([np.nan, np.inf, -np.inf, -0.0])
@@ -33,7 +33,8 @@ def _rand(data, *shape, dtype=np.float64):
 
 
 def test_every_kernel_is_listed_with_a_reference():
-    assert set(kernels.KERNELS) >= {"matmul_nt", "relu", "relu_mask", "output_cauchy", "loss_cauchy", "lambda_max"}
+    assert set(kernels.KERNELS) >= {"matmul_nt", "relu", "relu_mask", "output_cauchy", "loss_cauchy", "lambda_max",
+                                    "tangent_direction", "sphere_adam", "spectral_pullback"}
     for name, (ref, fast) in kernels.KERNELS.items():
         assert ref.__name__.endswith("_reference"), name
         assert getattr(kernels, name) in (ref, fast)
@@ -237,3 +238,81 @@ def test_specials_lambda_max(data, L, k, ab):
     np.testing.assert_array_equal(np.isnan(want), [not np.isfinite(G).all() for G in blocks])
     finite = np.isfinite(want)
     np.testing.assert_allclose(got[finite], want[finite], rtol=1e-12, atol=1e-12)
+
+
+# --- the tangent-space kernels ---------------------------------------------------------------------------
+
+def _point(data, n, m, salt=0):
+    """A non-zero drawn matrix (the fixed offset keeps it away from 0)."""
+    return _rand(data, n, m) + offset((n, m), salt)
+
+
+@given(st.integers(1, 9), st.integers(1, 9), st.floats(1e-3, 1e3), st.data(), st.sampled_from([np.float64, np.float32]))
+def test_tangent_direction_is_the_unit_negative_riemannian_gradient(n, m, mu, data, dtype):
+    W = (mu * sphere.project(_point(data, n, m), 1.0)).astype(dtype)
+    G = _rand(data, n, m, dtype=dtype)
+    W64, G64 = W.astype(np.float64), G.astype(np.float64)
+    g = G64 - np.vdot(W64, G64) / np.vdot(W64, W64) * W64          # one exact-arithmetic projection
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    for fn in kernels.KERNELS["tangent_direction"]:
+        out = np.full(W.shape, np.nan, dtype)
+        w_g, n_g, n_G = fn(W, G, out)
+        assert math.isclose(w_g, float(np.vdot(W64, G64)), rel_tol=1e-12, abs_tol=1e-12 * mu)
+        assert math.isclose(n_G, float(np.linalg.norm(G64)), rel_tol=1e-12)
+        assert math.isclose(n_g, float(np.linalg.norm(g)), rel_tol=1e-9, abs_tol=1e-12 * n_G)
+        if n_g > 1e-6 * n_G:
+            np.testing.assert_allclose(out, -g / np.linalg.norm(g), rtol=tol, atol=tol)
+            assert abs(np.vdot(out.astype(np.float64), W64)) <= 10 * tol * mu
+
+
+def test_tangent_direction_of_a_radial_gradient_is_zero():
+    W = np.array([[3.0, 4.0]])
+    for fn in kernels.KERNELS["tangent_direction"]:
+        out = np.full((1, 2), np.nan)
+        assert fn(W, 2 * W, out) == (50.0, 0.0, 10.0)
+        np.testing.assert_array_equal(out, 0.0)
+
+
+def _flat_problem(data, shapes):
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    bounds = np.concatenate(([0], np.cumsum([a * b for a, b in shapes]))).astype(np.int64)
+    w, grad, m = (rng.normal(size=bounds[-1]) for _ in range(3))
+    v = rng.random(bounds[-1]) ** 2
+    return w, grad, m, v, bounds
+
+
+@settings(max_examples=50)
+@given(st.lists(st.tuples(st.integers(1, 6), st.integers(1, 6)), min_size=1, max_size=4), st.integers(1, 50),
+       st.data())
+def test_sphere_adam_numba_matches_reference_and_is_tangent(shapes, k, data):
+    w, grad, m, v, bounds = _flat_problem(data, shapes)
+    b1, b2, delta = 0.9, 0.999, 1e-8
+    args = (w, grad, m, v, bounds, b1, b2, 1 - b1 ** k, 1 - b2 ** k, delta)
+    outs = {}
+    for fn in kernels.KERNELS["sphere_adam"]:
+        arrays = [np.full_like(w, np.nan) for _ in range(4)]
+        outs[fn] = fn(*args, *arrays), arrays
+    (gd_ref, ref), (gd_fast, fast) = outs.values()
+    assert math.isclose(gd_fast, gd_ref, rel_tol=1e-12, abs_tol=1e-12 * np.abs(ref[3]).max())
+    for a, b in zip(fast, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * np.abs(b).max())
+    g, m_new, v_new, D = ref
+    for lo, hi in zip(bounds[:-1], bounds[1:]):              # every output tangent, layer by layer
+        layer = slice(lo, hi)
+        for x in (g, m_new, D):
+            assert abs(np.dot(w[layer], x[layer])) <= 1e-12 * np.linalg.norm(w[layer]) * np.abs(x).max() * (hi - lo)
+    np.testing.assert_allclose(v_new, b2 * v + (1 - b2) * g * g, rtol=1e-15)
+
+
+@given(st.integers(1, 7), st.integers(1, 7), st.floats(1e-2, 1e2), st.data(), st.sampled_from([np.float64, np.float32]))
+def test_spectral_pullback_numba_matches_reference(n, m, mu, data, dtype):
+    from spherenet.spectral import top_singular
+    W = _point(data, n, m).astype(dtype)
+    G = _rand(data, n, m, dtype=dtype)
+    s, u, v = top_singular(W)
+    ref, fast = kernels.KERNELS["spectral_pullback"]
+    a = ref(W, G, u, v, s, mu, np.full_like(G, np.nan))
+    b = fast(W, G, u, v, s, mu, np.full_like(G, np.nan))
+    assert a.dtype == b.dtype == dtype
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(b, a, rtol=tol, atol=tol * np.abs(a).max())

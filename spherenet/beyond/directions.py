@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import sphere
+from .. import kernels, sphere
 
 
 def riemannian_gradient(weights, grads, radii) -> list:
@@ -251,6 +251,7 @@ class FlatTangents:
         self.shapes = [W.shape for W in weights]
         self.sizes = np.array([W.size for W in weights])
         self.starts = np.concatenate(([0], np.cumsum(self.sizes)[:-1]))
+        self.bounds = np.concatenate(([0], np.cumsum(self.sizes))).astype(np.int64)
 
     def join(self, arrays) -> np.ndarray:
         """The flat float64 vector of ``arrays`` (one per layer, row-major)."""
@@ -337,18 +338,15 @@ class AdamDirection:
         if self.flat is None:
             self.flat = FlatTangents(weights)
         flat = self.flat
-        w = flat.join(weights)
-        ww = flat.layer_inner(w, w)
-        g = flat.project(w, flat.join(grads), ww)
+        w, grad = flat.join(weights), flat.join(grads)
         self.k += 1
         if self.m is None:
-            self.m, self.v = np.zeros_like(g), np.zeros_like(g)
-        self.m = self.b1 * flat.project(w, self.m, ww) + (1 - self.b1) * g
-        self.v = self.b2 * self.v + (1 - self.b2) * g * g
-        c1, c2 = 1 - self.b1 ** self.k, 1 - self.b2 ** self.k
-        scale = max(float(np.sqrt(self.v.max() / c2)), np.finfo(float).tiny)
-        D = flat.project(w, -(self.m / c1) / (np.sqrt(self.v / c2) + self.delta * scale), ww)
-        if float(np.dot(g, D)) < 0:
+            self.m, self.v = np.zeros_like(w), np.zeros_like(w)
+        g, m, v, D = (np.empty_like(w) for _ in range(4))     # new moments: state() hands out views of the old
+        g_d = kernels.sphere_adam(w, grad, self.m, self.v, flat.bounds, self.b1, self.b2, 1 - self.b1 ** self.k,
+                                  1 - self.b2 ** self.k, self.delta, g, m, v, D)
+        self.m, self.v = m, v
+        if g_d < 0:
             return flat.split(D), {"fallback": 0.0}
         return flat.split(-g), {"fallback": 1.0}
 
