@@ -1,4 +1,5 @@
-"""Every Numba kernel against its NumPy reference, on the paper's shapes (N = 23,200 samples).
+"""Every Numba kernel against its NumPy reference, on the paper's shapes (N = 23,200 samples; the tangent-space
+kernels at one mini-batch step's sizes: a 30x25 layer, all 1,545 weights of 12-25-30-15-3).
 
     python benchmarks/bench_kernels.py [--repeats 50]
 
@@ -33,6 +34,13 @@ def cases(rng):
     cos, sin = jets.curve_coefficients(2)
     Z0b, Zsb, Qsb = rng.normal(size=(2048, 25)), rng.normal(size=(2 * 2048, 25)), rng.normal(size=(2 * 2048, 25))
     E0, Es = rng.normal(size=(2048, 3)), rng.normal(size=(2 * 2048, 3))
+    # one mini-batch step's tangent-space work: a 30x25 layer, and all layers of 12-25-30-15-3 as one vector
+    W32, G32 = W.astype(np.float32), rng.normal(size=(30, 25)).astype(np.float32)
+    u, v1 = rng.normal(size=30), rng.normal(size=25)
+    sizes = [25 * 12, 30 * 25, 15 * 30, 3 * 15]
+    bounds = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
+    w, grad, m = (rng.normal(size=bounds[-1]) for _ in range(3))
+    v = rng.random(bounds[-1])
     return {
         "matmul_nt": ("matmul_nt", lambda: (H, W, np.empty((N, 30))), "(23200x25) @ (30x25)^T"),
         "relu": ("relu", lambda: (Z, np.empty_like(Z)), "23200x30"),
@@ -41,6 +49,11 @@ def cases(rng):
         "output_cauchy": ("output_cauchy", lambda: (Z0b, Zsb, Qsb, cos, sin, np.empty((2 * 2048, 25))),
                           "block 2048x25, order 2"),
         "loss_cauchy": ("loss_cauchy", lambda: (E0, Es, np.zeros(3)), "block 2048x3, order 2"),
+        "tangent_direction": ("tangent_direction", lambda: (W32, G32, np.empty_like(W32)), "30x25, float32"),
+        "sphere_adam": ("sphere_adam", lambda: (w, grad, m, v, bounds, 0.9, 0.999, 0.1, 0.001, 1e-8,
+                                                *(np.empty_like(w) for _ in range(4))), "1,545 (12-25-30-15-3)"),
+        "spectral_pullback": ("spectral_pullback", lambda: (W32, G32, u, v1, 3.0, 2.0, np.empty_like(G32)),
+                              "30x25, float32"),
     }
 
 

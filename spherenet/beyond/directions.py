@@ -230,10 +230,12 @@ class ConjugateGradient:
 
 
 class FlatTangents:
-    """Lists of per-layer matrices shaped like ``weights`` as one float64 vector, layer ``i`` a segment of it.
+    """Lists of per-layer matrices shaped like ``weights`` as one float64 vector, layer ``i`` the segment
+    ``bounds[i]:bounds[i+1]`` of it.
 
-    On the product of spheres the tangent projection acts layer by layer; on the flat vector it is a few NumPy
-    calls whatever the depth (``project``), which is what makes :class:`AdamDirection` cheap per mini-batch.
+    On the product of spheres the tangent projection acts layer by layer; on the flat vector one compiled call
+    does it for every layer whatever the depth (``kernels.sphere_adam``), which is what makes
+    :class:`AdamDirection` cheap per mini-batch.
 
     Parameters
     ----------
@@ -243,15 +245,13 @@ class FlatTangents:
     Examples
     --------
     >>> flat = FlatTangents([np.ones((1, 2)), np.ones((2, 1))])
-    >>> flat.layer_inner(flat.join([np.ones((1, 2)), np.full((2, 1), 2.0)]), np.ones(4))
-    array([2., 4.])
+    >>> flat.bounds.tolist(), [a.shape for a in flat.split(flat.join([np.ones((1, 2)), np.full((2, 1), 2.0)]))]
+    ([0, 2, 4], [(1, 2), (2, 1)])
     """
 
     def __init__(self, weights):
         self.shapes = [W.shape for W in weights]
-        self.sizes = np.array([W.size for W in weights])
-        self.starts = np.concatenate(([0], np.cumsum(self.sizes)[:-1]))
-        self.bounds = np.concatenate(([0], np.cumsum(self.sizes))).astype(np.int64)
+        self.bounds = np.concatenate(([0], np.cumsum([W.size for W in weights]))).astype(np.int64)
 
     def join(self, arrays) -> np.ndarray:
         """The flat float64 vector of ``arrays`` (one per layer, row-major)."""
@@ -259,19 +259,8 @@ class FlatTangents:
 
     def split(self, flat) -> list:
         """The layers of ``flat``, as views of it shaped like the weights."""
-        bounds = np.concatenate((self.starts, [flat.size]))
-        return [flat[a:b].reshape(shape) for a, b, shape in zip(bounds[:-1], bounds[1:], self.shapes)]
-
-    def layer_inner(self, a, b) -> np.ndarray:
-        """``<A_i, B_i>`` of every layer."""
-        return np.add.reduceat(a * b, self.starts)
-
-    def project(self, w, x, ww) -> np.ndarray:
-        """``Proj_{W_i}(X_i) = X_i - <W_i, X_i>/<W_i, W_i> W_i`` on every layer, applied twice, as
-        ``sphere.project_tangent`` (which says why); ``ww`` is ``layer_inner(w, w)``."""
-        for _ in range(2):
-            x = x - np.repeat(self.layer_inner(w, x) / ww, self.sizes) * w
-        return x
+        b = self.bounds
+        return [flat[b[i]:b[i + 1]].reshape(shape) for i, shape in enumerate(self.shapes)]
 
 
 class AdamDirection:
