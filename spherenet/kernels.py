@@ -600,3 +600,151 @@ def _spectral_pullback_loops(W, G, u, v, sigma, mu, out):
 spectral_pullback_numba = _jit(_spectral_pullback_loops)
 spectral_pullback = spectral_pullback_numba
 KERNELS["spectral_pullback"] = (spectral_pullback_reference, spectral_pullback_numba)
+
+
+# --- the top eigenpair of a small Gram matrix, from a start close to it (spectral layers' sigma_1) ----------------
+
+def top_eigen_warm_reference(G, x, max_iter, out):
+    """Rayleigh-quotient iteration on the symmetric positive semi-definite ``G`` from ``x``, with a certificate.
+
+    ``lam = x^T G x / x^T x`` (the Rayleigh quotient: never above ``lambda_max``), ``x <- (G - lam I)^{-1} x``,
+    normalised, until the residual ``||G x - lam x|| <= 1e-10 lam ||x||`` (cubic convergence near an
+    eigenvector); then the Cholesky factorisation of ``lam (1 + 1e-12) I - G`` certifies that no eigenvalue
+    lies above ``lam (1 + 1e-12)``, which a vector converged to another eigenvector fails.
+
+    Parameters
+    ----------
+    G : ndarray, shape (k, k)
+    x : ndarray, shape (k,)
+        The start, not zero (e.g. the top vector of a nearby matrix). It is not normalised first, so a vector
+        this returned gives the same ``lam`` and ``out`` again, to the bit.
+    max_iter : int
+    out : ndarray, shape (k,)
+        The vector whose Rayleigh quotient ``lam`` is (unit to rounding).
+
+    Returns
+    -------
+    tuple
+        ``(lam, certified)``: ``lambda_max(G) / (1 + 1e-12) <= lam <= lambda_max(G)`` when ``certified``;
+        ``certified`` is false when the iteration did not converge in ``max_iter`` steps or the certificate
+        failed (then ``lam`` means nothing).
+
+    Examples
+    --------
+    >>> out = np.empty(2)
+    >>> top_eigen_warm_reference(np.array([[2.0, 0.1], [0.1, 1.0]]), np.array([1.0, 0.2]), 10, out)[1]
+    True
+    >>> top_eigen_warm_reference(np.diag([2.0, 1.0]), np.array([0.0, 1.0]), 10, out)      # the wrong eigenvector
+    (1.0, False)
+    """
+    out[...] = x
+    for _ in range(max_iter):
+        y = G @ out
+        xx = float(out @ out)
+        lam = float(out @ y) / xx
+        if np.linalg.norm(y - lam * out) <= WARM_RESIDUAL * lam * np.sqrt(xx):
+            try:
+                np.linalg.cholesky(lam * (1 + WARM_MARGIN) * np.eye(len(x)) - G)
+            except np.linalg.LinAlgError:
+                return lam, False
+            return lam, True
+        try:
+            z = np.linalg.solve(G - lam * np.eye(len(x)), out)
+        except np.linalg.LinAlgError:
+            return 0.0, False
+        out[...] = z / np.linalg.norm(z)
+    return 0.0, False
+
+
+WARM_RESIDUAL = 1e-10          # relative residual at which the iteration stops
+WARM_MARGIN = 1e-12            # the certificate: no eigenvalue above lam (1 + WARM_MARGIN)
+
+
+def _top_eigen_warm_loops(G, x, max_iter, out):
+    """The fast form of :func:`top_eigen_warm_reference` (compiled: ``top_eigen_warm_numba``): its own LU with
+    partial pivoting for the shifted solves (an exactly singular pivot ends the iteration uncertified)."""
+    k = G.shape[0]
+    y = np.empty(k)
+    A = np.empty((k, k))
+    for a in range(k):
+        out[a] = x[a]
+    for _ in range(max_iter):
+        xy = xx = 0.0
+        for a in range(k):
+            s = 0.0
+            for b in range(k):
+                s += G[a, b] * out[b]
+            y[a] = s
+            xy += out[a] * s
+            xx += out[a] * out[a]
+        lam = xy / xx
+        r = 0.0
+        for a in range(k):
+            r += (y[a] - lam * out[a]) ** 2
+        if math.sqrt(r) <= WARM_RESIDUAL * lam * math.sqrt(xx):
+            return lam, _cholesky_succeeds(G, lam * (1 + WARM_MARGIN))
+        for a in range(k):
+            for b in range(k):
+                A[a, b] = G[a, b] - (lam if a == b else 0.0)
+        if not _solve_in_place(A, out):
+            return 0.0, False
+        norm = 0.0
+        for a in range(k):
+            norm += out[a] * out[a]
+        norm = math.sqrt(norm)
+        for a in range(k):
+            out[a] /= norm
+    return 0.0, False
+
+
+def _solve_in_place_loops(A, b):
+    """``b <- A^{-1} b`` by Gaussian elimination with partial pivoting (``A`` overwritten); false if a pivot is 0."""
+    k = A.shape[0]
+    for j in range(k):
+        p = j
+        for i in range(j + 1, k):
+            if abs(A[i, j]) > abs(A[p, j]):
+                p = i
+        if A[p, j] == 0.0:
+            return False
+        if p != j:
+            for c in range(k):
+                A[j, c], A[p, c] = A[p, c], A[j, c]
+            b[j], b[p] = b[p], b[j]
+        for i in range(j + 1, k):
+            f = A[i, j] / A[j, j]
+            for c in range(j, k):
+                A[i, c] -= f * A[j, c]
+            b[i] -= f * b[j]
+    for j in range(k - 1, -1, -1):
+        s = b[j]
+        for c in range(j + 1, k):
+            s -= A[j, c] * b[c]
+        b[j] = s / A[j, j]
+    return True
+
+
+def _cholesky_succeeds_loops(G, shift):
+    """Whether ``shift I - G`` has a Cholesky factorisation (is positive definite)."""
+    k = G.shape[0]
+    C = np.zeros((k, k))
+    for j in range(k):
+        d = shift - G[j, j]
+        for p in range(j):
+            d -= C[j, p] * C[j, p]
+        if not d > 0:
+            return False
+        C[j, j] = math.sqrt(d)
+        for i in range(j + 1, k):
+            s = -G[i, j]
+            for p in range(j):
+                s -= C[i, p] * C[j, p]
+            C[i, j] = s / C[j, j]
+    return True
+
+
+_solve_in_place = _jit(_solve_in_place_loops)
+_cholesky_succeeds = _jit(_cholesky_succeeds_loops)
+top_eigen_warm_numba = _jit(_top_eigen_warm_loops)
+top_eigen_warm = top_eigen_warm_numba
+KERNELS["top_eigen_warm"] = (top_eigen_warm_reference, top_eigen_warm_numba)

@@ -129,7 +129,8 @@ class History:
     stop_reason : str
         Why the loop ended early, or ``""``.
     batch_state : dict
-        Where the mini-batch draw stands, for resuming.
+        Where the mini-batch draw stands, for resuming (with spectral layers also the warm starts of their top
+        singular vectors, ``spectral<i>``: ``SpectralNormalisation.state``).
     eval_iterations : list of int
         The iterations at which ``loss_test`` was recorded (every ``eval_every`` and the last; empty in records
         older than this field: then every iteration).
@@ -336,7 +337,7 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
                 break
         if history.eval_iterations[-1] != history.iterations:          # always evaluated at the last
             loop.evaluate(history.iterations)
-    history.batch_state = loop.batches.state()
+    history.batch_state = loop.resume_state(loop.batches.state())
     net.weights = loop.weights
     return history
 
@@ -400,6 +401,8 @@ class _Loop:
 
     def begin(self, resume: History | None) -> History:
         """The history to append to (a new one with the losses at the start, or ``resume``)."""
+        if resume is not None and self.normalisation is not None and isinstance(resume, History):
+            self.normalisation.restore(resume.batch_state)
         if self.streamed:
             self.cache = StreamedCache(self.network(self.weights), self.X, self.workspace)
         elif self.batches.full:
@@ -450,8 +453,9 @@ class _Loop:
         if (k + 1) % self.eval_every == 0:
             self.evaluate(k + 1)
         if self.callback is not None:
-            if not self.batches.full:                  # where the draw stands, for a checkpoint taken now
-                self.history.batch_state = self.batches.snapshot()
+            # where the draw stands (and the spectral layers' warm starts), for a checkpoint taken now
+            draw = self.history.batch_state if self.batches.full else self.batches.snapshot()
+            self.history.batch_state = self.resume_state(draw)
             self.callback(k + 1, self.history)
         self.history.stop_reason = self.stop_reason(k, step, it)
         return not self.history.stop_reason
@@ -466,12 +470,18 @@ class _Loop:
         self.J, grads = _backward(network, self.cache, Yb, ws, self.keep_adjoints)
         if self.normalisation is not None:
             grads = self.normalisation.pullback(self.weights, grads)
+            self.normalisation.anchor(self.weights)            # trial points' singular pairs start here
         if not (math.isfinite(self.J) and all(np.isfinite(g).all() for g in grads)):
             return None
         trial = self.cache if self.batches.full else ws.cache(self.names[1], self.weights, Xb)
         return Iterate(self.weights, self.radii, Xb, Yb, self.cache, self.J, grads,
                        _direction(self.weights, grads, self.radii), self.J_prev if self.batches.full else self.J,
                        trial_buffers=trial, workspace=ws, normalisation=self.normalisation)
+
+    def resume_state(self, draw: dict) -> dict:
+        """``History.batch_state``: where the mini-batch draw stands (``draw``) and, with spectral layers, their
+        warm starts (``SpectralNormalisation.state``)."""
+        return draw if self.normalisation is None else {**draw, **self.normalisation.state()}
 
     def network(self, weights) -> list:
         """The matrices the network computes with at ``weights`` (:func:`spectral.network_weights`)."""

@@ -316,3 +316,34 @@ def test_spectral_pullback_numba_matches_reference(n, m, mu, data, dtype):
     assert a.dtype == b.dtype == dtype
     tol = 1e-12 if dtype == np.float64 else 1e-5
     np.testing.assert_allclose(b, a, rtol=tol, atol=tol * np.abs(a).max())
+
+
+@settings(max_examples=50)
+@given(st.integers(1, 12), st.integers(1, 12), st.integers(0, 2**32 - 1), st.floats(1e-3, 0.3))
+def test_top_eigen_warm_finds_the_top_pair_from_a_nearby_start_and_certifies_it(m, n, seed, turn):
+    rng = np.random.default_rng(seed)
+    W = rng.normal(size=(m, n))
+    G = W.T @ W
+    values, vectors = np.linalg.eigh(G)
+    start = vectors[:, -1] + turn * rng.normal(size=n)              # the top vector, turned a little
+    for fn in kernels.KERNELS["top_eigen_warm"]:
+        out = np.full(n, np.nan)
+        lam, certified = fn(G, start, 6, out)
+        if certified:                                               # then it is the top pair, to the stated margin
+            assert values[-1] / (1 + 2e-12) <= lam <= values[-1] * (1 + 1e-14)
+            gap = values[-1] - values[-2] if n > 1 else values[-1]
+            assert 1 - abs(out @ vectors[:, -1]) / np.linalg.norm(out) <= 1e-8 * values[-1] / gap
+            again = np.empty(n)                                     # a vector it returned gives the same bits
+            assert fn(G, out, 6, again) == (lam, True) and np.array_equal(again, out)
+        elif n == 1 or values[-1] - values[-2] > 0.1 * values[-1]:
+            assert turn > 0.05, "a well-separated top pair from a close start must certify"
+
+
+def test_top_eigen_warm_refuses_another_eigenvector():
+    G = np.diag([3.0, 2.0, 1.0])
+    for fn in kernels.KERNELS["top_eigen_warm"]:
+        out = np.empty(3)
+        assert fn(G, np.array([0.0, 1.0, 0.0]), 6, out) == (2.0, False)    # converged, to the second: refused
+        lam, certified = fn(G, np.array([1.0, 0.3, 0.2]), 6, out)
+        assert certified and lam == pytest.approx(3.0, rel=1e-14)
+        assert fn(np.zeros((2, 2)), np.array([1.0, 0.0]), 6, np.empty(2))[1] is False   # no positive top: refused

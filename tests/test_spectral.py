@@ -39,6 +39,22 @@ def test_top_singular_is_the_svds(m, n, seed):
         assert np.allclose(W.T @ u, s * v, atol=1e-10 * S[0])
 
 
+@settings(deadline=None, max_examples=40)
+@given(m=st.integers(1, 12), n=st.integers(1, 12), seed=st.integers(0, 2 ** 16), step=st.floats(0.0, 0.3))
+def test_top_singular_from_a_nearby_start_is_the_svds(m, n, seed, step):
+    """Warm-started (the pair of a matrix one step away): the same pair, sigma_1 never above the SVD's."""
+    rng = np.random.default_rng(seed)
+    W0 = rng.normal(size=(m, n))
+    W = W0 + step * np.linalg.norm(W0) / np.sqrt(W0.size) * rng.normal(size=(m, n))
+    _, u0, v0 = top_singular(W0)
+    s, u, v = top_singular(W, start=u0 if m <= n else v0)
+    S = np.linalg.svd(W, compute_uv=False)
+    assert S[0] * (1 - 1e-12) <= s <= S[0] * (1 + 1e-13)
+    assert np.allclose(W @ v, s * u, atol=1e-10 * S[0]) and np.linalg.norm(u) == pytest.approx(1, abs=1e-13)
+    if len(S) > 1 and S[1] < 0.9 * S[0]:
+        assert np.allclose(W.T @ u, s * v, atol=1e-8 * S[0])
+
+
 def test_zero_matrix_is_refused():
     with pytest.raises(ValueError, match="zero matrix"):
         top_singular(np.zeros((2, 3)))
@@ -220,6 +236,24 @@ def test_an_extended_resumed_run_keeps_its_budget_without_a_new_ladder(tmp_path,
     assert resumed["iterations_done"] == 260 and resumed["lipschitz"] == first["lipschitz"]
     assert resumed["lipschitz_selection"] == first["lipschitz_selection"]
     assert resumed["lipschitz_selection"]["iterations"] == 200
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_resuming_from_any_iteration_repeats_the_run_bit_for_bit(tmp_path, dtype):
+    """The singular pairs start from the current point's (warm starts): the checkpoint's journal keeps them, and a
+    resume from each of these iterations (halvings among them) gives the uninterrupted run's bits."""
+    from spherenet import checkpoint as ck
+    X, Y = problem(3)
+    X, Y = X.astype(dtype), (5 * Y).astype(dtype)
+    expected = train(sn.NormalisedMLP(WIDTHS, seed=2, dtype=dtype), X, Y, "geo-batch", 30, batch_size=32, seed=7,
+                     norm="spectral")
+    assert sum(expected.halvings) > 0
+    for k in (1, 6, 17, 23):
+        path = tmp_path / f"{k}.npz"
+        ck.train_with_checkpoints(path, sn.NormalisedMLP(WIDTHS, seed=2, dtype=dtype), X, Y, "geo-batch", k, 1,
+                                  batch_size=32, seed=7, rule=sn.train.make_rule("geo-batch"), norm="spectral")
+        resumed = ck.resume(ck.load_checkpoint(path), X, Y, 30 - k)
+        assert resumed.loss_train == expected.loss_train and resumed.tau == expected.tau, k
 
 
 def test_a_checkpoint_keeps_the_norm_and_resume_continues_with_it(tmp_path):
