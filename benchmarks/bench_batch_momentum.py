@@ -1,6 +1,6 @@
 """Benchmark: the moment constants of ``geo-batch``'s direction, chosen on validation data (never the test set).
 
-    python benchmarks/bench_batch_momentum.py [--seeds 3] [--workers 2] [--out out/bench_batch_momentum]
+    python benchmarks/bench_batch_momentum.py [--seeds 3] [--workers 2] [--only TEXT] [--epochs E]
 
 ``geo-batch`` takes Adam's direction on the spheres and chooses the length itself; the moment constants
 ``(beta1, beta2)`` shape the direction only. This measures each candidate's validation RMSE [N] on three
@@ -39,8 +39,9 @@ def validation_rmse(job: dict) -> dict:
     from spherenet.network import NormalisedMLP
     from spherenet.train import train
     base, epochs = SETS[job["set"]]
-    seed = job["seed"]
-    s = settings_for(**base, data_path=job["path"], method="geo-batch", seed=seed, batch_size=BATCH)
+    epochs, seed = job["epochs"] or epochs, job["seed"]
+    s = settings_for(**base, data_path=job["path"] if base["data"] == "neural-fly" else None, method="geo-batch",
+                     seed=seed, batch_size=BATCH)
     train_part, _ = load_problem(s["data"], s["data_path"], s["data_seed"], s["n_samples"], split=s["split"])
     held_out = validation_rows(train_part, s["split"], seed)
     X, Y = np.asarray(train_part.X, np.float64), np.asarray(train_part.Y, np.float64)
@@ -67,25 +68,30 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--only", default=None, help="run only the data sets whose name contains this text")
+    p.add_argument("--epochs", type=int, default=None, help="epochs of every run (default: 20, 12 on 300,000)")
     p.add_argument("--out", default="out/bench_batch_momentum")
     args = p.parse_args()
-    import sys
-    sys.path.insert(0, str(Path(__file__).parent))
-    from bench_time_to_accuracy import write_flights
-    path = write_flights(75000, Path(args.out) / "neural-fly-75000" / "flights")
-    jobs = [{"set": name, "seed": seed, "path": path if SETS[name][0]["data"] == "neural-fly" else None}
-            for name in SETS for seed in range(1, args.seeds + 1)]
+    chosen = [name for name in SETS if args.only is None or args.only in name]
+    path = None
+    if any(SETS[name][0]["data"] == "neural-fly" for name in chosen):
+        import sys
+        sys.path.insert(0, str(Path(__file__).parent))
+        from bench_time_to_accuracy import write_flights
+        path = write_flights(75000, Path(args.out) / "neural-fly-75000" / "flights")
+    jobs = [{"set": name, "seed": seed, "path": path, "epochs": args.epochs}
+            for name in chosen for seed in range(1, args.seeds + 1)]
     with ProcessPoolExecutor(args.workers) as pool:
         results = list(pool.map(validation_rmse, jobs))
-    print("| (beta1, beta2) | " + " | ".join(SETS) + " |")
-    print("|---|" + "---|" * len(SETS))
+    print("| (beta1, beta2) | " + " | ".join(chosen) + " |")
+    print("|---|" + "---|" * len(chosen))
     for betas in CANDIDATES:
         cells = []
-        for name in SETS:
+        for name in chosen:
             values = [r["rmse"][str(betas)] for r in results if r["set"] == name]
             cells.append(f"{np.mean(values):.3f} ± {np.std(values):.3f}")
         print(f"| {betas} | " + " | ".join(cells) + " |")
-    for name in SETS:
+    for name in chosen:
         print(f"{name}: K = " + ", ".join(f"{r['lipschitz']:.0f}" for r in results if r["set"] == name))
 
 

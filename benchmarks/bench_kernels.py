@@ -1,5 +1,6 @@
 """Every Numba kernel against its NumPy reference, on the paper's shapes (N = 23,200 samples; the tangent-space
-kernels at one mini-batch step's sizes: a 30x25 layer, all 1,545 weights of 12-25-30-15-3).
+kernels at one mini-batch step's sizes: a 30x25 layer, all 1,545 weights of 12-25-30-15-3; the warm top
+eigenpair of a 30x25 layer's 25x25 Gram matrix).
 
     python benchmarks/bench_kernels.py [--repeats 50]
 
@@ -41,6 +42,8 @@ def cases(rng):
     bounds = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
     w, grad, m = (rng.normal(size=bounds[-1]) for _ in range(3))
     v = rng.random(bounds[-1])
+    gram = W.T @ W                                  # a 30x25 layer's smaller Gram matrix, from a nearby top vector
+    start = np.linalg.eigh(gram)[1][:, -1] + 0.01 * rng.normal(size=25)
     return {
         "matmul_nt": ("matmul_nt", lambda: (H, W, np.empty((N, 30))), "(23200x25) @ (30x25)^T"),
         "relu": ("relu", lambda: (Z, np.empty_like(Z)), "23200x30"),
@@ -54,6 +57,7 @@ def cases(rng):
                                                 *(np.empty_like(w) for _ in range(4))), "1,545 (12-25-30-15-3)"),
         "spectral_pullback": ("spectral_pullback", lambda: (W32, G32, u, v1, 3.0, 2.0, np.empty_like(G32)),
                               "30x25, float32"),
+        "top_eigen_warm": ("top_eigen_warm", lambda: (gram, start, 6, np.empty(25)), "25x25, start 0.01 off"),
     }
 
 

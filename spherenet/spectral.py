@@ -35,8 +35,8 @@ def top_singular(W: np.ndarray, start: np.ndarray | None = None) -> tuple[float,
     W : ndarray, shape (m, n), not zero
     start : ndarray, optional
         A vector close to the top one of the smaller Gram matrix (``u`` if ``m <= n``, else ``v``), e.g. that of
-        a nearby matrix: then a warm-started power iteration with a certificate
-        (``kernels.top_eigen_warm``), and LAPACK only when it does not converge or certify.
+        a nearby matrix: then Rayleigh-quotient iteration from it, kept only with a certificate
+        (``kernels.top_eigen_warm``), and LAPACK when it does not converge or certify.
 
     Returns
     -------
@@ -160,9 +160,23 @@ class SpectralNormalisation:
         Parameters
         ----------
         state : dict
+
+        Raises
+        ------
+        ValueError
+            For a start that is not a vector of finite numbers.
         """
-        starts = [np.asarray(state[f"spectral{i}"], dtype=np.float64) for i in range(len(self.radii))
-                  if f"spectral{i}" in state]
+        starts = []
+        for key in (f"spectral{i}" for i in range(len(self.radii))):
+            if key in state:
+                try:
+                    start = np.asarray(state[key], dtype=np.float64)
+                except (TypeError, ValueError):
+                    start = np.array([np.nan])
+                if start.ndim != 1 or not np.isfinite(start).all():
+                    raise ValueError(f"the run's state {key!r} (a warm start of the spectral layers) is not a "
+                                     f"vector of finite numbers: {str(state[key])[:80]}")
+                starts.append(start)
         self.starts = starts if len(starts) == len(self.radii) else None
         self._seen = []
 

@@ -28,6 +28,8 @@ CASES = {
                                    "geo-batch", "geo-batch spectral", "torch Adam lr 1e-3", "--out", "o"],
                                   "| geo-batch spectral | 1 |"),
     "bench_tight_budget.py": (["--steps", "20", "--budgets", "474"], "frobenius"),
+    "bench_batch_momentum.py": (["--seeds", "1", "--epochs", "1", "--only", "30,000", "--workers", "1"],
+                                "(0.95, 0.999)"),
     "bench_agd.py": (["--seeds", "1", "--iterations", "2", "--samples", "1500"], "the authors' conventions"),
     "bench_baselines.py": (["--seeds", "1", "--seconds", "0.1", "--samples", "1500", "--iterations", "2",
                             "--workers", "1", "--only", "Adam", "--out", "bb"], "least squares with a bias"),

@@ -272,3 +272,13 @@ def test_a_checkpoint_keeps_the_norm_and_resume_continues_with_it(tmp_path):
     with pytest.raises(ValueError, match="unknown norm 'l1'"):
         ck.save_checkpoint(tmp_path / "d.npz", saved.net, saved.history, "geo-batch", norm="l1",
                            rule=saved.rule())
+
+
+def test_a_damaged_warm_start_is_refused_in_one_line():
+    X, Y = problem(1, n=64)
+    net = sn.NormalisedMLP(WIDTHS, seed=1)
+    history = train(net, X, Y, "geo-batch", 3, batch_size=16, norm="spectral")
+    assert set(history.batch_state) >= {"spectral0", "spectral1", "spectral2"}
+    history.batch_state["spectral1"] = [0.5, float("nan")]
+    with pytest.raises(ValueError, match="'spectral1' .* not a vector of finite numbers"):
+        train(net, X, Y, "geo-batch", 2, batch_size=16, norm="spectral", resume=history)
