@@ -347,3 +347,33 @@ def test_top_eigen_warm_refuses_another_eigenvector():
         lam, certified = fn(G, np.array([1.0, 0.3, 0.2]), 6, out)
         assert certified and lam == pytest.approx(3.0, rel=1e-14)
         assert fn(np.zeros((2, 2)), np.array([1.0, 0.0]), 6, np.empty(2))[1] is False   # no positive top: refused
+
+
+@pytest.mark.parametrize("special", [np.nan, np.inf])
+def test_specials_tangent_space_kernels(special):
+    """A non-finite gradient entry comes out of the tangent-space kernels as out of their references: no finite
+    direction made from it, no certified eigenpair."""
+    rng = np.random.default_rng(0)
+    W, G = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
+    G[1, 2] = special
+    with np.errstate(invalid="ignore", over="ignore"):
+        (ref, fast) = kernels.KERNELS["tangent_direction"]
+        a, b = np.empty_like(W), np.empty_like(W)
+        want, got = ref(W, G, a), fast(W, G, b)
+        assert all(not math.isfinite(x) for x in want[:2]) and all(not math.isfinite(x) for x in got[:2])
+        _assert_same_specials(b, a, exact=True)
+        bounds = np.array([0, 12])
+        outs = []
+        for fn in kernels.KERNELS["sphere_adam"]:
+            arrays = [np.empty(12) for _ in range(4)]
+            outs.append((fn(W.ravel(), G.ravel(), np.zeros(12), np.zeros(12), bounds, 0.9, 0.999, 0.1, 0.001, 1e-8,
+                            *arrays), arrays))
+        assert not math.isfinite(outs[0][0]) and not math.isfinite(outs[1][0])
+        for x, y in zip(outs[1][1], outs[0][1]):
+            _assert_same_specials(x, y)
+        u, v = rng.normal(size=3), rng.normal(size=4)
+        ref, fast = kernels.KERNELS["spectral_pullback"]
+        _assert_same_specials(fast(W, G, u, v, 2.0, 1.0, np.empty_like(G)), ref(W, G, u, v, 2.0, 1.0, np.empty_like(G)))
+        gram = G.T @ G
+        for fn in kernels.KERNELS["top_eigen_warm"]:
+            assert fn(gram, np.ones(4), 6, np.empty(4)) == (0.0, False)
