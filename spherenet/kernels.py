@@ -607,8 +607,8 @@ KERNELS["spectral_pullback"] = (spectral_pullback_reference, spectral_pullback_n
 def top_eigen_warm_reference(G, x, max_iter, out):
     """Rayleigh-quotient iteration on the symmetric positive semi-definite ``G`` from ``x``, with a certificate.
 
-    ``lam = x^T G x / x^T x`` (the Rayleigh quotient: never above ``lambda_max``), ``x <- (G - lam I)^{-1} x``,
-    normalised, until the residual ``||G x - lam x|| <= 1e-10 lam ||x||`` (cubic convergence near an
+    ``lam = x^T G x / x^T x`` (the Rayleigh quotient: never above ``lambda_max``),
+    ``x <- (G - lam (1 + 1e-13) I)^{-1} x``, normalised, until the residual ``||G x - lam x|| <= 1e-10 lam ||x||`` (cubic convergence near an
     eigenvector); then the Cholesky factorisation of ``lam (1 + 1e-12) I - G`` certifies that no eigenvalue
     lies above ``lam (1 + 1e-12)``, which a vector converged to another eigenvector fails.
 
@@ -649,7 +649,7 @@ def top_eigen_warm_reference(G, x, max_iter, out):
                 return lam, False
             return lam, True
         try:
-            z = np.linalg.solve(G - lam * np.eye(len(x)), out)
+            z = np.linalg.solve(G - lam * (1 + WARM_SHIFT) * np.eye(len(x)), out)
         except np.linalg.LinAlgError:
             return 0.0, False
         out[...] = z / np.linalg.norm(z)
@@ -658,6 +658,9 @@ def top_eigen_warm_reference(G, x, max_iter, out):
 
 WARM_RESIDUAL = 1e-10          # relative residual at which the iteration stops
 WARM_MARGIN = 1e-12            # the certificate: no eigenvalue above lam (1 + WARM_MARGIN)
+# The solve's shift sits this far above lam: once lam equals lambda_max to the last bit (cubic convergence gets
+# there), G - lam I is exactly singular, while G - lam (1 + 1e-13) I is not and still converges in one step.
+WARM_SHIFT = 1e-13
 
 
 def _top_eigen_warm_loops(G, x, max_iter, out):
@@ -685,7 +688,7 @@ def _top_eigen_warm_loops(G, x, max_iter, out):
             return lam, _cholesky_succeeds(G, lam * (1 + WARM_MARGIN))
         for a in range(k):
             for b in range(k):
-                A[a, b] = G[a, b] - (lam if a == b else 0.0)
+                A[a, b] = G[a, b] - (lam * (1 + WARM_SHIFT) if a == b else 0.0)
         if not _solve_in_place(A, out):
             return 0.0, False
         norm = 0.0
