@@ -604,6 +604,13 @@ KERNELS["spectral_pullback"] = (spectral_pullback_reference, spectral_pullback_n
 
 # --- the top eigenpair of a small Gram matrix, from a start close to it (spectral layers' sigma_1) ----------------
 
+WARM_RESIDUAL = 1e-10          # relative residual at which the iteration stops
+WARM_MARGIN = 1e-12            # the certificate: no eigenvalue above lam (1 + WARM_MARGIN)
+# The solve's shift sits this far above lam: once lam equals lambda_max to the last bit (cubic convergence gets
+# there), G - lam I is exactly singular, while G - lam (1 + 1e-13) I is not and still converges in one step.
+WARM_SHIFT = 1e-13
+
+
 def top_eigen_warm_reference(G, x, max_iter, out):
     """Rayleigh-quotient iteration on the symmetric positive semi-definite ``G`` from ``x``, with a certificate.
 
@@ -654,13 +661,6 @@ def top_eigen_warm_reference(G, x, max_iter, out):
             return 0.0, False
         out[...] = z / np.linalg.norm(z)
     return 0.0, False
-
-
-WARM_RESIDUAL = 1e-10          # relative residual at which the iteration stops
-WARM_MARGIN = 1e-12            # the certificate: no eigenvalue above lam (1 + WARM_MARGIN)
-# The solve's shift sits this far above lam: once lam equals lambda_max to the last bit (cubic convergence gets
-# there), G - lam I is exactly singular, while G - lam (1 + 1e-13) I is not and still converges in one step.
-WARM_SHIFT = 1e-13
 
 
 def _top_eigen_warm_loops(G, x, max_iter, out):

@@ -27,6 +27,11 @@ from .network import NormalisedMLP
 NORMS = ("frobenius", "spectral")
 
 
+# Rayleigh-quotient iterations from a start before LAPACK takes over: a step of geo-batch turns the top vector by
+# a small angle, which 2-3 iterations remove (their convergence is cubic).
+WARM_ITERATIONS = 6
+
+
 def top_singular(W: np.ndarray, start: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray]:
     """``(sigma_1, u, v)`` of ``W`` with ``W v = sigma_1 u``, from the smaller Gram matrix, in float64.
 
@@ -76,11 +81,6 @@ def top_singular(W: np.ndarray, start: np.ndarray | None = None) -> tuple[float,
     if wide:
         return sigma, vector, (W.T @ vector) / sigma
     return sigma, (W @ vector) / sigma, vector
-
-
-# Rayleigh-quotient iterations from a start before LAPACK takes over: a step of geo-batch turns the top vector by
-# a small angle, which 2-3 iterations remove (their convergence is cubic).
-WARM_ITERATIONS = 6
 
 
 def _top_eigenpair(gram: np.ndarray) -> tuple[float, np.ndarray]:
