@@ -297,10 +297,13 @@ def test_sphere_adam_numba_matches_reference_and_is_tangent(shapes, k, data):
     for a, b in zip(fast, ref):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * np.abs(b).max())
     g, m_new, v_new, D = ref
+    # what each output was projected from (a 1x1 layer's tangent space is {0}: its outputs are rounding of these)
+    unprojected = -(m_new / (1 - b1 ** k)) / (np.sqrt(v_new / (1 - b2 ** k)) + delta * np.sqrt(v_new.max() / (1 - b2 ** k)))
     for lo, hi in zip(bounds[:-1], bounds[1:]):              # every output tangent, layer by layer
         layer = slice(lo, hi)
-        for x in (g, m_new, D):
-            assert abs(np.dot(w[layer], x[layer])) <= 1e-12 * np.linalg.norm(w[layer]) * np.abs(x).max() * (hi - lo)
+        for x, source in ((g, grad), (m_new, np.abs(m) + np.abs(g)), (D, unprojected)):
+            scale = max(np.abs(x).max(), np.abs(source).max())
+            assert abs(np.dot(w[layer], x[layer])) <= 1e-12 * np.linalg.norm(w[layer]) * scale * (hi - lo)
     np.testing.assert_allclose(v_new, b2 * v + (1 - b2) * g * g, rtol=1e-15)
 
 
