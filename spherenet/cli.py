@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, _matplotlib_config, progress
-from .experiments import (BATCH_METHOD, DATA_SOURCES, DEFAULTS, METHODS, SCALING_CHOICES, SPHERE_METHODS,
-                          SPLIT_CHOICES, check_problem, default_method, load_problem, network_widths, parse_widths,
-                          run, settings_for)
+from .experiments import (BATCH_METHOD, DATA_SOURCES, DEFAULTS, MAIN_BATCH_SIZE, MAIN_BATCH_STEPS, MAIN_EVAL_EVERY,
+                          METHODS, SCALING_CHOICES, SPHERE_METHODS, SPLIT_CHOICES, check_problem, default_batch_size,
+                          default_eval_every, default_iterations, default_method, load_problem, network_widths,
+                          parse_widths, run, settings_for)
 from .memory import check_fits
 from .results import read_json, save_arrays, write_json
 from .runfolder import RunFolder, prepare as prepare_folder
@@ -70,21 +71,25 @@ def _add_train(sub) -> None:
                    help="certified Lipschitz bound of the learned map, in output units per unit of the raw "
                         "features' euclidean norm (standard scaling; default: chosen on a validation part)")
     train.add_argument("--method", choices=METHODS, default=None, metavar="{" + ",".join(METHODS) + "}",
-                   help=f"step rule (default {DEFAULTS['method']}: the paper's jet-Newton step along conjugate-"
-                        f"gradient geodesics, docs/beyond.md; with --batch-size, {BATCH_METHOD}: Adam's direction "
-                        f"with the Newton step of slope and curvature averaged across batches; taylor = the "
-                        f"paper's Algorithm 1, mm = its Algorithm 2) or a baseline optimiser")
+                   help=f"step rule (default {BATCH_METHOD}: Adam's direction on the spheres with the Newton step "
+                        f"of slope and curvature averaged across batches, docs/beyond.md §7; with --batch-size full, "
+                        f"{DEFAULTS['method']}: the paper's jet-Newton step along conjugate-gradient geodesics; "
+                        f"taylor = the paper's Algorithm 1, mm = its Algorithm 2) or a baseline optimiser")
     train.add_argument("--norm", choices=NORMS, default=None,
                    help="the norm each layer is held at its radius in: frobenius (the paper's spheres) or spectral "
                         f"(spectral normalisation: the whole budget on the layers' spectral norms; {BATCH_METHOD} "
                         f"only, docs/beyond.md §8). Default: spectral for {BATCH_METHOD}, else frobenius")
     train.add_argument("--order", type=int, default=2, help="jet order of the taylor method (2 = the paper)")
-    train.add_argument("--iterations", type=int, default=200)
-    train.add_argument("--batch-size", type=_batch_size, default=None, metavar="B|auto",
-                   help="mini-batch size (default: full batch); auto: sgd and adam tune it with the learning "
-                        "rate on the validation part")
-    train.add_argument("--eval-every", type=int, default=1, metavar="N",
-                   help="evaluate the test loss every N iterations and at the last (default 1)")
+    train.add_argument("--iterations", type=int, default=None,
+                   help=f"iterations, one per batch (default {MAIN_BATCH_STEPS} with mini-batches, "
+                        f"{default_iterations(None)} with full batch)")
+    train.add_argument("--batch-size", type=_batch_size, default=None, metavar="B|full|auto",
+                   help=f"mini-batch size (default {MAIN_BATCH_SIZE} for {BATCH_METHOD}, the default method, and "
+                        "full batch for every other method); full: full batch; auto: sgd and adam tune it with the "
+                        "learning rate on the validation part")
+    train.add_argument("--eval-every", type=int, default=None, metavar="N",
+                   help="evaluate the test loss every N iterations and at the last (default 1 with full batch, "
+                        f"{MAIN_EVAL_EVERY} with mini-batches)")
     train.add_argument("--max-seconds", type=float, default=None, metavar="S",
                    help="stop after S seconds of training (evaluation and tuning excluded)")
     train.add_argument("--lr", type=float, default=None,
@@ -172,17 +177,17 @@ def _add_executor_options(p) -> None:
 
 
 def _batch_size(text: str):
-    """``--batch-size``: a positive integer or ``auto``."""
-    if text == "auto":
+    """``--batch-size``: a positive integer, ``full`` or ``auto``."""
+    if text in ("auto", "full"):
         return text
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a positive integer, 'full' or 'auto', got {text!r}") from None
 
 
 def cmd_train(args) -> int:
-    if args.eval_every < 1:
+    if args.eval_every is not None and args.eval_every < 1:
         raise UsageError(f"--eval-every must be >= 1, got {args.eval_every}")
     if args.max_seconds is not None and not args.max_seconds > 0:
         raise UsageError(f"--max-seconds must be > 0, got {args.max_seconds:g}")
@@ -192,7 +197,15 @@ def cmd_train(args) -> int:
         raise UsageError(f"--lipschitz must be a finite number > 0, got {args.lipschitz}")
     if args.data_path and not Path(args.data_path).exists():
         raise UsageError(f"--data-path {args.data_path}: no such file or folder")
+    if args.batch_size is None:                          # not named: the method's own (the main job: mini-batches)
+        args.batch_size = default_batch_size(args.method)
+    elif args.batch_size == "full":
+        args.batch_size = None
     args.method = args.method or default_method(args.batch_size)
+    if args.iterations is None:
+        args.iterations = default_iterations(args.batch_size)
+    if args.eval_every is None:
+        args.eval_every = default_eval_every(args.batch_size)
     settings = settings_for(data=args.data, data_path=args.data_path, data_seed=args.data_seed,
                             n_samples=args.samples, widths=parse_widths(args.widths), method=args.method,
                             order=args.order, iterations=args.iterations, seed=args.seed, dtype=args.dtype,
@@ -235,6 +248,10 @@ def _run_folder(args) -> RunFolder:
     return RunFolder(args.out or DEFAULT_TRAIN_OUT, replace=args.out is None or args.overwrite or args.resume)
 
 
+def _batches(batch_size) -> str:
+    return " (full batch)" if batch_size is None else f" (batches of {batch_size})"
+
+
 def _train_into(args, settings: dict, folder: RunFolder) -> None:
     out = folder.path
     checkpoint = _checkpoint_path(args, out)
@@ -247,7 +264,8 @@ def _train_into(args, settings: dict, folder: RunFolder) -> None:
               "Lipschitz budget chosen on a validation part" if args.scaling == "standard" else "the paper's scaling")
     layers = ", spectral layers" if settings["norm"] == "spectral" else ""
     print(f"spherenet train: {args.method}{layers} on {args.data} ({args.split} split), widths {args.widths}, "
-          f"{args.iterations} iterations, seed {args.seed}, {settings['dtype']}, {budget}"
+          f"{args.iterations} iterations{_batches(settings['batch_size'])}, seed {args.seed}, {settings['dtype']}, "
+          f"{budget}"
           + (f"; resuming {checkpoint}" if args.resume else ""), file=sys.stderr)
     # Result files are written only once training has finished, and as a set (RunFolder.publish): an
     # interrupted run leaves the old set (and its last checkpoint, written atomically) intact.

@@ -27,7 +27,7 @@ import numpy as np
 
 from ._checks import as_float_matrix, check_choice, finite_float, positive_int
 from .data.scaling import PaperScaling, StandardScaling, scaling_from_dict
-from .network import NormalisedMLP
+from .network import NormalisedMLP, forward
 from .results import load_weights, save_weights
 from .spectral import NORMS, SpectralNormalisation
 from .train import RULES, History, train
@@ -63,21 +63,23 @@ class SphereNetRegressor:
     hidden : sequence of int, default (25, 30, 15)
         Hidden widths; the network is ``[n_features, *hidden, n_outputs]`` (``()`` gives one linear layer).
     method : str or None, default None
-        Step rule, one of ``spherenet.train.RULES``; None: "geo-cg-layer" for full batch and "geo-batch"
-        with ``batch_size`` (``spherenet.experiments.default_method``). "geo-cg-layer" (the paper's
+        Step rule, one of ``spherenet.train.RULES``; None: "geo-batch" with mini-batches (the default) and
+        "geo-cg-layer" with ``batch_size=None`` (``spherenet.experiments.default_method``). "geo-cg-layer" (the paper's
         jet-Newton step along conjugate-gradient geodesics, docs/beyond.md), "geo-batch" (its mini-batch
         form, docs/beyond.md §7),
         "taylor" (the paper's Algorithm 1), "mm" (Algorithm 2),
         "mm-frobenius", "mm-telescoping", "mm-closed".
     order : int, default 2
         Order of the Taylor model; used by ``method="taylor"`` only, ignored by the others.
-    iterations : int, default 200
-        Training iterations (>= 0); training stops earlier at a stationary point or a non-finite loss
-        (see ``history_.stop_reason``).
+    iterations : int or "auto", default "auto"
+        Training iterations, one per batch (>= 0); training stops earlier at a stationary point or a
+        non-finite loss (see ``history_.stop_reason``). "auto": 4000 with mini-batches, 200 with full batch
+        (``spherenet.experiments.default_iterations``).
     radius : "unit" | "agd" | "fan" | float | sequence of float, default "unit"
         Sphere radii ``mu_i`` (``spherenet.network.radii_for``).
-    batch_size : int or None, default None
-        None: full batch (the paper); else mini-batches of this size.
+    batch_size : int or None or "auto", default "auto"
+        None: full batch (the paper); an int: mini-batches of this size; "auto": 1024 for "geo-batch" (the
+        default method), full batch for every other method (``spherenet.experiments.default_batch_size``).
     scaling : "standard" | "paper", default "standard"
         "standard": per-feature standardisation into the unit ball, a bias feature, and targets at the
         Lipschitz budget ``lipschitz`` (:class:`spherenet.data.StandardScaling`); "paper": the paper's
@@ -132,8 +134,8 @@ class SphereNetRegressor:
     ball of radius r), so ``lipschitz_bound_ / r`` bounds the raw map there.
     """
 
-    def __init__(self, hidden=(25, 30, 15), method=None, order=2, iterations=200, radius="unit",
-                 batch_size=None, scaling="standard", lipschitz=None, standardize=False, dtype=None,
+    def __init__(self, hidden=(25, 30, 15), method=None, order=2, iterations="auto", radius="unit",
+                 batch_size="auto", scaling="standard", lipschitz=None, standardize=False, dtype=None,
                  random_state=0, verbose=False, norm=None):
         self.hidden = hidden
         self.method = method
@@ -180,11 +182,13 @@ class SphereNetRegressor:
     def _checked_params(self) -> dict:
         if isinstance(self.hidden, (str, bytes)) or not hasattr(self.hidden, "__iter__"):
             raise TypeError(f"hidden must be a sequence of positive integers, got {self.hidden!r}")
-        if self.batch_size is not None:
-            positive_int("batch_size", self.batch_size)
-        from .experiments import default_dtype, default_method, default_norm
-        method = default_method(self.batch_size) if self.method is None else check_choice(
-            "method", self.method, tuple(RULES))
+        from .experiments import default_batch_size, default_dtype, default_iterations, default_method, default_norm
+        if self.method is not None:
+            check_choice("method", self.method, tuple(RULES))
+        batch_size = default_batch_size(self.method) if _is_auto(self.batch_size) else self.batch_size
+        if batch_size is not None:
+            positive_int("batch_size", batch_size)
+        method = default_method(batch_size) if self.method is None else self.method
         if not isinstance(self.standardize, (bool, np.bool_)):
             raise TypeError(f"standardize must be True or False, got {self.standardize!r}")
         check_choice("scaling", self.scaling, ("standard", "paper"))
@@ -199,7 +203,7 @@ class SphereNetRegressor:
             raise ValueError(f"norm='spectral' applies to method 'geo-batch' with scaling='standard', not to "
                              f"method {method!r} with scaling={self.scaling!r}")
         try:
-            dtype = np.dtype(default_dtype(self.batch_size) if self.dtype is None else self.dtype)
+            dtype = np.dtype(default_dtype(batch_size) if self.dtype is None else self.dtype)
         except TypeError:
             dtype = None
         if dtype not in (np.float32, np.float64):
@@ -210,7 +214,8 @@ class SphereNetRegressor:
         order = positive_int("order", self.order)          # checked for every method, used by "taylor"
         return {"hidden": tuple(positive_int(f"hidden[{i}]", h) for i, h in enumerate(self.hidden)), "method": method,
                 "options": {"order": order} if method == "taylor" else {},
-                "iterations": positive_int("iterations", self.iterations, minimum=0),
+                "iterations": default_iterations(batch_size) if _is_auto(self.iterations) else
+                positive_int("iterations", self.iterations, minimum=0), "batch_size": batch_size,
                 "dtype": dtype, "seed": positive_int("random_state", seed, minimum=0), "norm": norm}
 
     # --- fit / predict / score --------------------------------------------------------------------------
@@ -248,7 +253,7 @@ class SphereNetRegressor:
         Xs, Ys = scaling.transform_inputs(X), scaling.transform_targets(Y)
         callback = _progress(params["iterations"]) if self.verbose else None
         history = train(net, Xs.astype(params["dtype"]), Ys.astype(params["dtype"]), rule=params["method"],
-                        iterations=params["iterations"], batch_size=self.batch_size, seed=params["seed"],
+                        iterations=params["iterations"], batch_size=params["batch_size"], seed=params["seed"],
                         callback=callback, norm=params["norm"], **params["options"])
         if self.verbose and history.stop_reason:
             print(f"[SphereNetRegressor] {history.stop_reason}")
@@ -270,7 +275,7 @@ class SphereNetRegressor:
             from .budget import select_lipschitz, validation_rows
             K, selection = select_lipschitz(X, Y, validation_rows(X, "random", params["seed"]), widths,
                                             params["method"], params["seed"], params["dtype"], self.radius,
-                                            self.batch_size, rule_options=params["options"], norm=params["norm"],
+                                            params["batch_size"], rule_options=params["options"], norm=params["norm"],
                                             iterations=params["iterations"])
         net = NormalisedMLP(widths, self.radius, params["seed"], params["dtype"])
         return net, StandardScaling.fit(X, Y, K, float(np.prod(net.radii))), selection
@@ -304,12 +309,15 @@ class SphereNetRegressor:
         Returns
         -------
         ndarray, shape (N,) or (N, m)
-            ``inverse_targets(f(transform_inputs(X)))``: 1-D if ``fit`` saw a 1-D ``y``.
+            ``inverse_targets(f(transform_inputs(X)))``, computed in float64 (also for a network trained in
+            float32); 1-D if ``fit`` saw a 1-D ``y``.
         """
         self._check_fitted()
         X = _as_matrix("X", X, self.n_features_in_)
-        Xs = self.scaling_.transform_inputs(X).astype(self.net_.dtype)
-        F = self.scaling_.inverse_targets(self.net_.forward(Xs))
+        # in float64 whatever the training precision: the function of the stored weights to float64's rounding,
+        # the same for any subset of rows
+        weights = [W.astype(np.float64) for W in self.net_.weights]
+        F = self.scaling_.inverse_targets(forward(weights, self.scaling_.transform_inputs(X)))
         return F[:, 0] if self._y_1d else F
 
     def _targets_for(self, X, y):
@@ -502,6 +510,10 @@ def _as_targets(y) -> tuple[np.ndarray, bool]:
 
 
 # --- helpers -----------------------------------------------------------------------------------------------
+
+def _is_auto(value) -> bool:
+    return isinstance(value, str) and value == "auto"
+
 
 def _same(a, b) -> bool:
     try:

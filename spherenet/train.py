@@ -414,7 +414,7 @@ class _Loop:
             self.history.loss_train.append(_loss_from_output(F, self.Y))
             self.evaluate(0, with_train=False)
         else:
-            self.history = _check_resumable(resume, self.has_test, self.batches)
+            self.history = _check_resumable(resume, self.has_test, self.batches, self.eval_every)
         self.J_prev = self.history.loss_train[-1]
         self.elapsed = self.history.seconds[-1] if self.history.seconds else 0.0
         self.history.stop_reason = _overflow_risk(self.radii, self.dtype, self.X, self.X_test)
@@ -548,7 +548,7 @@ def _check_budget(eval_every, max_seconds):
     return eval_every, max_seconds
 
 
-def _check_resumable(history: History, has_test: bool, batches: _Batches) -> History:
+def _check_resumable(history: History, has_test: bool, batches: _Batches, eval_every: int) -> History:
     if not isinstance(history, History):
         raise TypeError(f"resume must be a History, got {type(history).__name__}")
     if history.stop_reason:
@@ -561,7 +561,21 @@ def _check_resumable(history: History, has_test: bool, batches: _Batches) -> His
         batches.restore(history.batch_state)
     if not history.eval_iterations:           # a record from before eval_every: evaluated at every iteration
         history.eval_iterations = list(range(history.iterations + 1))
+    _drop_closing_evaluation(history, eval_every, batches.full)
     return history
+
+
+def _drop_closing_evaluation(history: History, eval_every: int, full: bool) -> None:
+    """Forget the evaluation a finished run made at its last iteration only because it was the last (not a
+    multiple of ``eval_every``): the run goes on, and an uninterrupted one made no evaluation there."""
+    k = history.iterations
+    if k % eval_every == 0 or history.eval_iterations[-1] != k:
+        return
+    history.eval_iterations.pop()
+    if history.loss_test:
+        history.loss_test.pop()
+    if not full:                              # mini-batch evaluations record the training loss too
+        history.loss_train.pop()
 
 
 def _record(history: History, step, it: Iterate, actual, J_train, weights, radii, elapsed) -> None:

@@ -31,6 +31,8 @@ CASES = {
     "bench_batch_momentum.py": (["--seeds", "1", "--epochs", "1", "--only", "30,000", "--workers", "1"],
                                 "(0.95, 0.999)"),
     "bench_agd.py": (["--seeds", "1", "--iterations", "2", "--samples", "1500"], "the authors' conventions"),
+    "bench_main_job.py": (["--seeds", "1", "--steps", "3", "--samples", "1500", "--workers", "1", "--out", "o"],
+                          "Adam, batch and lr tuned, same seconds"),
     "bench_baselines.py": (["--seeds", "1", "--seconds", "0.1", "--samples", "1500", "--iterations", "2",
                             "--workers", "1", "--only", "Adam", "--out", "bb"], "least squares with a bias"),
 }

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from spherenet import experiments
 from spherenet.cli import main
 from spherenet.results import load_arrays
 
@@ -17,9 +18,24 @@ def _read(path):
     return json.loads(path.read_text())
 
 
+def test_train_without_options_is_the_main_job_and_a_named_rule_keeps_full_batch(tmp_path, monkeypatch):
+    monkeypatch.setattr(experiments, "MAIN_BATCH_STEPS", 60)      # the main job's length, shortened for the test
+    monkeypatch.setattr(experiments, "FULL_BATCH_ITERATIONS", 3)
+    assert main(["train", *SMALL, "--widths", "12-8-3", "--quiet", "--out", str(tmp_path / "main")]) == 0
+    r = _read(tmp_path / "main" / "result.json")
+    assert (r["method"], r["batch_size"], r["dtype"], r["norm"], r["iterations"]) == (
+        "geo-batch", 1024, "float32", "spectral", 60)
+    assert r["eval_iterations"] == [0, 50, 60]                          # every 50 steps and at the last
+    assert main(["train", *SMALL, "--widths", "12-8-3", "--method", "taylor", "--quiet",
+                 "--out", str(tmp_path / "taylor")]) == 0
+    r = _read(tmp_path / "taylor" / "result.json")
+    assert (r["method"], r["batch_size"], r["dtype"], r["iterations"]) == ("taylor", None, "float64", 3)
+    assert r["eval_iterations"] == [0, 1, 2, 3]
+
+
 def test_train_writes_result_weights_and_figure(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train", "--iterations", "8", *SMALL, "--seed", "3", "--out", str(out)]) == 0
+    assert main(["train", "--iterations", "8", *SMALL, "--batch-size", "full", "--seed", "3", "--out", str(out)]) == 0
     r = _read(out / "result.json")
     for key in ("method", "widths", "seed", "iterations", "dtype", "n_train", "n_test", "rmse_train", "rmse_test",
                 "loss_train", "loss_test", "tau", "seconds", "seconds_per_iteration", "max_norm_drift"):
@@ -196,7 +212,7 @@ def test_check_passes_and_says_so(capsys):
     (["train", "--max-seconds", "0"], "--max-seconds must be > 0"),
     (["train", "--max-seconds", "-2.5"], "--max-seconds must be > 0"),
     (["train", "--batch-size", "0"], "batch_size must be >= 1, got 0"),
-    (["train", "--batch-size", "foo"], "expected a positive integer or 'auto'"),
+    (["train", "--batch-size", "foo"], "expected a positive integer, 'full' or 'auto'"),
     (["train", "--batch-size", "auto", "--method", "taylor"], "batch size 'auto' (tuned with the learning rate)"),
     (["train", "--batch-size", "auto", "--method", "adam", "--lr", "0.1"], "without a fixed lr"),
     (["train", "--method", "adam", "--lr-grid", ","], "lr_grid is empty"),

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from spherenet.data import default_problem
 from spherenet.estimator import NotFittedError, SphereNetRegressor
-from spherenet.network import NormalisedMLP
+from spherenet.network import NormalisedMLP, forward
 
 PARAMS = ["batch_size", "dtype", "hidden", "iterations", "lipschitz", "method", "norm", "order", "radius", "random_state",
           "scaling", "standardize", "verbose"]
@@ -24,7 +24,7 @@ def problem():
 @pytest.fixture(scope="module")
 def fitted(problem):
     train, _ = problem
-    return SphereNetRegressor(iterations=30, scaling="paper").fit(train.X, train.Y)
+    return SphereNetRegressor(iterations=30, scaling="paper", batch_size=None).fit(train.X, train.Y)  # the paper's
 
 
 @pytest.fixture(scope="module")
@@ -100,10 +100,12 @@ def test_default_pipeline_is_the_standard_scaling_with_a_chosen_budget(problem, 
     Z = np.hstack([(test.X - m) / s, np.ones((len(test.X), 1))])
     a = 1 / np.linalg.norm(np.hstack([(train.X - m) / s, np.ones((len(train.X), 1))]), axis=1).max()
     t = est.scaling_.target_factor
-    np.testing.assert_allclose(est.predict(test.X), t * est.net_.forward(a * Z) + ybar, rtol=1e-10, atol=1e-10)
+    W64 = [W.astype(np.float64) for W in est.net_.weights]      # predict computes in float64 (trained in float32)
+    np.testing.assert_allclose(est.predict(test.X), t * forward(W64, a * Z) + ybar, rtol=1e-10, atol=1e-10)
     K = est.lipschitz_selection_["chosen"]
     assert est.lipschitz_budget_ == pytest.approx(K, rel=1e-12)
-    assert t * np.prod(est.net_.radii) * a / s.min() == pytest.approx(K, rel=1e-12)
+    mu = 1.0                                        # radius="unit": every layer's mu_i = 1
+    assert t * mu * a / s.min() == pytest.approx(K, rel=1e-12)
     assert 0 < est.lipschitz_lower_ <= est.lipschitz_bound_ <= K * (1 + 1e-12)
     rng = np.random.default_rng(2)
     A = test.X[:300]
@@ -411,7 +413,8 @@ def test_sklearn_clone_and_not_fitted_error_and_r2(fitted, problem):
 
 def test_method_none_is_the_automatic_rule_for_the_batch_size(small):
     X, Y = small
-    full = SphereNetRegressor(hidden=(4,), iterations=2, lipschitz=300.0).fit(X, Y)
+    full = SphereNetRegressor(hidden=(4,), iterations=2, lipschitz=300.0, batch_size=None).fit(X, Y)
     batched = SphereNetRegressor(hidden=(4,), iterations=2, lipschitz=300.0, batch_size=64).fit(X, Y)
-    assert (full.history_.method, batched.history_.method) == ("geo-cg-layer", "geo-batch")
+    default = SphereNetRegressor(hidden=(4,), iterations=2, lipschitz=300.0).fit(X, Y)
+    assert [e.history_.method for e in (full, batched, default)] == ["geo-cg-layer", "geo-batch", "geo-batch"]
     assert full.get_params()["method"] is None

@@ -10,7 +10,7 @@ from spherenet.cli import main
 from spherenet.data import write_neural_lander_csv
 from spherenet.experiments import load_problem
 
-SETTINGS = ["--samples", "1500", "--iterations", "8", "--widths", "12-10-8-3"]
+SETTINGS = ["--samples", "1500", "--iterations", "8", "--widths", "12-10-8-3", "--batch-size", "full"]  # float64
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +29,22 @@ def test_load_predicts_newtons_with_the_runs_numbers(trained):
     assert np.sqrt(np.sum((F - test.Y) ** 2) / len(F)) == pytest.approx(record["rmse_test"], rel=1e-10)
     assert model.lipschitz_bound_ == pytest.approx(record["lipschitz_bound"], rel=1e-12)
     assert model.lipschitz_lower_ == record["lipschitz_lower"] and model.scaling_.to_dict() == record["scaling"]
+
+
+def test_load_predicts_the_main_jobs_numbers_to_float32_rounding(tmp_path):
+    """The default run (mini-batches, spectral layers, float32): its model predicts in float64 from the stored
+    float32 weights, so it repeats the run's test error to float32's rounding, and its certificate exactly."""
+    out = tmp_path / "run"
+    assert main(["train", "--samples", "1500", "--iterations", "8", "--widths", "12-10-8-3", "--seed", "2",
+                 "--out", str(out)]) == 0
+    record = json.loads((out / "result.json").read_text())
+    assert (record["method"], record["dtype"], record["norm"]) == ("geo-batch", "float32", "spectral")
+    _, test = load_problem("sim", None, 0, 1500)
+    model = sn.load(out)
+    F = model.predict(test.X)
+    assert F.dtype == np.float64
+    assert np.sqrt(np.sum((F - test.Y) ** 2) / len(F)) == pytest.approx(record["rmse_test"], rel=1e-5)
+    assert model.lipschitz_bound_ == pytest.approx(record["lipschitz_bound"], rel=1e-12)
 
 
 def test_predict_command_writes_the_same_numbers(trained, tmp_path, capsys):

@@ -150,7 +150,7 @@ def test_estimator_with_spectral_layers_certifies_its_budget_and_round_trips(tmp
     again = sn.SphereNetRegressor.load(path)
     assert np.array_equal(again.predict(X), est.predict(X)) and again.norm == "spectral"
     with pytest.raises(ValueError, match="norm='spectral' applies to method 'geo-batch'"):
-        sn.SphereNetRegressor(norm="spectral").fit(X, Y)
+        sn.SphereNetRegressor(norm="spectral", batch_size=None).fit(X, Y)       # full batch: geo-cg-layer
 
 
 SMALL = ["--samples", "600", "--widths", "12-8-3", "--batch-size", "100", "--norm", "spectral", "--lipschitz",

@@ -231,7 +231,20 @@ def test_default_precision_is_float64_for_full_batch_and_float32_with_mini_batch
     assert settings_for()["dtype"] == "float64" and settings_for(batch_size=64)["dtype"] == "float32"
     assert settings_for(batch_size=64, dtype="float64")["dtype"] == "float64"
     assert sn.SphereNetRegressor(batch_size=64)._checked_params()["dtype"] == np.float32
-    assert sn.SphereNetRegressor()._checked_params()["dtype"] == np.float64
+    assert sn.SphereNetRegressor(batch_size=None)._checked_params()["dtype"] == np.float64
+
+
+@pytest.mark.parametrize("options, expected", [
+    ({}, ("geo-batch", 1024, 4000, np.float32, "spectral")),                       # the main job
+    ({"method": "geo-batch"}, ("geo-batch", 1024, 4000, np.float32, "spectral")),
+    ({"batch_size": None}, ("geo-cg-layer", None, 200, np.float64, "frobenius")),  # full batch
+    ({"method": "taylor"}, ("taylor", None, 200, np.float64, "frobenius")),        # the paper's rules stay full batch
+    ({"method": "taylor", "batch_size": 64}, ("taylor", 64, 4000, np.float32, "frobenius")),
+    ({"batch_size": 256, "iterations": 7}, ("geo-batch", 256, 7, np.float32, "spectral")),
+])
+def test_the_estimator_defaults_to_the_main_job_and_keeps_full_batch_for_named_rules(options, expected):
+    p = sn.SphereNetRegressor(**options)._checked_params()
+    assert (p["method"], p["batch_size"], p["iterations"], p["dtype"], p["norm"]) == expected
 
 
 def test_time_to_accuracy_figure_draws_every_panel(tmp_path):

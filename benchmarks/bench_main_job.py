@@ -1,0 +1,94 @@
+"""The main job against tuned Adam, at equal iterations and at equal training time (issue 15's "beside it").
+
+    python benchmarks/bench_main_job.py [--seeds 1,2,3] [--workers 2] [--out out/bench_main_job]
+
+For each seed: ``spherenet train`` as the README runs it (no options: ``geo-batch`` on mini-batches of 1024,
+spectral layers, float32, the budget chosen on a validation fifth, 4,000 steps), then the project's Adam as its
+users run it (biases, PyTorch's initialisation, standardised data, the learning rate tuned on a validation
+fifth):
+
+* with batch 1024, for the same number of steps (4,000: equal iterations);
+* with batch 1024, and with the batch size tuned with the rate (``batch auto``: full, 256, 1024 or 4096), for
+  the main job's own training seconds of that seed (``max_seconds``, every tuning candidate too: equal time).
+
+Training seconds exclude evaluation and tuning. Runs go one per worker; a shared machine makes the seconds, and
+so the equal-time rows, indicative. Prints a table (mean ± std over seeds, then every seed's value) and writes it
+to ``OUT/summary.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from spherenet.experiments import MAIN_BATCH_SIZE, MAIN_BATCH_STEPS, run
+from spherenet.results import write_json
+
+MAIN = dict(batch_size=MAIN_BATCH_SIZE)          # what `spherenet train` adds to run()'s defaults: mini-batches
+
+
+def _main_settings(steps: int) -> dict:
+    return dict(MAIN, method="geo-batch", iterations=steps, eval_every=500)
+
+
+def adam_rows(steps: int, seconds: float | None) -> dict:
+    """Row label -> settings of the Adam runs beside the main job (``seconds``: the main job's)."""
+    rows = {f"Adam, batch 1024, lr tuned, {steps} it": dict(method="adam", batch_size=1024, iterations=steps)}
+    if seconds is not None:
+        timed = dict(iterations=10**7, max_seconds=seconds)
+        rows["Adam, batch 1024, lr tuned, same seconds"] = dict(method="adam", batch_size=1024, **timed)
+        rows["Adam, batch and lr tuned, same seconds"] = dict(method="adam", batch_size="auto", **timed)
+    return {label: dict(s, eval_every=500) for label, s in rows.items()}
+
+
+def _run(settings: dict) -> dict:
+    record, _ = run(settings)
+    return {k: record.get(k) for k in ("rmse_test", "rmse_test_linear", "iterations_done", "seconds_train", "lr",
+                                       "batch_size_used", "lipschitz_budget", "lipschitz_bound")}
+
+
+def table(rows: dict, seeds: list[int]) -> str:
+    lines = [f"| run | test RMSE [N], mean ± std | seeds {', '.join(map(str, seeds))} | steps | training s |",
+             "|---|---|---|---|---|"]
+    for label, records in rows.items():
+        tests = [r["rmse_test"] for r in records]
+        lines.append(f"| {label} | {np.mean(tests):.3f} ± {np.std(tests):.3f} | "
+                     f"{' / '.join(f'{t:.3f}' for t in tests)} | "
+                     f"{np.mean([r['iterations_done'] for r in records]):.0f} | "
+                     f"{np.mean([r['seconds_train'] for r in records]):.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", default="1,2,3", help="comma-separated seeds (default 1,2,3, the README's)")
+    p.add_argument("--steps", type=int, default=MAIN_BATCH_STEPS, help="the main job's steps (default its own)")
+    p.add_argument("--samples", type=int, default=30000, help="simulator samples, train + test (default 30000)")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--out", default="out/bench_main_job")
+    args = p.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    start = time.perf_counter()
+    with ProcessPoolExecutor(args.workers) as pool:
+        main_runs = list(pool.map(_run, [dict(_main_settings(args.steps), seed=s, n_samples=args.samples)
+                                         for s in seeds]))
+        rows = {f"`spherenet train` (geo-batch, batches of {MAIN_BATCH_SIZE}), {args.steps} it": main_runs}
+        jobs = {label: [pool.submit(_run, dict(s, seed=seed, n_samples=args.samples)) for s, seed in
+                        ((adam_rows(args.steps, m["seconds_train"])[label], seed) for m, seed in zip(main_runs, seeds))]
+                for label in adam_rows(args.steps, 1.0)}
+        rows.update({label: [f.result() for f in futures] for label, futures in jobs.items()})
+    text = table(rows, seeds)
+    linear = np.mean([r["rmse_test_linear"] for r in main_runs])
+    text += f"\n\nlinear least squares on the same splits: {linear:.3f} N (mean over the seeds)"
+    print(text)
+    print(f"wall clock {time.perf_counter() - start:.0f} s")
+    write_json(Path(args.out) / "summary.json", {"table": text, "seeds": seeds, "steps": args.steps,
+                                                 "runs": {k: v for k, v in rows.items()}})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
