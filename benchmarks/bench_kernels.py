@@ -23,7 +23,12 @@ N = 23_200
 
 def _in_place(G, Z):
     g = G.copy()
-    return g, Z, g                                            # out = G, as the backward pass calls it
+    return g[:], Z, g[:]                                      # out = G, as the backward pass calls it (two views)
+
+
+def _views(Z):
+    z = Z.copy()
+    return z[:], z[:]                                         # Z and out: two views of one array
 
 
 def cases(rng):
@@ -42,6 +47,7 @@ def cases(rng):
     bounds = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
     w, grad, m = (rng.normal(size=bounds[-1]) for _ in range(3))
     v = rng.random(bounds[-1])
+    Z32, G32b = (rng.normal(size=(1024, 30)).astype(np.float32) for _ in range(2))
     gram = W.T @ W                                  # a 30x25 layer's smaller Gram matrix, from a nearby top vector
     start = np.linalg.eigh(gram)[1][:, -1] + 0.01 * rng.normal(size=25)
     return {
@@ -49,6 +55,10 @@ def cases(rng):
         "relu": ("relu", lambda: (Z, np.empty_like(Z)), "23200x30"),
         "relu_mask": ("relu_mask", lambda: (G, Z, np.empty_like(G)), "23200x30"),
         "relu_mask, in place": ("relu_mask", lambda: _in_place(G, Z), "23200x30"),
+        # a mini-batch step's hidden layer in float32, in place as the training loop calls both (two views of
+        # one array: the loop's Z and H share it, the backward pass overwrites its adjoint)
+        "relu, in place, float32": ("relu", lambda: _views(Z32), "1024x30, float32"),
+        "relu_mask, in place, float32": ("relu_mask", lambda: _in_place(G32b, Z32), "1024x30, float32"),
         "output_cauchy": ("output_cauchy", lambda: (Z0b, Zsb, Qsb, cos, sin, np.empty((2 * 2048, 25))),
                           "block 2048x25, order 2"),
         "loss_cauchy": ("loss_cauchy", lambda: (E0, Es, np.zeros(3)), "block 2048x3, order 2"),

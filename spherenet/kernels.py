@@ -101,10 +101,17 @@ def _relu_loops(Z, out):
     """
     a = Z.reshape(-1)
     b = out.reshape(-1)
-    for i in range(a.size):
-        # "not (z <= 0)" is true for z > 0 and for NaN, so NaN passes through as np.maximum lets it
-        # (one unordered compare, still a branch-free select).
-        b[i] = a[i] if not a[i] <= 0 else 0.0
+    # "not (z <= 0)" is true for z > 0 and for NaN, so NaN passes through as np.maximum lets it (one unordered
+    # compare, still a branch-free select).
+    if Z.ctypes.data == out.ctypes.data:
+        # In place (the training loop's hidden layers): through one array, or the compiler's overlap check between
+        # two names for the same memory sends the loop to its scalar fallback (4.4x slower in float32,
+        # bench_kernels.py's row "relu, in place, float32").
+        for i in range(b.size):
+            b[i] = b[i] if not b[i] <= 0 else 0.0
+    else:
+        for i in range(a.size):
+            b[i] = a[i] if not a[i] <= 0 else 0.0
     return out
 
 
@@ -156,14 +163,20 @@ def _relu_mask_loops(G, Z, out):
     g = G.reshape(-1)
     o = out.reshape(-1)
     size = z.size
+    # Load, then multiply by a selected 1 or 0: a conditional load compiles to a branch, which mispredicts on
+    # ReLU masks and, with out = G, ran 10x slower than a branch-free select (bench_kernels.py). The product
+    # keeps NaN/Inf · 0 = NaN and the sign of -0, as the reference. In place (the backward pass) the loop reads
+    # and writes one array: two names for the same memory fail the compiler's overlap check and run the scalar
+    # fallback (5.2x slower in float32, bench_kernels.py's row "relu_mask, in place, float32").
+    in_place = G.ctypes.data == out.ctypes.data
     for b in range(g.size // max(size, 1)):
         base = b * size
-        for k in range(size):
-            # Load, then multiply by a selected 1 or 0: a conditional load compiles to a branch, which
-            # mispredicts on ReLU masks and, with out = G, ran 10x slower than a branch-free select
-            # (bench_kernels.py). The product keeps NaN/Inf · 0 = NaN and the sign of -0, as the reference.
-            v = g[base + k]
-            o[base + k] = v * (1.0 if z[k] > 0 else 0.0)
+        if in_place:
+            for k in range(size):
+                o[base + k] = o[base + k] * (1.0 if z[k] > 0 else 0.0)
+        else:
+            for k in range(size):
+                o[base + k] = g[base + k] * (1.0 if z[k] > 0 else 0.0)
     return out
 
 

@@ -58,6 +58,9 @@ def test_relu(n, m, data):
         out = fn(Z, np.empty_like(Z))
         np.testing.assert_array_equal(out, expected)
         assert not np.signbit(out).any()
+    in_place = Z.copy()                           # two views of one array, as the training loop passes them
+    fast(in_place[:], in_place[:])
+    np.testing.assert_array_equal(in_place, expected)
 
 
 @given(sizes, sizes, st.integers(1, 4), st.data())
@@ -70,6 +73,9 @@ def test_relu_mask_on_stacked_blocks(n, m, blocks, data):
     in_place = G.copy()
     fast(in_place, Z, in_place)
     np.testing.assert_array_equal(in_place, expected)
+    views = G.copy()                              # two views of one array (the backward pass's blocks)
+    fast(views[:], Z, views[:])
+    np.testing.assert_array_equal(views, expected)
 
 
 def test_relu_mask_tie_rule_is_inactive_at_zero():
