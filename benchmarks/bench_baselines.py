@@ -11,8 +11,8 @@ default problem, 30,000 samples split 80/20 at random as ``spherenet train`` doe
 spherenet's default is its whole pipeline: the standard scaling with the Lipschitz budget chosen on a
 validation part, then ``geo-batch`` on batches of 1024 with spectral layers (the budget chosen by its own
 ladder, float32); its full-batch rule (``--batch-size full``) is ``geo-cg-layer``. (The main job's own length,
-4,000 steps, against Adam at equal steps and equal time: ``bench_main_job.py``.) Adam and SGD tune their learning rate (and, with ``batch auto``, the
-batch size) on a 20 % validation part of the training data for each seed, as ``spherenet train --method adam``
+4,000 steps, against Adam at equal steps and equal time: ``bench_main_job.py``.) Adam and SGD tune their
+learning rate (and, with ``batch auto``, the batch size) on a 20 % validation part of the training data for each seed, as ``spherenet train --method adam``
 does; "equal time" rows stop every run, and every tuning candidate, after ``--seconds`` of training
 (evaluation excluded). Columns: test and train RMSE [N], mean ± std over seeds; the settings the tuning chose
 (per seed); iterations done; training and tuning seconds (means; the machine may be shared, so times are
@@ -40,13 +40,15 @@ def rows(seconds: float, iterations: int = 200) -> dict:
     timed = dict(iterations=UNLIMITED, max_seconds=seconds, eval_every=EVAL_EVERY)
     n = dict(iterations=iterations)
     return {
-        f"spherenet full batch (`geo-cg-layer`, `--batch-size full`), {iterations} it": dict(method="geo-cg-layer", **n),
+        f"spherenet full batch (`geo-cg-layer`, `--batch-size full`), {iterations} it":
+            dict(method="geo-cg-layer", **n),
         f"Algorithm 1 (`taylor`), {iterations} it": dict(method="taylor", **n),
         f"Adam, full batch, lr tuned, {iterations} it": dict(method="adam", **n),
         f"SGD, full batch, lr tuned, {iterations} it": dict(method="sgd", **n),
         f"AGD, the authors' conventions, {iterations} it": dict(method="agd", **n),
         f"retracted SGD on the spheres (lr 100), {iterations} it": dict(method="rsgd", **n),
-        f"spherenet full batch (`geo-cg-layer`, `--batch-size full`), {seconds:g} s": dict(method="geo-cg-layer", **timed),
+        f"spherenet full batch (`geo-cg-layer`, `--batch-size full`), {seconds:g} s":
+            dict(method="geo-cg-layer", **timed),
         f"Adam, full batch, lr tuned, {seconds:g} s": dict(method="adam", **timed),
         f"Adam, batch and lr tuned (batch auto), {seconds:g} s": dict(method="adam", batch_size="auto", **timed),
         f"spherenet default (`geo-batch`, batches of 1024, spectral layers), {seconds:g} s":

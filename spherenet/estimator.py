@@ -64,9 +64,9 @@ class SphereNetRegressor:
         Hidden widths; the network is ``[n_features, *hidden, n_outputs]`` (``()`` gives one linear layer).
     method : str or None, default None
         Step rule, one of ``spherenet.train.RULES``; None: "geo-batch" with mini-batches (the default) and
-        "geo-cg-layer" with ``batch_size=None`` (``spherenet.experiments.default_method``). "geo-cg-layer" (the paper's
-        jet-Newton step along conjugate-gradient geodesics, docs/beyond.md), "geo-batch" (its mini-batch
-        form, docs/beyond.md §7),
+        "geo-cg-layer" with ``batch_size=None`` (``spherenet.experiments.default_method``). "geo-cg-layer"
+        (the paper's jet-Newton step along conjugate-gradient geodesics, docs/beyond.md), "geo-batch" (its
+        mini-batch form, docs/beyond.md §7),
         "taylor" (the paper's Algorithm 1), "mm" (Algorithm 2),
         "mm-frobenius", "mm-telescoping", "mm-closed".
     order : int, default 2

@@ -50,8 +50,9 @@ BATCH_METHOD = "geo-batch"      # the default with mini-batches (docs/beyond.md 
 
 
 # The main job (``spherenet train`` without --method or --batch-size, ``SphereNetRegressor()``): BATCH_METHOD on
-# mini-batches of MAIN_BATCH_SIZE for MAIN_BATCH_STEPS steps. At equal training time it ends below tuned
-# full-batch and mini-batch Adam, and far below the full-batch rules (README, "The main job").
+# mini-batches of MAIN_BATCH_SIZE for MAIN_BATCH_STEPS steps. In about the wall clock of the full-batch job before
+# it ends far below every full-batch rule; below tuned Adam at equal steps, level with it at equal time (README,
+# "The main job"; benchmarks/bench_main_job.py).
 MAIN_BATCH_SIZE = 1024
 MAIN_BATCH_STEPS = 4000
 MAIN_EVAL_EVERY = 50

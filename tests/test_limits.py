@@ -23,7 +23,8 @@ def test_a_network_too_large_for_memory_is_refused_before_allocating(tmp_path, c
     if (memory.available_bytes() or need) >= need:
         pytest.skip("this machine has 1.5 TB of memory available")
     out = tmp_path / "run"
-    assert main(["train", "--iterations", "5", "--batch-size", "full", "--widths", "12-1000000-3", "--out", str(out)]) == 2
+    argv = ["train", "--iterations", "5", "--batch-size", "full", "--widths", "12-1000000-3", "--out", str(out)]
+    assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert "network 12-1000000-3 on 24,000 rows in float64 needs about 264.0 GB of buffers" in err
