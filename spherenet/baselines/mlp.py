@@ -69,7 +69,12 @@ def check_params(params) -> list[np.ndarray]:
 # --- forward, backward (unchecked: the training loop validates once) -------------------------------------
 
 def _forward_cache(params, X) -> ForwardCache:
-    """``Z_i = H_{i-1} @ W_i.T + b_i``, ``H_i = max(Z_i, 0)``, linear output; keeps every ``Z_i`` and ``H_i``."""
+    """``Z_i = H_{i-1} @ W_i.T + b_i``, ``H_i = max(Z_i, 0)``, linear output.
+
+    A hidden layer's ``Z_i`` and ``H_i`` are one array holding ``H_i`` (the ReLU runs in place, as the sphere
+    network's training pass does): the backward pass reads a hidden ``Z`` only through ``[Z > 0] = [H > 0]``, and
+    a pass allocates half the memory (``z > 0`` on ``cache.Z`` is the activation pattern, as before).
+    """
     H, Z = [X], []
     L = len(params) // 2
     for i in range(L):
@@ -78,7 +83,7 @@ def _forward_cache(params, X) -> ForwardCache:
         z += b
         Z.append(z)
         if i < L - 1:
-            H.append(kernels.relu(z, np.empty_like(z)))
+            H.append(kernels.relu(z, z))
     return ForwardCache(H, Z)
 
 
