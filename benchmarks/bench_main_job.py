@@ -24,23 +24,22 @@ from pathlib import Path
 
 import numpy as np
 
-from spherenet.experiments import MAIN_BATCH_SIZE, MAIN_BATCH_STEPS, run
+from spherenet.experiments import MAIN_BATCH_STEPS, default_batch_size, default_method, run
 from spherenet.results import write_json
 
-MAIN = dict(batch_size=MAIN_BATCH_SIZE)          # what `spherenet train` adds to run()'s defaults: mini-batches
+
+def main_settings(steps: int) -> dict:
+    """The main job's settings, resolved as ``spherenet train`` resolves them without options."""
+    batch = default_batch_size(None)
+    return dict(method=default_method(batch), batch_size=batch, iterations=steps, eval_every=500)
 
 
-def _main_settings(steps: int) -> dict:
-    return dict(MAIN, method="geo-batch", iterations=steps, eval_every=500)
-
-
-def adam_rows(steps: int, seconds: float | None) -> dict:
+def adam_rows(steps: int, seconds: float) -> dict:
     """Row label -> settings of the Adam runs beside the main job (``seconds``: the main job's)."""
-    rows = {f"Adam, batch 1024, lr tuned, {steps} it": dict(method="adam", batch_size=1024, iterations=steps)}
-    if seconds is not None:
-        timed = dict(iterations=10**7, max_seconds=seconds)
-        rows["Adam, batch 1024, lr tuned, same seconds"] = dict(method="adam", batch_size=1024, **timed)
-        rows["Adam, batch and lr tuned, same seconds"] = dict(method="adam", batch_size="auto", **timed)
+    timed = dict(iterations=10**7, max_seconds=seconds)
+    rows = {f"Adam, batch 1024, lr tuned, {steps} it": dict(method="adam", batch_size=1024, iterations=steps),
+            "Adam, batch 1024, lr tuned, same seconds": dict(method="adam", batch_size=1024, **timed),
+            "Adam, batch and lr tuned, same seconds": dict(method="adam", batch_size="auto", **timed)}
     return {label: dict(s, eval_every=500) for label, s in rows.items()}
 
 
@@ -73,12 +72,13 @@ def main(argv=None) -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     start = time.perf_counter()
     with ProcessPoolExecutor(args.workers) as pool:
-        main_runs = list(pool.map(_run, [dict(_main_settings(args.steps), seed=s, n_samples=args.samples)
-                                         for s in seeds]))
-        rows = {f"`spherenet train` (geo-batch, batches of {MAIN_BATCH_SIZE}), {args.steps} it": main_runs}
-        jobs = {label: [pool.submit(_run, dict(s, seed=seed, n_samples=args.samples)) for s, seed in
-                        ((adam_rows(args.steps, m["seconds_train"])[label], seed) for m, seed in zip(main_runs, seeds))]
-                for label in adam_rows(args.steps, 1.0)}
+        main = main_settings(args.steps)
+        main_runs = list(pool.map(_run, [dict(main, seed=s, n_samples=args.samples) for s in seeds]))
+        rows = {f"`spherenet train` ({main['method']}, batches of {main['batch_size']}), {args.steps} it": main_runs}
+        jobs = {}
+        for run_, seed in zip(main_runs, seeds):
+            for label, s in adam_rows(args.steps, run_["seconds_train"]).items():
+                jobs.setdefault(label, []).append(pool.submit(_run, dict(s, seed=seed, n_samples=args.samples)))
         rows.update({label: [f.result() for f in futures] for label, futures in jobs.items()})
     text = table(rows, seeds)
     linear = np.mean([r["rmse_test_linear"] for r in main_runs])
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     print(text)
     print(f"wall clock {time.perf_counter() - start:.0f} s")
     write_json(Path(args.out) / "summary.json", {"table": text, "seeds": seeds, "steps": args.steps,
-                                                 "runs": {k: v for k, v in rows.items()}})
+                                                 "runs": rows})
     return 0
 
 

@@ -316,7 +316,7 @@ class SphereNetRegressor:
         X = _as_matrix("X", X, self.n_features_in_)
         # in float64 whatever the training precision: the function of the stored weights to float64's rounding,
         # the same for any subset of rows
-        weights = [W.astype(np.float64) for W in self.net_.weights]
+        weights = [W.astype(np.float64, copy=False) for W in self.net_.weights]
         F = self.scaling_.inverse_targets(forward(weights, self.scaling_.transform_inputs(X)))
         return F[:, 0] if self._y_1d else F
 
