@@ -33,9 +33,8 @@ from spherenet.beyond.geodesic import Geodesic
 from spherenet.beyond.stochastic import BatchGeodesicStep
 from spherenet.experiments import fit_scaling, load_problem, network_widths, scaled_arrays, settings_for
 from spherenet.network import NormalisedMLP
-from spherenet.spectral import SpectralNormalisation
 from spherenet.steps import Step
-from spherenet.train import train
+from spherenet.train import train, trained_network
 
 BATCH = 1024
 
@@ -87,8 +86,7 @@ def sphere_run(rule, args, K=None, radius="unit", norm="frobenius") -> tuple[lis
     h = train(net, X, Y, rule, args.steps, Xt, Yt, batch_size=BATCH, seed=args.seed, eval_every=args.steps // 10,
               norm=norm)
     budget = float(np.prod(net.radii))
-    if norm == "spectral":
-        net = SpectralNormalisation(net.radii).network(net)
+    net = trained_network(net, h, norm)
     return [float(scaling.rmse_newtons(loss)) for loss in h.loss_test[1:]], K * net.spectral_norm_product() / budget
 
 

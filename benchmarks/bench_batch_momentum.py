@@ -26,20 +26,17 @@ SETS = {"simulator, 30,000": (dict(data="sim", n_samples=30000), 20),
 BATCH = 1024
 
 
-def validation_rmse(job: dict) -> dict:
-    """Every candidate's validation RMSE for one data set and seed, each rung trained as the budget ladder
-    trains its rungs (``budget.select_lipschitz``): the budget from all training rows, the scaling fitted on the
-    rows not held out."""
-    from threadpoolctl import threadpool_limits
-
-    from spherenet.beyond.stochastic import BatchGeodesicStep
+def validation_problem(job: dict) -> dict:
+    """One data set and seed as the budget ladder trains its rungs (``budget.select_lipschitz``): the budget
+    from all training rows at the ladder's first rung, the scaling fitted on the rows not held out; the fitting
+    rows ``fit`` and the validation rows ``val`` scaled, in float32, and the steps of ``job["epochs"]`` (or the
+    set's) epochs."""
     from spherenet.budget import LADDER, budget_for, validation_rows
     from spherenet.data import StandardScaling
     from spherenet.experiments import load_problem, network_widths, settings_for
     from spherenet.network import NormalisedMLP
-    from spherenet.train import train
     base, epochs = SETS[job["set"]]
-    epochs, seed = job["epochs"] or epochs, job["seed"]
+    epochs, seed = job.get("epochs") or epochs, job["seed"]
     s = settings_for(**base, data_path=job["path"] if base["data"] == "neural-fly" else None, method="geo-batch",
                      seed=seed, batch_size=BATCH)
     train_part, _ = load_problem(s["data"], s["data_path"], s["data_seed"], s["n_samples"], split=s["split"])
@@ -53,15 +50,26 @@ def validation_rmse(job: dict) -> dict:
                                           scaling.transform_targets(Y[~held_out]))]
     val = [a.astype(np.float32) for a in (scaling.transform_inputs(X[held_out]),
                                           scaling.transform_targets(Y[held_out]))]
-    steps = epochs * (len(fit[0]) // BATCH)
+    return dict(widths=widths, seed=seed, K=K, scaling=scaling, fit=fit, val=val,
+                steps=epochs * (len(fit[0]) // BATCH))
+
+
+def validation_rmse(job: dict) -> dict:
+    """Every candidate's validation RMSE for one data set and seed (:func:`validation_problem`)."""
+    from threadpoolctl import threadpool_limits
+
+    from spherenet.beyond.stochastic import BatchGeodesicStep
+    from spherenet.network import NormalisedMLP
+    from spherenet.train import train
+    p = validation_problem(job)
     out = {}
     with threadpool_limits(1):
         for betas in CANDIDATES:
-            net = NormalisedMLP(widths, seed=seed, dtype=np.float32)
-            history = train(net, *fit, BatchGeodesicStep(betas=betas), steps, *val, batch_size=BATCH, seed=seed,
-                            norm="spectral", eval_every=steps)
-            out[str(betas)] = float(scaling.rmse_newtons(history.loss_test[-1]))
-    return {"set": job["set"], "seed": seed, "lipschitz": K, "rmse": out}
+            net = NormalisedMLP(p["widths"], seed=p["seed"], dtype=np.float32)
+            history = train(net, *p["fit"], BatchGeodesicStep(betas=betas), p["steps"], *p["val"], batch_size=BATCH,
+                            seed=p["seed"], norm="spectral", eval_every=p["steps"])
+            out[str(betas)] = float(p["scaling"].rmse_newtons(history.loss_test[-1]))
+    return {"set": job["set"], "seed": p["seed"], "lipschitz": p["K"], "rmse": out}
 
 
 def main() -> None:

@@ -18,6 +18,9 @@ The best budget grows with the horizon: a loose budget fits more slowly and, tra
 (docs/beyond.md §8). A resumed run keeps the budget its checkpoint was trained at. The walk stops
 early once a rung is worse than the best by more than ``TOLERANCE`` (the error is U-shaped in ``log K``:
 a tight budget cannot fit, a loose one fits slowly and generalises worse).
+
+A sphere method's ``batch_size="auto"`` (the main job's) is chosen next, at that budget, on the same parts:
+:func:`select_batch_size` halves the batch from ``FIRST_BATCH`` while the validation error falls.
 """
 from __future__ import annotations
 
@@ -29,6 +32,10 @@ LADDER = tuple(10.0 ** -e for e in (1.5, 2.0, 2.5, 3.0, 3.5, 4.0))
 TOLERANCE = 0.05
 RUNG_ITERATIONS = 200
 VALIDATION_FRACTION = 0.2
+# batch_size="auto" of a sphere method (select_batch_size): from FIRST_BATCH, halved while the validation error
+# falls, down to SMALLEST_BATCH
+FIRST_BATCH = 1024
+SMALLEST_BATCH = 256
 
 
 def budget_for(rho: float, X, Y, radii_product: float, bias: bool = True) -> float:
@@ -74,6 +81,42 @@ def validation_rows(train, split: str = "random", seed=0) -> np.ndarray:
     return mask
 
 
+def validation_error(X, Y, held_out, lipschitz: float, widths, method, seed=0, dtype=np.float64, radius="unit",
+                     batch_size=None, threads=1, rule_options=None, norm="frobenius", iterations=RUNG_ITERATIONS,
+                     max_seconds=None) -> float:
+    """The validation RMSE [N] of one run at the budget ``lipschitz``: the standard scaling fitted on the rows not
+    ``held_out``, the network trained there as :func:`spherenet.train.train` is told, scored on ``held_out``.
+
+    Parameters
+    ----------
+    X, Y : ndarray
+        Raw training features and targets, float64.
+    held_out : array_like of bool
+        The validation rows.
+    lipschitz : float
+        The budget ``K``.
+    widths, method, seed, dtype, radius, batch_size, threads, rule_options, norm, iterations, max_seconds
+        How the network is made and trained.
+
+    Returns
+    -------
+    float
+        The RMSE of the model the run reports (:func:`spherenet.train.trained_network`).
+    """
+    from .data import StandardScaling
+    from .network import NormalisedMLP
+    from .train import train
+    held_out = np.asarray(held_out, dtype=bool)
+    net = NormalisedMLP(widths, radius, seed=seed, dtype=dtype)
+    scaling = StandardScaling.fit(X[~held_out], Y[~held_out], lipschitz, float(np.prod(net.radii)))
+    fit_X, fit_Y = scaling.transform_inputs(X[~held_out]), scaling.transform_targets(Y[~held_out])
+    val_X, val_Y = scaling.transform_inputs(X[held_out]), scaling.transform_targets(Y[held_out])
+    history = train(net, fit_X.astype(dtype), fit_Y.astype(dtype), method, iterations, val_X.astype(dtype),
+                    val_Y.astype(dtype), batch_size=batch_size, seed=seed, threads=threads, norm=norm,
+                    eval_every=max(iterations, 1), max_seconds=max_seconds, **(rule_options or {}))
+    return float(scaling.rmse_newtons(history.loss_test[-1]))
+
+
 def choose_budget(rungs, tolerance: float = TOLERANCE) -> dict:
     """The rung with the smallest ``lipschitz`` among those with ``rmse_validation <= (1 + tolerance) best``."""
     best = min(r["rmse_validation"] for r in rungs)
@@ -117,24 +160,16 @@ def select_lipschitz(X, Y, held_out, widths, method="geo-cg-layer", seed=0, dtyp
     than ``(1 + TOLERANCE)`` times the best, and the smallest ``K`` within that of the best is chosen
     (:func:`choose_budget`; docs/method.md §7).
     """
-    from .data import StandardScaling
     from .network import NormalisedMLP
-    from .train import train as train_loop
     start = time.perf_counter()
-    held_out = np.asarray(held_out, dtype=bool)
     X, Y = np.asarray(X, np.float64), np.asarray(Y, np.float64)
     rungs, rung_iterations = [], max(int(iterations), RUNG_ITERATIONS)
+    run = dict(widths=widths, method=method, seed=seed, dtype=dtype, radius=radius, batch_size=batch_size,
+               threads=threads, rule_options=rule_options, norm=norm, iterations=rung_iterations,
+               max_seconds=max_seconds)
     for rho in LADDER:
-        net = NormalisedMLP(widths, radius, seed=seed, dtype=dtype)
-        K = budget_for(rho, X, Y, float(np.prod(net.radii)))
-        scaling = StandardScaling.fit(X[~held_out], Y[~held_out], K, float(np.prod(net.radii)))
-        fit_X, fit_Y = scaling.transform_inputs(X[~held_out]), scaling.transform_targets(Y[~held_out])
-        val_X, val_Y = scaling.transform_inputs(X[held_out]), scaling.transform_targets(Y[held_out])
-        history = train_loop(net, fit_X.astype(dtype), fit_Y.astype(dtype), method, rung_iterations,
-                             val_X.astype(dtype), val_Y.astype(dtype), batch_size=batch_size, seed=seed,
-                             threads=threads, norm=norm, eval_every=rung_iterations, max_seconds=max_seconds,
-                             **(rule_options or {}))
-        error = float(scaling.rmse_newtons(history.loss_test[-1]))
+        K = budget_for(rho, X, Y, float(np.prod(NormalisedMLP(widths, radius, seed=seed).radii)))
+        error = validation_error(X, Y, held_out, K, **run)
         rungs.append({"rho": rho, "lipschitz": K, "rmse_validation": error})
         if progress:
             progress(len(rungs), rungs[-1])
@@ -146,3 +181,62 @@ def select_lipschitz(X, Y, held_out, widths, method="geo-cg-layer", seed=0, dtyp
              "n_validation": int(held_out.sum()),
              "rungs": rungs, "chosen": chosen["lipschitz"], "seconds": time.perf_counter() - start}
     return chosen["lipschitz"], table
+
+
+def select_batch_size(X, Y, held_out, lipschitz: float, widths, method, seed=0, dtype=np.float64,
+                      radius="unit", threads=1, rule_options=None, norm="frobenius", iterations: int = RUNG_ITERATIONS,
+                      max_seconds: float | None = None, first_error: float | None = None,
+                      progress=None) -> tuple[int, dict]:
+    """Choose the mini-batch size on the validation part: halve it while the validation error falls.
+
+        B_0 = FIRST_BATCH (1024),   B_{j+1} = B_j / 2   while   B_{j+1} >= SMALLEST_BATCH (256)
+                                                         and    e(B_{j+1}) < e(B_j)
+
+    ``e(B)``: the validation RMSE of a run of the run's length at the budget ``lipschitz`` with batches of ``B``
+    (:func:`validation_error`). At the same number of steps a smaller batch costs less per step and adds noise,
+    which helps on some data (the simulator) and hurts on others (the real-format set; docs/beyond.md §10).
+
+    Parameters
+    ----------
+    X, Y, held_out, lipschitz, widths, method, seed, dtype, radius, threads, rule_options, norm
+        As :func:`validation_error`.
+    iterations, max_seconds : optional
+        The run's length (at least ``RUNG_ITERATIONS`` iterations), as in :func:`select_lipschitz`.
+    first_error : float, optional
+        ``e(B_0)`` when it is known: the budget ladder's chosen rung, trained with ``B_0`` exactly so.
+    progress : callable, optional
+        ``progress(sizes_tried, last)`` after every run trained here.
+
+    Returns
+    -------
+    B : int
+        The chosen batch size.
+    table : dict
+        The rule, every size tried (``batch_size``, ``rmse_validation``), the chosen one and the seconds spent.
+
+    Notes
+    -----
+    A size at or above the fit part's rows is full batch; the walk does not try two of those (the same run).
+    """
+    start = time.perf_counter()
+    X, Y = np.asarray(X, np.float64), np.asarray(Y, np.float64)
+    n_fit = int((~np.asarray(held_out, dtype=bool)).sum())
+    run = dict(widths=widths, method=method, seed=seed, dtype=dtype, radius=radius, threads=threads,
+               rule_options=rule_options, norm=norm, iterations=max(int(iterations), RUNG_ITERATIONS),
+               max_seconds=max_seconds)
+    tried, size = [], FIRST_BATCH
+    if first_error is not None:
+        tried.append({"batch_size": size, "rmse_validation": first_error})
+        size //= 2
+    while size >= SMALLEST_BATCH and (not tried or size < n_fit):
+        tried.append({"batch_size": size,
+                      "rmse_validation": validation_error(X, Y, held_out, lipschitz, batch_size=size, **run)})
+        if progress:
+            progress(len(tried), tried[-1])
+        if len(tried) > 1 and not tried[-1]["rmse_validation"] < tried[-2]["rmse_validation"]:
+            break
+        size //= 2
+    chosen = min(tried, key=lambda t: t["rmse_validation"])["batch_size"]       # a tie keeps the larger
+    return chosen, {"rule": f"halve the batch from {FIRST_BATCH} while the validation RMSE falls (down to "
+                            f"{SMALLEST_BATCH})", "tried": tried, "chosen": chosen,
+                    "seconds": time.perf_counter() - start}

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, _matplotlib_config, progress
+from .budget import FIRST_BATCH
 from .experiments import (BATCH_METHOD, DATA_SOURCES, DEFAULTS, MAIN_BATCH_SIZE, MAIN_BATCH_STEPS, MAIN_EVAL_EVERY,
                           METHODS, SCALING_CHOICES, SPHERE_METHODS, SPLIT_CHOICES, check_problem, default_batch_size,
                           default_eval_every, default_iterations, default_method, load_problem, network_widths,
@@ -85,8 +86,9 @@ def _add_train(sub) -> None:
                         f"{default_iterations(None)} with full batch)")
     train.add_argument("--batch-size", type=_batch_size, default=None, metavar="B|full|auto",
                    help=f"mini-batch size (default {MAIN_BATCH_SIZE} for {BATCH_METHOD}, the default method, and "
-                        "full batch for every other method); full: full batch; auto: sgd and adam tune it with the "
-                        "learning rate on the validation part")
+                        "full batch for every other method); full: full batch; auto: a sphere method halves it from "
+                        f"{FIRST_BATCH} while the error on the validation part falls (with the standard scaling), sgd "
+                        "and adam tune it with the learning rate")
     train.add_argument("--eval-every", type=int, default=None, metavar="N",
                    help="evaluate the test loss every N iterations and at the last (default 1 with full batch, "
                         f"{MAIN_EVAL_EVERY} with mini-batches)")
@@ -249,6 +251,8 @@ def _run_folder(args) -> RunFolder:
 
 
 def _batches(batch_size) -> str:
+    if batch_size == "auto":
+        return " (mini-batches, their size chosen on a validation part)"
     return " (full batch)" if batch_size is None else f" (batches of {batch_size})"
 
 
@@ -257,8 +261,9 @@ def _train_into(args, settings: dict, folder: RunFolder) -> None:
     checkpoint = _checkpoint_path(args, out)
     train_data, test_data = load_problem(settings["data"], settings["data_path"], settings["data_seed"],
                                          settings["n_samples"], split=settings["split"])
-    check_fits(network_widths(settings), len(train_data), len(test_data), settings["dtype"],
-               settings["batch_size"], settings["order"], name=args.widths)   # before the network exists
+    largest = FIRST_BATCH if settings["batch_size"] == "auto" else settings["batch_size"]
+    check_fits(network_widths(settings), len(train_data), len(test_data), settings["dtype"], largest,
+               settings["order"], name=args.widths)                            # before the network exists
     check_problem(settings)
     budget = (f"Lipschitz budget {args.lipschitz:g}" if args.lipschitz is not None else
               "Lipschitz budget chosen on a validation part" if args.scaling == "standard" else "the paper's scaling")
@@ -314,12 +319,18 @@ def _summary(r: dict) -> None:
              f"time: {r['seconds_train']:.2f} s training ({1e3 * r['seconds_per_iteration']:.2f} ms/iteration), "
              f"{r['seconds_eval']:.2f} s evaluating" + (f", {r['seconds_tuning']:.2f} s tuning"
                                                        if r.get("seconds_tuning") else "")]
+    if r.get("batch_selection"):
+        tried = ", ".join(f"{t['batch_size']}: {t['rmse_validation']:.3f} N" for t in r["batch_selection"]["tried"])
+        lines.append(f"batch size chosen on the validation part: {r['batch_size_used']} ({tried})")
     if r.get("tuning"):
         batch = r["batch_size_used"]
         lines.append(f"tuned on the validation part: lr {r['lr']:.3g}, batch "
                      f"{'full' if batch is None else batch} ({len(r['tuning'])} runs)")
     if r["tau"]:
         lines.append(f"step tau: first {r['tau'][0]:.3g}, last {r['tau'][-1]:.3g}")
+    if r.get("average"):
+        lines.append(f"model: the average of the iterates (memory {r['average']:g}, the last "
+                     f"~{1 / (1 - r['average']):.0f} steps), on the spheres")
     if r["max_norm_drift"] is not None:
         lines.append(f"max norm drift |‖W_i‖ - mu_i|/mu_i: {r['max_norm_drift']:.2g}")
     if r.get("lipschitz_lower") is not None and r.get("lipschitz_bound") is None:

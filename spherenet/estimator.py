@@ -29,8 +29,8 @@ from ._checks import as_float_matrix, check_choice, finite_float, positive_int
 from .data.scaling import PaperScaling, StandardScaling, scaling_from_dict
 from .network import NormalisedMLP, forward
 from .results import load_weights, save_weights
-from .spectral import NORMS, SpectralNormalisation
-from .train import RULES, History, train
+from .spectral import NORMS
+from .train import RULES, History, train, trained_network
 
 _FORMAT = 2          # 2: the scaling's kind, the Lipschitz certificate (format 1 files are refused)
 
@@ -78,8 +78,11 @@ class SphereNetRegressor:
     radius : "unit" | "agd" | "fan" | float | sequence of float, default "unit"
         Sphere radii ``mu_i`` (``spherenet.network.radii_for``).
     batch_size : int or None or "auto", default "auto"
-        None: full batch (the paper); an int: mini-batches of this size; "auto": 1024 for "geo-batch" (the
-        default method), full batch for every other method (``spherenet.experiments.default_batch_size``).
+        None: full batch (the paper); an int: mini-batches of this size; "auto": for "geo-batch" (the default
+        method) mini-batches whose size is chosen on the validation fifth with the budget, halved from 1024
+        while the validation error falls (:func:`spherenet.budget.select_batch_size`; 1024 with
+        ``scaling="paper"``, which has no validation step), full batch for every other method
+        (``spherenet.experiments.default_batch_size``).
     scaling : "standard" | "paper", default "standard"
         "standard": per-feature standardisation into the unit ball, a bias feature, and targets at the
         Lipschitz budget ``lipschitz`` (:class:`spherenet.data.StandardScaling`); "paper": the paper's
@@ -121,6 +124,8 @@ class SphereNetRegressor:
                                      spectral norms): ``lipschitz`` for the standard scaling
     lipschitz_lower_ : float         the largest local constant ``||J(x_n)||_2`` over the training inputs
     lipschitz_selection_ : dict | None   the validation ladder, when ``lipschitz`` was None
+    batch_size_ : int | None         the batch size trained with (None: full batch)
+    batch_selection_ : dict | None   the sizes tried on the validation fifth, when ``batch_size`` was chosen
 
     Notes
     -----
@@ -186,7 +191,7 @@ class SphereNetRegressor:
         if self.method is not None:
             check_choice("method", self.method, tuple(RULES))
         batch_size = default_batch_size(self.method) if _is_auto(self.batch_size) else self.batch_size
-        if batch_size is not None:
+        if batch_size is not None and not _is_auto(batch_size):
             positive_int("batch_size", batch_size)
         method = default_method(batch_size) if self.method is None else self.method
         if not isinstance(self.standardize, (bool, np.bool_)):
@@ -250,18 +255,19 @@ class SphereNetRegressor:
             raise ValueError("standardize=True needs at least 2 samples: with n_samples=1 the sample "
                              "standardises to the zero vector, where x / ||x|| is undefined")
         net, scaling, selection = self._fit_scaling(X, Y, params)
+        batch, batch_selection = self._batch_size(X, Y, params, scaling, selection)
         Xs, Ys = scaling.transform_inputs(X), scaling.transform_targets(Y)
         callback = _progress(params["iterations"]) if self.verbose else None
         history = train(net, Xs.astype(params["dtype"]), Ys.astype(params["dtype"]), rule=params["method"],
-                        iterations=params["iterations"], batch_size=params["batch_size"], seed=params["seed"],
+                        iterations=params["iterations"], batch_size=batch, seed=params["seed"],
                         callback=callback, norm=params["norm"], **params["options"])
         if self.verbose and history.stop_reason:
             print(f"[SphereNetRegressor] {history.stop_reason}")
-        if params["norm"] == "spectral":      # the function trained: the normalised weights
-            net = SpectralNormalisation(net.radii).network(net)
+        net = trained_network(net, history, params["norm"])     # the iterates' average, normalised as trained
         from .lipschitz import certificate
         cert = certificate(net.weights, scaling, [Xs])
         self._set_fitted(net, scaling, history, y_1d, params["seed"], cert["lipschitz_lower"], selection)
+        self.batch_size_, self.batch_selection_ = batch, batch_selection
         return self
 
     def _fit_scaling(self, X, Y, params):
@@ -275,10 +281,26 @@ class SphereNetRegressor:
             from .budget import select_lipschitz, validation_rows
             K, selection = select_lipschitz(X, Y, validation_rows(X, "random", params["seed"]), widths,
                                             params["method"], params["seed"], params["dtype"], self.radius,
-                                            params["batch_size"], rule_options=params["options"], norm=params["norm"],
-                                            iterations=params["iterations"])
+                                            _first_batch(params["batch_size"]), rule_options=params["options"],
+                                            norm=params["norm"], iterations=params["iterations"])
         net = NormalisedMLP(widths, self.radius, params["seed"], params["dtype"])
         return net, StandardScaling.fit(X, Y, K, float(np.prod(net.radii))), selection
+
+    def _batch_size(self, X, Y, params, scaling, selection):
+        """The batch size to train with and its selection (:func:`spherenet.budget.select_batch_size` for
+        ``"auto"`` with the standard scaling, on the budget ladder's validation fifth, starting from its chosen
+        rung's error; ``None`` when not chosen)."""
+        if not _is_auto(params["batch_size"]) or self.scaling != "standard":
+            return _first_batch(params["batch_size"]), None
+        from .budget import select_batch_size, validation_rows
+        first = None
+        if selection is not None:
+            first = next(r["rmse_validation"] for r in selection["rungs"] if r["lipschitz"] == selection["chosen"])
+        widths = [X.shape[1] + 1, *params["hidden"], Y.shape[1]]
+        return select_batch_size(X, Y, validation_rows(X, "random", params["seed"]), scaling.lipschitz, widths,
+                                 params["method"], params["seed"], params["dtype"], self.radius,
+                                 rule_options=params["options"], norm=params["norm"],
+                                 iterations=params["iterations"], first_error=first)
 
     def _set_fitted(self, net, scaling, history, y_1d, seed, lipschitz_lower, selection) -> None:
         from .lipschitz import certificate
@@ -515,6 +537,12 @@ def _is_auto(value) -> bool:
     return isinstance(value, str) and value == "auto"
 
 
+def _first_batch(batch_size):
+    """``budget.FIRST_BATCH`` for ``"auto"`` (where its walk starts), else ``batch_size``."""
+    from .budget import FIRST_BATCH
+    return FIRST_BATCH if _is_auto(batch_size) else batch_size
+
+
 def _same(a, b) -> bool:
     try:
         return type(a) is type(b) and bool(a == b)
@@ -632,6 +660,8 @@ def from_run(folder) -> SphereNetRegressor:
         est._set_fitted(_network_on_spheres(weights, radii, record["max_norm_drift"] or 0.0),
                         scaling_from_dict(record["scaling"]),
                         history, False, record["seed"], record["lipschitz_lower"], record["lipschitz_selection"])
+        est.batch_size_ = record.get("batch_size_used", record["batch_size"])
+        est.batch_selection_ = record.get("batch_selection")
     except (KeyError, TypeError) as err:
         raise ValueError(f"{folder / 'result.json'}: not a readable `spherenet train` result "
                          f"({type(err).__name__}: {err})") from None

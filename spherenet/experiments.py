@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from ._checks import check_choice, finite_float, positive_int
+from .averaging import MEMORY as AVERAGE_MEMORY
 from .network import NormalisedMLP, check_widths
 from .results import arrays_digest, read_json, save_arrays, write_json
-from .spectral import NORMS, SpectralNormalisation
-from .train import RULES, train
+from .spectral import NORMS
+from .train import RULES, train, trained_network
 
 SPHERE_METHODS = tuple(RULES)                       # taylor, mm, mm-frobenius, mm-telescoping, mm-closed
 BASELINE_METHODS = ("sgd", "adam", "rsgd", "agd")
@@ -50,18 +51,20 @@ BATCH_METHOD = "geo-batch"      # the default with mini-batches (docs/beyond.md 
 
 
 # The main job (``spherenet train`` without --method or --batch-size, ``SphereNetRegressor()``): BATCH_METHOD on
-# mini-batches of MAIN_BATCH_SIZE for MAIN_BATCH_STEPS steps. In about the wall clock of the full-batch job before
-# it ends far below every full-batch rule; below tuned Adam at equal steps, level with it at equal time (README,
-# "The main job"; benchmarks/bench_main_job.py).
-MAIN_BATCH_SIZE = 1024
+# mini-batches for MAIN_BATCH_STEPS steps, their size chosen on the validation part with the budget ("auto":
+# halved from budget.FIRST_BATCH = 1024 while the validation error falls). In about the wall clock of the
+# full-batch job before it ends far below every full-batch rule (README, "The main job";
+# benchmarks/bench_main_job.py).
+MAIN_BATCH_SIZE = "auto"
 MAIN_BATCH_STEPS = 4000
 MAIN_EVAL_EVERY = 50
 FULL_BATCH_ITERATIONS = DEFAULTS["iterations"]
 
 
-def default_batch_size(method: str | None) -> int | None:
-    """The batch size a run gets when none is named: ``MAIN_BATCH_SIZE`` for the default rule (``method`` None
-    or ``BATCH_METHOD``), full batch (``None``) for every other method (the paper's rules stay full-batch)."""
+def default_batch_size(method: str | None) -> str | None:
+    """The batch size a run gets when none is named: ``MAIN_BATCH_SIZE`` (``"auto"``, chosen on the validation
+    part: :func:`spherenet.budget.select_batch_size`) for the default rule (``method`` None or ``BATCH_METHOD``),
+    full batch (``None``) for every other method (the paper's rules stay full-batch)."""
     return MAIN_BATCH_SIZE if method in (None, BATCH_METHOD) else None
 
 
@@ -224,7 +227,7 @@ def settings_for(**overrides) -> dict:
     positive_int("seed", s["seed"], minimum=0)
     positive_int("data_seed", s["data_seed"], minimum=0)
     if s["batch_size"] == "auto":
-        if s["method"] not in ("sgd", "adam"):
+        if s["method"] in BASELINE_METHODS and s["method"] not in ("sgd", "adam"):
             raise ValueError(f"batch size 'auto' (tuned with the learning rate) applies to sgd and adam, "
                              f"not to {s['method']}")
     elif s["batch_size"] is not None:
@@ -315,21 +318,20 @@ def run(settings: dict, progress=None, checkpoint=None, checkpoint_every: int | 
         return _run_baseline(s, train_data, test_data, quiet)
     from .checkpoint import load_checkpoint
     resumed = load_checkpoint(checkpoint) if resume else None          # read once: its budget and its state
-    net, scaling, (X, Y, Xt, Yt), selection = _prepared(s, train_data, test_data, threads, quiet,
-                                                        _saved_budget(resumed) if resumed else None)
+    net, scaling, (X, Y, Xt, Yt), choices = _prepared(s, train_data, test_data, threads, quiet, resumed)
+    batch, selection = choices["batch_size_used"], choices["lipschitz_selection"]
     if checkpoint is None:
         options = {"order": s["order"]} if s["method"] == "taylor" else {}
-        history = train(net, X, Y, s["method"], s["iterations"], Xt, Yt, batch_size=s["batch_size"],
+        history = train(net, X, Y, s["method"], s["iterations"], Xt, Yt, batch_size=batch,
                         seed=s["seed"], callback=progress, threads=threads, eval_every=s["eval_every"],
                         max_seconds=s["max_seconds"], norm=s["norm"], **options)
     else:
         history = _train_checkpointed(s, net, (X, Y, Xt, Yt), scaling, progress, checkpoint, checkpoint_every,
-                                      resumed, threads, selection)
+                                      resumed, threads, choices)
     record = _record(s, history, scaling, len(X), len(Xt), net)
-    if s["norm"] == "spectral":             # the function trained: the normalised weights (spherenet.spectral)
-        net = SpectralNormalisation(net.radii).network(net)
-    record.update(certificate(net.weights, scaling, (X, Xt)), threads=threads, lipschitz_selection=selection,
-                  seconds_tuning=selection["seconds"] if selection else 0.0,
+    net = trained_network(net, history, s["norm"])       # the iterates' average, normalised as trained
+    record.update(certificate(net.weights, scaling, (X, Xt)), threads=threads, **choices,
+                  seconds_tuning=sum(c["seconds"] for c in (selection, choices["batch_selection"]) if c),
                   **reference_errors(train_data, test_data))
     return record, {**{f"W{i}": W for i, W in enumerate(net.weights)}, "radii": net.radii}
 
@@ -347,16 +349,21 @@ def _check_checkpoint_options(s: dict, checkpoint, resume: bool) -> None:
                          "the same numbers): leave out max_seconds")
 
 
-def _prepared(s: dict, train_data, test_data, threads: int, quiet: bool, saved: dict | None = None):
-    """A sphere method's starting point: ``(net, scaling, [X, Y, X_test, Y_test], selection)``, the network
-    initialised, the scaling fitted at the budget (chosen first if none was given, or the one ``saved``
-    from a checkpoint: :func:`_saved_budget`) and the data scaled."""
+def _prepared(s: dict, train_data, test_data, threads: int, quiet: bool, resumed=None):
+    """A sphere method's starting point: ``(net, scaling, [X, Y, X_test, Y_test], choices)``, the network
+    initialised, the scaling fitted at the budget (chosen first if none was given, or the one the checkpoint
+    being ``resumed`` kept: :func:`_saved_budget`) and the data scaled. ``choices``: what was chosen on the
+    validation part, ``{"lipschitz_selection", "batch_size_used", "batch_selection"}`` (:func:`_with_chosen_batch`)."""
     dtype = np.dtype(s["dtype"]).type
-    fitted, selection = _with_chosen_budget(s, train_data, dtype, threads, quiet, saved)
+    fitted, selection = _with_chosen_budget(s, train_data, dtype, threads, quiet,
+                                            _saved_budget(resumed) if resumed else None)
+    batch, batch_selection = _with_chosen_batch(fitted, train_data, dtype, threads, quiet, selection,
+                                                resumed.settings if resumed else None)
     net = NormalisedMLP(network_widths(s), seed=s["seed"], dtype=dtype)
     scaling = fit_scaling(fitted, train_data, net)
     arrays, _ = scaled_arrays(train_data, test_data, net, dtype, scaling)
-    return net, scaling, arrays, selection
+    return net, scaling, arrays, {"lipschitz_selection": selection, "batch_size_used": batch,
+                                  "batch_selection": batch_selection}
 
 
 def _with_chosen_budget(s: dict, train_data, dtype, threads: int, quiet: bool,
@@ -376,11 +383,43 @@ def _with_chosen_budget(s: dict, train_data, dtype, threads: int, quiet: bool,
     with bars.bar(len(LADDER), "choosing the Lipschitz budget", quiet, unit="rung") as pbar:
         K, selection = select_lipschitz(
             train_data.X, train_data.Y, validation_rows(train_data, s["split"], s["data_seed"]),
-            network_widths(s), s["method"], s["seed"], dtype, batch_size=s["batch_size"], threads=threads,
+            network_widths(s), s["method"], s["seed"], dtype, batch_size=_first_batch(s["batch_size"]),
+            threads=threads,
             norm=s["norm"], **length,
             rule_options={"order": s["order"]} if s["method"] == "taylor" else None,
             progress=lambda n, rung: pbar.update(1))
     return dict(s, lipschitz=K), selection
+
+
+def _first_batch(batch_size):
+    """The batch size to train with before ``"auto"`` is chosen: ``budget.FIRST_BATCH``, where its walk starts."""
+    from .budget import FIRST_BATCH
+    return FIRST_BATCH if batch_size == "auto" else batch_size
+
+
+def _with_chosen_batch(s: dict, train_data, dtype, threads: int, quiet: bool, selection: dict | None,
+                       saved: dict | None = None) -> tuple[int | None, dict | None]:
+    """The batch size to train with, and how it was chosen: ``s["batch_size"]`` unless it is ``"auto"``; then the
+    one :func:`spherenet.budget.select_batch_size` picks on the validation part at the budget ``s["lipschitz"]``
+    (the ladder's chosen rung, trained at the walk's first size, gives its first error), or the one kept in the
+    ``saved`` settings of a checkpoint being resumed. The paper's scaling has no validation part and no budget
+    to train at: there ``"auto"`` is the walk's first size, ``budget.FIRST_BATCH``."""
+    from . import progress as bars
+    from .budget import select_batch_size, validation_rows
+    if s["batch_size"] != "auto" or s["scaling"] != "standard":
+        return _first_batch(s["batch_size"]), None
+    if isinstance(saved, dict) and saved.get("batch_selection"):
+        return saved["batch_selection"]["chosen"], saved["batch_selection"]
+    first = None
+    if selection is not None:
+        first = next(r["rmse_validation"] for r in selection["rungs"] if r["lipschitz"] == selection["chosen"])
+    with bars.bar(None, "choosing the batch size", quiet, unit="run") as pbar:
+        return select_batch_size(
+            train_data.X, train_data.Y, validation_rows(train_data, s["split"], s["data_seed"]), s["lipschitz"],
+            network_widths(s), s["method"], s["seed"], dtype, threads=threads, norm=s["norm"],
+            iterations=s["iterations"], max_seconds=s["max_seconds"],
+            rule_options={"order": s["order"]} if s["method"] == "taylor" else None, first_error=first,
+            progress=lambda n, tried: pbar.update(1))
 
 
 def reference_errors(train, test) -> dict:
@@ -463,14 +502,16 @@ def _saved_budget(saved) -> dict | None:
     return None if selection is None else {"lipschitz": selection["chosen"], "selection": selection}
 
 
-def _train_checkpointed(s, net, data, scaling, progress, path, every, saved, threads, selection=None):
+def _train_checkpointed(s, net, data, scaling, progress, path, every, saved, threads, choices):
     """``train`` in pieces, checkpointing to ``path`` (continuing ``saved``, the checkpoint read from there, if
-    given); the budget's ``selection`` is kept with the checkpoint, for the record of a resumed run."""
+    given); what was chosen on the validation part (``choices``: the budget's selection, the batch size and its
+    selection) is kept with the checkpoint, for a resumed run and its record."""
     from .checkpoint import train_with_checkpoints
     X, Y, Xt, Yt = data
     options = {"order": s["order"]} if s["method"] == "taylor" else {}
     stored = {"run": {k: v for k, v in s.items() if k != "iterations"}, "scaling": scaling.to_dict(),
-              "data_sha256": arrays_digest(X, Y, Xt, Yt), "threads": threads, "lipschitz_selection": selection}
+              "data_sha256": arrays_digest(X, Y, Xt, Yt), "threads": threads,
+              "lipschitz_selection": choices["lipschitz_selection"], "batch_selection": choices["batch_selection"]}
     history, rule = None, None
     if saved is not None:
         rule = saved.rule()
@@ -484,7 +525,7 @@ def _train_checkpointed(s, net, data, scaling, progress, path, every, saved, thr
             return history
     done = history.iterations if history else 0
     return train_with_checkpoints(path, net, X, Y, s["method"], s["iterations"] - done, every, Xt, Yt,
-                                  batch_size=s["batch_size"], seed=s["seed"], rule_options=options,
+                                  batch_size=choices["batch_size_used"], seed=s["seed"], rule_options=options,
                                   settings=stored, history=history, callback=progress, rule=rule,
                                   threads=threads, eval_every=s["eval_every"], norm=s["norm"])
 
@@ -573,6 +614,7 @@ def _record(s, history, scaling, n_train, n_test, net) -> dict:
         "seconds": seconds, "seconds_per_iteration": seconds / max(history.iterations, 1),
         "seconds_train": seconds, "seconds_eval": history.seconds_eval, "eval_iterations": history.test_iterations(),
         "max_norm_drift": max(h["drift"], default=0.0) if s["method"] in SPHERE_METHODS + ("rsgd",) else None,
+        "average": AVERAGE_MEMORY if "average" in history.batch_state else None,     # the model reported
         "scaling": scaling.to_dict(),
     }
 

@@ -19,6 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from . import rows
 from ._checks import check_data, finite_float, positive_int
+from .averaging import MEMORY, IterateAverage, averaged_weights, check_memory
 
 from .network import (NormalisedMLP, StreamedCache, Workspace, _backward, _direction, _forward_cache, _loss_from_output,
                       _output, adjoints_to_keep, hidden_activation_bound, streams_forward)
@@ -130,7 +131,8 @@ class History:
         Why the loop ended early, or ``""``.
     batch_state : dict
         Where the mini-batch draw stands, for resuming (with spectral layers also the warm starts of their top
-        singular vectors, ``spectral<i>``: ``SpectralNormalisation.state``).
+        singular vectors, ``spectral<i>``: ``SpectralNormalisation.state``; on mini-batches the average of the
+        iterates, ``average`` and ``average_weight``: ``averaging.IterateAverage.state``).
     eval_iterations : list of int
         The iterations at which ``loss_test`` was recorded (every ``eval_every`` and the last; empty in records
         older than this field: then every iteration).
@@ -277,7 +279,7 @@ class _Batches:
 def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test=None, Y_test=None,
           batch_size: int | None = None, seed=0, callback=None, resume: History | None = None,
           blas_threads: int | None = 1, threads: int = 1, eval_every: int = 1, max_seconds: float | None = None,
-          norm: str = "frobenius", **rule_options) -> History:
+          norm: str = "frobenius", average="auto", **rule_options) -> History:
     """Train ``net`` in place by ``iterations`` steps of ``rule`` and return the :class:`History`.
 
     Parameters
@@ -309,8 +311,13 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
         What the network computes with: the weights themselves (the paper), or their spectral normalisation
         ``E_i = mu_i W_i/||W_i||_2`` (:mod:`spherenet.spectral`; rules that read only losses and gradients,
         ``geo-batch``). Either way ``net.weights`` are the optimiser's, on their Frobenius spheres (what a resumed
-        run continues from); with ``"spectral"`` the trained function is ``SpectralNormalisation(net.radii)
-        .network(net)``.
+        run continues from); the trained function is :func:`trained_network`.
+    average : float, "auto" or None, optional
+        The model the run reports (its evaluations, :func:`trained_network`): the exponential average of the
+        iterates with this memory, back on the spheres (:mod:`spherenet.averaging`), or the last iterate (0 or
+        ``None``). ``"auto"`` (default): ``averaging.MEMORY`` (0.95) on mini-batches, the last iterate on full
+        batch (where every step descends and an average would only lag behind). The optimiser steps from its
+        iterates either way.
 
     Returns
     -------
@@ -326,7 +333,7 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
     repeat it); and before the first step if a hidden activation could overflow (:func:`_overflow_risk`).
     """
     loop = _Loop(net, X, Y, X_test, Y_test, _rule(rule, rule_options), batch_size, seed, callback,
-                 eval_every, max_seconds, norm)
+                 eval_every, max_seconds, norm, average)
     iterations = positive_int("iterations", iterations, minimum=0)
     threads = positive_int("threads", threads)
     # Overflow is detected by the loop's explicit finiteness checks, which stop the run with a message.
@@ -340,6 +347,40 @@ def train(net: NormalisedMLP, X, Y, rule="taylor", iterations: int = 200, X_test
     history.batch_state = loop.resume_state(loop.batches.state())
     net.weights = loop.weights
     return history
+
+
+def trained_network(net: NormalisedMLP, history: History, norm: str = "frobenius") -> NormalisedMLP:
+    """The network that computes what a run trained: the model it reports (the average of its iterates, if it
+    kept one, :mod:`spherenet.averaging`; else ``net``), under its normalisation (``norm`` as in :func:`train`:
+    with ``"spectral"`` the weights ``E_i = mu_i W_i/||W_i||_2``, :mod:`spherenet.spectral`).
+
+    Parameters
+    ----------
+    net : NormalisedMLP
+        As :func:`train` left it (the optimiser's last iterate).
+    history : History
+        What :func:`train` returned for it.
+    norm : {"frobenius", "spectral"}, optional
+
+    Returns
+    -------
+    NormalisedMLP
+        A new network (``net`` is not changed); its ``lipschitz_bound()`` is the certificate's Frobenius bound.
+    """
+    reported = net.copy()
+    reported.weights = averaged_weights(history, net.weights, net.radii)
+    normalisation = normalisation_for(norm, net.radii)
+    return reported if normalisation is None else normalisation.network(reported)
+
+
+def _iterate_average(average, full: bool, radii) -> IterateAverage | None:
+    """The loop's :class:`IterateAverage` for ``train(average=...)``, or ``None`` (report the last iterate)."""
+    if isinstance(average, str):
+        if average != "auto":
+            raise ValueError(f"average must be a memory in [0, 1), 'auto' or None, got {average!r}")
+        average = None if full else MEMORY
+    memory = 0.0 if average is None else check_memory(average)
+    return IterateAverage(memory, radii) if memory > 0 else None
 
 
 def _rule(rule, rule_options: dict):
@@ -365,7 +406,7 @@ class _Loop:
     """
 
     def __init__(self, net, X, Y, X_test, Y_test, rule, batch_size, seed, callback, eval_every, max_seconds,
-                 norm="frobenius"):
+                 norm="frobenius", average="auto"):
         if not isinstance(net, NormalisedMLP):
             raise TypeError(f"net must be a spherenet.NormalisedMLP, got {type(net).__name__}")
         if callback is not None and not callable(callback):
@@ -398,11 +439,16 @@ class _Loop:
                              f"{getattr(rule, 'name', type(rule).__name__)!r}: its jets are of the plain network")
         self.workspace, self.names = Workspace(), ["current", "trial"]
         self.cache = None
+        self.average = _iterate_average(average, self.batches.full, self.radii)
+        # the average's spectral pairs, apart from the optimiser's (whose warm starts are part of the run's state)
+        self.reported_normalisation = normalisation_for(norm, self.radii)
 
     def begin(self, resume: History | None) -> History:
         """The history to append to (a new one with the losses at the start, or ``resume``)."""
         if resume is not None and self.normalisation is not None and isinstance(resume, History):
             self.normalisation.restore(resume.batch_state)
+        if resume is not None and self.average is not None and isinstance(resume, History):
+            self.average.restore(resume.batch_state, sum(W.size for W in self.weights))
         if self.streamed:
             self.cache = StreamedCache(self.network(self.weights), self.X, self.workspace)
         elif self.batches.full:
@@ -421,14 +467,15 @@ class _Loop:
         return self.history
 
     def evaluate(self, k: int, with_train: bool | None = None) -> None:
-        """The record-only losses at iteration ``k`` (not training time), block by block."""
+        """The record-only losses at iteration ``k`` (not training time) of the model the run reports, block by
+        block."""
         begin = time.perf_counter()
+        network = self.reported_network()
         if with_train if with_train is not None else not self.batches.full:
-            self.history.loss_train.append(_loss_from_output(_output(self.network(self.weights), self.X,
-                                                                     self.workspace), self.Y))
+            self.history.loss_train.append(_loss_from_output(_output(network, self.X, self.workspace), self.Y))
         if self.has_test:
-            self.history.loss_test.append(_loss_from_output(_output(self.network(self.weights), self.X_test,
-                                                                    self.workspace), self.Y_test))
+            self.history.loss_test.append(_loss_from_output(_output(network, self.X_test, self.workspace),
+                                                            self.Y_test))
         self.history.eval_iterations.append(k)
         self.history.seconds_eval += time.perf_counter() - begin
 
@@ -446,6 +493,8 @@ class _Loop:
             self.history.stop_reason = (f"iteration {k + 1}: the loss became non-finite ({J_new}) at tau = "
                                         f"{step.tau!r}; stopped and kept the last good weights")
             return False
+        if self.average is not None:
+            self.average.fold(self.weights)
         self.elapsed += time.perf_counter() - start
         self.J_prev = J_new
         _record(self.history, step, it, J_new - it.loss, J_new if self.batches.full else None, self.weights,
@@ -479,13 +528,20 @@ class _Loop:
                        trial_buffers=trial, workspace=ws, normalisation=self.normalisation)
 
     def resume_state(self, draw: dict) -> dict:
-        """``History.batch_state``: where the mini-batch draw stands (``draw``) and, with spectral layers, their
-        warm starts (``SpectralNormalisation.state``)."""
-        return draw if self.normalisation is None else {**draw, **self.normalisation.state()}
+        """``History.batch_state``: where the mini-batch draw stands (``draw``), with spectral layers their warm
+        starts (``SpectralNormalisation.state``), and the iterates' average (``IterateAverage.state``)."""
+        state = draw if self.normalisation is None else {**draw, **self.normalisation.state()}
+        return state if self.average is None else {**state, **self.average.state()}
 
     def network(self, weights) -> list:
         """The matrices the network computes with at ``weights`` (:func:`spectral.network_weights`)."""
         return network_weights(weights, self.normalisation)
+
+    def reported_network(self) -> list:
+        """The matrices of the model the run reports: the average of the iterates once there is one, else the
+        current iterate (:func:`trained_network`)."""
+        model = self.average.model(self.weights) if self.average is not None else None
+        return self.network(self.weights) if model is None else network_weights(model, self.reported_normalisation)
 
     def move(self, it: Iterate, step) -> float:
         """Take the step: the weights at ``tau`` and their forward pass become the current ones. Returns the

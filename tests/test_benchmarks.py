@@ -30,6 +30,8 @@ CASES = {
     "bench_tight_budget.py": (["--steps", "20", "--budgets", "474"], "frobenius"),
     "bench_batch_momentum.py": (["--seeds", "1", "--epochs", "1", "--only", "30,000", "--workers", "1"],
                                 "(0.95, 0.999)"),
+    "bench_averaging.py": (["--seeds", "1", "--steps", "16", "--only", "30,000", "--workers", "1"],
+                           "| 0 (the last iterate) |"),
     "bench_agd.py": (["--seeds", "1", "--iterations", "2", "--samples", "1500"], "the authors' conventions"),
     "bench_main_job.py": (["--seeds", "1", "--steps", "3", "--samples", "1500", "--workers", "1", "--out", "o"],
                           "Adam, batch and lr tuned, same seconds"),

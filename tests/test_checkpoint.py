@@ -14,7 +14,7 @@ import spherenet as sn
 from spherenet import checkpoint as ck
 from spherenet import cli
 from spherenet.results import load_arrays, save_arrays
-from spherenet.train import History, train
+from spherenet.train import History, train, trained_network
 
 from .strategies import unit_rows
 
@@ -129,9 +129,11 @@ def test_resumed_in_a_new_process_equals_uninterrupted(resumed_elsewhere, rule, 
     for key in ("loss_train", "loss_test", "tau", "beta", "predicted", "actual", "halvings", "drift", "flags"):
         assert getattr(h, key) == getattr(history, key), key             # bit for bit (floats compared ==)
     assert h.info == history.info
-    if batch_size:                             # the draw state (unused, so not restored, in full batch)
-        assert h.batch_state == history.batch_state
+    if batch_size:     # the draw state and the iterates' average (unused, so not restored, in full batch)
+        assert h.as_dict()["batch_state"] == history.as_dict()["batch_state"]
+        assert "average" in h.batch_state
     assert_same_net(resumed.net, net)
+    assert_same_net(trained_network(resumed.net, h), trained_network(net, history))      # the reported model
 
 
 def test_stopped_run_cannot_be_resumed(tmp_path):
@@ -504,7 +506,8 @@ def test_a_float32_run_is_journaled_bit_for_bit(tmp_path):
 
 def test_the_order_of_a_mini_batch_epoch_is_written_once(tmp_path):
     """200 rows in batches of 16: 12 batches per epoch, so epochs begin at iterations 1, 13 and 25. The writes
-    after iterations 2..29 are records (after 1, the snapshot): two of them carry a new order."""
+    after iterations 2..29 are records (after 1, the snapshot): two of them carry a new order (and every one
+    the iterates' average, which every step changes)."""
     X, Y = data(n=200)
     net = sn.NormalisedMLP(WIDTHS, seed=1)
     seen = []
@@ -516,7 +519,8 @@ def test_the_order_of_a_mini_batch_epoch_is_written_once(tmp_path):
     ck.train_with_checkpoints(tmp_path / "c.npz", net, X, Y, "geo-batch", 30, 1, batch_size=16, seed=4,
                               callback=look)
     assert [h["iterations"] for _, _, h, arrays in seen if "batch.order" in arrays] == [13, 25]
-    assert all(set(h["batch"]) <= {"rng", "pos"} for _, _, h, _ in seen)
+    assert all(set(h["batch"]) <= {"rng", "pos", "average_weight"} for _, _, h, _ in seen)
+    assert all("batch.average" in arrays for _, _, _, arrays in seen)       # the iterates' average: every step
     whole = sn.NormalisedMLP(WIDTHS, seed=1)
     assert ck.load_checkpoint(tmp_path / "c.npz").history.loss_train == train(
         whole, X, Y, "geo-batch", 30, batch_size=16, seed=4).loss_train

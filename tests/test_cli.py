@@ -24,7 +24,13 @@ def test_train_without_options_is_the_main_job_and_a_named_rule_keeps_full_batch
     assert main(["train", *SMALL, "--widths", "12-8-3", "--quiet", "--out", str(tmp_path / "main")]) == 0
     r = _read(tmp_path / "main" / "result.json")
     assert (r["method"], r["batch_size"], r["dtype"], r["norm"], r["iterations"]) == (
-        "geo-batch", 1024, "float32", "spectral", 60)
+        "geo-batch", "auto", "float32", "spectral", 60)
+    tried = r["batch_selection"]["tried"]                                # the batch size, chosen on validation
+    assert [t["batch_size"] for t in tried][:2] == [1024, 512] and r["batch_size_used"] in (1024, 512, 256)
+    assert r["batch_size_used"] == min(tried, key=lambda t: t["rmse_validation"])["batch_size"]
+    assert tried[0]["rmse_validation"] == next(g["rmse_validation"] for g in r["lipschitz_selection"]["rungs"]
+                                               if g["lipschitz"] == r["lipschitz"])    # the ladder's chosen rung
+    assert r["average"] == 0.95                                          # the model reported: the iterates' average
     assert r["eval_iterations"] == [0, 50, 60]                          # every 50 steps and at the last
     assert main(["train", *SMALL, "--widths", "12-8-3", "--method", "taylor", "--quiet",
                  "--out", str(tmp_path / "taylor")]) == 0
@@ -213,7 +219,7 @@ def test_check_passes_and_says_so(capsys):
     (["train", "--max-seconds", "-2.5"], "--max-seconds must be > 0"),
     (["train", "--batch-size", "0"], "batch_size must be >= 1, got 0"),
     (["train", "--batch-size", "foo"], "expected a positive integer, 'full' or 'auto'"),
-    (["train", "--batch-size", "auto", "--method", "taylor"], "batch size 'auto' (tuned with the learning rate)"),
+    (["train", "--batch-size", "auto", "--method", "agd"], "batch size 'auto' (tuned with the learning rate)"),
     (["train", "--batch-size", "auto", "--method", "adam", "--lr", "0.1"], "without a fixed lr"),
     (["train", "--method", "adam", "--lr-grid", ","], "lr_grid is empty"),
     (["train", "--method", "adam", "--lr-grid", "1e-3,abc"], "expected comma-separated learning rates"),

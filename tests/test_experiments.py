@@ -59,7 +59,7 @@ def test_run_key_depends_on_every_setting():
     (dict(eval_every=0), "eval_every must be >= 1"),
     (dict(max_seconds=0.0), "max_seconds must be > 0"),
     (dict(method="adam", lr_grid=[]), "lr_grid is empty"),
-    (dict(method="taylor", batch_size="auto"), "applies to sgd and adam"),
+    (dict(method="agd", batch_size="auto"), "applies to sgd and adam"),
     (dict(iterations=-2), "iterations must be >= 0"),
     (dict(widths=(12, 3, 2)), "maps 12 inputs to 3 outputs"),
 ])

@@ -235,8 +235,8 @@ def test_default_precision_is_float64_for_full_batch_and_float32_with_mini_batch
 
 
 @pytest.mark.parametrize("options, expected", [
-    ({}, ("geo-batch", 1024, 4000, np.float32, "spectral")),                       # the main job
-    ({"method": "geo-batch"}, ("geo-batch", 1024, 4000, np.float32, "spectral")),
+    ({}, ("geo-batch", "auto", 4000, np.float32, "spectral")),           # the main job: the batch chosen on validation
+    ({"method": "geo-batch"}, ("geo-batch", "auto", 4000, np.float32, "spectral")),
     ({"batch_size": None}, ("geo-cg-layer", None, 200, np.float64, "frobenius")),  # full batch
     ({"method": "taylor"}, ("taylor", None, 200, np.float64, "frobenius")),        # the paper's rules stay full batch
     ({"method": "taylor", "batch_size": 64}, ("taylor", 64, 4000, np.float32, "frobenius")),
