@@ -117,6 +117,17 @@ def validation_error(X, Y, held_out, lipschitz: float, widths, method, seed=0, d
     return float(scaling.rmse_newtons(history.loss_test[-1]))
 
 
+def first_batch(batch_size):
+    """The batch size to train with before ``"auto"`` is chosen: ``FIRST_BATCH``, where the walk of
+    :func:`select_batch_size` starts (any other ``batch_size`` as it is)."""
+    return FIRST_BATCH if isinstance(batch_size, str) and batch_size == "auto" else batch_size
+
+
+def chosen_error(table: dict) -> float:
+    """The validation RMSE of the rung :func:`select_lipschitz` chose (``table`` is its second result)."""
+    return next(r["rmse_validation"] for r in table["rungs"] if r["lipschitz"] == table["chosen"])
+
+
 def choose_budget(rungs, tolerance: float = TOLERANCE) -> dict:
     """The rung with the smallest ``lipschitz`` among those with ``rmse_validation <= (1 + tolerance) best``."""
     best = min(r["rmse_validation"] for r in rungs)

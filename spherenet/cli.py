@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, _matplotlib_config, progress
-from .budget import FIRST_BATCH
+from .budget import FIRST_BATCH, first_batch
 from .experiments import (BATCH_METHOD, DATA_SOURCES, DEFAULTS, MAIN_BATCH_SIZE, MAIN_BATCH_STEPS, MAIN_EVAL_EVERY,
                           METHODS, SCALING_CHOICES, SPHERE_METHODS, SPLIT_CHOICES, check_problem, default_batch_size,
                           default_eval_every, default_iterations, default_method, load_problem, network_widths,
@@ -261,9 +261,8 @@ def _train_into(args, settings: dict, folder: RunFolder) -> None:
     checkpoint = _checkpoint_path(args, out)
     train_data, test_data = load_problem(settings["data"], settings["data_path"], settings["data_seed"],
                                          settings["n_samples"], split=settings["split"])
-    largest = FIRST_BATCH if settings["batch_size"] == "auto" else settings["batch_size"]
-    check_fits(network_widths(settings), len(train_data), len(test_data), settings["dtype"], largest,
-               settings["order"], name=args.widths)                            # before the network exists
+    check_fits(network_widths(settings), len(train_data), len(test_data), settings["dtype"],
+               first_batch(settings["batch_size"]), settings["order"], name=args.widths)   # before the network exists
     check_problem(settings)
     budget = (f"Lipschitz budget {args.lipschitz:g}" if args.lipschitz is not None else
               "Lipschitz budget chosen on a validation part" if args.scaling == "standard" else "the paper's scaling")

@@ -278,10 +278,10 @@ class SphereNetRegressor:
             return net, PaperScaling.fit(X, Y, net.spectral_norm_product(), standardize=bool(self.standardize)), None
         K, selection = self.lipschitz, None
         if K is None:
-            from .budget import select_lipschitz, validation_rows
+            from .budget import first_batch, select_lipschitz, validation_rows
             K, selection = select_lipschitz(X, Y, validation_rows(X, "random", params["seed"]), widths,
                                             params["method"], params["seed"], params["dtype"], self.radius,
-                                            _first_batch(params["batch_size"]), rule_options=params["options"],
+                                            first_batch(params["batch_size"]), rule_options=params["options"],
                                             norm=params["norm"], iterations=params["iterations"])
         net = NormalisedMLP(widths, self.radius, params["seed"], params["dtype"])
         return net, StandardScaling.fit(X, Y, K, float(np.prod(net.radii))), selection
@@ -290,17 +290,15 @@ class SphereNetRegressor:
         """The batch size to train with and its selection (:func:`spherenet.budget.select_batch_size` for
         ``"auto"`` with the standard scaling, on the budget ladder's validation fifth, starting from its chosen
         rung's error; ``None`` when not chosen)."""
+        from .budget import chosen_error, first_batch, select_batch_size, validation_rows
         if not _is_auto(params["batch_size"]) or self.scaling != "standard":
-            return _first_batch(params["batch_size"]), None
-        from .budget import select_batch_size, validation_rows
-        first = None
-        if selection is not None:
-            first = next(r["rmse_validation"] for r in selection["rungs"] if r["lipschitz"] == selection["chosen"])
+            return first_batch(params["batch_size"]), None
         widths = [X.shape[1] + 1, *params["hidden"], Y.shape[1]]
         return select_batch_size(X, Y, validation_rows(X, "random", params["seed"]), scaling.lipschitz, widths,
                                  params["method"], params["seed"], params["dtype"], self.radius,
                                  rule_options=params["options"], norm=params["norm"],
-                                 iterations=params["iterations"], first_error=first)
+                                 iterations=params["iterations"],
+                                 first_error=chosen_error(selection) if selection else None)
 
     def _set_fitted(self, net, scaling, history, y_1d, seed, lipschitz_lower, selection) -> None:
         from .lipschitz import certificate
@@ -535,12 +533,6 @@ def _as_targets(y) -> tuple[np.ndarray, bool]:
 
 def _is_auto(value) -> bool:
     return isinstance(value, str) and value == "auto"
-
-
-def _first_batch(batch_size):
-    """``budget.FIRST_BATCH`` for ``"auto"`` (where its walk starts), else ``batch_size``."""
-    from .budget import FIRST_BATCH
-    return FIRST_BATCH if _is_auto(batch_size) else batch_size
 
 
 def _same(a, b) -> bool:

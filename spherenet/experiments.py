@@ -373,7 +373,7 @@ def _with_chosen_budget(s: dict, train_data, dtype, threads: int, quiet: bool,
     long as the run (selection: its record), or the one ``saved`` with a checkpoint being resumed (the run
     may have been extended: its budget stays); otherwise ``s`` as it is (selection ``None``)."""
     from . import progress as bars
-    from .budget import LADDER, RUNG_ITERATIONS, select_lipschitz, validation_rows
+    from .budget import LADDER, RUNG_ITERATIONS, first_batch, select_lipschitz, validation_rows
     if s["scaling"] != "standard" or s["lipschitz"] is not None:
         return s, None
     if saved is not None and not saved.get("legacy"):
@@ -383,18 +383,11 @@ def _with_chosen_budget(s: dict, train_data, dtype, threads: int, quiet: bool,
     with bars.bar(len(LADDER), "choosing the Lipschitz budget", quiet, unit="rung") as pbar:
         K, selection = select_lipschitz(
             train_data.X, train_data.Y, validation_rows(train_data, s["split"], s["data_seed"]),
-            network_widths(s), s["method"], s["seed"], dtype, batch_size=_first_batch(s["batch_size"]),
-            threads=threads,
-            norm=s["norm"], **length,
+            network_widths(s), s["method"], s["seed"], dtype, batch_size=first_batch(s["batch_size"]),
+            threads=threads, norm=s["norm"], **length,
             rule_options={"order": s["order"]} if s["method"] == "taylor" else None,
             progress=lambda n, rung: pbar.update(1))
     return dict(s, lipschitz=K), selection
-
-
-def _first_batch(batch_size):
-    """The batch size to train with before ``"auto"`` is chosen: ``budget.FIRST_BATCH``, where its walk starts."""
-    from .budget import FIRST_BATCH
-    return FIRST_BATCH if batch_size == "auto" else batch_size
 
 
 def _with_chosen_batch(s: dict, train_data, dtype, threads: int, quiet: bool, selection: dict | None,
@@ -405,21 +398,18 @@ def _with_chosen_batch(s: dict, train_data, dtype, threads: int, quiet: bool, se
     ``saved`` settings of a checkpoint being resumed. The paper's scaling has no validation part and no budget
     to train at: there ``"auto"`` is the walk's first size, ``budget.FIRST_BATCH``."""
     from . import progress as bars
-    from .budget import select_batch_size, validation_rows
+    from .budget import chosen_error, first_batch, select_batch_size, validation_rows
     if s["batch_size"] != "auto" or s["scaling"] != "standard":
-        return _first_batch(s["batch_size"]), None
+        return first_batch(s["batch_size"]), None
     if isinstance(saved, dict) and saved.get("batch_selection"):
         return saved["batch_selection"]["chosen"], saved["batch_selection"]
-    first = None
-    if selection is not None:
-        first = next(r["rmse_validation"] for r in selection["rungs"] if r["lipschitz"] == selection["chosen"])
     with bars.bar(None, "choosing the batch size", quiet, unit="run") as pbar:
         return select_batch_size(
             train_data.X, train_data.Y, validation_rows(train_data, s["split"], s["data_seed"]), s["lipschitz"],
             network_widths(s), s["method"], s["seed"], dtype, threads=threads, norm=s["norm"],
             iterations=s["iterations"], max_seconds=s["max_seconds"],
-            rule_options={"order": s["order"]} if s["method"] == "taylor" else None, first_error=first,
-            progress=lambda n, tried: pbar.update(1))
+            rule_options={"order": s["order"]} if s["method"] == "taylor" else None,
+            first_error=chosen_error(selection) if selection else None, progress=lambda n, tried: pbar.update(1))
 
 
 def reference_errors(train, test) -> dict:
