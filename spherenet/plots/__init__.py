@@ -5,8 +5,8 @@ worker processes and on machines without a display. Every figure is written atom
 memory, written to a temporary name, renamed): a kill during a save never leaves a partial PNG.
 
 The tutorials' figures are in :mod:`.sphere` (tutorial 1), :mod:`.gradients` (2), :mod:`.jets` (3),
-:mod:`.taylor` (4), :mod:`.majorant` (5), :mod:`.quadrotor` (6) and :mod:`.tradeoff` (7); :func:`show` puts
-a written figure under the notebook cell that drew it.
+:mod:`.taylor` (4), :mod:`.majorant` (5), :mod:`.quadrotor` (6), :mod:`.tradeoff` (7) and :mod:`.batches` (8);
+:func:`show` puts a written figure under the notebook cell that drew it.
 """
 import importlib
 import io
@@ -54,7 +54,7 @@ def show(path) -> Path:
     return path
 
 
-TOPICS = ("experiments", "gradients", "jets", "majorant", "predictions", "quadrotor", "sphere", "taylor",
+TOPICS = ("batches", "experiments", "gradients", "jets", "majorant", "predictions", "quadrotor", "sphere", "taylor",
           "time_to_accuracy", "tradeoff")
 
 
