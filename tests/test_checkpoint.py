@@ -293,7 +293,7 @@ def _result(out):
 
 
 SAME = ("loss_train", "loss_test", "tau", "beta", "halvings", "flags", "rmse_train", "rmse_test", "iterations",
-        "iterations_done", "max_norm_drift", "stop_reason")
+        "iterations_done", "max_norm_drift", "stop_reason", "batch_size_used", "average")
 
 
 @pytest.mark.parametrize("options", [["--method", "taylor"], ["--method", "mm", "--batch-size", "200"],
@@ -301,7 +301,10 @@ SAME = ("loss_train", "loss_test", "tau", "beta", "halvings", "flags", "rmse_tra
                                      # the first part ends at 6, not a multiple of 4: its closing evaluation is
                                      # not one an uninterrupted run makes (train._drop_closing_evaluation)
                                      ["--batch-size", "200", "--eval-every", "4"],
-                                     ["--method", "taylor", "--eval-every", "4"]])
+                                     ["--method", "taylor", "--eval-every", "4"],
+                                     # the main job: the batch size chosen on validation (kept, not chosen
+                                     # again, by the resumed run), the iterates' average reported
+                                     ["--eval-every", "4", "--samples", "3000"]])
 def test_cli_resumed_run_equals_uninterrupted(tmp_path, options):
     assert _train(tmp_path / "plain", "--iterations", "10", *options) == 0
     assert _train(tmp_path / "ckpt", "--iterations", "10", "--checkpoint-every", "4", *options) == 0
@@ -312,6 +315,7 @@ def test_cli_resumed_run_equals_uninterrupted(tmp_path, options):
     for name in ("ckpt", "split"):
         r = _result(tmp_path / name)
         assert {k: r[k] for k in SAME} == {k: plain[k] for k in SAME}, name
+        assert (r["batch_selection"] or {}).get("tried") == (plain["batch_selection"] or {}).get("tried"), name
         weights = load_arrays(tmp_path / name / "weights.npz")
         for k, W in load_arrays(tmp_path / "plain" / "weights.npz").items():
             assert np.array_equal(weights[k], W), (name, k)
