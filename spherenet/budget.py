@@ -173,6 +173,7 @@ def select_lipschitz(X, Y, held_out, widths, method="geo-cg-layer", seed=0, dtyp
     """
     from .network import NormalisedMLP
     start = time.perf_counter()
+    held_out = np.asarray(held_out, dtype=bool)
     X, Y = np.asarray(X, np.float64), np.asarray(Y, np.float64)
     rungs, rung_iterations = [], max(int(iterations), RUNG_ITERATIONS)
     run = dict(widths=widths, method=method, seed=seed, dtype=dtype, radius=radius, batch_size=batch_size,

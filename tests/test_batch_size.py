@@ -87,3 +87,12 @@ def test_the_estimator_chooses_the_batch_size_and_keeps_the_table():
         if g["lipschitz"] == model.lipschitz_selection_["chosen"])
     fixed = sn.SphereNetRegressor(hidden=(8,), iterations=5, batch_size=64).fit(X, y)
     assert fixed.batch_size_ == 64 and fixed.batch_selection_ is None
+
+
+def test_the_ladder_and_the_walk_take_the_validation_rows_as_a_list(monkeypatch):
+    scripted(monkeypatch, {None: 1.0, 1024: 1.0, 512: 2.0})
+    mask = [False] * 900 + [True] * 100
+    X, Y = np.random.default_rng(0).standard_normal((1000, 2)), np.random.default_rng(1).standard_normal((1000, 1))
+    _, table = budget.select_lipschitz(X, Y, mask, (3, 4, 1))
+    assert (table["n_fit"], table["n_validation"]) == (900, 100)
+    assert budget.select_batch_size(X, Y, mask, 1.0, (3, 4, 1), "geo-batch")[0] == 1024
