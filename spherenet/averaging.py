@@ -158,6 +158,6 @@ def averaged_weights(history, weights, radii) -> list:
     -------
     list of ndarray
     """
-    average = IterateAverage(0.5, radii)               # the memory only matters for folding
+    average = IterateAverage(MEMORY, radii)            # not stored: the model needs only the sum and its weight
     average.restore(history.batch_state, sum(W.size for W in weights))
     return average.model(weights) or list(weights)

@@ -255,7 +255,7 @@ class SphereNetRegressor:
             raise ValueError("standardize=True needs at least 2 samples: with n_samples=1 the sample "
                              "standardises to the zero vector, where x / ||x|| is undefined")
         net, scaling, selection = self._fit_scaling(X, Y, params)
-        batch, batch_selection = self._batch_size(X, Y, params, scaling, selection)
+        batch, batch_selection = self._batch_size(X, Y, params, net.widths, scaling, selection)
         Xs, Ys = scaling.transform_inputs(X), scaling.transform_targets(Y)
         callback = _progress(params["iterations"]) if self.verbose else None
         history = train(net, Xs.astype(params["dtype"]), Ys.astype(params["dtype"]), rule=params["method"],
@@ -286,14 +286,13 @@ class SphereNetRegressor:
         net = NormalisedMLP(widths, self.radius, params["seed"], params["dtype"])
         return net, StandardScaling.fit(X, Y, K, float(np.prod(net.radii))), selection
 
-    def _batch_size(self, X, Y, params, scaling, selection):
+    def _batch_size(self, X, Y, params, widths, scaling, selection):
         """The batch size to train with and its selection (:func:`spherenet.budget.select_batch_size` for
         ``"auto"`` with the standard scaling, on the budget ladder's validation fifth, starting from its chosen
         rung's error; ``None`` when not chosen)."""
         from .budget import chosen_error, first_batch, select_batch_size, validation_rows
         if not _is_auto(params["batch_size"]) or self.scaling != "standard":
             return first_batch(params["batch_size"]), None
-        widths = [X.shape[1] + 1, *params["hidden"], Y.shape[1]]
         return select_batch_size(X, Y, validation_rows(X, "random", params["seed"]), scaling.lipschitz, widths,
                                  params["method"], params["seed"], params["dtype"], self.radius,
                                  rule_options=params["options"], norm=params["norm"],
